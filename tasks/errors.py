@@ -1,0 +1,80 @@
+"""The sync's errors, and the one rule that decides which failures are worth a retry."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+
+
+class SyncError(Exception):
+    """A failure of the sync; ``transient`` says whether a retry can heal it."""
+
+    transient: bool = False
+
+    def __init__(self, message: str, *, transient: bool | None = None, table: str | None = None,
+                 column: str | None = None, row_id: int | None = None) -> None:
+        super().__init__(message)
+        if transient is not None:
+            self.transient = transient
+        self.table = table
+        self.column = column
+        self.row_id = row_id
+
+
+class SourceUnavailableError(SyncError):
+    """MySQL cannot be reached or the connection was lost."""
+
+    transient = True
+
+
+class SchemaDriftError(SyncError):
+    """The source no longer has a column that a spec reads, or its type cannot be held."""
+
+
+class BadDataError(SyncError):
+    """A source value cannot be exported exactly; names the table, column and row id."""
+
+
+class ExportIntegrityError(SyncError):
+    """An export in GCS is incomplete or does not match its manifest."""
+
+
+class ReconciliationError(SyncError):
+    """What BigQuery holds differs from what the source held."""
+
+
+class LoadError(SyncError):
+    """A BigQuery load job failed."""
+
+
+# google.api_core errors that a retry can heal: 5xx, 429 and request timeouts.
+_TRANSIENT_HTTP = {408, 429, 500, 502, 503, 504}
+_TRANSIENT_BQ_REASONS = {
+    "backendError", "rateLimitExceeded", "internalError", "jobRateLimitExceeded",
+}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a retry can heal ``exc``: a lost connection, a 5xx or a rate limit."""
+    if isinstance(exc, SyncError):
+        return exc.transient
+    if isinstance(exc, (ConnectionError, TimeoutError, socket.timeout, ssl.SSLError,
+                        http.client.HTTPException)):
+        return True
+    code = getattr(exc, "code", None)
+    if isinstance(code, int) and code in _TRANSIENT_HTTP:
+        return True
+    for error in getattr(exc, "errors", None) or ():
+        if isinstance(error, dict) and error.get("reason") in _TRANSIENT_BQ_REASONS:
+            return True
+    module = type(exc).__module__
+    if module.startswith(("requests", "urllib3", "google.auth.exceptions")):
+        return "TransportError" in type(exc).__name__ or "Connection" in type(exc).__name__ \
+            or "Timeout" in type(exc).__name__
+    from tasks.source import TRANSIENT_MYSQL_ERRORS, is_driver_error, mysql_error_code
+
+    if is_driver_error(exc):
+        return mysql_error_code(exc) in TRANSIENT_MYSQL_ERRORS
+    cause = exc.__cause__ or exc.__context__
+    return cause is not None and cause is not exc and is_transient(cause)

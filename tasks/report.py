@@ -1,0 +1,128 @@
+"""What a run tells people: audit rows for ``ph_sync_runs`` and the markdown summary."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from tasks.manifest import Manifest
+from tasks.warehouse import LoadResult
+
+
+@dataclass
+class TableOutcome:
+    """How one table fared in a run."""
+
+    table: str
+    mode: str
+    sync_date: str
+    started_at: str
+    ended_at: str = ""
+    manifest: Manifest | None = None
+    load: LoadResult | None = None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        """Completed or Failed."""
+        return "Failed" if self.error or self.load is None else "Completed"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """Seconds from export start to load end, when both are known."""
+        import datetime as dt
+
+        if not (self.started_at and self.ended_at):
+            return None
+        start = dt.datetime.fromisoformat(self.started_at.replace("Z", "+00:00"))
+        end = dt.datetime.fromisoformat(self.ended_at.replace("Z", "+00:00"))
+        return (end - start).total_seconds()
+
+
+def _quality_counts(manifest: Manifest | None) -> dict[str, int]:
+    return dict(manifest.quality.get("counts", {})) if manifest else {}
+
+
+def zero_dates(counts: dict[str, int]) -> int:
+    """Zero dates nulled, over every column."""
+    return sum(v for k, v in counts.items() if k.startswith("zero_date_nulled"))
+
+
+def orphans(counts: dict[str, int]) -> int:
+    """Orphan rows, over every parent (a row missing two parents counts twice)."""
+    return sum(v for k, v in counts.items() if k.startswith("orphan_"))
+
+
+def audit_row(outcome: TableOutcome, flow_run_id: str | None) -> dict[str, Any]:
+    """One ``ph_sync_runs`` row (JSON-ready)."""
+    manifest, load = outcome.manifest, outcome.load
+    counts = _quality_counts(manifest)
+    return {
+        "sync_date": outcome.sync_date,
+        "flow_run_id": flow_run_id,
+        "table_name": outcome.table,
+        "mode": outcome.mode,
+        "status": outcome.status,
+        "export_id": manifest.export_id if manifest else None,
+        "manifest_uri": manifest.uri if manifest else None,
+        "source_rows": manifest.source_totals.get("row_count") if manifest else None,
+        "rows_exported": manifest.rows if manifest else None,
+        "rows_loaded": load.rows_loaded if load else None,
+        "files": len(manifest.parts) if manifest else None,
+        "bytes": manifest.bytes if manifest else None,
+        "checksums": ",".join(p.crc32c for p in manifest.parts) if manifest else None,
+        "zero_dates_nulled": zero_dates(counts) if manifest else None,
+        "orphan_rows": orphans(counts) if manifest else None,
+        "quality": json.dumps(manifest.quality, sort_keys=True) if manifest else None,
+        "load_job_id": load.load_job_id if load else None,
+        "copy_job_id": load.copy_job_id if load else None,
+        "started_at": outcome.started_at or None,
+        "ended_at": outcome.ended_at or None,
+        "error": outcome.error,
+    }
+
+
+def _https_console_link(uri: str) -> str:
+    bucket, _, name = uri[5:].partition("/")
+    return f"https://console.cloud.google.com/storage/browser/_details/{bucket}/{name}"
+
+
+def summary_markdown(sync_date: str, mode: str, outcomes: list[TableOutcome],
+                     view: str | None) -> str:
+    """The run's markdown artifact: a row per table, quality counts and manifest links."""
+    lines = [
+        f"# Partyhelp -> BigQuery sync, {sync_date} ({mode})",
+        "",
+        "| table | status | rows | files | bytes | duration s | load job | data quality |",
+        "|---|---|---:|---:|---:|---:|---|---|",
+    ]
+    for o in outcomes:
+        counts = _quality_counts(o.manifest)
+        quality = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "none"
+        duration = o.duration_seconds
+        lines.append(
+            f"| {o.table} | {o.status} | {o.manifest.rows if o.manifest else ''} | "
+            f"{len(o.manifest.parts) if o.manifest else ''} | "
+            f"{o.manifest.bytes if o.manifest else ''} | "
+            f"{'' if duration is None else f'{duration:.1f}'} | "
+            f"{o.load.load_job_id if o.load else ''} | {quality} |")
+    lines += ["", "## Manifests", ""]
+    for o in outcomes:
+        if o.manifest:
+            lines.append(f"- {o.table}: [{o.manifest.uri}]({_https_console_link(o.manifest.uri)})")
+    failed = [o for o in outcomes if o.status == "Failed"]
+    if failed:
+        lines += ["", "## Failures", ""]
+        lines += [f"- **{o.table}**: {o.error}" for o in failed]
+    if view:
+        lines += ["", f"View refreshed: `{view}`"]
+    examples = {o.table: o.manifest.quality.get("examples", {}) for o in outcomes
+                if o.manifest and o.manifest.quality.get("examples")}
+    if examples:
+        lines += ["", "## Example row ids per data-quality counter", ""]
+        for table, by_counter in examples.items():
+            for counter, ids in sorted(by_counter.items()):
+                lines.append(f"- {table} / {counter}: {', '.join(map(str, ids))}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,219 @@
+"""Read-only access to the Partyhelp MySQL/MariaDB database.
+
+Every read happens in a ``REPEATABLE READ`` transaction started ``WITH CONSISTENT
+SNAPSHOT``, at session time zone ``+00:00``, and streams rows through a server-side
+cursor. Two drivers are supported: mysqlclient (C, the fast default) and PyMySQL
+(pure Python); both return the same Python values for our wire-format queries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tasks.errors import SchemaDriftError, SourceUnavailableError
+from tasks.settings import MySQLSettings
+from tasks.specs import NUMERIC_SCALE, TableSpec, max_decimal_integer_digits
+
+# MySQL client error codes that mean "the connection, not the query, failed".
+TRANSIENT_MYSQL_ERRORS = frozenset(
+    {
+        1040,  # too many connections
+        1053,  # server shutdown in progress
+        1205,  # lock wait timeout
+        1213,  # deadlock
+        1927,  # connection killed (MariaDB)
+        2002,  # can't connect through socket
+        2003,  # can't connect to server
+        2006,  # server has gone away
+        2013,  # lost connection during query
+        2055,  # lost connection at reading
+    }
+)
+
+
+def _driver_module(driver: str) -> Any:
+    if driver == "mysqlclient":
+        import MySQLdb
+
+        return MySQLdb
+    import pymysql
+
+    return pymysql
+
+
+def mysql_error_code(exc: BaseException) -> int | None:
+    """The MySQL error code of a driver exception, if it has one."""
+    args = getattr(exc, "args", ())
+    if args and isinstance(args[0], int):
+        return args[0]
+    return None
+
+
+def is_driver_error(exc: BaseException) -> bool:
+    """True for a DB-API error of either driver."""
+    module = type(exc).__module__
+    return module.startswith(("pymysql", "MySQLdb", "_mysql"))
+
+
+def connect(settings: MySQLSettings) -> Any:
+    """Open a connection at ``+00:00``; failures name host and port, never the password."""
+    module = _driver_module(settings.driver)
+    kwargs: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "user": settings.user,
+        "password": settings.password.get_secret_value(),
+        "database": settings.database,
+        "charset": "utf8mb4",
+        "connect_timeout": settings.connect_timeout,
+        "autocommit": False,
+    }
+    if settings.driver == "mysqlclient":
+        kwargs["passwd"] = kwargs.pop("password")
+        kwargs["db"] = kwargs.pop("database")
+    try:
+        connection = module.connect(**kwargs)
+    except module.Error as exc:
+        code = mysql_error_code(exc)
+        raise SourceUnavailableError(
+            f"cannot connect to MySQL at {settings.host}:{settings.port} as {settings.user}: "
+            f"error {code}",
+            transient=code in TRANSIENT_MYSQL_ERRORS,
+        ) from None
+    with connection.cursor() as cursor:
+        cursor.execute("SET SESSION time_zone = '+00:00'")
+    return connection
+
+
+@contextlib.contextmanager
+def snapshot(settings: MySQLSettings) -> Iterator[Any]:
+    """A connection inside one consistent, read-only snapshot, closed afterwards."""
+    connection = connect(settings)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+        yield connection
+    finally:
+        with contextlib.suppress(Exception):
+            connection.rollback()
+        with contextlib.suppress(Exception):
+            connection.close()
+
+
+def server_cursor(connection: Any, driver: str) -> Any:
+    """An unbuffered cursor: rows stream from the server instead of being held whole."""
+    module = _driver_module(driver)
+    if driver == "mysqlclient":
+        return connection.cursor(module.cursors.SSCursor)
+    return connection.cursor(module.cursors.SSCursor)
+
+
+def fetch_one(connection: Any, sql: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Run a one-row query and return it as a dict."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        row = cursor.fetchone()
+    return dict(zip(names, row or (None,) * len(names), strict=True))
+
+
+@dataclass(frozen=True)
+class IdRange:
+    """The inclusive primary-key range ``first_id..last_id`` of a driving table."""
+
+    first_id: int
+    last_id: int
+
+
+def id_bounds(connection: Any, source_table: str) -> IdRange | None:
+    """MIN and MAX of ``id`` (from the primary key index), or None for an empty table."""
+    # The table name comes from our own specs, checked against information_schema first.
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT MIN(id), MAX(id) FROM `{source_table}`")
+        low, high = cursor.fetchone()
+    if low is None:
+        return None
+    return IdRange(int(low), int(high))
+
+
+@dataclass(frozen=True)
+class SourceColumn:
+    """What information_schema says of one column."""
+
+    table: str
+    column: str
+    data_type: str
+    numeric_precision: int | None
+    numeric_scale: int | None
+
+
+def describe_source(connection: Any, database: str) -> dict[tuple[str, str], SourceColumn]:
+    """Every column of the source database, keyed by ``(table, column)`` in lower case."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE "
+            "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %(schema)s",
+            {"schema": database},
+        )
+        rows = cursor.fetchall()
+    return {
+        (str(t).lower(), str(c).lower()): SourceColumn(str(t), str(c), str(d).lower(), p, s)
+        for t, c, d, p, s in rows
+    }
+
+
+def check_schema(spec: TableSpec, source: Mapping[tuple[str, str], SourceColumn]) -> None:
+    """Fail before anything is written when a column the spec reads is gone or too wide.
+
+    An added column changes nothing; a renamed or dropped one is named; a DECIMAL
+    that our exact money encoding cannot hold is refused rather than rounded.
+    """
+    missing = sorted(
+        f"{table}.{column}"
+        for table, column in spec.source_columns
+        if (table.lower(), column.lower()) not in source
+    )
+    if missing:
+        raise SchemaDriftError(
+            f"{spec.name}: source column {', '.join(missing)} is missing "
+            "(renamed or dropped in the source database?)",
+            table=spec.name,
+            column=missing[0],
+        )
+    for table, column in sorted(spec.source_columns):
+        info = source[(table.lower(), column.lower())]
+        if info.data_type != "decimal":
+            continue
+        scale = info.numeric_scale or 0
+        integer_digits = (info.numeric_precision or 0) - scale
+        if scale > NUMERIC_SCALE or integer_digits > max_decimal_integer_digits:
+            raise SchemaDriftError(
+                f"{spec.name}: source column {table}.{column} is DECIMAL("
+                f"{info.numeric_precision},{scale}); the export holds at most "
+                f"{max_decimal_integer_digits} integer digits and {NUMERIC_SCALE} decimals "
+                "exactly, and refuses to round",
+                table=spec.name,
+                column=f"{table}.{column}",
+            )
+
+
+def stream_rows(
+    connection: Any, driver: str, sql: str, params: Mapping[str, Any], batch_rows: int
+) -> Iterator[tuple[Sequence[str], list[tuple[Any, ...]]]]:
+    """Yield ``(column names, rows)`` batches from an unbuffered cursor."""
+    cursor = server_cursor(connection, driver)
+    try:
+        cursor.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        while True:
+            rows = cursor.fetchmany(batch_rows)
+            if not rows:
+                break
+            yield names, list(rows)
+    finally:
+        with contextlib.suppress(Exception):
+            cursor.close()
