@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs and starts the local stack, then lints (ruff) and tests (pytest, arguments passed on).
+# Services keep running afterwards, unless PARTYHELP_STOP_STACK=1 (CI): then the services this
+# run started are stopped (ones that already answered are left alone).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+started=()
+stop_started() {
+    local svc
+    for svc in ${started[@]+"${started[@]}"}; do scripts/stack.sh "stop-$svc" || true; done
+}
+if [[ ${PARTYHELP_STOP_STACK:-0} == 1 ]]; then
+    for svc in gcs bigquery prefect; do
+        scripts/stack.sh status "$svc" >/dev/null || started+=("$svc")
+    done
+    trap stop_started EXIT
+fi
+
+scripts/stack.sh install
+scripts/stack.sh start
+eval "$(scripts/stack.sh env)"
+
+ruff_rc=0
+pytest_rc=0
+.venv/bin/ruff check . || ruff_rc=$?
+.venv/bin/python -m pytest "$@" || pytest_rc=$?
+
+echo "== summary: ruff exit $ruff_rc, pytest exit $pytest_rc"
+if ((pytest_rc)); then exit "$pytest_rc"; fi
+if ((ruff_rc)); then exit 1; fi
