@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import re
 import socket
 import ssl
 
@@ -55,6 +56,17 @@ _TRANSIENT_BQ_REASONS = {
 }
 
 
+# Concurrent jobs on one table or catalog: BigQuery's "could not serialize access ... due to
+# concurrent update", and the DuckDB-backed emulator's "write-write conflict". A retry heals.
+_CONCURRENCY_CONFLICT = re.compile(
+    r"concurrent update|could not serialize access|write-write conflict", re.IGNORECASE)
+
+
+def module_is_google(exc: BaseException) -> bool:
+    """True for errors raised by the Google client libraries."""
+    return type(exc).__module__.startswith("google.")
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether a retry can heal ``exc``: a lost connection, a 5xx or a rate limit."""
     if isinstance(exc, SyncError):
@@ -68,6 +80,8 @@ def is_transient(exc: BaseException) -> bool:
     for error in getattr(exc, "errors", None) or ():
         if isinstance(error, dict) and error.get("reason") in _TRANSIENT_BQ_REASONS:
             return True
+    if module_is_google(exc) and _CONCURRENCY_CONFLICT.search(str(exc)):
+        return True
     module = type(exc).__module__
     if module.startswith(("requests", "urllib3", "google.auth.exceptions")):
         return "TransportError" in type(exc).__name__ or "Connection" in type(exc).__name__ \

@@ -1,0 +1,204 @@
+"""The real flow on the real local stack, compared cell by cell with the source."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from decimal import Decimal
+
+import fastavro
+import pytest
+
+from flows.partyhelp_sync import partyhelp_bigquery_sync
+from tasks import manifest as mf
+from tasks.clients import bigquery_client, storage_client
+from tasks.settings import load_settings
+from tasks.specs import SALES_BILLING_SUMMARY, TABLES
+from tests.conftest import ROOT, admin_connection
+from tests.oracle import bigquery_rows, diff_tables, expected_tables
+
+SYNC_DATE = dt.date(2026, 11, 25)
+
+
+@pytest.fixture(scope="module")
+def synced(source_db: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One full sync of the edge-case database, shared by the assertions below."""
+    import secrets
+
+    from tests.conftest import create_bucket, sync_environment
+
+    token = secrets.token_hex(4)
+    bucket, dataset = f"ph-flow-{token}", f"ph_flow_{token}"
+    create_bucket(bucket)
+    env = sync_environment(source_db["database"], source_db["user"], bucket, dataset)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        state = partyhelp_bigquery_sync(sync_date=SYNC_DATE, return_state=True)
+        settings = load_settings()
+        yield {"state": state, "settings": settings, "env": env}
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def test_run_completes(synced: dict) -> None:
+    state = synced["state"]
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert set(summary["tables"]) == set(TABLES)
+
+
+@pytest.mark.parametrize("table", list(TABLES))
+def test_table_equals_source_cell_by_cell(synced: dict, source_db: dict, table: str) -> None:
+    settings = synced["settings"]
+    with admin_connection(source_db["database"]) as connection:
+        expected = expected_tables(connection, SYNC_DATE)[table]
+    actual = bigquery_rows(bigquery_client(settings), settings.table_ref(table),
+                           TABLES[table].primary_key)
+    assert len(actual) == len(expected) > 0
+    assert diff_tables(expected, actual) == []
+
+
+def test_money_sums_match_to_the_cent(synced: dict, source_db: dict) -> None:
+    settings = synced["settings"]
+    client = bigquery_client(settings)
+    sources = {
+        ("ph_leads", "base_price"): "SELECT SUM(base_price) FROM leads",
+        ("ph_leads", "current_price"): "SELECT SUM(current_price) FROM leads",
+        ("ph_venues", "credit_balance"): "SELECT SUM(credit_balance) FROM venues",
+        ("ph_lead_purchases", "amount_paid"): "SELECT SUM(amount_paid) FROM lead_purchases",
+        ("ph_credit_transactions", "amount"): "SELECT SUM(amount) FROM credit_transactions",
+        ("ph_credit_transactions", "balance_after"):
+            "SELECT SUM(balance_after) FROM credit_transactions",
+    }
+    with admin_connection(source_db["database"]) as connection, connection.cursor() as cursor:
+        for (table, column), sql in sources.items():
+            cursor.execute(sql)
+            source_sum = cursor.fetchone()[0]
+            bq_sum = next(iter(client.query(
+                f"SELECT SUM({column}) AS s FROM {settings.quoted_table_ref(table)}").result()))["s"]
+            assert Decimal(bq_sum) == Decimal(source_sum), (table, column)
+
+
+def test_money_columns_are_numeric_and_documented(synced: dict) -> None:
+    settings = synced["settings"]
+    client = bigquery_client(settings)
+    for spec in TABLES.values():
+        table = client.get_table(settings.table_ref(spec.name))
+        types = {f.name: f.field_type for f in table.schema}
+        for column in spec.output_columns():
+            expected_type = {"INT64": "INTEGER", "FLOAT64": "FLOAT"}.get(column.type, column.type)
+            assert types[column.name] == expected_type, (spec.name, column.name)
+        descriptions = {f.name: f.description for f in table.schema}
+        assert all(descriptions[c.name] == c.description for c in spec.output_columns())
+        assert table.description == spec.description
+
+
+def test_view_has_the_billing_columns_and_every_purchase(synced: dict, source_db: dict) -> None:
+    settings = synced["settings"]
+    client = bigquery_client(settings)
+    view = client.get_table(settings.table_ref(SALES_BILLING_SUMMARY.name))
+    assert view.table_type == "VIEW"
+    assert [f.name for f in view.schema] == list(SALES_BILLING_SUMMARY.column_names)
+    count = next(iter(client.query(
+        f"SELECT COUNT(*) AS n, SUM(amount_paid) AS s FROM "
+        f"{settings.quoted_table_ref(SALES_BILLING_SUMMARY.name)}").result()))
+    with admin_connection(source_db["database"]) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*), SUM(amount_paid) FROM lead_purchases")
+        n, total = cursor.fetchone()
+    assert (count["n"], Decimal(count["s"])) == (n, Decimal(total))
+
+
+def test_exports_are_kept_with_manifests_in_date_folders(synced: dict) -> None:
+    settings = synced["settings"]
+    client = storage_client(settings)
+    for table in TABLES:
+        manifest = mf.find_latest_manifest(client, settings.gcs_bucket, settings.gcs_prefix,
+                                           SYNC_DATE, table)
+        folder = f"gs://{settings.gcs_bucket}/exports/sync_date=2026-11-25/{table}/"
+        assert manifest.uri.startswith(folder) and manifest.uri.endswith("/manifest.json")
+        assert manifest.flow_run_id == str(synced["state"].state_details.flow_run_id)
+        assert manifest.avro_schema == TABLES[table].avro_schema()
+        assert sum(p.rows for p in manifest.parts) == manifest.rows
+        assert all(p.uri.startswith(folder) and p.uri.endswith(".avro") for p in manifest.parts)
+        mf.verify_parts(client, manifest)
+
+
+def test_large_tables_roll_into_parts_with_logical_types(synced: dict) -> None:
+    settings = synced["settings"]
+    client = storage_client(settings)
+    manifest = mf.find_latest_manifest(client, settings.gcs_bucket, settings.gcs_prefix,
+                                       SYNC_DATE, "ph_credit_transactions")
+    assert len(manifest.parts) > 1  # PARTYHELP_PART_MAX_BYTES is 64 KiB in tests
+    bucket, name = mf.split_gs_uri(manifest.parts[0].uri)
+    data = client.bucket(bucket).blob(name).download_as_bytes()
+    import io
+
+    reader = fastavro.reader(io.BytesIO(data))
+    assert reader.codec == "deflate"
+    fields = {f["name"]: f["type"] for f in reader.writer_schema["fields"]}
+    assert fields["amount"][1]["logicalType"] == "decimal"
+    assert fields["created_at"][1]["logicalType"] == "timestamp-micros"
+    assert fields["sync_date"]["logicalType"] == "date"
+    rows = list(reader)
+    assert len(rows) == manifest.parts[0].rows
+    assert all(r["sync_date"] == SYNC_DATE for r in rows)
+
+
+def test_legacy_values_are_counted(synced: dict) -> None:
+    settings = synced["settings"]
+    client = storage_client(settings)
+    counts = {}
+    for table in TABLES:
+        manifest = mf.find_latest_manifest(client, settings.gcs_bucket, settings.gcs_prefix,
+                                           SYNC_DATE, table)
+        counts[table] = manifest.quality["counts"]
+    assert counts["ph_leads"]["zero_date_nulled:preferred_date"] > 0
+    assert counts["ph_leads"]["json_unreadable"] > 0
+    assert counts["ph_leads"]["occasion_label_derived"] > 0
+    assert counts["ph_lead_purchases"]["orphan_lead"] > 0
+    assert counts["ph_lead_purchases"]["orphan_venue"] > 0
+    assert counts["ph_credit_transactions"]["zero_date_nulled:created_at"] > 0
+
+
+def test_audit_rows_and_artifact(synced: dict) -> None:
+    settings = synced["settings"]
+    run_id = str(synced["state"].state_details.flow_run_id)
+    rows = list(bigquery_client(settings).query(
+        f"SELECT * FROM {settings.quoted_table_ref('ph_sync_runs')} "
+        f"WHERE flow_run_id = '{run_id}'").result())
+    assert {r["table_name"] for r in rows} == set(TABLES)
+    assert all(r["status"] == "Completed" and r["rows_loaded"] == r["source_rows"] for r in rows)
+    assert all(r["load_job_id"] and r["files"] >= 1 and r["bytes"] > 0 for r in rows)
+    quality = json.loads(next(r for r in rows if r["table_name"] == "ph_leads")["quality"])
+    assert quality["counts"]["json_unreadable"] > 0
+
+
+def test_command_runs_one_table_and_exits_zero(synced: dict) -> None:
+    env = {**os.environ, **synced["env"], "PARTYHELP_BQ_DATASET": synced["env"][
+        "PARTYHELP_BQ_DATASET"] + "_cli"}
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.partyhelp_sync", "--date", "2026-11-25",
+         "--tables", "ph_venues"], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    settings = load_settings(env)
+    client = bigquery_client(settings)
+    tables = {t.table_id for t in client.list_tables(f"{settings.bq_project}.{settings.bq_dataset}")}
+    assert "ph_venues" in tables and "ph_leads" not in tables
+
+
+def test_command_fails_naming_the_missing_variable(synced: dict) -> None:
+    env = {k: v for k, v in {**os.environ, **synced["env"]}.items()
+           if k != "PARTYHELP_GCS_BUCKET"}
+    result = subprocess.run([sys.executable, "-m", "flows.partyhelp_sync"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "PARTYHELP_GCS_BUCKET is not set" in result.stderr

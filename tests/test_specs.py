@@ -1,0 +1,129 @@
+"""The specs honour the users' contract, and every schema is derived from them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tasks.specs import (
+    AVRO_TYPES,
+    SALES_BILLING_SUMMARY,
+    TABLES,
+    referenced_source_columns,
+    select_tables,
+)
+from tests.conftest import ROOT, admin_connection, create_source_database, drop_database
+
+PROPOSAL = ROOT.parent / "shared" / "seed" / "bigquery-data-sync-proposal.md"
+MONEY = {"base_price", "current_price", "credit_balance", "amount_paid", "amount",
+         "balance_after"}
+
+
+def proposal_tables() -> dict[str, dict[str, str]]:
+    """``{table: {column: type}}`` from the proposal's §3 tables."""
+    text = PROPOSAL.read_text(encoding="utf-8")
+    tables: dict[str, dict[str, str]] = {}
+    current = None
+    for line in text.splitlines():
+        heading = re.match(r"#### \*\*(ph_\w+)\*\*", line)
+        if heading:
+            current = heading.group(1)
+            tables[current] = {}
+            continue
+        if line.startswith("### 3.4"):
+            current = None
+        row = re.match(r"\|\s*(\w+)\s*\|\s*(INT64|STRING|DATE|TIMESTAMP|FLOAT64)\s*\|", line)
+        if current and row:
+            tables[current][row.group(1)] = row.group(2)
+    return tables
+
+
+@pytest.mark.skipif(not PROPOSAL.exists(), reason="shared/ is not beside the repo")
+def test_every_proposal_column_is_in_its_table_with_its_type() -> None:
+    proposal = proposal_tables()
+    assert set(proposal) == set(TABLES)
+    for table, columns in proposal.items():
+        spec = {c.name: c.type for c in TABLES[table].output_columns()}
+        for column, proposed in columns.items():
+            assert column in spec, f"{table}.{column} missing"
+            expected = "NUMERIC" if column in MONEY else proposed
+            assert spec[column] == expected, f"{table}.{column}: {spec[column]} != {expected}"
+    # the optional location_display and the kept guest_count_display
+    assert {"location_display", "guest_count_display"} <= set(spec_names("ph_leads"))
+
+
+def spec_names(table: str) -> list[str]:
+    return [c.name for c in TABLES[table].output_columns()]
+
+
+@pytest.mark.skipif(not PROPOSAL.exists(), reason="shared/ is not beside the repo")
+def test_view_columns_are_the_proposals() -> None:
+    text = PROPOSAL.read_text(encoding="utf-8")
+    section = text.split("### 3.4", 1)[1].split("No extra tables", 1)[0]
+    listed = re.findall(r"`(\w+)`", section.split("Suggested columns", 1)[1])
+    listed = [name for name in listed if name != "ph_lead_purchases"]  # "(all from ...)"
+    assert sorted(SALES_BILLING_SUMMARY.column_names) == sorted(listed)
+
+
+def test_no_pii_by_default_and_hashes_only_when_asked() -> None:
+    pii = {"first_name", "last_name", "email", "phone", "contact_name", "contact_email",
+           "contact_phone"}
+    for spec in TABLES.values():
+        assert not pii & set(spec_names(spec.name))
+    with_pii = [c.name for c in TABLES["ph_leads"].output_columns(include_pii=True)]
+    assert with_pii[-2:] == ["email_sha256", "phone_sha256"]
+
+
+def test_schemas_are_derived_from_one_column_list() -> None:
+    for spec in TABLES.values():
+        avro = spec.avro_schema()
+        bq = spec.bigquery_schema()
+        names = spec_names(spec.name)
+        assert [f["name"] for f in avro["fields"]] == names == [f["name"] for f in bq]
+        for field, column in zip(avro["fields"], spec.output_columns(), strict=True):
+            base = field["type"][1] if isinstance(field["type"], list) else field["type"]
+            assert base == AVRO_TYPES[column.type]
+            assert isinstance(field["type"], list) == column.nullable
+            assert field["doc"] == column.description != ""
+
+
+def test_select_tables_refuses_unknown_names() -> None:
+    assert [s.name for s in select_tables(["ph_venues", "ph_venues"])] == ["ph_venues"]
+    with pytest.raises(ValueError, match="unknown table 'ph_nope'"):
+        select_tables(["ph_nope"])
+
+
+def test_referenced_columns_come_from_aliases() -> None:
+    sql = "SELECT l.id, ot.`key` -- x.y\nFROM leads AS l LEFT JOIN occasion_types AS ot ON 1"
+    assert set(referenced_source_columns(sql)) == {("leads", "id"), ("occasion_types", "key")}
+
+
+@pytest.fixture(scope="module")
+def empty_source() -> str:
+    name = create_source_database("ph_spec")
+    yield name
+    drop_database(name)
+
+
+@pytest.mark.parametrize("table", list(TABLES))
+def test_queries_return_exactly_the_columns_the_spec_needs(empty_source: str, table: str) -> None:
+    spec = TABLES[table]
+    with admin_connection(empty_source) as connection, connection.cursor() as cursor:
+        cursor.execute(spec.query, {"first_id": 0, "last_id": 10, "include_pii": 0})
+        returned = [d[0] for d in cursor.description]
+        cursor.execute(spec.totals_query, {"first_id": 0, "last_id": 10})
+        totals = [d[0] for d in cursor.description]
+    assert sorted(returned) == sorted(spec.query_columns)
+    assert totals == ["row_count", *[c.name for c in spec.money_columns]]
+    for name, _column in spec.source_columns:
+        assert name in {"leads", "venues", "areas", "occasion_types", "lead_purchases",
+                        "credit_transactions", "lead_matches"}
+
+
+def test_sql_files_bind_values_and_never_format_them() -> None:
+    for path in Path(ROOT / "sql" / "source").rglob("*.sql"):
+        text = path.read_text()
+        assert "{" not in text, path  # no str.format placeholders in source queries
+        assert "%(first_id)s" in text and "%(last_id)s" in text, path
