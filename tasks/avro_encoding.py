@@ -24,7 +24,7 @@ __all__ = [
     "zigzag_varint",
 ]
 
-Kind = Literal["long", "string", "decimal"]
+Kind = Literal["long", "string", "decimal", "double"]
 LogicalType = Literal["date", "timestamp-micros"]
 Codec = Literal["deflate", "null"]
 
@@ -66,7 +66,7 @@ class AvroField:
 
     def __post_init__(self) -> None:
         """Reject combinations the encoder or the schema builder cannot honour."""
-        if self.kind not in ("long", "string", "decimal"):
+        if self.kind not in ("long", "string", "decimal", "double"):
             raise ValueError(f"field {self.name!r}: unknown kind {self.kind!r}")
         if self.logical_type is not None:
             if self.kind != "long":
@@ -89,6 +89,8 @@ def field_schema(field: AvroField) -> dict[str, Any]:
             "precision": field.precision,
             "scale": field.scale,
         }
+    elif field.kind == "double":
+        avro_type = "double"
     elif field.logical_type == "date":
         avro_type = {"type": "int", "logicalType": "date"}
     elif field.logical_type == "timestamp-micros":
@@ -253,6 +255,18 @@ def _decimal_piece(values: np.ndarray, valid: np.ndarray | None) -> _Piece:
     return _Piece(cells, keep, lengths)
 
 
+def _double_piece(arr: pa.Array, valid: np.ndarray | None) -> _Piece:
+    """Avro double: 8 little-endian IEEE 754 bytes; rows not valid contribute nothing."""
+    n = len(arr)
+    buf = arr.buffers()[1]
+    values = (np.zeros(n, dtype="<f8") if buf is None else
+              np.frombuffer(buf, dtype="<f8", count=arr.offset + n)[arr.offset :])
+    cells = values.view(np.uint8).reshape(n, 8)
+    keep = np.ones((n, 8), dtype=bool) if valid is None else np.repeat(valid[:, None], 8, axis=1)
+    lengths = np.full(n, 8, dtype=np.int64) if valid is None else valid.astype(np.int64) * 8
+    return _Piece(cells, keep, lengths)
+
+
 def _validity(arr: pa.Array) -> np.ndarray | None:
     """Boolean validity per row, or None when the array has no nulls."""
     if arr.null_count == 0:
@@ -309,6 +323,10 @@ def _prepare_column(field: AvroField, column: pa.Array | pa.ChunkedArray) -> pa.
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
             raise TypeError(f"field {field.name!r}: expected string array, got {column.type}")
         return column
+    if field.kind == "double":
+        if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)):
+            raise TypeError(f"field {field.name!r}: expected float64 array, got {column.type}")
+        return column if column.type == pa.float64() else column.cast(pa.float64())
     if not pa.types.is_integer(column.type):
         raise TypeError(f"field {field.name!r}: expected int64 array, got {column.type}")
     if column.type != pa.int64():
@@ -363,6 +381,9 @@ def encode_records(
             segments.append(run)
             segments.append(arr)
             run = []
+            continue
+        if field.kind == "double":
+            run.append(_double_piece(arr, valid))
             continue
         values = _int64_values(arr)
         if field.kind == "decimal":

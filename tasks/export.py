@@ -45,8 +45,6 @@ from tasks.source import (
 )
 from tasks.specs import TableSpec
 
-AVRO_KIND = {"INT64": "long", "DATE": "long", "TIMESTAMP": "long", "STRING": "string",
-             "NUMERIC": "decimal", "FLOAT64": "double"}
 BLOCK_MAX_RAW_BYTES = 4 * 1024 * 1024  # BigQuery reads Avro blocks of up to 16 MB
 PROGRESS_EVERY_SECONDS = 15.0
 
@@ -127,11 +125,6 @@ def plan_export(settings: Settings, spec: TableSpec, sync_date: dt.date,
     export_id = f"{planned:%Y%m%dT%H%M%S}Z-{run}-{secrets.token_hex(2)}"
     return ExportPlan(spec.name, sync_date.isoformat(), export_id, flow_run_id, iso(planned),
                       chunk_ranges(bounds, settings.chunk_rows))
-
-
-def _fields(context: BatchContext) -> list[avro.AvroField]:
-    return [avro.AvroField(c.name, AVRO_KIND[c.type], c.nullable)  # type: ignore[arg-type]
-            for c in context.columns]
 
 
 class PartUploader:
@@ -277,7 +270,7 @@ def export_chunk(settings: Settings, spec: TableSpec, plan: ExportPlan, index: i
     salt = settings.pii_salt.get_secret_value().encode() if settings.pii_salt else None
     context = BatchContext(spec, spec.output_columns(settings.include_pii_hashes), sync_date,
                            salt)
-    fields = _fields(context)
+    fields = [c.avro_field() for c in context.columns]
     quality = QualityCounts()
     exported = {c.name: 0 for c in spec.money_columns}
     started = utc_now()

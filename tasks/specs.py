@@ -25,6 +25,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
+from tasks.avro_encoding import AvroField, Kind, LogicalType, field_schema
+
 BigQueryType = Literal["INT64", "STRING", "DATE", "TIMESTAMP", "NUMERIC", "FLOAT64"]
 Mode = Literal["NULLABLE", "REQUIRED"]
 Derivation = Literal["occasion_label", "location_display", "sync_date", "hmac_email", "hmac_phone"]
@@ -60,10 +62,15 @@ class Column:
         """Names of the source query's columns that this column is computed from."""
         return DERIVATION_INPUTS.get(self.derive, (self.name,)) if self.derive else (self.name,)
 
-    def avro_type(self) -> Any:
-        """The Avro type of this column, a nullable union where the mode allows NULL."""
-        base = AVRO_TYPES[self.type]
-        return ["null", base] if self.nullable else base
+    def avro_field(self) -> AvroField:
+        """How the encoder writes this column (kind, logical type, decimal scale)."""
+        kind, logical_type = AVRO_ENCODING[self.type]
+        return AvroField(self.name, kind, self.nullable, logical_type,
+                         NUMERIC_PRECISION, NUMERIC_SCALE)
+
+    def avro_schema_field(self) -> dict[str, Any]:
+        """This column's field in the Avro record schema, documented."""
+        return {**field_schema(self.avro_field()), "doc": self.description}
 
     def bigquery_field(self) -> dict[str, str]:
         """The BigQuery schema field of this column, as the REST API spells it."""
@@ -75,18 +82,15 @@ class Column:
         }
 
 
-AVRO_TYPES: dict[BigQueryType, Any] = {
-    "INT64": "long",
-    "STRING": "string",
-    "FLOAT64": "double",
-    "DATE": {"type": "int", "logicalType": "date"},
-    "TIMESTAMP": {"type": "long", "logicalType": "timestamp-micros"},
-    "NUMERIC": {
-        "type": "bytes",
-        "logicalType": "decimal",
-        "precision": NUMERIC_PRECISION,
-        "scale": NUMERIC_SCALE,
-    },
+# BigQuery type -> (encoder kind, Avro logical type). DATE is an Avro int, whose varint
+# encoding is the long's; NUMERIC is an Avro decimal(NUMERIC_PRECISION, NUMERIC_SCALE).
+AVRO_ENCODING: dict[BigQueryType, tuple[Kind, LogicalType | None]] = {
+    "INT64": ("long", None),
+    "STRING": ("string", None),
+    "FLOAT64": ("double", None),
+    "DATE": ("long", "date"),
+    "TIMESTAMP": ("long", "timestamp-micros"),
+    "NUMERIC": ("decimal", None),
 }
 
 # Derived columns read other query columns (or none, for constants).
@@ -183,10 +187,7 @@ class TableSpec:
             "name": self.name,
             "namespace": "partyhelp.reporting",
             "doc": self.description,
-            "fields": [
-                {"name": c.name, "type": c.avro_type(), "doc": c.description}
-                for c in self.output_columns(include_pii)
-            ],
+            "fields": [c.avro_schema_field() for c in self.output_columns(include_pii)],
         }
 
     def bigquery_schema(self, include_pii: bool = False) -> list[dict[str, str]]:

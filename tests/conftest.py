@@ -27,8 +27,8 @@ os.environ.setdefault("BIGQUERY_EMULATOR_HOST", "http://127.0.0.1:9050")
 os.environ.setdefault("PARTYHELP_RETRY_DELAY_SECONDS", "0.2")
 os.environ.setdefault("PARTYHELP_TASK_RETRIES", "2")
 
-import pymysql  # noqa: E402
-import pytest  # noqa: E402
+import pymysql
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_SQL = ROOT / "tests" / "fixtures" / "partyhelp_schema.sql"
@@ -48,7 +48,8 @@ def _port_open(url_or_host: str, port: int | None = None) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
+@pytest.fixture(scope="session")
+def stack() -> None:
     """Fail fast, with the fix, when the local stack is not running."""
     down = [
         name for name, ok in (
@@ -59,9 +60,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         ) if not ok
     ]
     if down:
-        raise pytest.UsageError(
+        pytest.fail(
             f"not running: {', '.join(down)}. Start the stack: scripts/stack.sh start "
-            "(scripts/test.sh does it for you)")
+            "(scripts/test.sh does it for you)", pytrace=False)
 
 
 def admin_connection(database: str | None = None, **extra: Any) -> pymysql.Connection:
@@ -144,7 +145,7 @@ def create_bucket(name: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def source_db() -> Iterator[dict[str, Any]]:
+def source_db(stack: None) -> Iterator[dict[str, Any]]:
     """A source database with synthetic data and every legacy edge case, and its reader."""
     from scripts import synthetic
 

@@ -37,11 +37,13 @@ def _money(value: Any) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
-def expected_tables(connection: pymysql.Connection, sync_date: dt.date) -> dict[str, dict[int, dict]]:
+def expected_tables(connection: pymysql.Connection,
+                    sync_date: dt.date) -> dict[str, dict[int, dict]]:
     """Every reporting table as ``{primary key: row}``, from the source as it is now."""
     with connection.cursor() as cursor:
         cursor.execute("SET SESSION time_zone = '+00:00'")
-    labels = {r["key"]: r["label"] for r in _rows(connection, "SELECT `key`, label FROM occasion_types")}
+    labels = {r["key"]: r["label"]
+              for r in _rows(connection, "SELECT `key`, label FROM occasion_types")}
     areas = {r["id"]: r["name"] for r in _rows(connection, "SELECT id, name FROM areas")}
     venues = {r["id"]: r for r in _rows(connection, "SELECT * FROM venues")}
     leads = {r["id"]: r for r in _rows(connection, "SELECT * FROM leads")}

@@ -470,3 +470,18 @@ def test_large_mixed_batch_matches_fastavro() -> None:
     )
     assert bytes(encoded.data) == expected
     assert isinstance(encoded, EncodedBatch)
+
+
+def test_double_round_trips_with_nulls() -> None:
+    """Avro double: 8 little-endian bytes, nulls write nothing but the union byte."""
+    values = [1.5, None, -0.0, 1e308, float("inf"), 0.1]
+    fields = [AvroField("score", "double", nullable=True)]
+    batch = encode_records(fields, [pa.array(values, type=pa.float64())])
+    schema = record_schema("r", fields)
+    parsed = fastavro.parse_schema(schema)
+    expected = b""
+    for value in values:
+        buf = io.BytesIO()
+        fastavro.schemaless_writer(buf, parsed, {"score": value})
+        expected += buf.getvalue()
+    assert bytes(batch.data) == expected

@@ -82,8 +82,8 @@ def test_money_sums_match_to_the_cent(synced: dict, source_db: dict) -> None:
         for (table, column), sql in sources.items():
             cursor.execute(sql)
             source_sum = cursor.fetchone()[0]
-            bq_sum = next(iter(client.query(
-                f"SELECT SUM({column}) AS s FROM {settings.quoted_table_ref(table)}").result()))["s"]
+            sql = f"SELECT SUM({column}) AS s FROM {settings.quoted_table_ref(table)}"
+            bq_sum = next(iter(client.query(sql).result()))["s"]
             assert Decimal(bq_sum) == Decimal(source_sum), (table, column)
 
 
@@ -191,7 +191,8 @@ def test_command_runs_one_table_and_exits_zero(synced: dict) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     settings = load_settings(env)
     client = bigquery_client(settings)
-    tables = {t.table_id for t in client.list_tables(f"{settings.bq_project}.{settings.bq_dataset}")}
+    dataset = f"{settings.bq_project}.{settings.bq_dataset}"
+    tables = {t.table_id for t in client.list_tables(dataset)}
     assert "ph_venues" in tables and "ph_leads" not in tables
 
 
