@@ -146,10 +146,8 @@ def replace_table(settings: Settings, spec: TableSpec, manifest: Manifest) -> Lo
         # A stray staging table is harmless: the next export's staging name differs.
         with contextlib.suppress(gexc.GoogleAPIError, OSError):
             client.delete_table(staging, not_found_ok=True)
-    table = client.get_table(final)
-    if table.description != spec.description:
-        table.description = spec.description
-        client.update_table(table, ["description"])
+    table = document_table(client, final, spec.description,
+                           {f["name"]: f["description"] for f in manifest.bigquery_schema})
     if table.num_rows != manifest.rows:
         raise ReconciliationError(
             f"{spec.name}: BigQuery holds {table.num_rows} rows after the load but the "
@@ -172,16 +170,25 @@ def refresh_view(settings: Settings, view: ViewSpec) -> str:
     target = settings.quoted_table_ref(view.name)
     client.query(f"CREATE OR REPLACE VIEW {target} AS\n{view_sql(settings, view)}").result()
     # Descriptions go through the API, not DDL text: no value is ever formatted into SQL.
-    table = client.get_table(settings.table_ref(view.name))
-    described = {c.name: c.description for c in view.columns}
-    table.description = view.description
-    table.schema = [
+    document_table(client, settings.table_ref(view.name), view.description,
+                   {c.name: c.description for c in view.columns})
+    return settings.table_ref(view.name)
+
+
+def document_table(client: bigquery.Client, table_ref: str, description: str,
+                   columns: Mapping[str, str]) -> bigquery.Table:
+    """Set the table's and its columns' descriptions where they differ from the spec's."""
+    table = client.get_table(table_ref)
+    schema = [
         bigquery.SchemaField(f.name, f.field_type, mode=f.mode,
-                             description=described.get(f.name, f.description))
+                             description=columns.get(f.name, f.description))
         for f in table.schema
     ]
-    client.update_table(table, ["description", "schema"])
-    return settings.table_ref(view.name)
+    if table.description == description and schema == list(table.schema):
+        return table
+    table.description = description
+    table.schema = schema
+    return client.update_table(table, ["description", "schema"])
 
 
 def ensure_audit_table(settings: Settings) -> bigquery.Table:

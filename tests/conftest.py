@@ -102,8 +102,8 @@ def create_reader(database: str) -> str:
     user = f"rd_{secrets.token_hex(4)}"
     with admin_connection() as connection, connection.cursor() as cursor:
         for host in ("localhost", "127.0.0.1", "%"):
-            cursor.execute(f"CREATE USER '{user}'@'{host}' IDENTIFIED BY %s", (READER_PASSWORD,))
-            cursor.execute(f"GRANT SELECT ON `{database}`.* TO '{user}'@'{host}'")
+            cursor.execute("CREATE USER %s@%s IDENTIFIED BY %s", (user, host, READER_PASSWORD))
+            cursor.execute(f"GRANT SELECT ON `{database}`.* TO %s@%s", (user, host))
     return user
 
 
@@ -111,7 +111,7 @@ def drop_reader(user: str) -> None:
     """Drop a reader user."""
     with admin_connection() as connection, connection.cursor() as cursor:
         for host in ("localhost", "127.0.0.1", "%"):
-            cursor.execute(f"DROP USER IF EXISTS '{user}'@'{host}'")
+            cursor.execute("DROP USER IF EXISTS %s@%s", (user, host))
 
 
 def sync_environment(database: str, user: str, bucket: str, dataset: str,
