@@ -70,7 +70,7 @@ def _outcome_of(future: PrefectFuture[Any]) -> tuple[Any, str | None]:
     return None, state.message or state.name
 
 
-@flow(name="partyhelp_bigquery_sync", task_runner=build_task_runner(), persist_result=True,
+@flow(name="partyhelp-bigquery-sync", task_runner=build_task_runner(), persist_result=True,
       log_prints=True)
 def partyhelp_bigquery_sync(
     sync_date: dt.date | None = None,
@@ -91,7 +91,6 @@ def partyhelp_bigquery_sync(
     mode = "replay" if from_exports else "sync"
     log.info("%s of %s for %s into %s.%s", mode, ", ".join(names), day.isoformat(),
              settings.bq_project, settings.bq_dataset)
-    t.ensure_dataset()
     outcomes = {name: TableOutcome(name, mode, day.isoformat(), iso(utc_now())) for name in names}
     manifests: dict[str, PrefectFuture[Any]] = {}
     if from_exports:
@@ -154,7 +153,7 @@ def partyhelp_bigquery_sync(
     }
 
 
-@flow(name="partyhelp_bigquery_backfill", log_prints=True)
+@flow(name="partyhelp-bigquery-backfill", log_prints=True)
 def partyhelp_bigquery_backfill(start: dt.date, end: dt.date,
                                 tables: list[str] | None = None) -> dict[str, str]:
     """One sync flow run per day from ``start`` to ``end``: replays where exports exist.

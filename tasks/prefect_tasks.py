@@ -89,12 +89,6 @@ def check_source_schema(tables: list[str]) -> None:
     export.check_source_schema(runtime_settings(), [_spec(t) for t in tables])
 
 
-@task(name="ensure-dataset", **RETRY_OPTIONS)
-def ensure_dataset() -> str:
-    """Create the BigQuery dataset if it is absent."""
-    return warehouse.ensure_dataset(runtime_settings()).dataset_id
-
-
 @task(name="plan", task_run_name="plan-{table}", **RETRY_OPTIONS)
 def plan_export(table: str, sync_date: dt.date, flow_run_id: str | None) -> export.ExportPlan:
     """Fix one table's export id and primary-key chunks."""
@@ -129,6 +123,7 @@ def load_table(manifest: mf.Manifest) -> warehouse.LoadResult:
     """Replace a BigQuery table with the manifest's parts, verified against the source."""
     settings = runtime_settings()
     mf.verify_parts(export.storage_client(settings), manifest)
+    warehouse.ensure_dataset(settings)  # idempotent; here so that BigQuery is only needed now
     return warehouse.replace_table(settings, _spec(manifest.table), manifest)
 
 
