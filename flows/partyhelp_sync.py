@@ -94,8 +94,11 @@ def partyhelp_bigquery_sync(
     outcomes = {name: TableOutcome(name, mode, day.isoformat(), iso(utc_now())) for name in names}
     manifests: dict[str, PrefectFuture[Any]] = {}
     if from_exports:
-        for name in names:
-            manifests[name] = t.find_export.submit(name, day)
+        manifests = {name: t.find_export.submit(name, day) for name in names}
+        # A replay is all or nothing: every manifest and part is checked before any load.
+        refused = [error for error in (_outcome_of(f)[1] for f in manifests.values()) if error]
+        if refused:
+            raise SyncFailed("replay refused, nothing was changed: " + "; ".join(refused))
     else:
         t.check_source_schema(names)  # drift fails the run before anything is written
         plans = {name: t.plan_export.submit(name, day, run_id) for name in names}

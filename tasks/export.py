@@ -46,7 +46,6 @@ from tasks.source import (
 from tasks.specs import TableSpec
 
 BLOCK_MAX_RAW_BYTES = 4 * 1024 * 1024  # BigQuery reads Avro blocks of up to 16 MB
-PROGRESS_EVERY_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -292,7 +291,7 @@ def export_chunk(settings: Settings, spec: TableSpec, plan: ExportPlan, index: i
                 rows += converted.num_rows
                 for name, cents in converted.money_cents.items():
                     exported[name] += cents
-                if time.monotonic() - last_report >= PROGRESS_EVERY_SECONDS:
+                if time.monotonic() - last_report >= settings.progress_seconds:
                     elapsed = (utc_now() - started).total_seconds()
                     log.info("export-%s chunk %d: %d rows so far, %.0f rows/s", spec.name,
                              index, rows, rows / max(elapsed, 1e-9))

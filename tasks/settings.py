@@ -113,6 +113,7 @@ class Settings:
     part_max_bytes: int = 128 * 1024 * 1024
     chunk_rows: int = 5_000_000
     batch_rows: int = 20_000
+    progress_seconds: float = 15.0
     include_pii_hashes: bool = False
     pii_salt: SecretStr | None = field(default=None, repr=False)
     gcp_credentials_block: str | None = None
@@ -211,6 +212,7 @@ def load_settings(
         part_max_bytes=_int(env, "PARTYHELP_PART_MAX_BYTES", 128 * 1024 * 1024, 1024),
         chunk_rows=_int(env, "PARTYHELP_CHUNK_ROWS", 5_000_000),
         batch_rows=_int(env, "PARTYHELP_BATCH_ROWS", 20_000),
+        progress_seconds=float(_int(env, "PARTYHELP_PROGRESS_SECONDS", 15, 0)),
         include_pii_hashes=include_pii,
         pii_salt=SecretStr(salt) if salt else None,
         gcp_credentials_block=credentials_block,
