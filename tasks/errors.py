@@ -57,9 +57,11 @@ _TRANSIENT_BQ_REASONS = {
 
 
 # Concurrent jobs on one table or catalog: BigQuery's "could not serialize access ... due to
-# concurrent update", and the DuckDB-backed emulator's "write-write conflict". A retry heals.
+# concurrent update", and the DuckDB-backed emulator's "write-write conflict" and "Failed to
+# commit DuckLake transaction" (its optimistic catalog commits). A retry heals all of them.
 _CONCURRENCY_CONFLICT = re.compile(
-    r"concurrent update|could not serialize access|write-write conflict", re.IGNORECASE)
+    r"concurrent update|could not serialize access|write-write conflict"
+    r"|failed to commit ducklake transaction", re.IGNORECASE)
 
 
 def module_is_google(exc: BaseException) -> bool:

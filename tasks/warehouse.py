@@ -43,7 +43,10 @@ def schema_fields(columns: Iterable[Column] | list[dict[str, str]]) -> list[bigq
 def ensure_dataset(settings: Settings) -> bigquery.Dataset:
     """Create the dataset in the configured location if it is absent."""
     client = bigquery_client(settings)
-    dataset = bigquery.Dataset(f"{settings.bq_project}.{settings.bq_dataset}")
+    reference = f"{settings.bq_project}.{settings.bq_dataset}"
+    with contextlib.suppress(gexc.NotFound):
+        return client.get_dataset(reference)  # a read: concurrent loads need not write
+    dataset = bigquery.Dataset(reference)
     dataset.location = settings.bq_location
     dataset.description = DATASET_DESCRIPTION
     return client.create_dataset(dataset, exists_ok=True)

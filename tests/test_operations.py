@@ -1,0 +1,242 @@
+"""Audit trail, replay, backfill and runs that explain themselves, on the real stack."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+from flows.partyhelp_sync import ARTIFACT_KEY, partyhelp_bigquery_backfill, partyhelp_bigquery_sync
+from tasks import export
+from tasks import manifest as mf
+from tasks.clients import bigquery_client, storage_client
+from tasks.settings import load_settings
+from tasks.specs import TABLES
+from tests.conftest import (
+    admin_connection,
+    create_bucket,
+    create_reader,
+    create_source_database,
+    drop_database,
+    drop_reader,
+    sync_environment,
+)
+
+DAY_ONE, DAY_TWO = dt.date(2026, 11, 20), dt.date(2026, 11, 21)
+SMALL = ["ph_venues", "ph_lead_purchases"]
+
+
+@pytest.fixture()
+def own_source(stack: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """A small source this module may change, with its own bucket and dataset."""
+    from scripts import synthetic
+
+    database = create_source_database("ph_ops")
+    synthetic.load({"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""},
+                   database, scale=0.02, seed=3)
+    user = create_reader(database)
+    token = secrets.token_hex(4)
+    bucket, dataset = f"ph-ops-{token}", f"ph_ops_{token}"
+    create_bucket(bucket)
+    env = sync_environment(database, user, bucket, dataset)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    yield {"database": database, "settings": load_settings()}
+    drop_reader(user)
+    drop_database(database)
+
+
+def _count(settings: Any, table: str) -> int:
+    sql = f"SELECT COUNT(*) AS n FROM {settings.quoted_table_ref(table)}"
+    return next(iter(bigquery_client(settings).query(sql).result()))["n"]
+
+
+def _delete_last_purchase(database: str) -> None:
+    with admin_connection(database) as connection, connection.cursor() as cursor:
+        cursor.execute("DELETE FROM lead_purchases ORDER BY id DESC LIMIT 1")
+
+
+def _flow_run(run_id: Any, expected_task_runs: int = 1, timeout: float = 60) -> Any:
+    """The flow run, its task runs and artifacts, once the task runs have reached the API
+    (they arrive a few seconds after the flow run says Completed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run, tasks, artifacts = asyncio.run(_read_flow_run(run_id))
+        if len(tasks) >= expected_task_runs or time.monotonic() > deadline:
+            return run, tasks, artifacts
+        time.sleep(1)
+
+
+async def _read_flow_run(run_id: Any) -> Any:
+    async with get_client() as client:
+        run = await client.read_flow_run(run_id)
+        runs = FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+        tasks = await client.read_task_runs(flow_run_filter=runs)
+        artifacts = await client.read_artifacts(flow_run_filter=runs)
+        return run, tasks, artifacts
+
+
+def test_replay_reloads_a_past_day_without_mysql(own_source: dict,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    settings, database = own_source["settings"], own_source["database"]
+    first = partyhelp_bigquery_sync(sync_date=DAY_ONE, tables=SMALL, return_state=True)
+    assert first.is_completed(), first.message
+    day_one_rows = _count(settings, "ph_lead_purchases")
+    _delete_last_purchase(database)
+    second = partyhelp_bigquery_sync(sync_date=DAY_TWO, tables=SMALL, return_state=True)
+    assert second.is_completed(), second.message
+    assert _count(settings, "ph_lead_purchases") == day_one_rows - 1
+
+    # MySQL unreachable from here on: a replay must not need it.
+    monkeypatch.setenv("PARTYHELP_MYSQL_PORT", "1")
+    replay = partyhelp_bigquery_sync(sync_date=DAY_ONE, tables=SMALL, from_exports=True,
+                                     return_state=True)
+    assert replay.is_completed(), replay.message
+    assert _count(settings, "ph_lead_purchases") == day_one_rows
+    day = next(iter(bigquery_client(settings).query(
+        f"SELECT DISTINCT sync_date FROM {settings.quoted_table_ref('ph_venues')}").result()))
+    assert day["sync_date"] == DAY_ONE
+
+    audit = {(r["sync_date"], r["mode"], r["table_name"]): r
+             for r in bigquery_client(settings).query(
+                 f"SELECT * FROM {settings.quoted_table_ref('ph_sync_runs')}").result()}
+    replayed = audit[(DAY_ONE, "replay", "ph_lead_purchases")]
+    synced = audit[(DAY_ONE, "sync", "ph_lead_purchases")]
+    assert replayed["manifest_uri"] == synced["manifest_uri"]
+    assert replayed["rows_loaded"] == day_one_rows and replayed["status"] == "Completed"
+    assert replayed["checksums"] == synced["checksums"]
+
+
+def test_replay_refuses_and_changes_nothing_without_a_manifest(own_source: dict) -> None:
+    settings = own_source["settings"]
+    assert partyhelp_bigquery_sync(sync_date=DAY_TWO, tables=SMALL, return_state=True) \
+        .is_completed()
+    before = {t: bigquery_client(settings).get_table(settings.table_ref(t)).modified
+              for t in SMALL}
+    state = partyhelp_bigquery_sync(sync_date=DAY_ONE, tables=SMALL, from_exports=True,
+                                    return_state=True)
+    assert state.is_failed()
+    assert "replay refused, nothing was changed" in state.message
+    assert "ph_venues: no manifest under" in state.message
+    after = {t: bigquery_client(settings).get_table(settings.table_ref(t)).modified
+             for t in SMALL}
+    assert after == before
+
+
+def test_replay_refuses_a_part_whose_checksum_does_not_match(own_source: dict) -> None:
+    settings = own_source["settings"]
+    assert partyhelp_bigquery_sync(sync_date=DAY_ONE, tables=SMALL, return_state=True) \
+        .is_completed()
+    client = storage_client(settings)
+    manifest = mf.find_latest_manifest(client, settings.gcs_bucket, settings.gcs_prefix,
+                                       DAY_ONE, "ph_venues")
+    bucket, name = mf.split_gs_uri(manifest.parts[0].uri)
+    blob = client.bucket(bucket).blob(name)
+    blob.upload_from_string(blob.download_as_bytes()[:-20])  # a truncated part, for real
+    before = bigquery_client(settings).get_table(settings.table_ref("ph_venues")).modified
+    state = partyhelp_bigquery_sync(sync_date=DAY_ONE, tables=SMALL, from_exports=True,
+                                    return_state=True)
+    assert state.is_failed()
+    assert f"ph_venues: part {manifest.parts[0].uri} does not match" in state.message
+    assert bigquery_client(settings).get_table(
+        settings.table_ref("ph_venues")).modified == before
+
+
+def test_backfill_replays_days_with_exports_and_names_the_others(own_source: dict) -> None:
+    settings = own_source["settings"]
+    for day in (DAY_ONE, DAY_TWO):
+        assert partyhelp_bigquery_sync(sync_date=day, tables=SMALL, return_state=True) \
+            .is_completed()
+    state = partyhelp_bigquery_backfill(DAY_ONE - dt.timedelta(days=1), DAY_TWO, SMALL,
+                                        return_state=True)
+    assert state.is_completed(), state.message
+    result = state.result()
+    assert result["2026-11-19"].startswith("skipped: no kept exports")
+    assert "MySQL only holds today's state" in result["2026-11-19"]
+    assert result["2026-11-20"] == result["2026-11-21"] == "replayed"
+    replays = list(bigquery_client(settings).query(
+        f"SELECT sync_date, COUNT(DISTINCT flow_run_id) AS runs "
+        f"FROM {settings.quoted_table_ref('ph_sync_runs')} WHERE mode = 'replay' "
+        f"GROUP BY sync_date ORDER BY sync_date").result())
+    # one flow run per day replayed
+    assert [(r["sync_date"], r["runs"]) for r in replays] == [(DAY_ONE, 1), (DAY_TWO, 1)]
+    day = next(iter(bigquery_client(settings).query(
+        f"SELECT DISTINCT sync_date FROM {settings.quoted_table_ref('ph_venues')}").result()))
+    assert day["sync_date"] == DAY_TWO  # the range ends with its last day loaded
+
+
+def test_run_explains_itself(own_source: dict) -> None:
+    with admin_connection(own_source["database"]) as connection, connection.cursor() as cursor:
+        cursor.execute("INSERT INTO lead_purchases (lead_id, venue_id, amount_paid, lead_status)"
+                       " VALUES (1, 987654321, 12.50, 'pending')")
+        orphan_id = cursor.lastrowid
+    state = partyhelp_bigquery_sync(sync_date=DAY_ONE, return_state=True)
+    assert state.is_completed(), state.message
+    expected = 4 * len(TABLES) + 4  # plan/export/manifest/load each, and 4 once per run
+    _run, task_runs, artifacts = _flow_run(state.state_details.flow_run_id, expected)
+    names = {t.name.rsplit("-", 1)[0] if t.name.startswith("record-audit") else t.name
+             for t in task_runs}
+    for table in TABLES:
+        assert {f"export-{table}", f"manifest-{table}", f"load-{table}",
+                f"plan-{table}"} <= names
+    assert "refresh-view-ph_sales_billing_summary" in names
+    summary = next(a for a in artifacts if a.key == ARTIFACT_KEY)
+    for table in TABLES:
+        assert f"| {table} | Completed |" in summary.data
+    manifest_links = [line for line in summary.data.splitlines()
+                      if line.startswith("- ph_") and "manifest.json" in line]
+    assert len(manifest_links) == len(TABLES)
+    purchases_row = next(line for line in summary.data.splitlines()
+                         if line.startswith("| ph_lead_purchases |"))
+    assert "orphan_venue: 1" in purchases_row
+    assert f"- ph_lead_purchases / orphan_venue: {orphan_id}" in summary.data
+
+
+def test_long_exports_log_progress(own_source: dict, caplog: pytest.LogCaptureFixture) -> None:
+    settings = load_settings({**os.environ, "PARTYHELP_PROGRESS_SECONDS": "0",
+                              "PARTYHELP_BATCH_ROWS": "5"})
+    spec = TABLES["ph_lead_matches"]
+    plan = export.plan_export(settings, spec, DAY_ONE, None)
+    logger = logging.getLogger("test-progress")
+    with caplog.at_level(logging.INFO, logger="test-progress"):
+        result = export.export_chunk(settings, spec, plan, 0, logger=logger)
+    progress = [r.getMessage() for r in caplog.records if "rows so far" in r.getMessage()]
+    assert len(progress) >= result.rows // 5 - 1
+    assert progress[-1].startswith(f"export-ph_lead_matches chunk 0: {result.rows} rows so far")
+    assert "rows/s" in progress[-1]
+
+
+def test_server_time_zone_does_not_shift_timestamps(own_source: dict) -> None:
+    """A MySQL server whose own time zone is not UTC: values still arrive in UTC."""
+    settings, database = own_source["settings"], own_source["database"]
+    with admin_connection(database) as connection, connection.cursor() as cursor:
+        cursor.execute("SET SESSION time_zone = '+00:00'")
+        cursor.execute("UPDATE venues SET created_at = '2026-03-31 23:30:00' ORDER BY id LIMIT 1")
+        cursor.execute("SELECT MIN(id) FROM venues")
+        first_id = cursor.fetchone()[0]
+        cursor.execute("SELECT @@GLOBAL.time_zone")
+        saved = cursor.fetchone()[0]
+        cursor.execute("SET GLOBAL time_zone = '+10:30'")
+    try:
+        with admin_connection(database) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT created_at FROM venues WHERE id = %s", (first_id,))
+            assert cursor.fetchone()[0] == dt.datetime(2026, 4, 1, 10, 0)  # the server's view
+        state = partyhelp_bigquery_sync(sync_date=DAY_ONE, tables=["ph_venues"],
+                                        return_state=True)
+        assert state.is_completed(), state.message
+    finally:
+        with admin_connection() as connection, connection.cursor() as cursor:
+            cursor.execute("SET GLOBAL time_zone = %s", (saved,))
+    row = next(iter(bigquery_client(settings).query(
+        f"SELECT created_at FROM {settings.quoted_table_ref('ph_venues')} "
+        f"WHERE venue_id = {int(first_id)}").result()))
+    assert row["created_at"] == dt.datetime(2026, 3, 31, 23, 30, tzinfo=dt.UTC)
