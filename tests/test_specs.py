@@ -136,3 +136,9 @@ def test_sql_files_bind_values_and_never_format_them() -> None:
         text = path.read_text()
         assert "{" not in text, path  # no str.format placeholders in source queries
         assert "%(first_id)s" in text and "%(last_id)s" in text, path
+
+
+def test_table_reference_is_generated_from_the_specs() -> None:
+    from scripts.generate_docs import OUTPUT, render
+
+    assert OUTPUT.read_text(encoding="utf-8") == render(), "run python -m scripts.generate_docs"
