@@ -1,0 +1,75 @@
+"""Which failures are retried: only what a retry can heal."""
+
+from __future__ import annotations
+
+import pymysql
+import pytest
+import requests
+from google.api_core import exceptions as gexc
+from prefect import flow, task
+
+from tasks.errors import (
+    BadDataError,
+    ReconciliationError,
+    SchemaDriftError,
+    SourceUnavailableError,
+    is_transient,
+)
+from tasks.prefect_tasks import RETRY_OPTIONS
+
+
+@pytest.mark.parametrize("exc", [
+    pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query"),
+    pymysql.err.OperationalError(2003, "Can't connect to MySQL server"),
+    pymysql.err.OperationalError(1927, "Connection was killed"),
+    gexc.ServiceUnavailable("backend"),
+    gexc.TooManyRequests("rate limit"),
+    gexc.InternalServerError("oops"),
+    gexc.BadRequest("x", errors=[{"reason": "backendError", "message": "retry"}]),
+    gexc.BadRequest("Could not serialize access to table due to concurrent update"),
+    requests.exceptions.ConnectionError("refused"),
+    ConnectionResetError("reset"),
+    TimeoutError("slow"),
+    SourceUnavailableError("down"),
+])
+def test_transient_failures_are_retried(exc: BaseException) -> None:
+    assert is_transient(exc)
+
+
+@pytest.mark.parametrize("exc", [
+    pymysql.err.OperationalError(1054, "Unknown column 'l.status' in 'field list'"),
+    pymysql.err.ProgrammingError(1064, "syntax"),
+    gexc.BadRequest("x", errors=[{"reason": "invalid", "message": "wrong schema"}]),
+    gexc.NotFound("no such table"),
+    gexc.Forbidden("denied"),
+    SchemaDriftError("ph_leads: source column leads.status is missing"),
+    BadDataError("ph_venues: column area_id of row id 7"),
+    ReconciliationError("ph_leads: rows differ"),
+    ValueError("bug"),
+])
+def test_permanent_failures_fail_at_once(exc: BaseException) -> None:
+    assert not is_transient(exc)
+
+
+def test_a_task_retries_a_lost_connection_but_not_a_schema_error(stack: None) -> None:
+    attempts = {"transient": 0, "permanent": 0}
+
+    @task(**{**RETRY_OPTIONS, "retries": 2, "retry_delay_seconds": 0, "persist_result": False})
+    def flaky(kind: str) -> str:
+        attempts[kind] += 1
+        if kind == "transient" and attempts[kind] < 3:
+            raise pymysql.err.OperationalError(2013, "Lost connection")
+        if kind == "permanent":
+            raise SchemaDriftError("ph_leads: source column leads.status is missing")
+        return "done"
+
+    @flow
+    def run_both() -> tuple[str, str]:
+        healed = flaky("transient")
+        failed = flaky("permanent", return_state=True)
+        return healed, failed.message
+
+    healed, message = run_both()
+    assert healed == "done" and attempts["transient"] == 3
+    assert attempts["permanent"] == 1
+    assert "ph_leads: source column leads.status is missing" in message
