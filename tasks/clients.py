@@ -4,10 +4,15 @@ With ``STORAGE_EMULATOR_HOST`` / ``BIGQUERY_EMULATOR_HOST`` set, the Google clie
 talk to the emulators with anonymous credentials. Otherwise they use a prefect-gcp
 ``GcpCredentials`` block when ``PARTYHELP_GCP_CREDENTIALS_BLOCK`` names one, else
 Google application default credentials.
+
+Google's BigQuery client retries a lost connection for up to 10 minutes on every call.
+``PARTYHELP_BQ_RETRY_SECONDS``, when set, caps that, so that an outage fails the task (and
+Prefect's task retries take over) sooner; unset, the library's own retries apply.
 """
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import Any
 
@@ -32,14 +37,37 @@ def _cached_storage(project: str, emulated: bool, block: str | None) -> storage.
     return storage.Client(project=project, credentials=credentials)
 
 
+class _BigQueryClient(bigquery.Client):
+    """A BigQuery client whose built-in retry of each API call gives up after ``retry_seconds``."""
+
+    def __init__(self, *args: Any, retry_seconds: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._retry_seconds = retry_seconds
+
+    def _call_api(self, retry: Any, *args: Any, **kwargs: Any) -> Any:
+        # Every API request of the client (job polling included) goes through here.
+        if retry is not None and (retry.timeout is None or retry.timeout > self._retry_seconds):
+            retry = retry.with_timeout(self._retry_seconds)
+        return super()._call_api(retry, *args, **kwargs)
+
+
+def bigquery_retry_seconds() -> float | None:
+    """``PARTYHELP_BQ_RETRY_SECONDS``: how long one BigQuery API call may keep retrying."""
+    raw = os.environ.get("PARTYHELP_BQ_RETRY_SECONDS", "").strip()
+    return float(raw) if raw else None
+
+
 @lru_cache(maxsize=8)
-def _cached_bigquery(project: str, location: str, emulated: bool,
-                     block: str | None) -> bigquery.Client:
+def _cached_bigquery(project: str, location: str, emulated: bool, block: str | None,
+                     retry_seconds: float | None) -> bigquery.Client:
+    kwargs: dict[str, Any] = {"project": project, "location": location}
     if emulated:
-        return bigquery.Client(project=project, location=location,
-                               credentials=AnonymousCredentials())
-    credentials: Any = _block_credentials(block) if block else None
-    return bigquery.Client(project=project, location=location, credentials=credentials)
+        kwargs["credentials"] = AnonymousCredentials()
+    elif block:
+        kwargs["credentials"] = _block_credentials(block)
+    if retry_seconds is None:
+        return bigquery.Client(**kwargs)
+    return _BigQueryClient(retry_seconds=retry_seconds, **kwargs)
 
 
 def storage_client(settings: Settings) -> storage.Client:
@@ -52,4 +80,4 @@ def bigquery_client(settings: Settings) -> bigquery.Client:
     """The BigQuery client for these settings (one per process and configuration)."""
     return _cached_bigquery(settings.bq_project, settings.bq_location,
                             bool(settings.bigquery_emulator_host),
-                            settings.gcp_credentials_block)
+                            settings.gcp_credentials_block, bigquery_retry_seconds())
