@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from google.api_core import exceptions as gexc
 
@@ -126,12 +126,34 @@ def plan_export(settings: Settings, spec: TableSpec, sync_date: dt.date,
                       chunk_ranges(bounds, settings.chunk_rows))
 
 
+class PartStore(Protocol):
+    """Where finished part files go: ``put`` stores the local file at ``path`` under ``name``
+    (an object name below the export folder), removes the local file and describes the part.
+    It is called from the uploader's background threads."""
+
+    def put(self, name: str, path: str, rows: int, chunk: int) -> mf.PartInfo:
+        """Store one finished part."""
+        ...
+
+
+class GcsPartStore:
+    """The production store: create-only uploads to the export bucket, CRC32C-verified."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._bucket = storage_client(settings).bucket(settings.gcs_bucket)
+
+    def put(self, name: str, path: str, rows: int, chunk: int) -> mf.PartInfo:
+        """Upload one part (see ``upload_part``)."""
+        return upload_part(self._bucket, name, path, rows, chunk)
+
+
 class PartUploader:
     """Rolls encoded blocks into local part files and uploads each while the next is written."""
 
-    def __init__(self, settings: Settings, folder: str, chunk: int, schema: dict[str, Any]):
+    def __init__(self, settings: Settings, folder: str, chunk: int, schema: dict[str, Any],
+                 store: PartStore | None = None):
         self._settings = settings
-        self._bucket = storage_client(settings).bucket(settings.gcs_bucket)
+        self._store = store if store is not None else GcsPartStore(settings)
         self._folder = folder
         self._chunk = chunk
         self._schema = schema
@@ -156,7 +178,7 @@ class PartUploader:
         self._file.close()
         name = (f"{self._folder}/part-{self._chunk:04d}-{self._sequence:04d}-"
                 f"{self._token}.avro")
-        self._pending.append(self._pool.submit(upload_part, self._bucket, name, self._path,
+        self._pending.append(self._pool.submit(self._store.put, name, self._path,
                                                self._writer.records_written, self._chunk))
         self._sequence += 1
         self._writer = None
@@ -259,8 +281,10 @@ def _wrap_source_errors(exc: BaseException, spec: TableSpec) -> BaseException:
 
 
 def export_chunk(settings: Settings, spec: TableSpec, plan: ExportPlan, index: int,
-                 logger: logging.Logger | logging.LoggerAdapter[Any] | None = None) -> ChunkResult:
-    """Stream one chunk of ``spec`` into Avro parts in GCS, inside one consistent snapshot."""
+                 logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+                 store: PartStore | None = None) -> ChunkResult:
+    """Stream one chunk of ``spec`` into Avro parts in GCS (or ``store``), inside one
+    consistent snapshot."""
     log = logger or get_logger()
     chunk = plan.chunk(index)
     sync_date = dt.date.fromisoformat(plan.sync_date)
@@ -274,7 +298,8 @@ def export_chunk(settings: Settings, spec: TableSpec, plan: ExportPlan, index: i
     exported = {c.name: 0 for c in spec.money_columns}
     started = utc_now()
     folder = mf.export_folder(settings.gcs_prefix, sync_date, spec.name, plan.export_id)
-    uploader = PartUploader(settings, folder, index, spec.avro_schema(settings.include_pii_hashes))
+    uploader = PartUploader(settings, folder, index, spec.avro_schema(settings.include_pii_hashes),
+                            store)
     rows = 0
     last_report = time.monotonic()
     try:

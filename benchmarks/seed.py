@@ -1,0 +1,239 @@
+"""Seed MariaDB with the synthetic generator for the benchmark, reusing what is already there.
+
+Two kinds of database:
+
+* ``ph_bench_lp_<N>``: exactly N ``lead_purchases`` rows (ids 1..N) and the tables the
+  ph_lead_purchases query joins (leads, occasion_types, venues, areas). The generator runs
+  at a scale a little above what N needs and purchases past id N are not loaded (venues
+  come out only at the end of the simulation, so it always runs to the end).
+* ``ph_bench_flow_<S>``: the whole synthetic dataset at scale S (all 8 tables), loaded by
+  ``scripts.synthetic.load``, for the whole-flow sync.
+
+Both are bulk-loaded with ``LOAD DATA LOCAL INFILE`` while Python generates the next chunk.
+A marker table ``_bench_seed`` records what was loaded (kind, scale, seed, row counts); a
+database whose marker and row counts match is reused, so the 10M-row seed runs only once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pymysql
+
+from scripts import synthetic
+
+SEED = 42
+# The generator makes ~1,720 purchases per unit of scale (2.15 per lead, 800 leads per unit);
+# a lower figure here leaves headroom so that N purchases are always reached.
+PURCHASES_PER_SCALE = 1_650
+PURCHASE_TABLES = ("occasion_types", "areas", "venues", "leads", "lead_purchases")
+MARKER = "_bench_seed"
+
+Log = Callable[[str], None]
+
+
+def admin_params() -> dict[str, Any]:
+    """pymysql.connect() arguments of the benchmark's MariaDB (root on the local stack)."""
+    return {
+        "host": os.environ.get("PARTYHELP_BENCH_MYSQL_HOST", "127.0.0.1"),
+        "port": int(os.environ.get("PARTYHELP_BENCH_MYSQL_PORT", "3306")),
+        "user": os.environ.get("PARTYHELP_BENCH_MYSQL_USER", "root"),
+        "password": os.environ.get("PARTYHELP_BENCH_MYSQL_PASSWORD", ""),
+    }
+
+
+def _connect(database: str | None = None, **extra: Any) -> pymysql.Connection:
+    return pymysql.connect(**admin_params(), database=database, charset="utf8mb4",
+                           autocommit=True, **extra)
+
+
+def generator_digest() -> str:
+    """SHA-256 of the generator's source (recorded in the marker, for the record)."""
+    return hashlib.sha256(open(synthetic.__file__, "rb").read()).hexdigest()[:16]
+
+
+def read_marker(database: str) -> dict[str, Any] | None:
+    """The marker of a seeded database, or None when it is missing or incomplete."""
+    try:
+        with _connect(database) as conn, conn.cursor() as cur:
+            cur.execute(f"SELECT v FROM `{MARKER}` WHERE k = 'seed'")
+            row = cur.fetchone()
+    except pymysql.MySQLError:
+        return None
+    return json.loads(row[0]) if row else None
+
+
+def table_counts(database: str, tables: tuple[str, ...]) -> dict[str, int]:
+    """Exact row counts."""
+    counts = {}
+    with _connect(database) as conn, conn.cursor() as cur:
+        for table in tables:
+            cur.execute(f"SELECT COUNT(*) FROM `{table}`")
+            counts[table] = int(cur.fetchone()[0])
+    return counts
+
+
+def _reusable(database: str, wanted: Mapping[str, Any], log: Log) -> dict[str, Any] | None:
+    marker = read_marker(database)
+    if marker is None:
+        return None
+    if any(marker.get(k) != v for k, v in wanted.items()):
+        log(f"{database}: marker {marker} differs from {dict(wanted)}: re-seeding")
+        return None
+    if table_counts(database, tuple(marker["counts"])) != marker["counts"]:
+        log(f"{database}: row counts differ from the marker: re-seeding")
+        return None
+    return marker
+
+
+def _write_marker(database: str, marker: dict[str, Any]) -> None:
+    with _connect(database) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE IF NOT EXISTS `{MARKER}` (k VARCHAR(32) PRIMARY KEY, v TEXT)")
+        cur.execute(f"REPLACE INTO `{MARKER}` (k, v) VALUES ('seed', %s)", (json.dumps(marker),))
+
+
+def _recreate(database: str) -> None:
+    with _connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
+    synthetic.create_database_schema(admin_params(), database)
+
+
+def _load_sql(table: str) -> str:
+    cols = ", ".join(f"`{c}`" for c in synthetic.COLUMNS[table])
+    return (f"LOAD DATA LOCAL INFILE %s INTO TABLE `{table}` CHARACTER SET utf8mb4 "
+            "FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' "
+            f"({cols})")
+
+
+def purchases_database(rows: int) -> str:
+    """Name of the database that holds exactly ``rows`` purchases."""
+    return f"ph_bench_lp_{rows}"
+
+
+def ensure_purchases(rows: int, log: Log = print, reseed: bool = False) -> dict[str, Any]:
+    """A database with exactly ``rows`` purchases (ids 1..rows) and what they join to."""
+    database = purchases_database(rows)
+    scale = min(synthetic.MAX_SCALE, max(1.0, round(rows / PURCHASES_PER_SCALE, 2)))
+    wanted = {"kind": "lead_purchases", "seed": SEED, "scale": scale, "purchases": rows}
+    if not reseed and (marker := _reusable(database, wanted, log)):
+        log(f"{database}: reusing ({marker['counts']['lead_purchases']:,} purchases)")
+        return marker
+    log(f"{database}: seeding {rows:,} purchases (generator scale {scale:g}, seed {SEED})")
+    _recreate(database)
+    started = time.perf_counter()
+    counts = dict.fromkeys(PURCHASE_TABLES, 0)
+    jobs: queue.Queue[tuple[str, str, int] | None] = queue.Queue(maxsize=8)
+    errors: list[BaseException] = []
+
+    def loader() -> None:
+        with _connect(database, local_infile=True) as conn:
+            with conn.cursor() as cur:
+                cur.execute("SET SESSION time_zone = '+00:00'")
+            while (job := jobs.get()) is not None:
+                table, path, n = job
+                try:
+                    if not errors:
+                        with conn.cursor() as cur:
+                            cur.execute(_load_sql(table), (path,))
+                            if cur.rowcount != n:
+                                raise RuntimeError(f"{table}: loaded {cur.rowcount} of {n} rows")
+                except BaseException as exc:
+                    errors.append(exc)
+                finally:
+                    os.unlink(path)
+
+    thread = threading.Thread(target=loader, name="bench-loader", daemon=True)
+    thread.start()
+    part = 0
+    with tempfile.TemporaryDirectory(prefix="ph_bench_seed_") as tmpdir:
+        try:
+            for chunk in synthetic.generate(scale, SEED, chunk_rows=200_000):
+                if errors:
+                    break
+                for table in PURCHASE_TABLES:
+                    batch = chunk.get(table) or []
+                    if table == "lead_purchases":
+                        batch = [r for r in batch if int(r[0]) <= rows]
+                    if not batch:
+                        continue
+                    counts[table] += len(batch)
+                    part += 1
+                    path = os.path.join(tmpdir, f"{part:06d}.{table}.tsv")
+                    with open(path, "w", encoding="utf-8", newline="") as f:
+                        f.write(synthetic.tsv_lines(batch))
+                    jobs.put((table, path, len(batch)))
+                if part % 20 == 0:
+                    log(f"  {counts['lead_purchases']:,} purchases "
+                        f"({time.perf_counter() - started:.0f} s)")
+        finally:
+            jobs.put(None)
+            thread.join()
+    if errors:
+        raise errors[0]
+    loaded = table_counts(database, PURCHASE_TABLES)
+    with _connect(database) as conn, conn.cursor() as cur:
+        cur.execute("SELECT MIN(id), MAX(id) FROM lead_purchases")
+        low, high = cur.fetchone()
+    if loaded["lead_purchases"] != rows or (low, high) != (1, rows):
+        raise RuntimeError(f"{database}: wanted purchases 1..{rows}, got {loaded} ids "
+                           f"{low}..{high}; raise the scale")
+    with _connect(database) as conn, conn.cursor() as cur:
+        for table in PURCHASE_TABLES:
+            cur.execute(f"ANALYZE TABLE `{table}`")
+            cur.fetchall()
+    marker = {**wanted, "counts": loaded, "generator": generator_digest(),
+              "seconds": round(time.perf_counter() - started, 1)}
+    _write_marker(database, marker)
+    log(f"{database}: seeded in {marker['seconds']:.0f} s: {loaded}")
+    return marker
+
+
+def flow_database(scale: float) -> str:
+    """Name of the whole-dataset database at ``scale``."""
+    return f"ph_bench_flow_{scale:g}".replace(".", "_")
+
+
+def ensure_flow(scale: float, log: Log = print, reseed: bool = False) -> dict[str, Any]:
+    """The whole synthetic dataset (all 8 tables) at ``scale``, for the whole-flow sync."""
+    database = flow_database(scale)
+    wanted = {"kind": "flow", "seed": SEED, "scale": scale}
+    if not reseed and (marker := _reusable(database, wanted, log)):
+        log(f"{database}: reusing ({sum(marker['counts'].values()):,} rows)")
+        return marker
+    log(f"{database}: seeding the whole dataset at scale {scale:g}")
+    _recreate(database)
+    started = time.perf_counter()
+    synthetic.load(admin_params(), database, scale, SEED, create_schema=False, log=log)
+    counts = table_counts(database, synthetic.TABLES)
+    with _connect(database) as conn, conn.cursor() as cur:
+        for table in synthetic.TABLES:
+            cur.execute(f"ANALYZE TABLE `{table}`")
+            cur.fetchall()
+    marker = {**wanted, "counts": counts, "generator": generator_digest(),
+              "seconds": round(time.perf_counter() - started, 1)}
+    _write_marker(database, marker)
+    log(f"{database}: seeded in {marker['seconds']:.0f} s")
+    return marker
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--purchases", type=lambda s: [int(x) for x in s.split(",")],
+                        default=[])
+    parser.add_argument("--flow-scale", type=float, default=None)
+    parser.add_argument("--reseed", action="store_true")
+    args = parser.parse_args()
+    for n in args.purchases:
+        ensure_purchases(n, reseed=args.reseed)
+    if args.flow_scale:
+        ensure_flow(args.flow_scale, reseed=args.reseed)

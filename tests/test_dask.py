@@ -1,0 +1,55 @@
+"""The flow on a local Dask cluster (worker processes) gives the default runner's tables.
+
+Both runs sync the same source into two datasets; every row of every table is compared.
+Small chunks make each table several export tasks, so chunks really spread over workers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from typing import Any
+
+import pytest
+
+from flows.partyhelp_sync import partyhelp_bigquery_sync
+from tasks.clients import bigquery_client
+from tasks.settings import load_settings
+from tasks.specs import TABLES
+from tests.conftest import create_bucket, sync_environment
+from tests.oracle import bigquery_rows, diff_tables
+
+SYNC_DATE = dt.date(2026, 11, 25)
+
+
+def _sync(source_db: dict[str, Any], monkeypatch: pytest.MonkeyPatch, dataset: str,
+          bucket: str, flow: Any) -> Any:
+    env = sync_environment(source_db["database"], source_db["user"], bucket, dataset,
+                           # edge-case ids sit near 900,000,000: 3 chunks per table
+                           PARTYHELP_CHUNK_ROWS="450000000")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)  # Dask worker processes inherit these
+    state = flow(sync_date=SYNC_DATE, return_state=True)
+    assert state.is_completed(), state.message
+    return load_settings()
+
+
+def test_dask_runner_gives_the_default_runners_tables(
+        source_db: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect_dask import DaskTaskRunner
+
+    token = secrets.token_hex(4)
+    bucket = f"ph-dask-{token}"
+    create_bucket(bucket)
+    default = _sync(source_db, monkeypatch, f"ph_default_{token}", bucket,
+                    partyhelp_bigquery_sync)
+    on_dask = partyhelp_bigquery_sync.with_options(task_runner=DaskTaskRunner(
+        cluster_kwargs={"n_workers": 2, "processes": True, "threads_per_worker": 1}))
+    dask = _sync(source_db, monkeypatch, f"ph_dask_{token}", bucket, on_dask)
+
+    client = bigquery_client(default)
+    for table, spec in TABLES.items():
+        expected = bigquery_rows(client, default.table_ref(table), spec.primary_key)
+        actual = bigquery_rows(client, dask.table_ref(table), spec.primary_key)
+        assert len(actual) == len(expected) > 0, table
+        assert diff_tables(expected, actual) == [], table
