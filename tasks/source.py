@@ -34,6 +34,23 @@ TRANSIENT_MYSQL_ERRORS = frozenset(
 )
 
 
+_INTEGER_TYPES = frozenset({"tinyint", "smallint", "mediumint", "int", "bigint"})
+# Source types (information_schema DATA_TYPE) whose values each wire form carries exactly
+# (sql/source/README.md). Integers of any width are checked row by row against int64;
+# DECIMAL's precision and scale are checked below. DATETIME is not a TIMESTAMP: its
+# UNIX_TIMESTAMP is NULL after 2038 and 0 before 1970, and a DATE read as DATETIME + 0 is
+# no longer YYYYMMDD, so such a change fails here instead of turning values into NULL.
+WIRE_SOURCE_TYPES: dict[str, frozenset[str]] = {
+    "INT64": _INTEGER_TYPES,
+    "NUMERIC": _INTEGER_TYPES | {"decimal"},
+    "FLOAT64": _INTEGER_TYPES | {"decimal", "float", "double"},
+    "DATE": frozenset({"date"}),
+    "TIMESTAMP": frozenset({"timestamp"}),
+    "STRING": frozenset({"char", "varchar", "tinytext", "text", "mediumtext", "longtext",
+                         "json", "enum", "set"}),
+}
+
+
 def _driver_module(driver: str) -> Any:
     if driver == "mysqlclient":
         import MySQLdb
@@ -169,8 +186,9 @@ def describe_source(connection: Any, database: str) -> dict[tuple[str, str], Sou
 def check_schema(spec: TableSpec, source: Mapping[tuple[str, str], SourceColumn]) -> None:
     """Fail before anything is written when a column the spec reads is gone or too wide.
 
-    An added column changes nothing; a renamed or dropped one is named; a DECIMAL
-    that our exact money encoding cannot hold is refused rather than rounded.
+    An added column changes nothing; a renamed or dropped one is named; a type that its
+    wire form cannot carry exactly (``WIRE_SOURCE_TYPES``), or a DECIMAL that our exact
+    money encoding cannot hold, is refused rather than rounded or nulled.
     """
     missing = sorted(
         f"{table}.{column}"
@@ -184,6 +202,16 @@ def check_schema(spec: TableSpec, source: Mapping[tuple[str, str], SourceColumn]
             table=spec.name,
             column=missing[0],
         )
+    for (table, column), wire in sorted(spec.source_wire_types.items()):
+        info = source[(table.lower(), column.lower())]
+        if info.data_type not in WIRE_SOURCE_TYPES[wire]:
+            raise SchemaDriftError(
+                f"{spec.name}: source column {table}.{column} is now {info.data_type.upper()}; "
+                f"it is read as {wire}, which holds exactly only "
+                f"{', '.join(sorted(t.upper() for t in WIRE_SOURCE_TYPES[wire]))}",
+                table=spec.name,
+                column=f"{table}.{column}",
+            )
     for table, column in sorted(spec.source_columns):
         info = source[(table.lower(), column.lower())]
         if info.data_type != "decimal":

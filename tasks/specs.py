@@ -180,6 +180,18 @@ class TableSpec:
         """Every ``(table, column)`` of the source that the query reads."""
         return frozenset(referenced_source_columns(self.query))
 
+    @cached_property
+    def source_wire_types(self) -> dict[tuple[str, str], BigQueryType]:
+        """The wire form each selected ``(table, column)`` is read in: the type of the query
+        column it feeds (STRING for the inputs of derived columns). Columns read only in
+        joins are absent. The drift check refuses source types that form cannot hold."""
+        types: dict[str, BigQueryType] = {c.name: c.type for c in self.columns if not c.derive}
+        wire: dict[tuple[str, str], BigQueryType] = {}
+        for name, sources in select_list_sources(self.query).items():
+            for source in sources:
+                wire[source] = types.get(name, "STRING")
+        return wire
+
     def avro_schema(self, include_pii: bool = False) -> dict[str, Any]:
         """The Avro record schema of the exported files."""
         return {
@@ -217,6 +229,29 @@ def referenced_source_columns(sql: str) -> Iterable[tuple[str, str]]:
         table = aliases.get(alias.lower())
         if table is not None:
             yield table, column
+
+
+_SELECT_ITEM = re.compile(r"^\s*(.*\S)\s+AS\s+`?(\w+)`?\s*,?\s*$", re.IGNORECASE)
+
+
+def select_list_sources(sql: str) -> dict[str, frozenset[tuple[str, str]]]:
+    """For each column the query returns, the ``(table, column)`` pairs its expression reads.
+
+    Relies on the layout of ``sql/source/README.md``: one ``expression AS name`` per line
+    between ``SELECT`` and ``FROM``.
+    """
+    code = re.sub(r"--[^\n]*", "", sql)
+    aliases = {alias.lower(): table for table, alias in _FROM_JOIN.findall(code)}
+    select_list = re.search(r"\bSELECT\b(.*?)^\s*FROM\b", code,
+                            re.IGNORECASE | re.DOTALL | re.MULTILINE)
+    out: dict[str, frozenset[tuple[str, str]]] = {}
+    for line in (select_list.group(1) if select_list else "").splitlines():
+        item = _SELECT_ITEM.match(line)
+        if item:
+            expression, name = item.groups()
+            out[name] = frozenset((aliases[a.lower()], c) for a, c in
+                                  _ALIAS_COLUMN.findall(expression) if a.lower() in aliases)
+    return out
 
 
 def _id(name: str, what: str) -> Column:
