@@ -168,11 +168,12 @@ def location_display(preferences: str | None, selections: str | None) -> tuple[s
         if raw is None:
             continue
         try:
-            parsed = json.loads(raw)
-        except (ValueError, TypeError):
+            found, irregular = _suburbs_in(json.loads(raw))
+            for name in found:  # a lone surrogate (\ud800) parses but has no UTF-8 form
+                name.encode("utf-8")
+        except (ValueError, TypeError, RecursionError):  # RecursionError: absurdly deep nesting
             problem = "unreadable"
             continue
-        found, irregular = _suburbs_in(parsed)
         if irregular and not problem:
             problem = "irregular"
         names.extend(found)
