@@ -14,6 +14,8 @@
 #   PARTYHELP_MYSQL_PORT [3306] (probe only)  PARTYHELP_GCS_PORT [4443]
 #   PARTYHELP_BQ_PORT [9050]  PARTYHELP_BQ_GRPC_PORT [9060]  PARTYHELP_PREFECT_PORT [4200]
 #   PARTYHELP_START_TIMEOUT [60] seconds    PARTYHELP_PYTHON [python3] for .venv
+#   PARTYHELP_STACK_DATA [$PARTYHELP_STACK_HOME/data] the emulators' data; with other ports it
+#     runs a second, private pair (tests/test_faults.py stops and starts its own, not yours)
 #   PARTYHELP_PYTHON313 [pyenv's 3.13.0, else python3.13] for the BigQuery emulator's venv
 set -euo pipefail
 
@@ -33,7 +35,7 @@ BQ_VENV=$STACK_HOME/bigquery-venv
 BQ_HOME=$STACK_HOME/bigquery-home # the emulator's HOME: DuckDB extensions live in its .duckdb/
 LOG_DIR=$STACK_HOME/logs
 RUN_DIR=$STACK_HOME/run
-DATA_DIR=$STACK_HOME/data
+DATA_DIR=${PARTYHELP_STACK_DATA:-$STACK_HOME/data}
 MARIADBD=/usr/sbin/mariadbd
 
 # DuckDB pinned to a release whose extensions are on PyPI, so the emulator needs no internet.

@@ -29,10 +29,13 @@ def _block_credentials(block_name: str) -> Credentials:
     return block.get_credentials_from_service_account()
 
 
+# Clients are cached per configuration, emulator address included: a client built for one
+# address must never serve settings that name another (its endpoint is fixed when built).
 @lru_cache(maxsize=8)
-def _cached_storage(project: str, emulated: bool, block: str | None) -> storage.Client:
-    if emulated:
-        return storage.Client(project=project, credentials=AnonymousCredentials())
+def _cached_storage(project: str, emulator: str | None, block: str | None) -> storage.Client:
+    if emulator:
+        return storage.Client(project=project, credentials=AnonymousCredentials(),
+                              client_options={"api_endpoint": emulator})
     credentials: Any = _block_credentials(block) if block else None
     return storage.Client(project=project, credentials=credentials)
 
@@ -58,11 +61,12 @@ def bigquery_retry_seconds() -> float | None:
 
 
 @lru_cache(maxsize=8)
-def _cached_bigquery(project: str, location: str, emulated: bool, block: str | None,
+def _cached_bigquery(project: str, location: str, emulator: str | None, block: str | None,
                      retry_seconds: float | None) -> bigquery.Client:
     kwargs: dict[str, Any] = {"project": project, "location": location}
-    if emulated:
+    if emulator:
         kwargs["credentials"] = AnonymousCredentials()
+        kwargs["client_options"] = {"api_endpoint": emulator}
     elif block:
         kwargs["credentials"] = _block_credentials(block)
     if retry_seconds is None:
@@ -72,12 +76,12 @@ def _cached_bigquery(project: str, location: str, emulated: bool, block: str | N
 
 def storage_client(settings: Settings) -> storage.Client:
     """The GCS client for these settings (one per process and configuration)."""
-    return _cached_storage(settings.bq_project, bool(settings.storage_emulator_host),
+    return _cached_storage(settings.bq_project, settings.storage_emulator_host,
                            settings.gcp_credentials_block)
 
 
 def bigquery_client(settings: Settings) -> bigquery.Client:
     """The BigQuery client for these settings (one per process and configuration)."""
     return _cached_bigquery(settings.bq_project, settings.bq_location,
-                            bool(settings.bigquery_emulator_host),
+                            settings.bigquery_emulator_host,
                             settings.gcp_credentials_block, bigquery_retry_seconds())
