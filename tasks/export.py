@@ -26,7 +26,7 @@ from google.api_core import exceptions as gexc
 
 from tasks import avro_encoding as avro
 from tasks import manifest as mf
-from tasks.batches import BatchContext, QualityCounts, convert_batch
+from tasks.batches import BatchContext, QualityCounts, convert_columns, to_columns
 from tasks.clients import storage_client
 from tasks.errors import ExportIntegrityError, ReconciliationError, SourceUnavailableError
 from tasks.logs import get_logger
@@ -37,9 +37,9 @@ from tasks.source import (
     check_schema,
     describe_source,
     fetch_one,
-    id_bounds,
     is_driver_error,
     mysql_error_code,
+    plan_chunks,
     snapshot,
     stream_rows,
 )
@@ -92,20 +92,6 @@ def iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-def chunk_ranges(bounds: IdRange | None, chunk_rows: int) -> tuple[tuple[int, int], ...]:
-    """Split ``bounds`` into consecutive id ranges of ``chunk_rows`` ids; one empty range
-    for an empty table, so every export has at least one (possibly empty) part."""
-    if bounds is None:
-        return ((0, -1),)
-    ranges = []
-    first = bounds.first_id
-    while first <= bounds.last_id:
-        last = min(first + chunk_rows - 1, bounds.last_id)
-        ranges.append((first, last))
-        first = last + 1
-    return tuple(ranges)
-
-
 def check_source_schema(settings: Settings, specs: Sequence[TableSpec]) -> None:
     """Fail before anything is written if a spec reads a column the source lacks."""
     with snapshot(settings.mysql) as connection:
@@ -118,12 +104,12 @@ def plan_export(settings: Settings, spec: TableSpec, sync_date: dt.date,
                 flow_run_id: str | None) -> ExportPlan:
     """Fix the export id and the primary-key chunks of one table."""
     with snapshot(settings.mysql) as connection:
-        bounds = id_bounds(connection, spec.source_table)
+        chunks = plan_chunks(connection, spec.source_table, settings.chunk_rows)
     planned = utc_now()
     run = (flow_run_id or "local").split("-")[0][:8]
     export_id = f"{planned:%Y%m%dT%H%M%S}Z-{run}-{secrets.token_hex(2)}"
     return ExportPlan(spec.name, sync_date.isoformat(), export_id, flow_run_id, iso(planned),
-                      chunk_ranges(bounds, settings.chunk_rows))
+                      chunks)
 
 
 class PartStore(Protocol):
@@ -307,8 +293,11 @@ def export_chunk(settings: Settings, spec: TableSpec, plan: ExportPlan, index: i
             totals = fetch_one(connection, spec.totals_query, params)
             batches = stream_rows(connection, settings.mysql.driver, spec.query, params,
                                   settings.batch_rows)
-            for names, batch in _prefetch(batches):
-                converted = convert_batch(context, names, batch, quality)
+            # The reader thread also turns each batch into Arrow columns at once, so only
+            # the batch being read exists as Python objects: memory stays flat and small.
+            columns = (to_columns(context, names, batch) for names, batch in batches)
+            for source_columns in _prefetch(columns):
+                converted = convert_columns(context, source_columns, quality)
                 encoded = avro.encode_records(fields, converted.arrays)
                 for start, stop in _block_bounds(encoded):
                     uploader.write(stop - start, avro.compress_block(

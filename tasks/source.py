@@ -95,9 +95,14 @@ def connect(settings: MySQLSettings) -> Any:
         connection = module.connect(**kwargs)
     except module.Error as exc:
         code = mysql_error_code(exc)
+        # The server's reason ("Can't connect ...", "Access denied ...") never holds the
+        # password; it is masked all the same, in case a driver ever echoed it.
+        reason = str(exc.args[-1]) if len(exc.args) > 1 else ""
+        if settings.password.get_secret_value():
+            reason = reason.replace(settings.password.get_secret_value(), "***")
         raise SourceUnavailableError(
             f"cannot connect to MySQL at {settings.host}:{settings.port} as {settings.user}: "
-            f"error {code}",
+            f"error {code}" + (f": {reason}" if reason else ""),
             transient=code in TRANSIENT_MYSQL_ERRORS,
         ) from None
     with connection.cursor() as cursor:
@@ -155,6 +160,35 @@ def id_bounds(connection: Any, source_table: str) -> IdRange | None:
     if low is None:
         return None
     return IdRange(int(low), int(high))
+
+
+def plan_chunks(connection: Any, source_table: str, chunk_rows: int) -> tuple[tuple[int, int], ...]:
+    """Split the table's ids into consecutive ranges of about ``chunk_rows`` rows each.
+
+    Boundaries come from walking the primary-key index (one pass over it in all), so a
+    range holds rows, not just ids: gaps in the ids (deleted rows, legacy ids far above the
+    rest) make no empty chunks. The last range ends at the largest id now; rows added
+    later belong to tomorrow's run. An empty table gets one empty range, so every export
+    has at least one (empty) part.
+    """
+    bounds = id_bounds(connection, source_table)
+    if bounds is None:
+        return ((0, -1),)
+    ranges: list[tuple[int, int]] = []
+    first = bounds.first_id
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(
+                f"SELECT MAX(id) FROM (SELECT id FROM `{source_table}` WHERE id >= %(first)s "
+                "ORDER BY id LIMIT %(rows)s) AS chunk",
+                {"first": first, "rows": chunk_rows},
+            )
+            (last,) = cursor.fetchone()
+            if last is None or int(last) >= bounds.last_id:
+                ranges.append((first, bounds.last_id))
+                return tuple(ranges)
+            ranges.append((first, int(last)))
+            first = int(last) + 1
 
 
 @dataclass(frozen=True)

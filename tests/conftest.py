@@ -128,8 +128,8 @@ def sync_environment(database: str, user: str, bucket: str, dataset: str,
         "PARTYHELP_BQ_PROJECT": "partyhelp-test",
         "PARTYHELP_BQ_DATASET": dataset,
         "PARTYHELP_BQ_LOCATION": "US",
-        "PARTYHELP_PART_MAX_BYTES": str(64 * 1024),
-        "PARTYHELP_BATCH_ROWS": "500",
+        "PARTYHELP_PART_MAX_BYTES": str(8 * 1024),
+        "PARTYHELP_BATCH_ROWS": "100",
     }
     env.update(overrides)
     return env
@@ -150,7 +150,7 @@ def source_db(stack: None) -> Iterator[dict[str, Any]]:
     from scripts import synthetic
 
     database = create_source_database()
-    synthetic.load(MYSQL_ADMIN, database, scale=0.05, seed=7, edge_cases=True)
+    synthetic.load(MYSQL_ADMIN, database, scale=0.2, seed=7, edge_cases=True)
     user = create_reader(database)
     yield {"database": database, "user": user}
     drop_reader(user)

@@ -136,7 +136,7 @@ def test_large_tables_roll_into_parts_with_logical_types(synced: dict) -> None:
     client = storage_client(settings)
     manifest = mf.find_latest_manifest(client, settings.gcs_bucket, settings.gcs_prefix,
                                        SYNC_DATE, "ph_credit_transactions")
-    assert len(manifest.parts) > 1  # PARTYHELP_PART_MAX_BYTES is 64 KiB in tests
+    assert len(manifest.parts) > 1  # PARTYHELP_PART_MAX_BYTES is 8 KiB in tests
     bucket, name = mf.split_gs_uri(manifest.parts[0].uri)
     data = client.bucket(bucket).blob(name).download_as_bytes()
     import io
