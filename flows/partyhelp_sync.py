@@ -125,11 +125,16 @@ def partyhelp_bigquery_sync(
         outcomes[name].ended_at = iso(utc_now())
         if error:
             outcomes[name].error = error if error.startswith(name) else f"{name}: {error}"
+    view_error = None
     if SALES_BILLING_SUMMARY.base.name in names and \
             outcomes[SALES_BILLING_SUMMARY.base.name].status == "Completed":
-        view_ref = t.refresh_view()
+        view_ref, view_error = _outcome_of(t.refresh_view.submit())
+        if view_error and not view_error.startswith(SALES_BILLING_SUMMARY.name):
+            view_error = f"{SALES_BILLING_SUMMARY.name}: {view_error}"
 
     ordered = [outcomes[name] for name in names]
+    for outcome in ordered:
+        outcome.ended_at = outcome.ended_at or iso(utc_now())
     for outcome in ordered:
         counts = outcome.manifest.quality.get("counts", {}) if outcome.manifest else {}
         if counts:
@@ -143,9 +148,11 @@ def partyhelp_bigquery_sync(
     audit_state = t.record_audit([audit_row(o, run_id) for o in ordered], return_state=True)
     if not audit_state.is_completed():
         log.warning("could not append to ph_sync_runs: %s", audit_state.message)
-    failed = [o for o in ordered if o.status == "Failed"]
-    if failed:
-        raise SyncFailed("; ".join(o.error or f"{o.table}: failed" for o in failed))
+    failures = [o.error or f"{o.table}: failed" for o in ordered if o.status == "Failed"]
+    if view_error:
+        failures.append(view_error)
+    if failures:
+        raise SyncFailed("; ".join(failures))
     return {
         "sync_date": day.isoformat(),
         "mode": mode,
