@@ -1,0 +1,581 @@
+"""The deployment: the Dockerfile and prefect.yaml checked statically (there is no Docker
+engine here), `prefect deploy --all` against the local Prefect server, and the UI's Retry
+of a failed run on a real process worker running the deployment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tasks.specs import TABLES
+from tests.conftest import READER_PASSWORD, ROOT, admin_connection, create_bucket, sync_environment
+
+FLOW_NAME = "partyhelp-bigquery-sync"
+ENTRYPOINT = "flows/partyhelp_sync.py:partyhelp_bigquery_sync"
+POOLS = {"partyhelp-docker": "docker", "partyhelp-local": "process"}
+DEPLOYMENTS = {"daily": "partyhelp-docker", "daily-local": "partyhelp-local"}
+PARAMETERS = {"sync_date": None, "tables": None, "from_exports": False}
+PREFECT = Path(sys.executable).with_name("prefect")
+# Values `prefect deploy` templates into the production deployment ("{{ $NAME }}").
+DEPLOY_ENV = {"PARTYHELP_MYSQL_HOST": "mysql.partyhelp.internal",
+              "PARTYHELP_MYSQL_USER": "partyhelp_reader",
+              "PARTYHELP_GCS_BUCKET": "partyhelp-exports",
+              "PARTYHELP_BQ_PROJECT": "partyhelp-prod"}
+
+
+# ------------------------------------------------------------------ Dockerfile, statically
+
+
+def dockerfile_stages() -> list[list[tuple[str, str]]]:
+    """The Dockerfile's instructions, ``(INSTRUCTION, arguments)``, grouped by stage."""
+    lines, current = [], ""
+    for raw in (ROOT / "Dockerfile").read_text().splitlines():
+        if not current and (not raw.strip() or raw.lstrip().startswith("#")):
+            continue
+        if raw.rstrip().endswith("\\"):
+            current += raw.rstrip()[:-1] + " "
+            continue
+        lines.append(current + raw)
+        current = ""
+    stages: list[list[tuple[str, str]]] = []
+    for line in lines:
+        instruction, _, args = line.strip().partition(" ")
+        if instruction.upper() == "FROM":
+            stages.append([])
+        stages[-1].append((instruction.upper(), " ".join(args.split())))
+    return stages
+
+
+def requirement_pins() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, sep, version = line.partition("==")
+            assert sep, f"requirements.txt must pin every package: {line!r}"
+            pins[name.lower()] = version
+    return pins
+
+
+def final_stage() -> list[tuple[str, str]]:
+    return dockerfile_stages()[-1]
+
+
+def workdir() -> str:
+    return [a for i, a in final_stage() if i == "WORKDIR"][-1]
+
+
+def context_copies() -> list[tuple[str, str]]:
+    """The final stage's COPY instructions from the build context: ``(source, dest)``."""
+    copies = []
+    for instruction, args in final_stage():
+        if instruction == "COPY" and "--from=" not in args:
+            *sources, dest = [a for a in args.split() if not a.startswith("--")]
+            copies += [(s, dest) for s in sources]
+    return copies
+
+
+def test_base_image_is_the_official_image_of_the_pinned_prefect() -> None:
+    prefect = requirement_pins()["prefect"]
+    bases = [args.split()[0] for stage in dockerfile_stages() for i, args in stage if i == "FROM"]
+    assert len(bases) == 2  # a builder and the runtime image
+    assert set(bases) == {f"prefecthq/prefect:{prefect}-python3.11"}
+    prefect_yaml = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    assert prefect_yaml["prefect-version"] == prefect
+
+
+def test_image_installs_exactly_requirements_txt() -> None:
+    builder, final = dockerfile_stages()
+    build_runs = " ".join(a for i, a in builder if i == "RUN")
+    assert "pip wheel --no-cache-dir --wheel-dir /wheels -r /tmp/requirements.txt" in build_runs
+    installs = [a for i, a in final if i == "RUN" and "pip install" in a]
+    assert len(installs) == 1, "one pip install in the runtime image, of requirements.txt only"
+    assert "--no-index --find-links /wheels -r /tmp/requirements.txt" in installs[0]
+    assert "--mount=type=bind,from=builder,source=/wheels" in installs[0]
+    assert ("COPY", "requirements.txt /tmp/requirements.txt") in final
+
+
+def test_compiler_and_headers_stay_in_the_builder() -> None:
+    builder, final = dockerfile_stages()
+
+    def apt_packages(stage: list[tuple[str, str]]) -> set[str]:
+        runs = " ".join(a for i, a in stage if i == "RUN")
+        found = re.findall(r"apt-get install -y --no-install-recommends ([\w.+ -]+?)(?: &&|$)",
+                           runs)
+        return {p for group in found for p in group.split()}
+
+    assert {"libmariadb-dev", "pkg-config"} <= apt_packages(builder)
+    assert apt_packages(final) == {"libmariadb3"}  # the runtime library of mysqlclient only
+
+
+def test_runs_as_a_non_root_user() -> None:
+    users = [a for i, a in final_stage() if i == "USER"]
+    assert users, "the image must switch to a non-root user"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0")
+    created = " ".join(a for i, a in final_stage() if i == "RUN" and "useradd" in a)
+    assert f"--uid {user}" in created or re.search(rf"useradd .*\b{user}\b", created)
+    # The last instruction that changes the user is that USER: nothing runs as root after it.
+    assert [i for i, _ in final_stage()][-1] == "USER"
+
+
+def test_no_secret_is_baked_in() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    for instruction, args in final_stage() + dockerfile_stages()[0]:
+        if instruction in ("ENV", "ARG"):
+            assert not re.search(r"PASSWORD|SECRET|TOKEN|SALT|KEY|CREDENTIAL", args, re.I), args
+    assert READER_PASSWORD not in text
+    assert "PARTYHELP_" not in text  # every setting comes from the deployment at run time
+
+
+def _dockerignore_rules() -> list[tuple[bool, re.Pattern[str]]]:
+    rules = []
+    for line in (ROOT / ".dockerignore").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        pattern = line.lstrip("!").strip("/")
+        regex = "".join(".*" if part == "**" else
+                        re.escape(part).replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+                        for part in re.split(r"(\*\*)", pattern))
+        rules.append((negate, re.compile(regex)))
+    return rules
+
+
+def in_build_context(path: str) -> bool:
+    """Whether ``.dockerignore`` lets ``path`` (relative to the repo) into the build context.
+
+    Docker's rule: the last pattern matching the path, or one of its parent folders, wins.
+    """
+    parts = path.split("/")
+    candidates = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+    included = True
+    for negate, regex in _dockerignore_rules():
+        if any(regex.fullmatch(c) for c in candidates):
+            included = negate
+    return included
+
+
+def repository_files() -> list[str]:
+    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return [p for p in out.splitlines() if (ROOT / p).is_file()]
+
+
+def test_build_context_is_only_what_the_image_copies() -> None:
+    copied = [s.rstrip("/") for s, _ in context_copies()]
+    assert sorted(copied) == ["flows", "requirements.txt", "sql", "tasks"]
+    context = {p for p in repository_files() if in_build_context(p)}
+    assert context == {p for p in repository_files()
+                       if p == "requirements.txt" or p.split("/")[0] in copied}
+    for stray in (".git/config", ".venv/bin/python", ".env", "service-account.json",
+                  "tests/conftest.py", "scripts/setup.py", "prefect.yaml",
+                  "flows/__pycache__/partyhelp_sync.cpython-311.pyc", "tasks/x.pyc"):
+        assert not in_build_context(stray), stray
+
+
+def _image_tree(root: Path) -> Path:
+    """What the final stage's COPY lines put under its WORKDIR, from the build context."""
+    target = root / workdir().lstrip("/")
+    target.mkdir(parents=True)
+    files = [p for p in repository_files() if in_build_context(p)]
+    for source, dest in context_copies():
+        if dest.startswith("/"):
+            continue  # requirements.txt to /tmp: not code
+        source = source.rstrip("/")
+        for path in files:
+            if path == source or path.startswith(source + "/"):
+                out = target / dest / Path(path).relative_to(source) if path != source \
+                    else target / dest
+                out.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / path, out)
+    return target
+
+
+def test_image_holds_everything_the_entrypoint_imports(tmp_path: Path) -> None:
+    """Load the flow the way a worker in the image does, with only the copied code."""
+    code = _image_tree(tmp_path)
+    probe = f"""
+import json, sys
+sys.path.insert(0, {str(code)!r})  # the image's PYTHONPATH (= its WORKDIR)
+from prefect.flows import load_flow_from_entrypoint
+flow = load_flow_from_entrypoint({ENTRYPOINT!r})
+from tasks.specs import SALES_BILLING_SUMMARY, SQL_DIR, TABLES
+paths = [p for s in TABLES.values() for p in (s.query_path, s.totals_query_path)]
+paths.append(SALES_BILLING_SUMMARY.query_path)
+files = {{n: getattr(m, "__file__", None) or "" for n, m in list(sys.modules.items())}}
+print(json.dumps({{"flow": flow.name, "flow_file": flow.fn.__code__.co_filename,
+                  "sql_dir": str(SQL_DIR),
+                  "missing": [str(p) for p in paths if not p.exists()],
+                  "first_party": {{n: f for n, f in files.items()
+                                  if n.split(".")[0] in ("flows", "tasks", "scripts", "tests")}},
+                  "from_repo": [n for n, f in files.items() if f.startswith({str(ROOT) + "/"!r})
+                                and not f.startswith(sys.prefix + "/")]}}))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    result = subprocess.run([sys.executable, "-I", "-c", probe], cwd=code, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["flow"] == FLOW_NAME
+    assert report["flow_file"] == str(code / ENTRYPOINT.split(":")[0])
+    assert report["from_repo"] == [], "imported from outside the image's code"
+    assert report["sql_dir"] == str(code / "sql")
+    assert report["missing"] == []
+    assert {"tasks.prefect_tasks", "tasks.warehouse", "tasks.export"} <= set(report["first_party"])
+    assert all(f.startswith(str(code)) for f in report["first_party"].values())
+    assert not any(n.split(".")[0] in ("scripts", "tests") for n in report["first_party"])
+
+
+# ------------------------------------------------------------------ prefect.yaml, statically
+
+
+def prefect_yaml() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "prefect.yaml").read_text())
+
+
+def test_prefect_yaml_agrees_with_the_dockerfile_and_the_code() -> None:
+    config = prefect_yaml()
+    deployments = {d["name"]: d for d in config["deployments"]}
+    assert {n: d["work_pool"]["name"] for n, d in deployments.items()} == DEPLOYMENTS
+    assert {d["entrypoint"] for d in deployments.values()} == {ENTRYPOINT}
+    path, function = ENTRYPOINT.split(":")
+    assert f"def {function}(" in (ROOT / path).read_text()
+    docker = deployments["daily"]
+    image = docker["work_pool"]["job_variables"]["image"]
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert image == f"partyhelp-bigquery-sync:{version}"
+    labels = " ".join(a for i, a in final_stage() if i == "LABEL")
+    assert f'org.opencontainers.image.version="{version}"' in labels
+    assert f"docker build -t {image} ." in (ROOT / "Dockerfile").read_text()
+    [pull] = docker["pull"]
+    assert pull["prefect.deployments.steps.set_working_directory"]["directory"] == workdir()
+    assert "pull" not in deployments["daily-local"]  # default: this checkout, where deployed
+
+
+def test_production_settings_are_real_names_and_hold_no_secret() -> None:
+    env = prefect_yaml()["deployments"][0]["work_pool"]["job_variables"]["env"]
+    code = "".join(p.read_text() for folder in ("tasks", "flows")
+                   for p in (ROOT / folder).glob("*.py"))
+    for name, value in env.items():
+        assert name.startswith("PREFECT_") or name in code, f"{name} is read nowhere"
+        assert not re.search(r"PASSWORD$|SALT$|SECRET", name), f"{name} holds a secret"
+        assert value.startswith("{{ $") or name.endswith("_BLOCK"), (name, value)
+    assert env["PARTYHELP_MYSQL_PASSWORD_BLOCK"]  # the password comes from a Secret block
+    assert env["PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK"].startswith("gcs-bucket/")
+
+
+# ------------------------------------------------------------------ on the Prefect server
+
+
+def prefect_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> str:
+    result = subprocess.run([str(PREFECT), "--no-prompt", *args], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"prefect {' '.join(args)}:\n{result.stdout[-3000:]}" \
+                                   f"\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def deployed(stack: None) -> Iterator[dict[str, Any]]:
+    """Both work pools and `prefect deploy --all`, as docs/OPERATIONS.md says; read back.
+
+    The deployments and pools have fixed names on a server other test sessions on this
+    machine share: a file lock keeps two sessions from deploying and running them at once.
+    """
+    from prefect.client.orchestration import get_client
+
+    lock_path = Path(tempfile.gettempdir()) / "partyhelp-prefect-deployments.lock"
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        started = time.monotonic()
+        for pool, pool_type in POOLS.items():
+            prefect_cli("work-pool", "create", pool, "--type", pool_type, "--overwrite")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PARTYHELP_")}
+        output = prefect_cli("deploy", "--all", env={**env, **DEPLOY_ENV})
+        with get_client(sync_client=True) as client:
+            deployments = {name: client.read_deployment_by_name(f"{FLOW_NAME}/{name}")
+                           for name in DEPLOYMENTS}
+            pools = {name: client.read_work_pool(name) for name in POOLS}
+        yield {"deployments": deployments, "pools": pools, "output": output,
+               "seconds": time.monotonic() - started}
+
+
+def test_deploy_all_reads_back_as_declared(deployed: dict[str, Any]) -> None:
+    deployments, pools = deployed["deployments"], deployed["pools"]
+    assert {name: pool.type for name, pool in pools.items()} == POOLS
+    for name, deployment in deployments.items():
+        assert deployment.work_pool_name == DEPLOYMENTS[name]
+        assert deployment.entrypoint == ENTRYPOINT
+        assert deployment.parameters == PARAMETERS
+        assert deployment.enforce_parameter_schema is True
+        assert list(deployment.parameter_openapi_schema["properties"]) == list(PARAMETERS)
+        [schedule] = deployment.schedules
+        assert schedule.schedule.cron == "0 3 * * *"
+        assert schedule.schedule.timezone == "Australia/Melbourne"
+        assert schedule.active is (name == "daily")  # the local variant runs on demand
+    daily, local = deployments["daily"], deployments["daily-local"]
+    assert daily.job_variables["image"] == prefect_yaml()["definitions"]["image"]
+    env = daily.job_variables["env"]
+    assert {k: env[k] for k in DEPLOY_ENV} == DEPLOY_ENV  # templated from the deploy shell
+    assert env["PARTYHELP_MYSQL_PORT"] == ""  # unset when deploying: the flow's default
+    assert env["PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK"] == "gcs-bucket/partyhelp-results"
+    assert daily.pull_steps == [{"prefect.deployments.steps.set_working_directory":
+                                 {"directory": workdir()}}]
+    assert not local.job_variables  # the local worker's own environment applies
+    assert local.pull_steps == [{"prefect.deployments.steps.set_working_directory":
+                                 {"directory": str(ROOT)}}]
+    assert READER_PASSWORD not in json.dumps([d.model_dump(mode="json")
+                                              for d in deployments.values()])
+
+
+# ------------------------------------------------------------------ Retry from the UI
+
+
+def stack_sh(command: str) -> None:
+    subprocess.run([str(ROOT / "scripts" / "stack.sh"), command], check=True, timeout=120,
+                   capture_output=True)
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float,
+             interval: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def table_of(task_name: str) -> str | None:
+    """``export-ph_leads-chunk-0001`` -> ``ph_leads``; None for tasks of no one table."""
+    match = re.match(r"(?:plan|export|manifest|load)-(ph_[a-z_]+?)(?:-chunk-\d+)?$", task_name)
+    return match.group(1) if match else None
+
+
+class RunWatcher:
+    """Reads one flow run and its task runs, attempt by attempt, through the Prefect API."""
+
+    def __init__(self, client: Any, flow_run_id: Any) -> None:
+        self.client, self.id = client, flow_run_id
+
+    def flow_run(self) -> Any:
+        return self.client.read_flow_run(self.id)
+
+    def wait_final(self, timeout: float = 240) -> Any:
+        return wait_for(f"flow run {self.id} to finish",
+                        lambda: (run := self.flow_run()).state and run.state.is_final() and run,
+                        timeout)
+
+    def attempt(self, number: int, timeout: float = 60) -> dict[str, list[Any]]:
+        """``{"export": [...], "load": [...], ...}`` of one attempt, once every task is final.
+
+        Task states reach the API a few seconds after the flow run's final state.
+        """
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+        def read() -> dict[str, list[Any]] | None:
+            every = self.client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[self.id])), limit=200)
+            assert len(every) < 200, "more task runs than one page"
+            runs = [r for r in every if r.flow_run_run_count == number]
+            kinds: dict[str, list[Any]] = {}
+            for run in runs:
+                if table_of(run.name):
+                    kinds.setdefault(run.name.split("-")[0], []).append(run)
+            complete = all({table_of(r.name) for r in kinds.get(k, [])} == set(TABLES)
+                           for k in ("export", "load"))
+            final = all(r.state and r.state.is_final() for r in runs)
+            return kinds if complete and final else None
+
+        return wait_for(f"task runs of attempt {number}", read, timeout)
+
+
+def state_names(runs: list[Any]) -> dict[str, str]:
+    return {r.name: r.state.name for r in runs}
+
+
+def retry_like_the_ui(flow_run_id: Any) -> None:
+    """What the Retry button of the Prefect UI sends (../shared/LOCAL_STACK.md)."""
+    response = httpx.post(
+        f"{os.environ['PREFECT_API_URL'].rstrip('/')}/flow_runs/{flow_run_id}/set_state",
+        json={"state": {"type": "SCHEDULED", "name": "AwaitingRetry",
+                        "message": "Retry from the UI"}, "force": True}, timeout=30)
+    response.raise_for_status()
+    assert response.json()["status"] == "ACCEPT", response.text
+
+
+@contextlib.contextmanager
+def process_worker(queue: str, env: dict[str, str], log: Path) -> Iterator[str]:
+    """`prefect worker start` on the local pool, polling only this test's work queue."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import WorkerFilter, WorkerFilterStatus
+
+    pool, name = "partyhelp-local", f"test-worker-{queue}"
+    with get_client(sync_client=True) as client:
+        fresh = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=60)
+        others = [w.name for w in client.read_workers_for_work_pool(
+            pool, worker_filter=WorkerFilter(status=WorkerFilterStatus(any_=["ONLINE"])))
+            if w.last_heartbeat_time and w.last_heartbeat_time > fresh]
+        if others:
+            pytest.fail(f"worker(s) {others} poll every queue of {pool}: they would take this "
+                        "test's flow runs with their own settings. Stop them and rerun.")
+        client.create_work_queue(name=queue, work_pool_name=pool)
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            [str(PREFECT), "worker", "start", "--pool", pool, "--work-queue", queue,
+             "--name", name], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+    try:
+        yield name
+    finally:
+        worker.send_signal(signal.SIGINT)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)  # the worker's own process group
+            worker.wait(timeout=10)
+        base = f"{os.environ['PREFECT_API_URL'].rstrip('/')}/work_pools/{pool}"
+        httpx.delete(f"{base}/workers/{name}", timeout=30)
+        httpx.delete(f"{base}/queues/{queue}", timeout=30)
+
+
+def source_row_counts(database: str) -> dict[str, int]:
+    from tests.oracle import expected_tables
+
+    with admin_connection(database) as connection:
+        return {t: len(rows) for t, rows in expected_tables(connection, dt.date.today()).items()
+                if t in TABLES}
+
+
+def bigquery_row_counts(settings: Any) -> dict[str, int]:
+    from tasks.clients import bigquery_client
+
+    client = bigquery_client(settings)
+    return {t: next(iter(client.query(
+        f"SELECT COUNT(*) AS n FROM {settings.quoted_table_ref(t)}").result()))["n"]
+        for t in TABLES}
+
+
+def move_objects(bucket: Any, names: list[str], suffix_from: str, suffix_to: str) -> None:
+    for name in names:
+        blob = bucket.blob(name + suffix_from)
+        bucket.copy_blob(blob, bucket, name + suffix_to)
+        blob.delete()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_retry_from_the_ui_redoes_only_what_failed(deployed: dict[str, Any], source_db: dict,
+                                                  tmp_path: Path) -> None:
+    """A real outage fails the loads; Retry (same flow run) skips what had completed.
+
+    1. BigQuery is stopped: the exports complete, every load fails, the run is Failed.
+    2. BigQuery is back, but one table's parts are hidden in GCS: Retry. The exports are
+       Cached, four loads complete, that table's load fails again: Failed.
+    3. The parts are back: Retry. Exports and the four completed loads are Cached, the last
+       load completes, the run is Completed and every table holds the source's rows.
+    4. A new run of the deployment exports afresh: nothing of the first run's is reused.
+    """
+    from prefect.client.orchestration import get_client
+
+    from tasks.clients import storage_client
+    from tasks.settings import load_settings
+    from tasks.warehouse import ensure_dataset
+
+    token = os.urandom(4).hex()
+    bucket_name, dataset = f"ph-retry-{token}", f"ph_retry_{token}"
+    create_bucket(bucket_name)
+    sync_env = sync_environment(source_db["database"], source_db["user"], bucket_name, dataset,
+                                PARTYHELP_TASK_RETRIES="1", PARTYHELP_RETRY_DELAY_SECONDS="0.5",
+                                PARTYHELP_BQ_RETRY_SECONDS="2",
+                                PARTYHELP_CHUNK_ROWS=str(10**12))  # one export task a table
+    settings = load_settings({**os.environ, **sync_env})
+    storage = tmp_path / "results"
+    worker_env = {k: v for k, v in os.environ.items() if not k.startswith("PARTYHELP_")
+                  and k != "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK"}
+    worker_env.update(sync_env, PREFECT_LOCAL_STORAGE_PATH=str(storage),
+                      PREFECT_WORKER_QUERY_SECONDS="1")
+    deployment = deployed["deployments"]["daily-local"]
+    with get_client(sync_client=True) as client, \
+            process_worker(f"retry-{token}", worker_env, tmp_path / "worker.log"):
+        assert client.read_server_default_result_storage().default_result_storage_block_id \
+            is None, "the server has a default result storage: local runs would not use theirs"
+        # The dataset exists before the first run, as scripts/setup.py leaves it in production.
+        ensure_dataset(settings)
+        try:
+            stack_sh("stop-bigquery")  # a real outage, before the run starts
+            run = client.create_flow_run_from_deployment(deployment.id,
+                                                         work_queue_name=f"retry-{token}")
+            watcher = RunWatcher(client, run.id)
+            first = watcher.wait_final()
+        finally:
+            stack_sh("start-bigquery")  # other tests need it, whatever happened
+        assert first.state.is_failed(), (first.state, (tmp_path / "worker.log").read_text())
+        assert any(t in first.state.message for t in TABLES), first.state.message
+        attempt = watcher.attempt(1)
+        assert set(state_names(attempt["export"]).values()) == {"Completed"}
+        assert {r.state.type.value for r in attempt["load"]} == {"FAILED"}
+        assert list(storage.iterdir()), "task results must persist in PREFECT_LOCAL_STORAGE_PATH"
+
+        # 2. BigQuery is back; one table's export parts are hidden: its load fails again.
+        bucket = storage_client(settings).bucket(bucket_name)
+        parts = [b.name for b in bucket.list_blobs(prefix="exports/")
+                 if "/ph_venues/" in b.name and b.name.endswith(".avro")]
+        assert parts
+        move_objects(bucket, parts, "", ".hidden")
+        retry_like_the_ui(run.id)
+        second = watcher.wait_final()
+        assert second.id == run.id and second.state.is_failed(), second.state
+        assert "ph_venues" in second.state.message
+        attempt = watcher.attempt(2)
+        assert set(state_names(attempt["export"]).values()) == {"Cached"}
+        assert set(state_names(attempt["plan"]).values()) == {"Cached"}
+        assert set(state_names(attempt["manifest"]).values()) == {"Cached"}
+        loads = {table_of(r.name): r.state.name for r in attempt["load"]}
+        assert loads.pop("ph_venues") == "Failed"
+        assert set(loads.values()) == {"Completed"}
+
+        # 3. The parts are back: Retry completes, redoing only the load that failed.
+        move_objects(bucket, parts, ".hidden", "")
+        retry_like_the_ui(run.id)
+        third = watcher.wait_final()
+        assert third.id == run.id and third.state.is_completed(), third.state
+        assert third.run_count == 3
+        attempt = watcher.attempt(3)
+        assert set(state_names(attempt["export"]).values()) == {"Cached"}
+        loads = {table_of(r.name): r.state.name for r in attempt["load"]}
+        assert loads.pop("ph_venues") == "Completed"
+        assert set(loads.values()) == {"Cached"}  # loads that had completed are not repeated
+        assert bigquery_row_counts(settings) == source_row_counts(source_db["database"])
+
+        # 4. A new daily run never reuses the cached results of an earlier run.
+        new = client.create_flow_run_from_deployment(deployment.id,
+                                                     work_queue_name=f"retry-{token}")
+        fresh = RunWatcher(client, new.id)
+        assert fresh.wait_final().state.is_completed()
+        attempt = fresh.attempt(1)
+        assert set(state_names(attempt["export"]).values()) == {"Completed"}
+        assert set(state_names(attempt["load"]).values()) == {"Completed"}
