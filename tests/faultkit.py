@@ -1,0 +1,356 @@
+"""Helpers shared by the fault, bad-data, drift and security tests (no fixtures here).
+
+Everything acts on the real stack: MariaDB databases of their own, buckets and datasets of
+their own, and, for the tests that stop GCS or BigQuery, a private pair of emulators on
+their own ports (``PrivateEmulators``), so that stopping them never disturbs anyone else
+using the shared stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import secrets
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import fastavro
+from google.api_core import exceptions as gexc
+
+from tasks import manifest as mf
+from tasks.clients import bigquery_client, storage_client
+from tasks.settings import Settings, load_settings
+from tests.conftest import (
+    MYSQL_ADMIN,
+    ROOT,
+    admin_connection,
+    create_bucket,
+    create_reader,
+    create_source_database,
+    drop_database,
+    drop_reader,
+    sync_environment,
+)
+
+STACK_SH = ROOT / "scripts" / "stack.sh"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Source:
+    """A source database of one test module, and its SELECT-only reader."""
+
+    database: str
+    user: str
+
+    def sql(self, statement: str, params: Any = None) -> list[tuple[Any, ...]]:
+        """Run one statement as root (test setup only) and return its rows."""
+        with admin_connection(self.database) as connection, connection.cursor() as cursor:
+            cursor.execute("SET SESSION time_zone = '+00:00'")
+            cursor.execute(statement, params)
+            return list(cursor.fetchall())
+
+    def scalar(self, statement: str, params: Any = None) -> Any:
+        """The first value of the first row."""
+        return self.sql(statement, params)[0][0]
+
+
+@contextmanager
+def source_database(prefix: str, scale: float, seed: int,
+                    edge_cases: bool = True) -> Iterator[Source]:
+    """A synthetic source database with a reader user, dropped afterwards."""
+    from scripts import synthetic
+
+    database = create_source_database(prefix)
+    user = ""
+    try:
+        synthetic.load(MYSQL_ADMIN, database, scale=scale, seed=seed, edge_cases=edge_cases)
+        user = create_reader(database)
+        yield Source(database, user)
+    finally:
+        if user:
+            drop_reader(user)
+        drop_database(database)
+
+
+def new_target(source: Source, label: str, **overrides: str) -> dict[str, str]:
+    """Sync variables for ``source`` into a new bucket and dataset (on the current emulators)."""
+    token = secrets.token_hex(4)
+    bucket, dataset = f"ph-{label}-{token}", f"ph_{label}_{token}"
+    create_bucket(bucket)
+    return sync_environment(source.database, source.user, bucket, dataset, **overrides)
+
+
+@contextmanager
+def env_vars(env: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` updated with ``env`` for the block, then restored."""
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextmanager
+def environment(env: dict[str, str]) -> Iterator[Settings]:
+    """``os.environ`` updated with ``env`` for the block (the flow reads it); its settings."""
+    with env_vars(env):
+        yield load_settings()
+
+
+# ---------------------------------------------------------------- BigQuery and GCS
+
+
+def table_states(settings: Settings) -> dict[str, tuple[int, str]]:
+    """Every table and view of the dataset: ``{name: (rows, digest of every row)}``.
+
+    Content, not ``modified``: the BigQuery emulator never updates a table's ``modified``
+    (nor its etag) when a load or copy replaces it, so only the rows can show a change.
+    Every row carries ``sync_date``, so a replacement by another day's run always shows.
+    """
+    client = bigquery_client(settings)
+    dataset = f"{settings.bq_project}.{settings.bq_dataset}"
+    try:
+        items = list(client.list_tables(dataset))
+    except gexc.NotFound:  # no dataset yet, so no tables
+        return {}
+    states = {}
+    for item in items:
+        rows = sorted(json.dumps(dict(row.items()), default=str, sort_keys=True)
+                      for row in client.query(f"SELECT * FROM `{dataset}.{item.table_id}`")
+                      .result())
+        states[item.table_id] = (len(rows),
+                                 hashlib.sha256("\n".join(rows).encode()).hexdigest())
+    return states
+
+
+def query(settings: Settings, sql: str) -> list[dict[str, Any]]:
+    """Rows of a BigQuery query as dicts."""
+    return [dict(row.items()) for row in bigquery_client(settings).query(sql).result()]
+
+
+def bq_totals(settings: Settings, table: str, money: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Row count, distinct primary keys and money sums of a loaded table."""
+    from tasks.specs import TABLES
+
+    key = TABLES[table].primary_key
+    sums = "".join(f", SUM(`{c}`) AS `{c}`" for c in money)
+    row = query(settings, f"SELECT COUNT(*) AS n, COUNT(DISTINCT `{key}`) AS k{sums} "
+                          f"FROM {settings.quoted_table_ref(table)}")[0]
+    return {k: (Decimal(v) if k in money and v is not None else v) for k, v in row.items()}
+
+
+def source_totals(source: Source, table: str, money: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The same figures from the source table."""
+    sums = "".join(f", SUM(`{c}`)" for c in money)
+    row = source.sql(f"SELECT COUNT(*), COUNT(DISTINCT id){sums} FROM `{table}`")[0]
+    out = {"n": row[0], "k": row[1]}
+    out.update({c: (None if v is None else Decimal(v)) for c, v in zip(money, row[2:],
+                                                                        strict=True)})
+    return out
+
+
+def bucket_objects(settings: Settings, prefix: str = "") -> dict[str, bytes]:
+    """Every object of the bucket (under ``prefix``), downloaded: ``{name: bytes}``."""
+    client = storage_client(settings)
+    return {blob.name: blob.download_as_bytes()
+            for blob in client.list_blobs(settings.gcs_bucket, prefix=prefix or None)}
+
+
+def object_names(settings: Settings, prefix: str = "") -> set[str]:
+    """Names of the bucket's objects (under ``prefix``)."""
+    client = storage_client(settings)
+    return {blob.name for blob in client.list_blobs(settings.gcs_bucket, prefix=prefix or None)}
+
+
+def manifests(settings: Settings, day: dt.date, table: str) -> list[mf.Manifest]:
+    """Every committed manifest of ``table`` for ``day``, oldest first."""
+    client = storage_client(settings)
+    folder = mf.table_folder(settings.gcs_prefix, day, table) + "/"
+    found = [mf.read_manifest(client, mf.gs_uri(settings.gcs_bucket, blob.name))
+             for blob in client.list_blobs(settings.gcs_bucket, prefix=folder)
+             if blob.name.endswith("/" + mf.MANIFEST_NAME)]
+    return sorted(found, key=lambda m: m.extracted_at)
+
+
+def avro_records(data: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(writer schema, records) of one Avro container file."""
+    reader = fastavro.reader(io.BytesIO(data))
+    return reader.writer_schema, list(reader)
+
+
+def decoded_text(name: str, data: bytes) -> str:
+    """An object as searchable text: Avro parts decoded (they are deflated), others as is."""
+    if name.endswith(".avro"):
+        schema, records = avro_records(data)
+        return json.dumps(schema, default=str) + "\n" + "\n".join(
+            json.dumps(r, default=str, ensure_ascii=False) for r in records)
+    return data.decode("utf-8", errors="replace")
+
+
+# ---------------------------------------------------------------- Prefect
+
+
+@dataclass
+class RunRecord:
+    """What the Prefect API holds about one flow run."""
+
+    flow_run: Any
+    task_runs: list[Any]
+    artifacts: list[Any]
+    logs: list[Any]
+
+    def task(self, name: str) -> Any:
+        """The task run called ``name`` (exactly one)."""
+        found = [t for t in self.task_runs if t.name == name]
+        assert len(found) == 1, (name, sorted(t.name for t in self.task_runs))
+        return found[0]
+
+    def messages(self) -> list[str]:
+        """Every log message of the run, flow and tasks."""
+        return [log.message for log in self.logs]
+
+
+def flow_run_record(flow_run_id: Any, *, final_log: str | None = None,
+                    wait_seconds: float = 30) -> RunRecord:
+    """The run, its task runs, artifacts and logs, waiting (for the logs and task states
+    reach the API a little after the flow's state) until ``final_log`` appears, if given,
+    and no task run is still pending or running."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+    from prefect.client.schemas.sorting import LogSort
+
+    async def read() -> RunRecord:
+        async with get_client() as client:
+            run = await client.read_flow_run(flow_run_id)
+            runs = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            tasks = await client.read_task_runs(flow_run_filter=runs)
+            artifacts = await client.read_artifacts(flow_run_filter=runs)
+            logs: list[Any] = []
+            while True:
+                page = await client.read_logs(
+                    log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
+                    limit=200, offset=len(logs), sort=LogSort.TIMESTAMP_ASC)
+                logs.extend(page)
+                if len(page) < 200:
+                    break
+            return RunRecord(run, tasks, artifacts, logs)
+
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        record = asyncio.run(read())
+        settled = all(t.state is not None and t.state.is_final() for t in record.task_runs)
+        logged = final_log is None or any(final_log in m for m in record.messages())
+        if (settled and logged) or time.monotonic() > deadline:
+            return record
+        time.sleep(0.5)
+
+
+def retry_flow_run(flow: Any, flow_run_id: Any) -> Any:
+    """Retry a finished flow run as the UI's Retry button does (same run id), in-process.
+
+    The UI sends ``set_state`` AwaitingRetry with ``force``; a worker then runs the same
+    flow run again. Here the test process plays the worker with Prefect's own engine.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import StateType
+    from prefect.flow_engine import run_flow
+    from prefect.states import State
+
+    async def reschedule() -> Any:
+        async with get_client() as client:
+            await client.set_flow_run_state(
+                flow_run_id,
+                State(type=StateType.SCHEDULED, name="AwaitingRetry",
+                      message="Retry from the UI"),
+                force=True)
+            return await client.read_flow_run(flow_run_id)
+
+    flow_run = asyncio.run(reschedule())
+    return run_flow(flow, flow_run=flow_run, parameters=flow_run.parameters,
+                    return_type="state")
+
+
+# ---------------------------------------------------------------- private emulators
+
+
+class PrivateEmulators:
+    """fake-gcs-server and the BigQuery emulator on ports and data of their own.
+
+    Started and stopped with ``scripts/stack.sh`` (the real services, really stopped),
+    so a test may take them down without touching the shared stack others use.
+    """
+
+    def __init__(self) -> None:
+        self.data = tempfile.mkdtemp(prefix="partyhelp-private-stack-")
+        self.gcs_port, self.bq_port, self.grpc_port = free_port(), free_port(), free_port()
+        self.env = {
+            "PARTYHELP_GCS_PORT": str(self.gcs_port),
+            "PARTYHELP_BQ_PORT": str(self.bq_port),
+            "PARTYHELP_BQ_GRPC_PORT": str(self.grpc_port),
+            "PARTYHELP_STACK_DATA": self.data,
+        }
+
+    @property
+    def client_env(self) -> dict[str, str]:
+        """The variables that point the sync (and the tests' clients) at these emulators."""
+        return {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{self.gcs_port}",
+                "BIGQUERY_EMULATOR_HOST": f"http://127.0.0.1:{self.bq_port}"}
+
+    def _stack(self, command: str) -> None:
+        result = subprocess.run([str(STACK_SH), command], env={**os.environ, **self.env},
+                                capture_output=True, text=True, timeout=180)
+        assert result.returncode == 0, f"stack.sh {command}: {result.stderr[-2000:]}"
+
+    def start(self, service: str) -> None:
+        """Start ``gcs`` or ``bigquery`` and wait until it answers."""
+        self._stack(f"start-{service}")
+
+    def stop(self, service: str) -> None:
+        """Stop ``gcs`` or ``bigquery`` (its process group, for real)."""
+        self._stack(f"stop-{service}")
+
+    def is_up(self, service: str) -> bool:
+        """Whether the service's port accepts connections."""
+        port = self.gcs_port if service == "gcs" else self.bq_port
+        with socket.socket() as sock:
+            sock.settimeout(1)
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    def start_all(self) -> None:
+        """Both services (GCS first: the BigQuery emulator reads gs:// from it)."""
+        self.start("gcs")
+        self.start("bigquery")
+
+    def stop_all(self) -> None:
+        """Both services, ignoring one that is already down."""
+        for service in ("bigquery", "gcs"):
+            subprocess.run([str(STACK_SH), f"stop-{service}"], env={**os.environ, **self.env},
+                           capture_output=True, timeout=180, check=False)

@@ -1,0 +1,551 @@
+"""Faults injected for real while the real flow runs; each test asserts the outcome.
+
+- a MySQL connection KILLed from a second session while a chunk streams,
+- MySQL down at start (a closed port),
+- fake-gcs-server stopped while parts upload, then started again,
+- the BigQuery emulator stopped during a run, then a part corrupted in GCS,
+- the same date synced twice,
+- the flow's process SIGKILLed mid-run,
+- reconciliation mismatches, produced by real faults (see each test for which).
+
+GCS and BigQuery are a private pair of emulators (``PrivateEmulators``) that these tests
+stop and start with ``scripts/stack.sh``; the shared stack is never touched. Data is
+small; the one large table (``lead_matches``, 120,000 extra rows) only makes a stream last
+long enough to be interrupted: every wait is for an observable event (a part object in
+the bucket, a connection in PROCESSLIST), never for a length of time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import fastavro
+import pytest
+
+from flows.partyhelp_sync import partyhelp_bigquery_sync
+from tasks import export, warehouse
+from tasks import manifest as mf
+from tasks.clients import bigquery_client, storage_client
+from tasks.errors import LoadError, ReconciliationError
+from tasks.prefect_tasks import RETRIES
+from tasks.settings import load_settings
+from tasks.specs import SALES_BILLING_SUMMARY, TABLES
+from tests.conftest import ROOT, admin_connection
+from tests.faultkit import (
+    PrivateEmulators,
+    Source,
+    bq_totals,
+    env_vars,
+    flow_run_record,
+    free_port,
+    manifests,
+    new_target,
+    object_names,
+    query,
+    retry_flow_run,
+    source_database,
+    source_totals,
+    table_states,
+)
+from tests.oracle import bigquery_rows, diff_tables, expected_tables
+
+pytestmark = pytest.mark.usefixtures("stack")
+
+TWO_TABLES = ["ph_venues", "ph_lead_purchases"]
+BASELINE_DAY = dt.date(2026, 11, 20)
+EXTRA_MATCHES = 120_000
+MONEY = {"ph_venues": ("credit_balance",), "ph_lead_purchases": ("amount_paid",),
+         "ph_lead_matches": ()}
+SOURCE_TABLE = {name: spec.source_table for name, spec in TABLES.items()}
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def emulators() -> Iterator[PrivateEmulators]:
+    """A private fake-gcs-server and BigQuery emulator, stopped at the end."""
+    pair = PrivateEmulators()
+    try:
+        pair.start_all()
+        yield pair
+    finally:
+        pair.stop_all()
+
+
+@pytest.fixture(scope="module")
+def source(stack: None) -> Iterator[Source]:
+    """Synthetic data with dense ids, plus 120,000 extra lead matches to stream."""
+    with source_database("ph_flt", scale=0.01, seed=11, edge_cases=False) as src:
+        src.sql(
+            "INSERT INTO lead_matches (lead_id, venue_id, match_score, status, notified_at, "
+            "viewed_at, purchased_at, created_at, updated_at) "
+            "SELECT 1 + seq % 12, 1 + seq % 6, (seq % 10000) / 100, "
+            "ELT(1 + seq % 5, 'notified', 'viewed', 'purchased', 'expired', 'declined'), "
+            "FROM_UNIXTIME(1700000000 + seq), IF(seq % 3 = 0, NULL, "
+            "FROM_UNIXTIME(1700000600 + seq)), NULL, FROM_UNIXTIME(1700000000 + seq), "
+            f"FROM_UNIXTIME(1700000000 + seq) FROM seq_1_to_{EXTRA_MATCHES}")
+        yield src
+
+
+def _target(source: Source, emulators: PrivateEmulators, label: str,
+            **overrides: str) -> dict[str, str]:
+    """Variables for a sync into a new bucket and dataset on the private emulators."""
+    with env_vars(emulators.client_env):  # the bucket is created on the private GCS
+        env = new_target(source, label, **overrides)
+    return {**env, **emulators.client_env, "PARTYHELP_BQ_RETRY_SECONDS": "2"}
+
+
+def _use(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Any:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return load_settings()
+
+
+@pytest.fixture(scope="module")
+def published(source: Source, emulators: PrivateEmulators) -> dict[str, str]:
+    """A dataset holding two synced tables and the billing view: the 'previous' tables."""
+    env = _target(source, emulators, "pub")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _use(monkeypatch, env)
+        state = partyhelp_bigquery_sync(sync_date=BASELINE_DAY, tables=TWO_TABLES,
+                                        return_state=True)
+    assert state.is_completed(), state.message
+    return env
+
+
+def _run(day: dt.date, tables: list[str]) -> Any:
+    return partyhelp_bigquery_sync(sync_date=day, tables=tables, return_state=True)
+
+
+def _equals_source(settings: Any, source: Source, table: str, day: dt.date) -> None:
+    """The BigQuery table equals the source: every row, every cell, every money sum."""
+    with admin_connection(source.database) as connection:
+        expected = expected_tables(connection, day)[table]
+    actual = bigquery_rows(bigquery_client(settings), settings.table_ref(table),
+                           TABLES[table].primary_key)
+    assert len(actual) == len(expected)
+    assert diff_tables(expected, actual) == []
+    assert bq_totals(settings, table, MONEY[table]) == \
+        source_totals(source, SOURCE_TABLE[table], MONEY[table])
+
+
+def _view_answers(settings: Any) -> dict[str, Any]:
+    return query(settings, f"SELECT COUNT(*) AS n, SUM(amount_paid) AS s FROM "
+                           f"{settings.quoted_table_ref(SALES_BILLING_SUMMARY.name)}")[0]
+
+
+def _part_tokens(part_uris: list[str] | set[str]) -> set[str]:
+    """The attempt tokens in part names (``part-CCCC-SSSS-TOKEN.avro``)."""
+    return {re.search(r"part-\d{4}-\d{4}-(\w+)\.avro$", uri).group(1) for uri in part_uris}
+
+
+def _first_part_appears(settings: Any, folder: str, stop: threading.Event,
+                        timeout: float = 240) -> bool:
+    """Wait until an Avro part exists under ``folder``: the export is streaming."""
+    client = storage_client(settings)
+    deadline = time.monotonic() + timeout
+    while not stop.is_set() and time.monotonic() < deadline:
+        try:
+            if any(b.name.endswith(".avro")
+                   for b in client.list_blobs(settings.gcs_bucket, prefix=folder)):
+                return True
+        except Exception:  # GCS briefly unreachable: keep looking
+            pass
+        time.sleep(0.02)
+    return False
+
+
+# ---------------------------------------------------------------- 1. MySQL connection killed
+
+
+def _kill_reader_mid_stream(source: Source, settings: Any, folder: str,
+                            killed: list[dict[str, Any]], stop: threading.Event) -> None:
+    """Once a part of the export exists, KILL a reader connection still streaming rows."""
+    if not _first_part_appears(settings, folder, stop):
+        return
+    with admin_connection() as connection, connection.cursor() as cursor:
+        while not stop.is_set() and not killed:
+            cursor.execute(
+                "SELECT ID, INFO FROM information_schema.PROCESSLIST WHERE USER = %s "
+                "AND COMMAND = 'Query' AND INFO LIKE %s",
+                (source.user, "%AS lead_match_id%"))
+            rows = cursor.fetchall()
+            if rows:
+                connection_id, info = rows[0]
+                cursor.execute(f"KILL CONNECTION {int(connection_id)}")
+                bounds = re.search(r"BETWEEN\s+(\d+)\s+AND\s+(\d+)", info)
+                killed.append({"id": connection_id, "range": tuple(map(int, bounds.groups()))})
+            time.sleep(0.005)
+
+
+def test_connection_killed_mid_stream_is_retried_and_nothing_is_lost_or_doubled(
+        source: Source, emulators: PrivateEmulators, monkeypatch: pytest.MonkeyPatch) -> None:
+    day = dt.date(2026, 11, 21)
+    settings = _use(monkeypatch, _target(source, emulators, "kill", PARTYHELP_BATCH_ROWS="50",
+                                         PARTYHELP_CHUNK_ROWS="50000"))
+    folder = mf.table_folder(settings.gcs_prefix, day, "ph_lead_matches") + "/"
+    killed: list[dict[str, Any]] = []
+    stop = threading.Event()
+    killer = threading.Thread(target=_kill_reader_mid_stream,
+                              args=(source, settings, folder, killed, stop))
+    killer.start()
+    try:
+        state = _run(day, ["ph_lead_matches"])
+    finally:
+        stop.set()
+        killer.join()
+    assert killed, "no reader connection was streaming once the first part existed"
+    assert state.is_completed(), state.message
+
+    # The killed chunk's task ran twice; the other chunks once.
+    record = flow_run_record(state.state_details.flow_run_id)
+    plan = next(t for t in record.task_runs if t.name == "plan-ph_lead_matches")
+    assert plan.state.is_completed()
+    (manifest,) = manifests(settings, day, "ph_lead_matches")
+    chunks = {(c["first_id"], c["last_id"]): c["index"] for c in manifest.chunks}
+    assert len(chunks) >= 3
+    killed_index = chunks[killed[0]["range"]]
+    runs = {t.name: t.run_count for t in record.task_runs if t.name.startswith("export-")}
+    assert runs.pop(f"export-ph_lead_matches-chunk-{killed_index:04d}") == 2
+    assert set(runs.values()) == {1}
+    assert any("MySQL error" in m and "ph_lead_matches" in m for m in record.messages())
+
+    # The manifest lists one attempt's parts per chunk; the killed attempt's parts are
+    # left in the folder, never listed.
+    listed = {p.uri for p in manifest.parts}
+    stored = {mf.gs_uri(settings.gcs_bucket, n) for n in object_names(settings, folder)
+              if n.endswith(".avro")}
+    for index in chunks.values():
+        assert len(_part_tokens({p.uri for p in manifest.parts if p.chunk == index})) == 1
+    assert listed < stored
+    mf.verify_parts(storage_client(settings), manifest)
+    assert manifest.rows == sum(p.rows for p in manifest.parts) == \
+        source.scalar("SELECT COUNT(*) FROM lead_matches")
+    _equals_source(settings, source, "ph_lead_matches", day)
+
+
+# ---------------------------------------------------------------- 2. MySQL down at start
+
+
+def test_mysql_down_at_start_retries_then_fails_clearly_and_touches_nothing(
+        published: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _use(monkeypatch, published)
+    before_tables, before_objects = table_states(settings), object_names(settings)
+    assert {*TWO_TABLES, SALES_BILLING_SUMMARY.name} <= set(before_tables)
+    port = free_port()
+    monkeypatch.setenv("PARTYHELP_MYSQL_PORT", str(port))
+    state = _run(dt.date(2026, 11, 22), TWO_TABLES)
+    assert state.is_failed()
+    user = published["PARTYHELP_MYSQL_USER"]
+    assert re.search(rf"cannot connect to MySQL at 127\.0\.0\.1:{port} as {user}: "
+                     r"error 200[23]: Can't connect to (MySQL )?server", state.message)
+    record = flow_run_record(state.state_details.flow_run_id)
+    check = [t for t in record.task_runs if t.name.startswith("check-source-schema")]
+    assert len(check) == 1 and check[0].run_count == RETRIES + 1
+    assert not [t for t in record.task_runs if t.name.startswith(("export-", "load-"))]
+    assert table_states(settings) == before_tables
+    assert object_names(settings) == before_objects
+
+
+# ---------------------------------------------------------------- 3. GCS stopped mid-upload
+
+
+def test_gcs_stopped_during_uploads_heals_and_lists_no_partial_part(
+        source: Source, emulators: PrivateEmulators, monkeypatch: pytest.MonkeyPatch) -> None:
+    day = dt.date(2026, 11, 23)
+    settings = _use(monkeypatch, _target(source, emulators, "gcs", PARTYHELP_BATCH_ROWS="50",
+                                         PARTYHELP_CHUNK_ROWS="1000000"))
+    folder = mf.table_folder(settings.gcs_prefix, day, "ph_lead_matches") + "/"
+    outage: dict[str, Any] = {}
+    stop = threading.Event()
+
+    def stop_gcs_mid_upload() -> None:
+        if not _first_part_appears(settings, folder, stop):
+            return
+        emulators.stop("gcs")  # for real: the process group is signalled and gone
+        outage["down"] = not emulators.is_up("gcs")
+        emulators.start("gcs")
+        outage["up_again"] = emulators.is_up("gcs")
+        outage["ended_at"] = dt.datetime.now(dt.UTC)
+
+    saboteur = threading.Thread(target=stop_gcs_mid_upload)
+    saboteur.start()
+    try:
+        state = _run(day, ["ph_lead_matches"])
+    finally:
+        stop.set()
+        saboteur.join()
+        if not emulators.is_up("gcs"):
+            emulators.start("gcs")
+    assert outage.pop("down") and outage.pop("up_again")
+    assert state.is_completed(), state.message
+
+    (manifest,) = manifests(settings, day, "ph_lead_matches")
+    # The export was still uploading when GCS went down: it committed only after GCS was
+    # back (the storage client's own retries, up to 120 s, healed the requests that failed;
+    # an outage longer than that fails the upload and the task retries, see test_errors).
+    assert dt.datetime.fromisoformat(manifest.completed_at.replace("Z", "+00:00")) > \
+        outage["ended_at"]
+    mf.verify_parts(storage_client(settings), manifest)  # every listed part: size and CRC32C
+    client = storage_client(settings)
+    for part in manifest.parts:  # and every listed part is a whole Avro file
+        bucket, name = mf.split_gs_uri(part.uri)
+        records = list(fastavro.reader(io.BytesIO(
+            client.bucket(bucket).blob(name).download_as_bytes())))
+        assert len(records) == part.rows
+    assert manifest.rows == source.scalar("SELECT COUNT(*) FROM lead_matches")
+    _equals_source(settings, source, "ph_lead_matches", day)
+
+
+# ---------------------------------------------------------------- 4. BigQuery fails
+
+
+def test_bigquery_down_then_a_corrupt_part_keep_the_previous_tables_until_a_run_succeeds(
+        source: Source, published: dict[str, str], emulators: PrivateEmulators,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """1. BigQuery is stopped: the loads fail, the run is Failed naming the tables.
+    2. BigQuery is back: the previous tables are intact and the view answers.
+    3. One ph_venues part is overwritten in GCS (corrupt), then the run is retried as the
+       UI does: ph_lead_purchases loads from the kept export; ph_venues is refused,
+       named with its part, and its previous table stays.
+    4. A new run of the same date re-exports and completes: both tables equal the source.
+    """
+    day = dt.date(2026, 11, 24)
+    settings = _use(monkeypatch, published)
+    before = table_states(settings)
+    view_before = _view_answers(settings)
+
+    emulators.stop("bigquery")
+    try:
+        first = _run(day, TWO_TABLES)
+    finally:
+        emulators.start("bigquery")
+    assert first.is_failed()
+    for table in TWO_TABLES:
+        assert f"{table}: " in first.message
+    assert {t: s for t, s in table_states(settings).items() if t in before} == before
+    assert _view_answers(settings) == view_before
+    exports = {t: manifests(settings, day, t) for t in TWO_TABLES}
+    assert all(len(found) == 1 for found in exports.values())  # exported, kept, not loaded
+
+    corrupt = exports["ph_venues"][0].parts[0]
+    bucket, name = mf.split_gs_uri(corrupt.uri)
+    blob = storage_client(settings).bucket(bucket).blob(name)
+    data = blob.download_as_bytes()
+    blob.upload_from_string(data[: len(data) // 2] + b"\x00" * (len(data) - len(data) // 2))
+
+    run_id = first.state_details.flow_run_id
+    retried = retry_flow_run(partyhelp_bigquery_sync, run_id)
+    assert retried.state_details.flow_run_id == run_id
+    assert retried.is_failed()
+    assert f"ph_venues: part {corrupt.uri} does not match" in retried.message
+    assert "ph_lead_purchases" not in retried.message
+    after_retry = table_states(settings)
+    assert after_retry["ph_venues"] == before["ph_venues"]
+    assert after_retry["ph_lead_purchases"] != before["ph_lead_purchases"]  # replaced
+    assert _view_answers(settings) == view_before  # same source, same figures
+    record = flow_run_record(run_id)
+    assert {t.state.name for t in record.task_runs if t.name.startswith("export-")
+            and t.flow_run_run_count == 2} == {"Cached"}  # the retry reused the exports
+    assert all(len(manifests(settings, day, t)) == 1 for t in TWO_TABLES)
+    assert query(settings, f"SELECT DISTINCT sync_date FROM "
+                           f"{settings.quoted_table_ref('ph_venues')}") == \
+        [{"sync_date": BASELINE_DAY}]
+
+    fresh = _run(day, TWO_TABLES)
+    assert fresh.is_completed(), fresh.message
+    for table in TWO_TABLES:
+        _equals_source(settings, source, table, day)
+    assert len(manifests(settings, day, "ph_venues")) == 2  # the corrupt export is kept
+    view = _view_answers(settings)
+    assert view["n"] == source.scalar("SELECT COUNT(*) FROM lead_purchases")
+
+
+def test_a_load_of_a_corrupt_part_fails_in_bigquery_and_changes_nothing(
+        published: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The flow checks each part's CRC32C before loading (above); this is the step after
+    that check, run directly: BigQuery itself is handed a corrupt Avro part."""
+    settings = _use(monkeypatch, published)
+    spec = TABLES["ph_venues"]
+    (manifest,) = manifests(settings, BASELINE_DAY, "ph_venues")
+    client = storage_client(settings)
+    bucket, name = mf.split_gs_uri(manifest.parts[0].uri)
+    copy = f"{name.rsplit('/', 1)[0]}/corrupt-copy.avro"
+    data = client.bucket(bucket).blob(name).download_as_bytes()
+    client.bucket(bucket).blob(copy).upload_from_string(data[:-40] + b"\xff" * 40)
+    broken = mf.Manifest.from_json(manifest.to_json(), uri=manifest.uri)
+    broken.parts[0] = dataclasses.replace(broken.parts[0], uri=mf.gs_uri(bucket, copy))
+    before = table_states(settings)
+    with pytest.raises(LoadError, match=r"^ph_venues: BigQuery load failed"):
+        warehouse.replace_table(settings, spec, broken)
+    after = table_states(settings)
+    assert after["ph_venues"] == before["ph_venues"]
+    assert not [t for t in after if t.startswith("_staging_")]
+
+
+# ---------------------------------------------------------------- 5. same date twice
+
+
+def test_the_same_date_synced_twice_gives_identical_tables_and_two_kept_exports(
+        source: Source, published: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    day = dt.date(2026, 11, 25)
+    settings = _use(monkeypatch, published)
+    contents, runs = [], []
+    for _ in range(2):
+        state = _run(day, TWO_TABLES)
+        assert state.is_completed(), state.message
+        runs.append(str(state.state_details.flow_run_id))
+        contents.append({t: bigquery_rows(bigquery_client(settings), settings.table_ref(t),
+                                          TABLES[t].primary_key) for t in TWO_TABLES})
+    assert contents[0] == contents[1]
+    for table in TWO_TABLES:
+        totals = bq_totals(settings, table, MONEY[table])
+        assert totals["n"] == totals["k"] == source.scalar(
+            f"SELECT COUNT(*) FROM {SOURCE_TABLE[table]}")
+        kept = manifests(settings, day, table)
+        assert len(kept) == 2
+        assert len({m.export_id for m in kept}) == 2
+        assert [m.flow_run_id for m in kept] == runs
+        for manifest in kept:
+            mf.verify_parts(storage_client(settings), manifest)
+    audit = query(settings, f"SELECT table_name, flow_run_id, export_id FROM "
+                            f"{settings.quoted_table_ref('ph_sync_runs')} "
+                            f"WHERE sync_date = '{day.isoformat()}' AND status = 'Completed'")
+    for table in TWO_TABLES:
+        rows = [r for r in audit if r["table_name"] == table]
+        assert sorted(r["flow_run_id"] for r in rows) == sorted(runs)
+        assert len({r["export_id"] for r in rows}) == 2
+
+
+# ---------------------------------------------------------------- 6. SIGKILL mid-run
+
+
+def test_a_sigkilled_run_is_followed_by_a_run_that_completes_correctly(
+        source: Source, emulators: PrivateEmulators, monkeypatch: pytest.MonkeyPatch) -> None:
+    day = dt.date(2026, 11, 26)
+    env = _target(source, emulators, "sigkill", PARTYHELP_BATCH_ROWS="50",
+                  PARTYHELP_CHUNK_ROWS="1000000")
+    settings = _use(monkeypatch, env)
+    folder = mf.table_folder(settings.gcs_prefix, day, "ph_lead_matches") + "/"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flows.partyhelp_sync", "--date", day.isoformat(),
+         "--tables", "ph_lead_matches"], cwd=ROOT, env={**os.environ, **env},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        streaming = _first_part_appears(settings, folder, threading.Event())
+        manifest_before_kill = any(n.endswith(mf.MANIFEST_NAME)
+                                   for n in object_names(settings, folder))
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+    assert streaming and not manifest_before_kill
+    assert process.returncode == -signal.SIGKILL
+    orphaned = {n for n in object_names(settings, folder) if n.endswith(".avro")}
+    assert orphaned and not manifests(settings, day, "ph_lead_matches")
+
+    state = _run(day, ["ph_lead_matches"])
+    assert state.is_completed(), state.message
+    (manifest,) = manifests(settings, day, "ph_lead_matches")
+    listed = {mf.split_gs_uri(p.uri)[1] for p in manifest.parts}
+    assert not listed & orphaned  # the killed run's parts stay unlisted
+    assert manifest.flow_run_id == str(state.state_details.flow_run_id)
+    _equals_source(settings, source, "ph_lead_matches", day)
+
+
+# ---------------------------------------------------------------- 7. reconciliation
+
+
+def test_a_schema_change_between_check_and_export_fails_the_chunk_reconciliation(
+        stack: None) -> None:
+    """A real mismatch between what was exported and what the source sums to.
+
+    Inside one REPEATABLE READ snapshot the aggregate and the stream read the same rows,
+    so no concurrent insert can make them differ. What can: the source changing between
+    the run's drift check and a chunk's export (a migration deployed mid-run). Here
+    ``credit_transactions.amount`` becomes DECIMAL(10,3) after the plan, holding values
+    of half a cent: each row rounds to a whole cent on export, while the source's own sum
+    does not, and the chunk check refuses the export, naming the table, the column and
+    both figures. The plain functions are called in the flow's order so that the ALTER
+    falls exactly between the two steps.
+    """
+    with source_database("ph_rec", scale=0.01, seed=13, edge_cases=False) as src:
+        from tests.faultkit import environment
+
+        with environment(new_target(src, "rec")) as settings:
+            spec = TABLES["ph_credit_transactions"]
+            export.check_source_schema(settings, [spec])
+            plan = export.plan_export(settings, spec, dt.date(2026, 11, 27), None)
+            src.sql("ALTER TABLE credit_transactions MODIFY amount DECIMAL(10,3) NOT NULL")
+            src.sql("UPDATE credit_transactions SET amount = 0.005 ORDER BY id LIMIT 3")
+            with pytest.raises(ReconciliationError) as failure:
+                export.export_chunk(settings, spec, plan, 0)
+            message = str(failure.value)
+            assert message.startswith("ph_credit_transactions: chunk 0 sum of amount is ")
+            exported, source_sum = re.findall(r"-?\d+\.\d{2}", message)
+            assert exported != source_sum
+            assert not manifests(settings, dt.date(2026, 11, 27), spec.name)
+
+
+def _swapped_part(settings: Any, manifest: mf.Manifest, change: Any) -> mf.Manifest:
+    """A copy of ``manifest`` whose first part is a valid Avro file with ``change`` applied
+    to its records: a part that differs from what was verified, as a part replaced between
+    the flow's CRC32C check and the load would."""
+    client = storage_client(settings)
+    bucket, name = mf.split_gs_uri(manifest.parts[0].uri)
+    reader = fastavro.reader(io.BytesIO(client.bucket(bucket).blob(name).download_as_bytes()))
+    schema, records = reader.writer_schema, change(list(reader))
+    out = io.BytesIO()
+    fastavro.writer(out, fastavro.parse_schema(schema), records, codec="deflate")
+    swapped = f"{name.rsplit('/', 1)[0]}/swapped-{len(records)}.avro"
+    client.bucket(bucket).blob(swapped).upload_from_string(out.getvalue())
+    copy = mf.Manifest.from_json(manifest.to_json(), uri=manifest.uri)
+    copy.parts[0] = dataclasses.replace(copy.parts[0], uri=mf.gs_uri(bucket, swapped))
+    return copy
+
+
+def test_bigquery_reconciliation_refuses_a_table_that_differs_from_the_source(
+        published: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the load, BigQuery's count and money sums must equal the source's (kept in the
+    manifest). The parts a manifest lists are checked by CRC32C before the load, so what is
+    left to catch is a part changed after that check: here a part really replaced in GCS
+    by a valid Avro file missing a row, then one with a balance a cent higher. Each load
+    succeeds in BigQuery, the reconciliation refuses it naming the table and both figures,
+    and the published table is not replaced."""
+    settings = _use(monkeypatch, published)
+    spec = TABLES["ph_venues"]
+    (manifest,) = manifests(settings, BASELINE_DAY, "ph_venues")
+    rows, balance = manifest.source_totals["row_count"], manifest.source_totals["credit_balance"]
+    before = table_states(settings)
+
+    one_row_fewer = _swapped_part(settings, manifest, lambda records: records[:-1])
+    with pytest.raises(ReconciliationError) as failure:
+        warehouse.replace_table(settings, spec, one_row_fewer)
+    assert str(failure.value) == (f"ph_venues: rows differ between BigQuery and the source: "
+                                  f"{rows - 1} vs {rows}")
+
+    def one_cent_more(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        records[0]["credit_balance"] += Decimal("0.01")
+        return records
+
+    richer = _swapped_part(settings, manifest, one_cent_more)
+    with pytest.raises(ReconciliationError) as failure:
+        warehouse.replace_table(settings, spec, richer)
+    assert str(failure.value) == (
+        f"ph_venues: credit_balance differ between BigQuery and the source: "
+        f"{Decimal(balance + 1).scaleb(-2)} vs {Decimal(balance).scaleb(-2)}")
+    after = table_states(settings)
+    assert after["ph_venues"] == before["ph_venues"]
+    assert not [t for t in after if t.startswith("_staging_")]
