@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -352,9 +353,33 @@ def test_deploy_all_reads_back_as_declared(deployed: dict[str, Any]) -> None:
 # ------------------------------------------------------------------ Retry from the UI
 
 
-def stack_sh(command: str) -> None:
-    subprocess.run([str(ROOT / "scripts" / "stack.sh"), command], check=True, timeout=120,
-                   capture_output=True)
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def private_bigquery(data: Path) -> Iterator[tuple[str, Callable[[str], None]]]:
+    """A BigQuery emulator of this test's own, run by ``scripts/stack.sh`` on its own ports
+    (reading the shared fake-gcs-server), so that stopping it takes no one else's down.
+
+    Yields its address and ``stack(command)``, e.g. ``stack("stop-bigquery")``.
+    """
+    port = free_port()
+    env = {**os.environ, "PARTYHELP_BQ_PORT": str(port),
+           "PARTYHELP_BQ_GRPC_PORT": str(free_port()), "PARTYHELP_STACK_DATA": str(data)}
+
+    def stack(command: str) -> None:
+        result = subprocess.run([str(ROOT / "scripts" / "stack.sh"), command], env=env,
+                                capture_output=True, text=True, timeout=180)
+        assert result.returncode == 0, f"stack.sh {command}: {result.stderr[-2000:]}"
+
+    stack("start-bigquery")
+    try:
+        yield f"http://127.0.0.1:{port}", stack
+    finally:
+        stack("stop-bigquery")
 
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float,
@@ -492,7 +517,8 @@ def test_retry_from_the_ui_redoes_only_what_failed(deployed: dict[str, Any], sou
                                                   tmp_path: Path) -> None:
     """A real outage fails the loads; Retry (same flow run) skips what had completed.
 
-    1. BigQuery is stopped: the exports complete, every load fails, the run is Failed.
+    1. BigQuery (an emulator of the test's own, so no other test loses it) is stopped for
+       real: the exports complete, every load fails, the run is Failed.
     2. BigQuery is back, but one table's parts are hidden in GCS: Retry. The exports are
        Cached, four loads complete, that table's load fails again: Failed.
     3. The parts are back: Retry. Exports and the four completed loads are Cached, the last
@@ -501,81 +527,93 @@ def test_retry_from_the_ui_redoes_only_what_failed(deployed: dict[str, Any], sou
     """
     from prefect.client.orchestration import get_client
 
-    from tasks.clients import storage_client
     from tasks.settings import load_settings
-    from tasks.warehouse import ensure_dataset
 
     token = os.urandom(4).hex()
     bucket_name, dataset = f"ph-retry-{token}", f"ph_retry_{token}"
     create_bucket(bucket_name)
-    sync_env = sync_environment(source_db["database"], source_db["user"], bucket_name, dataset,
-                                PARTYHELP_TASK_RETRIES="1", PARTYHELP_RETRY_DELAY_SECONDS="0.5",
-                                PARTYHELP_BQ_RETRY_SECONDS="2",
-                                PARTYHELP_CHUNK_ROWS=str(10**12))  # one export task a table
-    settings = load_settings({**os.environ, **sync_env})
-    storage = tmp_path / "results"
-    worker_env = {k: v for k, v in os.environ.items() if not k.startswith("PARTYHELP_")
-                  and k != "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK"}
-    worker_env.update(sync_env, PREFECT_LOCAL_STORAGE_PATH=str(storage),
-                      PREFECT_WORKER_QUERY_SECONDS="1")
-    deployment = deployed["deployments"]["daily-local"]
-    with get_client(sync_client=True) as client, \
-            process_worker(f"retry-{token}", worker_env, tmp_path / "worker.log"):
-        assert client.read_server_default_result_storage().default_result_storage_block_id \
-            is None, "the server has a default result storage: local runs would not use theirs"
-        # The dataset exists before the first run, as scripts/setup.py leaves it in production.
-        ensure_dataset(settings)
-        try:
-            stack_sh("stop-bigquery")  # a real outage, before the run starts
-            run = client.create_flow_run_from_deployment(deployment.id,
-                                                         work_queue_name=f"retry-{token}")
-            watcher = RunWatcher(client, run.id)
-            first = watcher.wait_final()
-        finally:
-            stack_sh("start-bigquery")  # other tests need it, whatever happened
-        assert first.state.is_failed(), (first.state, (tmp_path / "worker.log").read_text())
-        assert any(t in first.state.message for t in TABLES), first.state.message
-        attempt = watcher.attempt(1)
-        assert set(state_names(attempt["export"]).values()) == {"Completed"}
-        assert {r.state.type.value for r in attempt["load"]} == {"FAILED"}
-        assert list(storage.iterdir()), "task results must persist in PREFECT_LOCAL_STORAGE_PATH"
+    with contextlib.ExitStack() as stack:
+        bigquery_url, stack_sh = stack.enter_context(private_bigquery(tmp_path / "stack"))
+        sync_env = sync_environment(
+            source_db["database"], source_db["user"], bucket_name, dataset,
+            BIGQUERY_EMULATOR_HOST=bigquery_url, PARTYHELP_TASK_RETRIES="1",
+            PARTYHELP_RETRY_DELAY_SECONDS="0.5", PARTYHELP_BQ_RETRY_SECONDS="2",
+            PARTYHELP_CHUNK_ROWS=str(10**12))  # one export task a table
+        settings = load_settings({**os.environ, **sync_env})
+        storage = tmp_path / "results"
+        worker_env = {k: v for k, v in os.environ.items() if not k.startswith("PARTYHELP_")
+                      and k != "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK"}
+        worker_env.update(sync_env, PREFECT_LOCAL_STORAGE_PATH=str(storage),
+                          PREFECT_WORKER_QUERY_SECONDS="1")
+        client = stack.enter_context(get_client(sync_client=True))
+        stack.enter_context(process_worker(f"retry-{token}", worker_env,
+                                           tmp_path / "worker.log"))
+        run_the_retry_scenario(client, deployed["deployments"]["daily-local"], token,
+                               settings, storage, stack_sh, source_db["database"],
+                               tmp_path / "worker.log")
 
-        # 2. BigQuery is back; one table's export parts are hidden: its load fails again.
-        bucket = storage_client(settings).bucket(bucket_name)
-        parts = [b.name for b in bucket.list_blobs(prefix="exports/")
-                 if "/ph_venues/" in b.name and b.name.endswith(".avro")]
-        assert parts
-        move_objects(bucket, parts, "", ".hidden")
-        retry_like_the_ui(run.id)
-        second = watcher.wait_final()
-        assert second.id == run.id and second.state.is_failed(), second.state
-        assert "ph_venues" in second.state.message
-        attempt = watcher.attempt(2)
-        assert set(state_names(attempt["export"]).values()) == {"Cached"}
-        assert set(state_names(attempt["plan"]).values()) == {"Cached"}
-        assert set(state_names(attempt["manifest"]).values()) == {"Cached"}
-        loads = {table_of(r.name): r.state.name for r in attempt["load"]}
-        assert loads.pop("ph_venues") == "Failed"
-        assert set(loads.values()) == {"Completed"}
 
-        # 3. The parts are back: Retry completes, redoing only the load that failed.
-        move_objects(bucket, parts, ".hidden", "")
-        retry_like_the_ui(run.id)
-        third = watcher.wait_final()
-        assert third.id == run.id and third.state.is_completed(), third.state
-        assert third.run_count == 3
-        attempt = watcher.attempt(3)
-        assert set(state_names(attempt["export"]).values()) == {"Cached"}
-        loads = {table_of(r.name): r.state.name for r in attempt["load"]}
-        assert loads.pop("ph_venues") == "Completed"
-        assert set(loads.values()) == {"Cached"}  # loads that had completed are not repeated
-        assert bigquery_row_counts(settings) == source_row_counts(source_db["database"])
+def run_the_retry_scenario(client: Any, deployment: Any, token: str, settings: Any,
+                           storage: Path, stack_sh: Callable[[str], None], database: str,
+                           worker_log: Path) -> None:
+    from tasks.clients import storage_client
+    from tasks.warehouse import ensure_dataset
 
-        # 4. A new daily run never reuses the cached results of an earlier run.
-        new = client.create_flow_run_from_deployment(deployment.id,
+    assert client.read_server_default_result_storage().default_result_storage_block_id \
+        is None, "the server has a default result storage: local runs would not use theirs"
+    # The dataset exists before the first run, as scripts/setup.py leaves it in production.
+    ensure_dataset(settings)
+    try:
+        stack_sh("stop-bigquery")  # a real outage, before the run starts
+        run = client.create_flow_run_from_deployment(deployment.id,
                                                      work_queue_name=f"retry-{token}")
-        fresh = RunWatcher(client, new.id)
-        assert fresh.wait_final().state.is_completed()
-        attempt = fresh.attempt(1)
-        assert set(state_names(attempt["export"]).values()) == {"Completed"}
-        assert set(state_names(attempt["load"]).values()) == {"Completed"}
+        watcher = RunWatcher(client, run.id)
+        first = watcher.wait_final()
+    finally:
+        stack_sh("start-bigquery")  # whatever happened
+    assert first.state.is_failed(), (first.state, worker_log.read_text()[-5000:])
+    assert any(t in first.state.message for t in TABLES), first.state.message
+    attempt = watcher.attempt(1)
+    assert set(state_names(attempt["export"]).values()) == {"Completed"}
+    assert {r.state.type.value for r in attempt["load"]} == {"FAILED"}
+    assert list(storage.iterdir()), "task results must persist in PREFECT_LOCAL_STORAGE_PATH"
+
+    # 2. BigQuery is back; one table's export parts are hidden: its load fails again.
+    bucket = storage_client(settings).bucket(settings.gcs_bucket)
+    parts = [b.name for b in bucket.list_blobs(prefix="exports/")
+             if "/ph_venues/" in b.name and b.name.endswith(".avro")]
+    assert parts
+    move_objects(bucket, parts, "", ".hidden")
+    retry_like_the_ui(run.id)
+    second = watcher.wait_final()
+    assert second.id == run.id and second.state.is_failed(), second.state
+    assert "ph_venues" in second.state.message
+    attempt = watcher.attempt(2)
+    assert set(state_names(attempt["export"]).values()) == {"Cached"}
+    assert set(state_names(attempt["plan"]).values()) == {"Cached"}
+    assert set(state_names(attempt["manifest"]).values()) == {"Cached"}
+    loads = {table_of(r.name): r.state.name for r in attempt["load"]}
+    assert loads.pop("ph_venues") == "Failed"
+    assert set(loads.values()) == {"Completed"}
+
+    # 3. The parts are back: Retry completes, redoing only the load that failed.
+    move_objects(bucket, parts, ".hidden", "")
+    retry_like_the_ui(run.id)
+    third = watcher.wait_final()
+    assert third.id == run.id and third.state.is_completed(), third.state
+    assert third.run_count == 3
+    attempt = watcher.attempt(3)
+    assert set(state_names(attempt["export"]).values()) == {"Cached"}
+    loads = {table_of(r.name): r.state.name for r in attempt["load"]}
+    assert loads.pop("ph_venues") == "Completed"
+    assert set(loads.values()) == {"Cached"}  # loads that had completed are not repeated
+    assert bigquery_row_counts(settings) == source_row_counts(database)
+
+    # 4. A new daily run never reuses the cached results of an earlier run.
+    new = client.create_flow_run_from_deployment(deployment.id,
+                                                 work_queue_name=f"retry-{token}")
+    fresh = RunWatcher(client, new.id)
+    assert fresh.wait_final().state.is_completed()
+    attempt = fresh.attempt(1)
+    assert set(state_names(attempt["export"]).values()) == {"Completed"}
+    assert set(state_names(attempt["load"]).values()) == {"Completed"}

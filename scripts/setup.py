@@ -1,0 +1,273 @@
+"""One-time setup of what the sync needs, idempotent: run it again to change or check.
+
+    python -m scripts.setup [--results-block partyhelp-results] [--results-bucket BUCKET]
+        [--results-folder prefect-results] [--mysql-password-block partyhelp-mysql-password]
+        [--gcp-credentials-block NAME [--service-account-key-file KEY.json]]
+        [--retention-days 400]
+
+It reads the flow's own PARTYHELP_* variables for the export bucket and prefix and the
+BigQuery project, dataset and location (MySQL is not contacted), and creates or updates:
+
+in Prefect
+  - the ``Secret`` block holding the MySQL password, from PARTYHELP_MYSQL_PASSWORD or else
+    stdin (a prompt on a terminal; empty keeps the stored one); never printed;
+  - optionally a ``GcpCredentials`` block from a service-account key file, or the use of an
+    existing one (``--gcp-credentials-block``): the blocks and GCP calls below then use it;
+  - the ``GcsBucket`` block where task results persist (prefect.yaml's
+    PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK names it), so a retried run skips finished work
+    (``--results-block ''`` skips it: a local process worker keeps results on its disk);
+in GCP
+  - the BigQuery dataset, in its location, with its description;
+  - the export bucket (if missing, in the dataset's location) and its lifecycle rule that
+    deletes exports (``PREFIX/sync_date=...``) older than ``--retention-days`` (default 400).
+
+Each step prints one line saying what it did: created, updated or unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import getpass
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from google.api_core import exceptions as gexc
+
+from tasks import manifest as mf
+from tasks.clients import bigquery_client, storage_client
+from tasks.settings import ConfigError, Settings, load_settings
+from tasks.warehouse import DATASET_DESCRIPTION, ensure_dataset
+
+DEFAULT_RETENTION_DAYS = 400
+# Settings of the flow that setup does not use: MySQL is never contacted here.
+_NOT_USED_HERE = {"PARTYHELP_MYSQL_HOST": "-", "PARTYHELP_MYSQL_USER": "-",
+                  "PARTYHELP_MYSQL_DATABASE": "-"}
+
+
+def say(what: str, name: str, outcome: str) -> None:
+    print(f"{what} {name}: {outcome}", flush=True)
+
+
+def export_prefix(gcs_prefix: str) -> str:
+    """The object prefix every export lives under, e.g. ``partyhelp/sync_date=``."""
+    return mf.date_folder(gcs_prefix, dt.date.min).rsplit("=", 1)[0] + "="
+
+
+# ------------------------------------------------------------------ Prefect blocks
+
+
+def _new_password(block_exists: bool) -> str | None:
+    """The password to store: the environment's, else stdin's; None keeps the stored one."""
+    value = os.environ.get("PARTYHELP_MYSQL_PASSWORD")
+    if value:
+        return value
+    if sys.stdin.isatty():
+        keep = " (empty: keep the stored one)" if block_exists else ""
+        value = getpass.getpass(f"MySQL password of the sync's user{keep}: ")
+    else:
+        value = sys.stdin.readline().rstrip("\r\n")
+    return value or None
+
+
+def setup_mysql_password(name: str) -> None:
+    from prefect.blocks.system import Secret
+
+    try:
+        stored: str | None = str(Secret.load(name).get())
+    except ValueError:  # no such block
+        stored = None
+    password = _new_password(stored is not None)
+    if password is None:
+        if stored is None:
+            raise SystemExit(f"Secret block {name!r} does not exist and no password was given: "
+                             "set PARTYHELP_MYSQL_PASSWORD or pass it on stdin")
+        say("Secret block", name, "unchanged (no new password given)")
+    elif password == stored:
+        say("Secret block", name, "unchanged")
+    else:
+        Secret(value=password).save(name, overwrite=True)
+        say("Secret block", name, "created" if stored is None else "updated")
+
+
+def setup_gcp_credentials(name: str, key_file: Path | None) -> Any:
+    """The named ``GcpCredentials`` block, first saved from ``key_file`` if one is given."""
+    from prefect_gcp import GcpCredentials
+
+    if key_file is not None:
+        info = json.loads(key_file.read_text())
+        try:
+            current = GcpCredentials.load(name)
+            same = current.service_account_info is not None and \
+                current.service_account_info.get_secret_value() == info
+        except ValueError:
+            current, same = None, False
+        if same:
+            say("GcpCredentials block", name, "unchanged")
+        else:
+            GcpCredentials(service_account_info=info, project=info.get("project_id")).save(
+                name, overwrite=True)
+            say("GcpCredentials block", name, "created" if current is None else "updated")
+    try:
+        return GcpCredentials.load(name)
+    except ValueError:
+        raise SystemExit(f"GcpCredentials block {name!r} does not exist: create it in the "
+                         "Prefect UI or pass --service-account-key-file") from None
+
+
+def _stored_results_block(name: str) -> tuple[str, str, str | None] | None:
+    """(bucket, folder, credentials block name) of the stored GcsBucket block, if any.
+
+    Read as a block document, so that no credentials are needed to look.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            document = client.read_block_document_by_name(name, "gcs-bucket",
+                                                           include_secrets=False)
+        except ObjectNotFound:
+            return None
+    reference = document.block_document_references.get("gcp_credentials") or {}
+    return (document.data.get("bucket"), document.data.get("bucket_folder"),
+            (reference.get("block_document") or {}).get("name"))
+
+
+def setup_results_block(name: str, bucket: str, folder: str,
+                        credentials: tuple[str, Any] | None) -> None:
+    """The GcsBucket block of task results, using the named credentials block if given."""
+    from prefect_gcp import GcpCredentials, GcsBucket
+
+    folder = folder.strip("/") + "/"
+    wanted = (bucket, folder, credentials[0] if credentials else None)
+    stored = _stored_results_block(name)
+    what = f"{name} (gs://{bucket}/{folder})"
+    if stored == wanted:
+        say("GcsBucket block", what, "unchanged")
+        return
+    # Without a named block: application default credentials, wherever the block is loaded.
+    GcsBucket(bucket=bucket, bucket_folder=folder,
+              gcp_credentials=credentials[1] if credentials else GcpCredentials()
+              ).save(name, overwrite=True)
+    say("GcsBucket block", what, "created" if stored is None else "updated")
+
+
+# ------------------------------------------------------------------ GCP
+
+
+def setup_dataset(settings: Settings) -> None:
+    client = bigquery_client(settings)
+    reference = f"{settings.bq_project}.{settings.bq_dataset}"
+    try:
+        dataset = client.get_dataset(reference)
+    except gexc.NotFound:
+        ensure_dataset(settings)
+        say("BigQuery dataset", f"{reference} ({settings.bq_location})", "created")
+        return
+    if (dataset.location or "").lower() != settings.bq_location.lower():
+        raise SystemExit(f"dataset {reference} is in {dataset.location}, not "
+                         f"PARTYHELP_BQ_LOCATION={settings.bq_location}: a dataset cannot move")
+    if dataset.description == DATASET_DESCRIPTION:
+        say("BigQuery dataset", reference, "unchanged")
+        return
+    dataset.description = DATASET_DESCRIPTION
+    client.update_dataset(dataset, ["description"])
+    say("BigQuery dataset", reference, "updated (description)")
+
+
+def retention_rule(prefix: str, days: int) -> dict[str, Any]:
+    """The lifecycle rule, as the JSON API holds it."""
+    return {"action": {"type": "Delete"}, "condition": {"age": days, "matchesPrefix": [prefix]}}
+
+
+def setup_bucket(settings: Settings, days: int) -> None:
+    client = storage_client(settings)
+    try:
+        bucket = client.get_bucket(settings.gcs_bucket)
+    except gexc.NotFound:
+        bucket = client.bucket(settings.gcs_bucket)
+        bucket.iam_configuration.uniform_bucket_level_access_enabled = True  # for IAM conditions
+        bucket.iam_configuration.public_access_prevention = "enforced"
+        bucket = client.create_bucket(bucket, location=settings.bq_location)
+        say("GCS bucket", f"gs://{bucket.name} ({settings.bq_location})", "created")
+    prefix = export_prefix(settings.gcs_prefix)
+    rules = [dict(rule) for rule in bucket.lifecycle_rules]
+    ours = [r for r in rules if r.get("action", {}).get("type") == "Delete"
+            and r.get("condition", {}).get("matchesPrefix") == [prefix]]
+    what = f"gs://{bucket.name}/{prefix}* deleted after {days} days"
+    if ours == [retention_rule(prefix, days)]:
+        say("GCS lifecycle rule", what, "unchanged")
+        return
+    bucket.lifecycle_rules = [r for r in rules if r not in ours]  # other rules are kept
+    bucket.add_lifecycle_delete_rule(age=days, matches_prefix=[prefix])
+    bucket.patch()
+    say("GCS lifecycle rule", what, "updated" if ours else "created")
+
+
+# ------------------------------------------------------------------ command
+
+
+def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m scripts.setup", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results-block", default="partyhelp-results",
+                        help="GcsBucket block for task results; '' to skip, e.g. for a "
+                             "local process worker, which keeps them in local storage "
+                             "(default: %(default)s)")
+    parser.add_argument("--results-bucket", default=None,
+                        help="its bucket (default: PARTYHELP_GCS_BUCKET)")
+    parser.add_argument("--results-folder", default="prefect-results",
+                        help="its folder in that bucket (default: %(default)s)")
+    parser.add_argument("--mysql-password-block",
+                        default=env.get("PARTYHELP_MYSQL_PASSWORD_BLOCK")
+                        or "partyhelp-mysql-password",
+                        help="Secret block of the MySQL password; '' to skip "
+                             "(default: PARTYHELP_MYSQL_PASSWORD_BLOCK or %(default)s)")
+    parser.add_argument("--gcp-credentials-block",
+                        default=env.get("PARTYHELP_GCP_CREDENTIALS_BLOCK") or None,
+                        help="GcpCredentials block to use (default: "
+                             "PARTYHELP_GCP_CREDENTIALS_BLOCK; none: application default "
+                             "credentials)")
+    parser.add_argument("--service-account-key-file", type=Path, default=None,
+                        help="save this key into --gcp-credentials-block first")
+    parser.add_argument("--retention-days", type=int, default=DEFAULT_RETENTION_DAYS,
+                        help="delete exports older than this (default: %(default)s)")
+    args = parser.parse_args(argv)
+    if args.retention_days < 1:
+        parser.error("--retention-days must be at least 1")
+    if args.service_account_key_file and not args.gcp_credentials_block:
+        parser.error("--service-account-key-file needs --gcp-credentials-block NAME")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    env = dict(os.environ)
+    args = parse_args(sys.argv[1:] if argv is None else argv, env)
+    if args.gcp_credentials_block:
+        env["PARTYHELP_GCP_CREDENTIALS_BLOCK"] = args.gcp_credentials_block
+    try:
+        settings = load_settings({**_NOT_USED_HERE, **env})
+    except ConfigError as exc:
+        raise SystemExit(f"setup: {exc}") from None
+    credentials = None
+    if args.gcp_credentials_block:
+        credentials = (args.gcp_credentials_block,
+                       setup_gcp_credentials(args.gcp_credentials_block,
+                                             args.service_account_key_file))
+    if args.mysql_password_block:
+        setup_mysql_password(args.mysql_password_block)
+    if args.results_block:
+        setup_results_block(args.results_block, args.results_bucket or settings.gcs_bucket,
+                            args.results_folder, credentials)
+    setup_dataset(settings)
+    setup_bucket(settings, args.retention_days)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""`python -m scripts.setup` on the local stack: what it creates, and that a rerun changes
+nothing (it is idempotent)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scripts import setup
+from tests.conftest import ROOT
+
+PASSWORD, NEW_PASSWORD = "pw-" + secrets.token_hex(8), "pw2-" + secrets.token_hex(8)
+
+
+def fake_service_account_key(path: Path) -> dict[str, str]:
+    """A well-formed key of a service account that does not exist (never used to sign in)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    info = {"type": "service_account", "project_id": "partyhelp-test",
+            "private_key_id": secrets.token_hex(8),
+            "private_key": key.private_bytes(serialization.Encoding.PEM,
+                                             serialization.PrivateFormat.PKCS8,
+                                             serialization.NoEncryption()).decode(),
+            "client_email": "partyhelp-sync@partyhelp-test.iam.gserviceaccount.com",
+            "client_id": "1", "token_uri": "https://oauth2.googleapis.com/token"}
+    path.write_text(json.dumps(info))
+    return info
+
+
+@pytest.fixture()
+def names(stack: None, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """Blocks, bucket and dataset of this test's own; the blocks are deleted afterwards."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    token = secrets.token_hex(4)
+    blocks = {"results": f"ph-setup-results-{token}", "password": f"ph-setup-mysql-{token}",
+              "credentials": f"ph-setup-gcp-{token}"}
+    key_file = tmp_path / "key.json"
+    yield {**blocks, "key_file": key_file, "key": fake_service_account_key(key_file),
+           "bucket": f"ph-setup-{token}", "dataset": f"ph_setup_{token}"}
+    with get_client(sync_client=True) as client:
+        for slug, name in (("gcs-bucket", blocks["results"]), ("secret", blocks["password"]),
+                           ("gcp-credentials", blocks["credentials"])):
+            with contextlib.suppress(ObjectNotFound):
+                client.delete_block_document(
+                    client.read_block_document_by_name(name, slug).id)
+
+
+def run_setup(names: dict[str, Any], *extra: str, password: str | None = PASSWORD,
+              stdin: str = "") -> list[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARTYHELP_")}
+    env.update(PARTYHELP_GCS_BUCKET=names["bucket"], PARTYHELP_GCS_PREFIX="exports",
+               PARTYHELP_BQ_PROJECT="partyhelp-test", PARTYHELP_BQ_DATASET=names["dataset"],
+               PARTYHELP_BQ_LOCATION="US")
+    if password is not None:
+        env["PARTYHELP_MYSQL_PASSWORD"] = password
+    result = subprocess.run(
+        [sys.executable, "-m", "scripts.setup", "--results-block", names["results"],
+         "--mysql-password-block", names["password"],
+         "--gcp-credentials-block", names["credentials"],
+         "--service-account-key-file", str(names["key_file"]), *extra],
+        cwd=ROOT, env=env, input=stdin, capture_output=True, text=True, timeout=180)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    for secret in (PASSWORD, NEW_PASSWORD, names["key"]["private_key"].splitlines()[1]):
+        assert secret not in output  # never echoed
+    return result.stdout.splitlines()
+
+
+KINDS = ("GcpCredentials block", "Secret block", "GcsBucket block", "BigQuery dataset",
+         "GCS bucket", "GCS lifecycle rule")
+
+
+def outcomes(lines: list[str]) -> dict[str, str]:
+    """``{"Secret block": "created", ...}`` from setup's one line per step."""
+    found = {}
+    for line in lines:
+        [kind] = [k for k in KINDS if line.startswith(k + " ")]
+        found[kind] = line.rpartition(": ")[2]
+    return found
+
+
+def test_setup_creates_everything_then_a_rerun_changes_nothing(names: dict[str, Any]) -> None:
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery, storage
+    from prefect.blocks.system import Secret
+    from prefect.client.orchestration import get_client
+
+    from tasks.warehouse import DATASET_DESCRIPTION
+
+    first = outcomes(run_setup(names, "--retention-days", "30"))
+    assert first == {"GcpCredentials block": "created", "Secret block": "created",
+                     "GcsBucket block": "created", "BigQuery dataset": "created",
+                     "GCS bucket": "created", "GCS lifecycle rule": "created"}
+    second = outcomes(run_setup(names, "--retention-days", "30"))
+    assert second == {"GcpCredentials block": "unchanged", "Secret block": "unchanged",
+                      "GcsBucket block": "unchanged", "BigQuery dataset": "unchanged",
+                      # fake-gcs-server drops lifecycle rules (below), so each run sets it
+                      # again; on GCS the rerun finds it and says "unchanged"
+                      # (test_lifecycle_rule_request_and_replacement).
+                      "GCS lifecycle rule": "created"}
+
+    assert Secret.load(names["password"]).get() == PASSWORD
+    with get_client(sync_client=True) as client:
+        results = client.read_block_document_by_name(names["results"], "gcs-bucket")
+    assert results.data["bucket"] == names["bucket"]
+    assert results.data["bucket_folder"] == "prefect-results/"
+    reference = results.block_document_references["gcp_credentials"]["block_document"]
+    assert reference["name"] == names["credentials"]  # rotating that block rotates this one
+    dataset = bigquery.Client(project="partyhelp-test", credentials=AnonymousCredentials()) \
+        .get_dataset(f"partyhelp-test.{names['dataset']}")
+    assert (dataset.location, dataset.description) == ("US", DATASET_DESCRIPTION)
+    bucket = storage.Client(project="partyhelp-test", credentials=AnonymousCredentials()) \
+        .get_bucket(names["bucket"])
+    assert list(bucket.lifecycle_rules) == []  # what fake-gcs-server does with the rule
+
+    # A new password from stdin (no PARTYHELP_MYSQL_PASSWORD), a new retention period.
+    third = outcomes(run_setup(names, "--retention-days", "45", password=None,
+                               stdin=NEW_PASSWORD + "\n"))
+    assert third["Secret block"] == "updated"
+    assert Secret.load(names["password"]).get() == NEW_PASSWORD
+    # Nothing given (no variable, empty stdin): the stored password is kept.
+    fourth = outcomes(run_setup(names, password=None))
+    assert fourth["Secret block"] == "unchanged (no new password given)"
+    assert Secret.load(names["password"]).get() == NEW_PASSWORD
+
+
+def test_lifecycle_rule_request_and_replacement(names: dict[str, Any],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The PATCH setup sends, as GCS would receive it; its other rules are kept, its own
+    rule replaced, not repeated, and nothing is sent when the rule is already there."""
+    from google.cloud import storage
+
+    from tasks.clients import storage_client
+    from tasks.settings import load_settings
+
+    env = {**os.environ, "PARTYHELP_MYSQL_HOST": "-", "PARTYHELP_MYSQL_USER": "-",
+           "PARTYHELP_MYSQL_DATABASE": "-", "PARTYHELP_GCS_BUCKET": names["bucket"],
+           "PARTYHELP_GCS_PREFIX": "exports", "PARTYHELP_BQ_PROJECT": "partyhelp-test"}
+    settings = load_settings(env)
+    client = storage_client(settings)
+    client.create_bucket(names["bucket"])
+    sent: list[dict[str, Any]] = []
+    send = client._http.request
+
+    def record(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if method == "PATCH":
+            sent.append(json.loads(kwargs["data"]))
+        return send(method, url, *args, **kwargs)
+
+    monkeypatch.setattr(client._http, "request", record)
+    ours = setup.retention_rule("exports/sync_date=", 400)
+    assert ours == {"action": {"type": "Delete"},
+                    "condition": {"age": 400, "matchesPrefix": ["exports/sync_date="]}}
+
+    setup.setup_bucket(settings, 400)
+    assert [body["lifecycle"] for body in sent] == [{"rule": [ours]}]
+
+    # As GCS would hold it: another team's rule and ours with another age.
+    other = {"action": {"type": "SetStorageClass", "storageClass": "NEARLINE"},
+             "condition": {"age": 30}}
+    held = [other, setup.retention_rule("exports/sync_date=", 30)]
+
+    def bucket_holding(rules: list[dict[str, Any]]) -> Any:
+        def get_bucket(name: str) -> storage.Bucket:
+            bucket = storage.Bucket(client, name=name)
+            bucket._set_properties({"name": name, "lifecycle": {"rule": rules}})
+            return bucket
+        return get_bucket
+
+    sent.clear()
+    monkeypatch.setattr(client, "get_bucket", bucket_holding(held))
+    setup.setup_bucket(settings, 400)
+    assert [body["lifecycle"] for body in sent] == [{"rule": [other, ours]}]
+
+    sent.clear()
+    monkeypatch.setattr(client, "get_bucket", bucket_holding([other, ours]))
+    setup.setup_bucket(settings, 400)
+    assert sent == []  # already as wanted: nothing is written
+
+
+def test_export_prefix_matches_where_exports_live() -> None:
+    import datetime as dt
+
+    from tasks import manifest as mf
+
+    for prefix in ("partyhelp", "a/b", ""):
+        folder = mf.table_folder(prefix, dt.date(2026, 11, 25), "ph_leads")
+        assert folder.startswith(setup.export_prefix(prefix))
+    assert setup.export_prefix("") == "sync_date="  # never the whole bucket
+    with pytest.raises(SystemExit):
+        setup.parse_args(["--retention-days", "0"], {})
