@@ -93,6 +93,7 @@ def partyhelp_bigquery_sync(
              settings.bq_project, settings.bq_dataset)
     outcomes = {name: TableOutcome(name, mode, day.isoformat(), iso(utc_now())) for name in names}
     manifests: dict[str, PrefectFuture[Any]] = {}
+    chunks: dict[str, list[PrefectFuture[Any]]] = {}
     if from_exports:
         manifests = {name: t.find_export.submit(name, day) for name in names}
         # A replay is all or nothing: every manifest and part is checked before any load.
@@ -107,11 +108,13 @@ def partyhelp_bigquery_sync(
             if error:
                 outcomes[name].error = f"{name}: {error}"
                 continue
-            chunks = [t.export_chunk.submit(plan, i) for i in range(len(plan.chunks))]
-            manifests[name] = t.commit_manifest.submit(plan, chunks)
+            chunks[name] = [t.export_chunk.submit(plan, i) for i in range(len(plan.chunks))]
+            manifests[name] = t.commit_manifest.submit(plan, chunks[name])
     loads: dict[str, PrefectFuture[Any]] = {}
     for name, future in manifests.items():  # a load starts as soon as its manifest is there
         manifest, error = _outcome_of(future)
+        if error and name in chunks:  # a failed chunk leaves the manifest unrun: say why
+            error = next((e for e in (_outcome_of(c)[1] for c in chunks[name]) if e), error)
         outcomes[name].manifest = manifest
         if error:
             outcomes[name].error = error if error.startswith(name) else f"{name}: {error}"
