@@ -64,6 +64,8 @@ from tests.oracle import bigquery_rows, diff_tables, expected_tables
 pytestmark = pytest.mark.usefixtures("stack")
 
 TWO_TABLES = ["ph_venues", "ph_lead_purchases"]
+# Streaming the big table: small batches (a stream that lasts), parts of a usual size.
+BIG = {"PARTYHELP_BATCH_ROWS": "50", "PARTYHELP_PART_MAX_BYTES": "262144"}
 BASELINE_DAY = dt.date(2026, 11, 20)
 EXTRA_MATCHES = 120_000
 MONEY = {"ph_venues": ("credit_balance",), "ph_lead_purchases": ("amount_paid",),
@@ -194,7 +196,7 @@ def _kill_reader_mid_stream(source: Source, settings: Any, folder: str,
 def test_connection_killed_mid_stream_is_retried_and_nothing_is_lost_or_doubled(
         source: Source, emulators: PrivateEmulators, monkeypatch: pytest.MonkeyPatch) -> None:
     day = dt.date(2026, 11, 21)
-    settings = _use(monkeypatch, _target(source, emulators, "kill", PARTYHELP_BATCH_ROWS="50",
+    settings = _use(monkeypatch, _target(source, emulators, "kill", **BIG,
                                          PARTYHELP_CHUNK_ROWS="50000"))
     folder = mf.table_folder(settings.gcs_prefix, day, "ph_lead_matches") + "/"
     killed: list[dict[str, Any]] = []
@@ -266,7 +268,7 @@ def test_mysql_down_at_start_retries_then_fails_clearly_and_touches_nothing(
 def test_gcs_stopped_during_uploads_heals_and_lists_no_partial_part(
         source: Source, emulators: PrivateEmulators, monkeypatch: pytest.MonkeyPatch) -> None:
     day = dt.date(2026, 11, 23)
-    settings = _use(monkeypatch, _target(source, emulators, "gcs", PARTYHELP_BATCH_ROWS="50",
+    settings = _use(monkeypatch, _target(source, emulators, "gcs", **BIG,
                                          PARTYHELP_CHUNK_ROWS="1000000"))
     folder = mf.table_folder(settings.gcs_prefix, day, "ph_lead_matches") + "/"
     outage: dict[str, Any] = {}
@@ -436,7 +438,7 @@ def test_the_same_date_synced_twice_gives_identical_tables_and_two_kept_exports(
 def test_a_sigkilled_run_is_followed_by_a_run_that_completes_correctly(
         source: Source, emulators: PrivateEmulators, monkeypatch: pytest.MonkeyPatch) -> None:
     day = dt.date(2026, 11, 26)
-    env = _target(source, emulators, "sigkill", PARTYHELP_BATCH_ROWS="50",
+    env = _target(source, emulators, "sigkill", **BIG,
                   PARTYHELP_CHUNK_ROWS="1000000")
     settings = _use(monkeypatch, env)
     folder = mf.table_folder(settings.gcs_prefix, day, "ph_lead_matches") + "/"

@@ -1,0 +1,223 @@
+"""Schema drift in the source, made for real with ALTER TABLE, under the real flow.
+
+- an added column changes nothing;
+- a renamed or dropped column that a spec reads fails the run before anything is written
+  (no part, no manifest, no ``ph_*`` table replaced), naming the table and the column;
+- a widened type either arrives exactly (INT -> BIGINT UNSIGNED within int64,
+  DECIMAL(10,2) -> DECIMAL(12,2)) or fails clearly, never silently truncated: a value above
+  2^63 - 1 names table, column and row id; DECIMAL(12,4), DECIMAL(20,2), DATE -> DATETIME,
+  TIMESTAMP -> DATETIME and INT -> VARCHAR fail before anything is written.
+
+Each changed schema lives in a database of its own (built in about a second), synced into
+one shared dataset whose tables were published by a baseline run, so "nothing replaced"
+is checked against real, earlier tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from flows.partyhelp_sync import partyhelp_bigquery_sync
+from tasks import manifest as mf
+from tasks.clients import bigquery_client
+from tasks.specs import TABLES, select_list_sources
+from tests.conftest import admin_connection
+from tests.faultkit import (
+    Source,
+    bq_totals,
+    environment,
+    manifests,
+    new_target,
+    object_names,
+    query,
+    source_database,
+    source_totals,
+    table_states,
+)
+from tests.oracle import bigquery_rows, diff_tables, expected_tables
+
+pytestmark = pytest.mark.usefixtures("stack")
+
+BASELINE_DAY = dt.date(2026, 10, 1)
+# One chunk per table whatever the ids (the edge-case rows sit at ids above 900,000,000).
+ONE_CHUNK = {"PARTYHELP_CHUNK_ROWS": "2000000000"}
+INT64_MAX = 2**63 - 1
+
+
+@pytest.fixture(scope="module")
+def target(stack: None) -> Iterator[dict[str, str]]:
+    """A dataset and bucket whose five tables and view were published by a baseline run."""
+    with source_database("ph_drift", scale=0.01, seed=17) as base:
+        env = new_target(base, "drift", **ONE_CHUNK)
+        with environment(env):
+            state = partyhelp_bigquery_sync(sync_date=BASELINE_DAY, return_state=True)
+        assert state.is_completed(), state.message
+        yield env
+
+
+@pytest.fixture()
+def drifted(target: dict[str, str]) -> Iterator[tuple[Source, Any]]:
+    """A fresh source database (to ALTER), synced into the target: (source, settings)."""
+    with source_database("ph_drifted", scale=0.01, seed=17) as source:
+        env = {**target, "PARTYHELP_MYSQL_DATABASE": source.database,
+               "PARTYHELP_MYSQL_USER": source.user}
+        with environment(env) as settings:
+            yield source, settings
+
+
+def _sync(day: dt.date, tables: list[str] | None = None) -> Any:
+    return partyhelp_bigquery_sync(sync_date=day, tables=tables, return_state=True)
+
+
+def _equals_source(settings: Any, source: Source, table: str, day: dt.date) -> None:
+    with admin_connection(source.database) as connection:
+        expected = expected_tables(connection, day)[table]
+    actual = bigquery_rows(bigquery_client(settings), settings.table_ref(table),
+                           TABLES[table].primary_key)
+    assert len(actual) == len(expected) > 0
+    assert diff_tables(expected, actual) == []
+
+
+def _assert_nothing_written(settings: Any, day: dt.date, before: dict[str, Any]) -> None:
+    assert not object_names(settings, mf.date_folder(settings.gcs_prefix, day) + "/")
+    assert table_states(settings) == before
+
+
+def test_every_query_column_is_seen_by_the_drift_check() -> None:
+    """The type check knows which wire form reads each source column: every select item."""
+    for spec in TABLES.values():
+        assert set(select_list_sources(spec.query)) == set(spec.query_columns), spec.name
+        selected = {pair for pairs in select_list_sources(spec.query).values() for pair in pairs}
+        assert selected == set(spec.source_wire_types) <= spec.source_columns
+
+
+def test_added_columns_change_nothing(drifted: tuple[Source, Any]) -> None:
+    source, settings = drifted
+    day = dt.date(2026, 10, 2)
+    source.sql("ALTER TABLE leads ADD COLUMN utm_source VARCHAR(64) NULL FIRST")
+    source.sql("ALTER TABLE venues ADD COLUMN abn CHAR(11) NULL AFTER id, "
+               "ADD COLUMN credit_limit DECIMAL(12,4) NULL")
+    source.sql("ALTER TABLE credit_transactions ADD COLUMN currency CHAR(3) NOT NULL "
+               "DEFAULT 'AUD' AFTER amount")
+    source.sql("UPDATE leads SET utm_source = 'google' ORDER BY id LIMIT 5")
+    source.sql("UPDATE venues SET abn = '12345678901', credit_limit = 1.2345")
+    tables = ["ph_leads", "ph_venues", "ph_credit_transactions", "ph_lead_purchases"]
+    state = _sync(day, tables)
+    assert state.is_completed(), state.message
+    client = bigquery_client(settings)
+    for table in tables:
+        schema = [f.name for f in client.get_table(settings.table_ref(table)).schema]
+        assert schema == [c.name for c in TABLES[table].output_columns()]
+        _equals_source(settings, source, table, day)
+        (manifest,) = manifests(settings, day, table)
+        assert manifest.bigquery_schema == TABLES[table].bigquery_schema()
+
+
+@pytest.mark.parametrize(("alter", "table", "column"), [
+    ("ALTER TABLE leads RENAME COLUMN guest_count TO guests", "ph_leads", "leads.guest_count"),
+    ("ALTER TABLE credit_transactions DROP COLUMN admin_note", "ph_credit_transactions",
+     "credit_transactions.admin_note"),
+    ("ALTER TABLE areas RENAME COLUMN name TO area_name", "ph_venues", "areas.name"),
+], ids=["renamed", "dropped", "renamed-in-a-joined-table"])
+def test_a_renamed_or_dropped_column_fails_before_anything_is_written(
+        drifted: tuple[Source, Any], alter: str, table: str, column: str) -> None:
+    source, settings = drifted
+    day = dt.date(2026, 10, 3)
+    before = table_states(settings)
+    assert {t for t in TABLES} <= set(before)
+    source.sql(alter)
+    state = _sync(day)
+    assert state.is_failed()
+    assert f"{table}: source column {column} is missing" in state.message
+    _assert_nothing_written(settings, day, before)
+
+
+@pytest.mark.parametrize(("table", "column", "definition", "name", "shown"), [
+    ("credit_transactions", "amount", "DECIMAL(12,4) NOT NULL", "ph_credit_transactions",
+     "is DECIMAL(12,4)"),
+    ("venues", "credit_balance", "DECIMAL(20,2) NOT NULL", "ph_venues", "is DECIMAL(20,2)"),
+    ("leads", "preferred_date", "DATETIME NULL", "ph_leads", "is now DATETIME"),
+    ("lead_matches", "notified_at", "DATETIME NULL", "ph_lead_matches", "is now DATETIME"),
+    ("leads", "guest_count", "VARCHAR(16) NULL", "ph_leads", "is now VARCHAR"),
+], ids=["decimal-12-4", "decimal-20-2", "date-to-datetime", "timestamp-to-datetime",
+        "int-to-varchar"])
+def test_a_type_the_export_cannot_carry_exactly_fails_before_anything_is_written(
+        drifted: tuple[Source, Any], table: str, column: str, definition: str, name: str,
+        shown: str) -> None:
+    source, settings = drifted
+    day = dt.date(2026, 10, 4)
+    before = table_states(settings)
+    source.sql(f"ALTER TABLE `{table}` MODIFY `{column}` {definition}")
+    state = _sync(day)
+    assert state.is_failed()
+    assert f"{name}: source column {table}.{column} {shown}" in state.message
+    _assert_nothing_written(settings, day, before)
+
+
+def test_int_widened_to_bigint_unsigned_arrives_exactly_or_fails_naming_the_row(
+        drifted: tuple[Source, Any]) -> None:
+    source, settings = drifted
+    tables = ["ph_leads", "ph_lead_purchases"]
+    source.sql("ALTER TABLE leads MODIFY guest_count BIGINT UNSIGNED NULL")
+    big, biggest = source.sql("SELECT id FROM leads WHERE id IN (SELECT lead_id FROM "
+                              "lead_purchases) ORDER BY id LIMIT 2")
+    source.sql("UPDATE leads SET guest_count = %s WHERE id = %s", (2**40, big[0]))
+    source.sql("UPDATE leads SET guest_count = %s WHERE id = %s", (INT64_MAX, biggest[0]))
+    day = dt.date(2026, 10, 5)
+    state = _sync(day, tables)
+    assert state.is_completed(), state.message
+    for table in tables:
+        _equals_source(settings, source, table, day)
+    counts = {r["lead_id"]: r["guest_count"] for r in query(
+        settings, f"SELECT lead_id, guest_count FROM {settings.quoted_table_ref('ph_leads')} "
+                  f"WHERE lead_id IN ({big[0]}, {biggest[0]})")}
+    assert counts == {big[0]: 2**40, biggest[0]: INT64_MAX}
+
+    before = table_states(settings)
+    source.sql("UPDATE leads SET guest_count = %s WHERE id = %s", (INT64_MAX + 1, big[0]))
+    purchase = source.scalar("SELECT MIN(id) FROM lead_purchases WHERE lead_id = %s", (big[0],))
+    day = dt.date(2026, 10, 6)
+    state = _sync(day, tables)
+    assert state.is_failed()
+    assert (f"ph_leads: column guest_count of row id {big[0]} holds {INT64_MAX + 1}, which "
+            "does not fit a signed 64-bit integer") in state.message
+    assert f"ph_lead_purchases: column guest_count of row id {purchase} holds" in state.message
+    assert table_states(settings)["ph_leads"] == before["ph_leads"]
+    assert table_states(settings)["ph_lead_purchases"] == before["ph_lead_purchases"]
+    assert not manifests(settings, day, "ph_leads")
+    assert not manifests(settings, day, "ph_lead_purchases")
+
+
+def test_decimal_widened_to_12_2_arrives_exactly(drifted: tuple[Source, Any]) -> None:
+    source, settings = drifted
+    day = dt.date(2026, 10, 7)
+    source.sql("ALTER TABLE lead_purchases MODIFY amount_paid DECIMAL(12,2) NOT NULL")
+    source.sql("ALTER TABLE credit_transactions MODIFY amount DECIMAL(12,2) NOT NULL, "
+               "MODIFY balance_after DECIMAL(12,2) NOT NULL")
+    first, second, third = (row[0] for row in source.sql(
+        "SELECT id FROM lead_purchases ORDER BY id LIMIT 3"))
+    values = {first: Decimal("9999999999.99"), second: Decimal("-9999999999.99"),
+              third: Decimal("1234567890.01")}
+    for purchase, amount in values.items():
+        source.sql("UPDATE lead_purchases SET amount_paid = %s WHERE id = %s", (amount, purchase))
+    source.sql("UPDATE credit_transactions SET amount = 9999999999.99, "
+               "balance_after = -9999999999.99 ORDER BY id LIMIT 1")
+    tables = ["ph_lead_purchases", "ph_credit_transactions"]
+    state = _sync(day, tables)
+    assert state.is_completed(), state.message
+    for table in tables:
+        _equals_source(settings, source, table, day)
+    loaded = {r["lead_purchase_id"]: r["amount_paid"] for r in query(
+        settings, f"SELECT lead_purchase_id, amount_paid FROM "
+                  f"{settings.quoted_table_ref('ph_lead_purchases')} "
+                  f"WHERE lead_purchase_id IN ({first}, {second}, {third})")}
+    assert loaded == values
+    assert bq_totals(settings, "ph_lead_purchases", ("amount_paid",)) == \
+        source_totals(source, "lead_purchases", ("amount_paid",))
+    assert bq_totals(settings, "ph_credit_transactions", ("amount", "balance_after")) == \
+        source_totals(source, "credit_transactions", ("amount", "balance_after"))
