@@ -30,7 +30,7 @@ from google.api_core import exceptions as gexc
 
 from tasks import manifest as mf
 from tasks.clients import bigquery_client, storage_client
-from tasks.settings import Settings, load_settings
+from tasks.settings import Settings
 from tests.conftest import (
     MYSQL_ADMIN,
     ROOT,
@@ -117,9 +117,12 @@ def env_vars(env: dict[str, str]) -> Iterator[None]:
 
 @contextmanager
 def environment(env: dict[str, str]) -> Iterator[Settings]:
-    """``os.environ`` updated with ``env`` for the block (the flow reads it); its settings."""
+    """``os.environ`` updated with ``env`` for the block (the flow reads it); its settings,
+    read as the flow reads them (secrets from Prefect blocks when a ``*_BLOCK`` names one)."""
+    from tasks.prefect_tasks import runtime_settings
+
     with env_vars(env):
-        yield load_settings()
+        yield runtime_settings()
 
 
 # ---------------------------------------------------------------- BigQuery and GCS
