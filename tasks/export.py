@@ -290,6 +290,10 @@ def export_chunk(settings: Settings, spec: TableSpec, plan: ExportPlan, index: i
     last_report = time.monotonic()
     try:
         with snapshot(settings.mysql) as connection:
+            # The run checked the schema at its start; a migration deployed since must fail
+            # here, before this chunk writes anything, instead of turning values into NULL.
+            # (A change after this check fails the reads below with error 1412: retried.)
+            check_schema(spec, describe_source(connection, settings.mysql.database))
             totals = fetch_one(connection, spec.totals_query, params)
             batches = stream_rows(connection, settings.mysql.driver, spec.query, params,
                                   settings.batch_rows)

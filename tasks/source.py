@@ -24,6 +24,7 @@ TRANSIENT_MYSQL_ERRORS = frozenset(
         1053,  # server shutdown in progress
         1205,  # lock wait timeout
         1213,  # deadlock
+        1412,  # table definition changed since the snapshot began (a migration mid-run)
         1927,  # connection killed (MariaDB)
         2002,  # can't connect through socket
         2003,  # can't connect to server
