@@ -16,6 +16,7 @@ is checked against real, earlier tables.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -221,3 +222,48 @@ def test_decimal_widened_to_12_2_arrives_exactly(drifted: tuple[Source, Any]) ->
         source_totals(source, "lead_purchases", ("amount_paid",))
     assert bq_totals(settings, "ph_credit_transactions", ("amount", "balance_after")) == \
         source_totals(source, "credit_transactions", ("amount", "balance_after"))
+
+
+@pytest.mark.parametrize(("alter", "message"), [
+    ("ALTER TABLE leads MODIFY preferred_date DATETIME NULL",
+     "ph_leads: source column leads.preferred_date is now DATETIME"),
+    ("ALTER TABLE leads MODIFY base_price DECIMAL(10,3) NULL",
+     "ph_leads: source column leads.base_price is DECIMAL(10,3)"),
+], ids=["date-to-datetime", "decimal-10-3"])
+def test_a_migration_mid_run_fails_the_chunk_before_it_writes(
+        drifted: tuple[Source, Any], alter: str, message: str) -> None:
+    """A migration deployed after the run's schema check, before a chunk's export: the
+    plain functions run in the flow's order with the ALTER in between. Without the chunk's
+    own check every date became NULL (counted as zero dates) and prices were rounded."""
+    from tasks import export
+    from tasks.errors import SchemaDriftError
+
+    source, settings = drifted
+    spec, day = TABLES["ph_leads"], dt.date(2026, 10, 8)
+    export.check_source_schema(settings, [spec])
+    plan = export.plan_export(settings, spec, day, None)
+    source.sql(alter)
+    with pytest.raises(SchemaDriftError, match=re.escape(message)):
+        export.export_chunk(settings, spec, plan, 0)
+    assert not object_names(settings, mf.date_folder(settings.gcs_prefix, day) + "/")
+
+
+def test_a_migration_after_a_chunk_snapshot_began_fails_its_reads_and_is_retried(
+        drifted: tuple[Source, Any]) -> None:
+    """MariaDB refuses to read a table altered after the snapshot began (error 1412), which
+    the export reports as transient: the retry takes a new snapshot and checks again."""
+    from tasks import export
+    from tasks.errors import is_transient
+    from tasks.source import fetch_one, snapshot
+
+    source, settings = drifted
+    spec = TABLES["ph_leads"]
+    with snapshot(settings.mysql) as connection:
+        source.sql("ALTER TABLE leads MODIFY preferred_date DATETIME NULL")
+        with pytest.raises(Exception) as failure:
+            fetch_one(connection, spec.totals_query,
+                      {"first_id": 0, "last_id": 2**62, "include_pii": 0})
+    assert failure.value.args[0] == 1412
+    wrapped = export._wrap_source_errors(failure.value, spec)
+    assert is_transient(wrapped)
+    assert str(wrapped).startswith("ph_leads: MySQL error 1412 while exporting")
