@@ -512,7 +512,6 @@ def move_objects(bucket: Any, names: list[str], suffix_from: str, suffix_to: str
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
 def test_retry_from_the_ui_redoes_only_what_failed(deployed: dict[str, Any], source_db: dict,
                                                   tmp_path: Path) -> None:
     """A real outage fails the loads; Retry (same flow run) skips what had completed.
