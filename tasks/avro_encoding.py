@@ -13,6 +13,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+try:  # ISA-L's deflate: the same RFC 1951 streams, ~4x faster than zlib at levels 1-3
+    from isal import isal_zlib as _fast_deflate
+except ImportError:  # pragma: no cover - isal is a pinned dependency
+    _fast_deflate = None
+
 __all__ = [
     "AvroContainerWriter",
     "AvroField",
@@ -436,8 +441,14 @@ def encode_records(
 
 
 def compress_block(raw: bytes | memoryview | np.ndarray, level: int = 1) -> bytes:
-    """Raw deflate (RFC 1951, no zlib header) as the Avro 'deflate' codec requires."""
-    compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
+    """Raw deflate (RFC 1951, no zlib header) as the Avro 'deflate' codec requires.
+
+    Levels 1-3 use ISA-L (``isal``) when it is installed: any inflater reads its output,
+    and at level 1 it compresses as well as zlib's level 1 in about a quarter of the time.
+    Other levels, or no ``isal``, use zlib. Both release the GIL while they work.
+    """
+    module: Any = _fast_deflate if _fast_deflate is not None and 1 <= level <= 3 else zlib
+    compressor = module.compressobj(level, module.DEFLATED, -15)
     return compressor.compress(raw) + compressor.flush()
 
 

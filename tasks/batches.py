@@ -226,24 +226,68 @@ def _pii_column(values: Sequence[Any], normalise: Callable[[str], str | None], s
     return pa.array(out, type=pa.string())
 
 
+def wire_types(spec: TableSpec, names: Sequence[str]) -> list[pa.DataType]:
+    """The Arrow type each query column arrives in (its wire form, sql/source/README.md):
+    int64 for INT64, NUMERIC, DATE and TIMESTAMP, float64 for FLOAT64, string for STRING
+    and for the inputs of derived columns (JSON text, email, phone)."""
+    declared = {c.name: c.type for c in spec.columns if not c.derive}
+    arrow = {"STRING": pa.string(), "FLOAT64": pa.float64()}
+    return [arrow.get(declared.get(name, "STRING"), pa.int64()) for name in names]
+
+
+def to_columns(context: BatchContext, names: Sequence[str],
+               rows: Sequence[Sequence[Any]]) -> dict[str, pa.Array]:
+    """Source rows (wire form) as one Arrow array per query column.
+
+    One Arrow conversion of the whole batch as a struct (no per-column Python lists); a
+    value that does not fit its type falls back to the column-by-column path, which names
+    the column and row or decodes bytes that a binary collation handed back.
+    """
+    spec = context.spec
+    types = wire_types(spec, names)
+    if rows:
+        try:
+            struct = pa.array(rows, type=pa.struct(list(zip(names, types, strict=True))))
+            return dict(zip(names, struct.flatten(), strict=True))
+        except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
+    raw = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    key_values = raw[list(names).index(spec.primary_key)]
+    return {name: _column_array(spec, name, arrow_type, values, key_values)
+            for name, arrow_type, values in zip(names, types, raw, strict=True)}
+
+
+def _column_array(spec: TableSpec, name: str, arrow_type: pa.DataType, values: Sequence[Any],
+                  row_ids: Sequence[Any]) -> pa.Array:
+    if arrow_type == pa.string():
+        try:
+            return pa.array(values, type=pa.string())
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            # A driver may hand back bytes for a binary collation: decode strictly.
+            return pa.array([v.decode("utf-8") if isinstance(v, bytes) else v for v in values],
+                            type=pa.string())
+    if arrow_type == pa.float64():
+        return pa.array(values, type=pa.float64())
+    return _int_array(values, spec, name, row_ids)
+
+
 def convert_batch(context: BatchContext, names: Sequence[str], rows: Sequence[Sequence[Any]],
                   quality: QualityCounts) -> ConvertedBatch:
     """Convert source rows (wire form) into Arrow arrays of the output columns."""
+    return convert_columns(context, to_columns(context, names, rows), quality)
+
+
+def convert_columns(context: BatchContext, source_columns: dict[str, pa.Array],
+                    quality: QualityCounts) -> ConvertedBatch:
+    """Convert the query's columns (see ``to_columns``) into the output columns."""
     spec = context.spec
-    position = {name: i for i, name in enumerate(names)}
-    raw = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-    num_rows = len(rows)
-
-    def source(name: str) -> Sequence[Any]:
-        return raw[position[name]]
-
-    key_values = source(spec.column(spec.primary_key).name)
-    row_ids = np.asarray(_int_array(key_values, spec, spec.primary_key, key_values)
-                         .fill_null(-1))
+    row_ids = np.asarray(source_columns[spec.primary_key].fill_null(-1))
+    num_rows = len(row_ids)
     arrays: dict[str, pa.Array] = {}
     money: dict[str, int] = {}
     for column in context.columns:
-        arrays[column.name] = _convert_column(context, column, source, row_ids, quality)
+        arrays[column.name] = _convert_column(context, column, source_columns.__getitem__,
+                                              row_ids, quality)
         if column.type == "NUMERIC":
             money[column.name] = int(pc.sum(arrays[column.name]).as_py() or 0)
     for check in spec.orphan_checks:
@@ -262,16 +306,14 @@ def convert_batch(context: BatchContext, names: Sequence[str], rows: Sequence[Se
     return ConvertedBatch([arrays[c.name] for c in context.columns], num_rows, money)
 
 
-def _convert_column(context: BatchContext, column: Column,
-                    source: Callable[[str], Sequence[Any]], row_ids: np.ndarray,
-                    quality: QualityCounts) -> pa.Array:
+def _convert_column(context: BatchContext, column: Column, source: Callable[[str], pa.Array],
+                    row_ids: np.ndarray, quality: QualityCounts) -> pa.Array:
     spec = context.spec
     if column.derive == "sync_date":
         days = context.sync_date.toordinal() - EPOCH_ORDINAL
         return pa.array(np.full(len(row_ids), days, dtype=np.int64))
     if column.derive == "occasion_label":
-        keys = pa.array(source("occasion_type"), type=pa.string())
-        labels = pa.array(source("occasion_label"), type=pa.string())
+        keys, labels = source("occasion_type"), source("occasion_label")
         needs_derivation = pc.and_(labels.is_null(), keys.is_valid())
         if not pc.any(needs_derivation).as_py():
             return labels
@@ -286,7 +328,8 @@ def _convert_column(context: BatchContext, column: Column,
         out: list[str | None] = []
         unreadable: list[int] = []
         irregular: list[int] = []
-        preferences, selections = source("suburb_preferences"), source("location_selections")
+        preferences = source("suburb_preferences").to_pylist()
+        selections = source("location_selections").to_pylist()
         for index in range(len(row_ids)):
             text, problem = location_display(preferences[index], selections[index])
             out.append(text)
@@ -302,23 +345,13 @@ def _convert_column(context: BatchContext, column: Column,
             raise BadDataError(f"{spec.name}: {column.name} needs PARTYHELP_PII_SALT",
                                table=spec.name, column=column.name)
         is_email = column.derive == "hmac_email"
-        return _pii_column(source("email" if is_email else "phone"),
+        return _pii_column(source("email" if is_email else "phone").to_pylist(),
                            normalise_email if is_email else normalise_au_phone,
                            context.pii_salt, row_ids,
                            "email_unusable" if is_email else "phone_not_e164", quality)
 
-    values = source(column.name)
-    if column.type == "STRING":
-        try:
-            return pa.array(values, type=pa.string())
-        except (pa.ArrowTypeError, pa.ArrowInvalid):
-            # A driver may hand back bytes for a binary collation: decode strictly.
-            return pa.array([v.decode("utf-8") if isinstance(v, bytes) else v for v in values],
-                            type=pa.string())
-    if column.type == "FLOAT64":
-        return pa.array(values, type=pa.float64())
-    array = _int_array(values, spec, column.name, row_ids)
-    if column.type in ("INT64", "NUMERIC"):
+    array = source(column.name)
+    if column.type in ("STRING", "FLOAT64", "INT64", "NUMERIC"):
         return array
     numbers, valid = _numpy_with_mask(array)
     if column.type == "DATE":

@@ -22,6 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+import pyarrow as pa
 from google.api_core import exceptions as gexc
 
 from tasks import avro_encoding as avro
@@ -46,6 +47,18 @@ from tasks.source import (
 from tasks.specs import TableSpec
 
 BLOCK_MAX_RAW_BYTES = 4 * 1024 * 1024  # BigQuery reads Avro blocks of up to 16 MB
+# A batch holds about this many bytes of encoded Avro: its rows as Python objects take ~6x
+# that, its encoding ~5x, so memory stays flat whatever the row width or the table size
+# (larger batches save little CPU: the per-batch work is a few hundred numpy/Arrow calls).
+BATCH_TARGET_BYTES = 512 * 1024
+FIRST_BATCH_ROWS = 1_000  # until the row width is known
+UPLOAD_CHUNK_BYTES = 4 * 1024 * 1024  # resumable upload chunk (the library's default: 100 MB)
+
+# Arrow's default allocator (mimalloc) keeps the pages of freed batches; the system one
+# gives large blocks back at once: ~12 MB less at peak for the export, at the same speed.
+# An explicit ARROW_DEFAULT_MEMORY_POOL still wins.
+if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+    pa.set_memory_pool(pa.system_memory_pool())
 
 
 @dataclass(frozen=True)
@@ -203,7 +216,7 @@ def upload_part(bucket: Any, name: str, path: str, rows: int, chunk: int) -> mf.
     """Upload one part create-only with a verified CRC32C, then delete the local file."""
     size = os.path.getsize(path)
     crc = mf.file_crc32c_base64(path)
-    blob = bucket.blob(name)
+    blob = bucket.blob(name, chunk_size=UPLOAD_CHUNK_BYTES)
     try:
         blob.upload_from_filename(path, content_type="application/avro", if_generation_match=0,
                                   checksum="crc32c")
@@ -217,6 +230,25 @@ def upload_part(bucket: Any, name: str, path: str, rows: int, chunk: int) -> mf.
         with contextlib.suppress(OSError):
             os.remove(path)
     return mf.PartInfo(mf.gs_uri(bucket.name, name), rows, size, crc, chunk)
+
+
+class BatchSizer:
+    """Rows to fetch next: ``BATCH_TARGET_BYTES`` of encoded Avro at the width seen so far,
+    at most ``max_rows`` (``PARTYHELP_BATCH_ROWS``). Read by the reader thread, updated by
+    the encoding one."""
+
+    def __init__(self, max_rows: int) -> None:
+        self.max_rows = max_rows
+        self.rows = min(max_rows, FIRST_BATCH_ROWS)
+
+    def __call__(self) -> int:
+        return self.rows
+
+    def observe(self, rows: int, encoded_bytes: int) -> None:
+        """Re-size from a batch just encoded."""
+        if rows:
+            width = max(1, encoded_bytes // rows)
+            self.rows = max(1, min(self.max_rows, BATCH_TARGET_BYTES // width))
 
 
 def _prefetch(batches: Iterator[Any], depth: int = 2) -> Iterator[Any]:
@@ -295,14 +327,15 @@ def export_chunk(settings: Settings, spec: TableSpec, plan: ExportPlan, index: i
             # (A change after this check fails the reads below with error 1412: retried.)
             check_schema(spec, describe_source(connection, settings.mysql.database))
             totals = fetch_one(connection, spec.totals_query, params)
-            batches = stream_rows(connection, settings.mysql.driver, spec.query, params,
-                                  settings.batch_rows)
+            sizer = BatchSizer(settings.batch_rows)
+            batches = stream_rows(connection, settings.mysql.driver, spec.query, params, sizer)
             # The reader thread also turns each batch into Arrow columns at once, so only
             # the batch being read exists as Python objects: memory stays flat and small.
             columns = (to_columns(context, names, batch) for names, batch in batches)
             for source_columns in _prefetch(columns):
                 converted = convert_columns(context, source_columns, quality)
                 encoded = avro.encode_records(fields, converted.arrays)
+                sizer.observe(encoded.num_rows, encoded.nbytes)
                 for start, stop in _block_bounds(encoded):
                     uploader.write(stop - start, avro.compress_block(
                         encoded.slice_rows(start, stop), 1))

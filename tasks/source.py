@@ -9,7 +9,7 @@ cursor. Two drivers are supported: mysqlclient (C, the fast default) and PyMySQL
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -265,18 +265,24 @@ def check_schema(spec: TableSpec, source: Mapping[tuple[str, str], SourceColumn]
 
 
 def stream_rows(
-    connection: Any, driver: str, sql: str, params: Mapping[str, Any], batch_rows: int
-) -> Iterator[tuple[Sequence[str], list[tuple[Any, ...]]]]:
-    """Yield ``(column names, rows)`` batches from an unbuffered cursor."""
+    connection: Any, driver: str, sql: str, params: Mapping[str, Any],
+    batch_rows: int | Callable[[], int],
+) -> Iterator[tuple[Sequence[str], Sequence[tuple[Any, ...]]]]:
+    """Yield ``(column names, rows)`` batches from an unbuffered cursor.
+
+    ``batch_rows`` may be a callable, asked before each fetch: the export sizes its
+    batches by bytes, so wide rows come in fewer at a time.
+    """
+    next_size = batch_rows if callable(batch_rows) else lambda: batch_rows
     cursor = server_cursor(connection, driver)
     try:
         cursor.execute(sql, params)
         names = [d[0] for d in cursor.description]
         while True:
-            rows = cursor.fetchmany(batch_rows)
+            rows = cursor.fetchmany(max(1, next_size()))
             if not rows:
                 break
-            yield names, list(rows)
+            yield names, rows
     finally:
         with contextlib.suppress(Exception):
             cursor.close()
