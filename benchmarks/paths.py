@@ -4,7 +4,9 @@
     python -m benchmarks.paths export-gcs   --database DB --table ph_lead_purchases --bucket B
 
 Both use the project's real export code (``tasks.export``): ``plan_export``, then
-``export_chunk`` for every chunk of the plan, then (GCS only) ``commit_manifest``. Chunks
+``export_chunk`` for every chunk of the plan, then (GCS only) ``commit_manifest``, with a
+plain ``logging`` logger (outside a flow run; Prefect is not imported, so peak RSS is the
+export's own: the whole-flow sync's includes Prefect). Chunks
 run concurrently in threads, as the flow's default task runner runs them. "local" writes
 the parts into a folder through ``LocalPartStore`` instead of uploading them. Settings come
 from the usual ``PARTYHELP_*`` variables (``benchmarks.run`` sets them). The last line
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
 import os
 import sys
 import time
@@ -50,12 +53,14 @@ def run_export(table: str, out: str | None) -> dict[str, int | float]:
     settings = load_settings()
     spec = TABLES[table]
     store = LocalPartStore(out) if out else None
+    # A plain logger: the export alone, without Prefect (whose run logger would import it).
+    logger = logging.getLogger("benchmark")
     started = time.perf_counter()
     plan = export.plan_export(settings, spec, SYNC_DATE, "benchmark")
     workers = min(len(plan.chunks), int(os.environ.get("PARTYHELP_MAX_WORKERS", "8")))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         chunks = list(pool.map(lambda i: export.export_chunk(settings, spec, plan, i,
-                                                             store=store),
+                                                             logger, store),
                                range(len(plan.chunks))))
     if out is None:
         export.commit_manifest(settings, spec, plan, chunks)

@@ -25,8 +25,8 @@ SYNC_DATE = dt.date(2026, 11, 25)
 def _sync(source_db: dict[str, Any], monkeypatch: pytest.MonkeyPatch, dataset: str,
           bucket: str, flow: Any) -> Any:
     env = sync_environment(source_db["database"], source_db["user"], bucket, dataset,
-                           # edge-case ids sit near 900,000,000: 3 chunks per table
-                           PARTYHELP_CHUNK_ROWS="450000000")
+                           # 1 to 6 export chunks per table (13 in all)
+                           PARTYHELP_CHUNK_ROWS="200")
     for key, value in env.items():
         monkeypatch.setenv(key, value)  # Dask worker processes inherit these
     state = flow(sync_date=SYNC_DATE, return_state=True)

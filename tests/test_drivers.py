@@ -19,7 +19,7 @@ from tasks import export
 from tasks import manifest as mf
 from tasks.settings import load_settings
 from tasks.specs import TABLES
-from tests.conftest import sync_environment
+from tests.conftest import admin_connection, sync_environment
 
 SYNC_DATE = dt.date(2026, 11, 25)
 
@@ -40,10 +40,13 @@ class FolderStore:
 
 def _export(source_db: dict[str, Any], table: str, driver: str, root: Path,
             **overrides: str) -> tuple[list[dict[str, Any]], list[export.ChunkResult], Any]:
+    with admin_connection(source_db["database"]) as connection, connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM `{TABLES[table].source_table}`")
+        count = cursor.fetchone()[0]
     env = sync_environment(source_db["database"], source_db["user"], "ph-drivers",
                            "ph_drivers", PARTYHELP_MYSQL_DRIVER=driver,
-                           # several chunks (edge-case ids sit near 900,000,000) and batches
-                           PARTYHELP_CHUNK_ROWS="400000000", PARTYHELP_BATCH_ROWS="64",
+                           # three chunks, each of several batches
+                           PARTYHELP_CHUNK_ROWS=str(-(-count // 3)), PARTYHELP_BATCH_ROWS="16",
                            **overrides)
     settings = load_settings(env)
     assert settings.mysql.driver == driver
