@@ -10,7 +10,9 @@ repetition runs every path at every size, in a rotated order), each in its own p
 ==============  ==================================================================
 floor           ``mariadb --quick -e "<the ph_lead_purchases query>" > /dev/null``
 export-local    the project's export (``tasks.export``) into a local folder
-export-gcs      the same, uploading to fake-gcs-server, manifest included
+export-gcs      the same, uploading to fake-gcs-server, manifest included; the chunks of
+                a table above PARTYHELP_CHUNK_ROWS (5M) run concurrently, as in the flow
+export-gcs-serial  only for those: the same with one chunk at a time (memory of one)
 dlt-pyarrow     dlt ``sql_table`` (pyarrow backend, mysqlclient) -> local Parquet
 dlt-connectorx  dlt ``sql_table`` (connectorx, Arrow stream) -> local Parquet
 ==============  ==================================================================
@@ -50,7 +52,9 @@ WORK = ROOT / "benchmarks" / ".work"
 DLT_VENV = WORK / "dlt-venv"
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 BEGIN, END = "<!-- BEGIN RESULTS (benchmarks/run.py) -->", "<!-- END RESULTS -->"
-PATHS = ("floor", "export-local", "export-gcs", "dlt-pyarrow", "dlt-connectorx")
+PATHS = ("floor", "export-local", "export-gcs", "export-gcs-serial", "dlt-pyarrow",
+         "dlt-connectorx")
+DEFAULT_CHUNK_ROWS = 5_000_000  # PARTYHELP_CHUNK_ROWS' default
 VIEW = "bench_ph_lead_purchases"
 SYNC_DATE = "2026-11-25"
 FLOW_TABLES = ("ph_leads", "ph_venues", "ph_lead_purchases", "ph_credit_transactions",
@@ -180,9 +184,11 @@ def measure(path: str, rows: int, bucket: str, dlt_python: Path) -> dict[str, An
         if path == "floor":
             return run_child(floor_command(database, "ph_lead_purchases"), capture=False)
         if path.startswith("export-"):
-            cmd = [sys.executable, "-m", "benchmarks.paths", path, "--table",
-                   "ph_lead_purchases"] + (["--out", str(out)] if path == "export-local" else [])
-            return run_child(cmd, export_env(database, bucket))
+            kind = path.removesuffix("-serial")
+            cmd = [sys.executable, "-m", "benchmarks.paths", kind, "--table",
+                   "ph_lead_purchases"] + (["--out", str(out)] if kind == "export-local" else [])
+            serial = {"PARTYHELP_MAX_WORKERS": "1"} if path.endswith("-serial") else {}
+            return run_child(cmd, export_env(database, bucket, **serial))
         backend = path.removeprefix("dlt-")
         params = seed.admin_params()
         cmd = [str(dlt_python), str(ROOT / "benchmarks" / "dlt_peer.py"), "--backend", backend,
@@ -314,14 +320,14 @@ def render(records: list[dict[str, Any]], info: dict[str, str], repeat: int,
     if flows:
         scale = flows[0]["scale"]
         counts = flows[0]["counts"]
-        total = sum(counts[t] for t in ("leads", "venues", "lead_purchases",
-                                        "credit_transactions", "lead_matches"))
+        five = ("leads", "venues", "lead_purchases", "credit_transactions", "lead_matches")
+        total = sum(counts[t] for t in five)
         lines += [
             "",
             f"Whole-flow sync (`python -m flows.partyhelp_sync`, default thread runner, "
             f"Prefect server, fake-gcs-server, BigQuery emulator) of the synthetic dataset at "
             f"scale {scale:g}: {total:,} rows in the five tables "
-            f"({', '.join(f'{t} {n:,}' for t, n in counts.items() if n > 20)}).",
+            f"({', '.join(f'{t} {counts[t]:,}' for t in five)}).",
             "",
             "| run | flow wall (process) | sum of the five floors | x floors | peak RSS |",
             "|---:|---:|---:|---:|---:|",
@@ -387,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
             for size in sizes:
                 order = paths[rep % len(paths):] + paths[:rep % len(paths)]
                 for path in order:
+                    if path.endswith("-serial") and size <= DEFAULT_CHUNK_ROWS:
+                        continue  # one chunk: the same as export-gcs
                     result = measure(path, size, bucket, dlt_python)
                     if "rows" in result and result["rows"] != size:
                         raise RuntimeError(f"{path} wrote {result['rows']} rows, not {size}")
@@ -395,7 +403,12 @@ def main(argv: list[str] | None = None) -> int:
                         f"{result['seconds']:7.1f} s  {result['peak_rss_mb']:5.0f} MB")
         if flow_marker:
             for rep in range(args.flow_repeat):
-                for record in measure_flow(args.flow_scale, bucket):
+                try:
+                    flow_records = measure_flow(args.flow_scale, bucket)
+                except RuntimeError as exc:  # keep the measurements taken so far
+                    log(f"whole-flow sync failed: {exc}")
+                    break
+                for record in flow_records:
                     keep({"rep": rep, "scale": args.flow_scale,
                           "counts": flow_marker["counts"], **record})
                     log(f"flow rep {rep + 1}: {record['path']} "
