@@ -4,6 +4,7 @@ nothing (it is idempotent)."""
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import secrets
@@ -131,10 +132,25 @@ def test_setup_creates_everything_then_a_rerun_changes_nothing(names: dict[str, 
                                stdin=NEW_PASSWORD + "\n"))
     assert third["Secret block"] == "updated"
     assert Secret.load(names["password"]).get() == NEW_PASSWORD
-    # Nothing given (no variable, empty stdin): the stored password is kept.
-    fourth = outcomes(run_setup(names, password=None))
-    assert fourth["Secret block"] == "unchanged (no new password given)"
-    assert Secret.load(names["password"]).get() == NEW_PASSWORD
+
+
+def test_no_password_given_keeps_the_stored_one(names: dict[str, Any],
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from prefect.blocks.system import Secret
+
+    monkeypatch.delenv("PARTYHELP_MYSQL_PASSWORD", raising=False)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    with pytest.raises(SystemExit, match="does not exist and no password was given"):
+        setup.setup_mysql_password(names["password"])
+    monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORD + "\n"))
+    setup.setup_mysql_password(names["password"])
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    setup.setup_mysql_password(names["password"])
+    assert capsys.readouterr().out.splitlines() == [
+        f"Secret block {names['password']}: created",
+        f"Secret block {names['password']}: unchanged (no new password given)"]
+    assert Secret.load(names["password"]).get() == PASSWORD
 
 
 def test_lifecycle_rule_request_and_replacement(names: dict[str, Any],
