@@ -41,6 +41,8 @@ from tasks.source import (
     is_driver_error,
     mysql_error_code,
     plan_chunks,
+    raise_drift,
+    schema_problems,
     snapshot,
     stream_rows,
 )
@@ -106,11 +108,11 @@ def iso(moment: dt.datetime) -> str:
 
 
 def check_source_schema(settings: Settings, specs: Sequence[TableSpec]) -> None:
-    """Fail before anything is written if a spec reads a column the source lacks."""
+    """Fail before anything is written if a spec reads a column the source lacks or cannot
+    carry exactly; the error names every such table and column."""
     with snapshot(settings.mysql) as connection:
         source = describe_source(connection, settings.mysql.database)
-    for spec in specs:
-        check_schema(spec, source)
+    raise_drift([problem for spec in specs for problem in schema_problems(spec, source)])
 
 
 def plan_export(settings: Settings, spec: TableSpec, sync_date: dt.date,

@@ -219,49 +219,58 @@ def describe_source(connection: Any, database: str) -> dict[tuple[str, str], Sou
 
 
 def check_schema(spec: TableSpec, source: Mapping[tuple[str, str], SourceColumn]) -> None:
-    """Fail before anything is written when a column the spec reads is gone or too wide.
+    """Fail before anything is written when a column the spec reads is gone or too wide."""
+    raise_drift(schema_problems(spec, source))
+
+
+def raise_drift(problems: list[tuple[str, str, str]]) -> None:
+    """One ``SchemaDriftError`` naming every ``(table, column, message)`` problem, if any."""
+    if problems:
+        table, column, _ = problems[0]
+        raise SchemaDriftError("; ".join(message for _, _, message in problems),
+                               table=table, column=column)
+
+
+def schema_problems(spec: TableSpec, source: Mapping[tuple[str, str], SourceColumn]
+                    ) -> list[tuple[str, str, str]]:
+    """Every drift of the source that ``spec`` cannot export exactly: (table, column, why).
 
     An added column changes nothing; a renamed or dropped one is named; a type that its
     wire form cannot carry exactly (``WIRE_SOURCE_TYPES``), or a DECIMAL that our exact
-    money encoding cannot hold, is refused rather than rounded or nulled.
+    money encoding cannot hold, is refused rather than rounded or nulled. All are listed,
+    so that one failed run shows the whole of a migration.
     """
+    problems: list[tuple[str, str, str]] = []
     missing = sorted(
         f"{table}.{column}"
         for table, column in spec.source_columns
         if (table.lower(), column.lower()) not in source
     )
     if missing:
-        raise SchemaDriftError(
-            f"{spec.name}: source column {', '.join(missing)} is missing "
-            "(renamed or dropped in the source database?)",
-            table=spec.name,
-            column=missing[0],
-        )
+        problems.append((spec.name, missing[0],
+                         f"{spec.name}: source column {', '.join(missing)} is missing "
+                         "(renamed or dropped in the source database?)"))
     for (table, column), wire in sorted(spec.source_wire_types.items()):
-        info = source[(table.lower(), column.lower())]
-        if info.data_type not in WIRE_SOURCE_TYPES[wire]:
-            raise SchemaDriftError(
-                f"{spec.name}: source column {table}.{column} is now {info.data_type.upper()}; "
-                f"it is read as {wire}, which holds exactly only "
-                f"{', '.join(sorted(t.upper() for t in WIRE_SOURCE_TYPES[wire]))}",
-                table=spec.name,
-                column=f"{table}.{column}",
-            )
+        info = source.get((table.lower(), column.lower()))
+        if info is not None and info.data_type not in WIRE_SOURCE_TYPES[wire]:
+            problems.append((spec.name, f"{table}.{column}",
+                             f"{spec.name}: source column {table}.{column} is now "
+                             f"{info.data_type.upper()}; it is read as {wire}, which holds "
+                             "exactly only "
+                             f"{', '.join(sorted(t.upper() for t in WIRE_SOURCE_TYPES[wire]))}"))
     for table, column in sorted(spec.source_columns):
-        info = source[(table.lower(), column.lower())]
-        if info.data_type != "decimal":
+        info = source.get((table.lower(), column.lower()))
+        if info is None or info.data_type != "decimal":
             continue
         scale = info.numeric_scale or 0
         integer_digits = (info.numeric_precision or 0) - scale
         if scale > NUMERIC_SCALE or integer_digits > max_decimal_integer_digits:
-            raise SchemaDriftError(
-                f"{spec.name}: source column {table}.{column} is DECIMAL("
-                f"{info.numeric_precision},{scale}); the export holds at most "
-                f"{max_decimal_integer_digits} integer digits and {NUMERIC_SCALE} decimals "
-                "exactly, and refuses to round",
-                table=spec.name,
-                column=f"{table}.{column}",
-            )
+            problems.append((spec.name, f"{table}.{column}",
+                             f"{spec.name}: source column {table}.{column} is DECIMAL("
+                             f"{info.numeric_precision},{scale}); the export holds at most "
+                             f"{max_decimal_integer_digits} integer digits and {NUMERIC_SCALE} "
+                             "decimals exactly, and refuses to round"))
+    return problems
 
 
 def stream_rows(
