@@ -15,6 +15,7 @@ import io
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -359,3 +360,21 @@ class PrivateEmulators:
         for service in ("bigquery", "gcs"):
             subprocess.run([str(STACK_SH), f"stop-{service}"], env={**os.environ, **self.env},
                            capture_output=True, timeout=180, check=False)
+
+
+@contextmanager
+def private_emulators() -> Iterator[PrivateEmulators]:
+    """A private pair, started, with ``os.environ`` pointing at it for the block (the flow,
+    new buckets and the tests' clients all follow), stopped and wiped afterwards.
+
+    A module on its own pair depends neither on what else the shared emulators hold (the
+    BigQuery emulator slows as its catalog grows) nor on anyone else's outages.
+    """
+    pair = PrivateEmulators()
+    try:
+        pair.start_all()
+        with env_vars(pair.client_env):
+            yield pair
+    finally:
+        pair.stop_all()
+        shutil.rmtree(pair.data, ignore_errors=True)

@@ -37,12 +37,14 @@ from tasks.clients import bigquery_client
 from tasks.specs import TABLES
 from tests.conftest import admin_connection
 from tests.faultkit import (
+    PrivateEmulators,
     Source,
     bq_totals,
     environment,
     flow_run_record,
     manifests,
     new_target,
+    private_emulators,
     query,
     source_database,
     source_totals,
@@ -50,6 +52,13 @@ from tests.faultkit import (
 from tests.oracle import bigquery_rows, diff_tables, expected_tables
 
 pytestmark = pytest.mark.usefixtures("stack")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def emulators(stack: None) -> Iterator[PrivateEmulators]:
+    """This module's own GCS and BigQuery emulators (see ``private_emulators``)."""
+    with private_emulators() as pair:
+        yield pair
 
 DAY = dt.date(2026, 9, 1)
 E = 900_000_000

@@ -29,12 +29,14 @@ from tasks.clients import bigquery_client
 from tasks.specs import TABLES, select_list_sources
 from tests.conftest import admin_connection
 from tests.faultkit import (
+    PrivateEmulators,
     Source,
     bq_totals,
     environment,
     manifests,
     new_target,
     object_names,
+    private_emulators,
     query,
     source_database,
     source_totals,
@@ -43,6 +45,13 @@ from tests.faultkit import (
 from tests.oracle import bigquery_rows, diff_tables, expected_tables
 
 pytestmark = pytest.mark.usefixtures("stack")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def emulators(stack: None) -> Iterator[PrivateEmulators]:
+    """This module's own GCS and BigQuery emulators (see ``private_emulators``)."""
+    with private_emulators() as pair:
+        yield pair
 
 BASELINE_DAY = dt.date(2026, 10, 1)
 # One chunk per table whatever the ids (the edge-case rows sit at ids above 900,000,000).
@@ -119,44 +128,51 @@ def test_added_columns_change_nothing(drifted: tuple[Source, Any]) -> None:
         assert manifest.bigquery_schema == TABLES[table].bigquery_schema()
 
 
-@pytest.mark.parametrize(("alter", "table", "column"), [
-    ("ALTER TABLE leads RENAME COLUMN guest_count TO guests", "ph_leads", "leads.guest_count"),
-    ("ALTER TABLE credit_transactions DROP COLUMN admin_note", "ph_credit_transactions",
-     "credit_transactions.admin_note"),
-    ("ALTER TABLE areas RENAME COLUMN name TO area_name", "ph_venues", "areas.name"),
-], ids=["renamed", "dropped", "renamed-in-a-joined-table"])
-def test_a_renamed_or_dropped_column_fails_before_anything_is_written(
-        drifted: tuple[Source, Any], alter: str, table: str, column: str) -> None:
+def test_renamed_and_dropped_columns_fail_before_anything_is_written(
+        drifted: tuple[Source, Any]) -> None:
+    """Three columns the specs read go (renamed, dropped, renamed in a joined table): the
+    run fails before any export, naming every table and column it could not read."""
     source, settings = drifted
     day = dt.date(2026, 10, 3)
     before = table_states(settings)
-    assert {t for t in TABLES} <= set(before)
-    source.sql(alter)
+    assert set(TABLES) <= set(before)
+    source.sql("ALTER TABLE leads RENAME COLUMN guest_count TO guests")
+    source.sql("ALTER TABLE credit_transactions DROP COLUMN admin_note")
+    source.sql("ALTER TABLE areas RENAME COLUMN name TO area_name")
     state = _sync(day)
     assert state.is_failed()
-    assert f"{table}: source column {column} is missing" in state.message
+    for named in ("ph_leads: source column leads.guest_count is missing",
+                  "ph_venues: source column areas.name is missing",
+                  "ph_lead_purchases: source column areas.name, leads.guest_count is missing",
+                  "ph_credit_transactions: source column credit_transactions.admin_note is "
+                  "missing"):
+        assert named in state.message
+    assert "ph_lead_matches" not in state.message
     _assert_nothing_written(settings, day, before)
 
 
-@pytest.mark.parametrize(("table", "column", "definition", "name", "shown"), [
-    ("credit_transactions", "amount", "DECIMAL(12,4) NOT NULL", "ph_credit_transactions",
-     "is DECIMAL(12,4)"),
-    ("venues", "credit_balance", "DECIMAL(20,2) NOT NULL", "ph_venues", "is DECIMAL(20,2)"),
-    ("leads", "preferred_date", "DATETIME NULL", "ph_leads", "is now DATETIME"),
-    ("lead_matches", "notified_at", "DATETIME NULL", "ph_lead_matches", "is now DATETIME"),
-    ("leads", "guest_count", "VARCHAR(16) NULL", "ph_leads", "is now VARCHAR"),
-], ids=["decimal-12-4", "decimal-20-2", "date-to-datetime", "timestamp-to-datetime",
-        "int-to-varchar"])
-def test_a_type_the_export_cannot_carry_exactly_fails_before_anything_is_written(
-        drifted: tuple[Source, Any], table: str, column: str, definition: str, name: str,
-        shown: str) -> None:
+def test_types_the_export_cannot_carry_exactly_fail_before_anything_is_written(
+        drifted: tuple[Source, Any]) -> None:
+    """DECIMAL(12,4) (would round), DECIMAL(20,2) (beyond int64 cents), DATE -> DATETIME and
+    TIMESTAMP -> DATETIME (would arrive as NULL), INT -> VARCHAR: one run, all named."""
     source, settings = drifted
     day = dt.date(2026, 10, 4)
     before = table_states(settings)
-    source.sql(f"ALTER TABLE `{table}` MODIFY `{column}` {definition}")
+    source.sql("ALTER TABLE credit_transactions MODIFY amount DECIMAL(12,4) NOT NULL")
+    source.sql("ALTER TABLE venues MODIFY credit_balance DECIMAL(20,2) NOT NULL")
+    source.sql("ALTER TABLE leads MODIFY preferred_date DATETIME NULL, "
+               "MODIFY guest_count VARCHAR(16) NULL")
+    source.sql("ALTER TABLE lead_matches MODIFY notified_at DATETIME NULL")
     state = _sync(day)
     assert state.is_failed()
-    assert f"{name}: source column {table}.{column} {shown}" in state.message
+    for named in ("ph_credit_transactions: source column credit_transactions.amount is "
+                  "DECIMAL(12,4)",
+                  "ph_venues: source column venues.credit_balance is DECIMAL(20,2)",
+                  "ph_leads: source column leads.guest_count is now VARCHAR",
+                  "ph_leads: source column leads.preferred_date is now DATETIME",
+                  "ph_lead_purchases: source column leads.preferred_date is now DATETIME",
+                  "ph_lead_matches: source column lead_matches.notified_at is now DATETIME"):
+        assert named in state.message
     _assert_nothing_written(settings, day, before)
 
 
