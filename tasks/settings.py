@@ -56,11 +56,15 @@ def validate_table(value: str) -> str:
 
 
 def validate_bucket(value: str, variable: str = "PARTYHELP_GCS_BUCKET") -> str:
-    """A GCS bucket name (3-222 characters, lower case, no ``goog`` prefix, no ``..``)."""
+    """A GCS bucket name (3-222 characters, lower case, no ``goog`` prefix, no ``google``
+    or ``g00gle`` inside, not an IP address, no ``..``)."""
     if (
         not _GCS_BUCKET.match(value)
         or ".." in value
         or value.startswith("goog")
+        or "google" in value
+        or "g00gle" in value
+        or re.fullmatch(r"\d{1,3}(?:\.\d{1,3}){3}", value)
         or any(len(part) > 63 for part in value.split("."))
     ):
         raise ConfigError(f"{variable}={value!r} is not a valid GCS bucket name")
