@@ -248,8 +248,9 @@ def test_secrets_appear_in_no_avro_file_manifest_or_bigquery_row(runs: dict[str,
 
 
 def test_settings_and_their_repr_hold_no_secret(runs: dict[str, Any]) -> None:
-    settings = load_settings({**runs["pii"], "PARTYHELP_PII_SALT": SALT})
+    settings = load_settings({**runs["pii"], "PARTYHELP_PII_SALT": SALT})  # salt from env
     assert settings.mysql.password.get_secret_value() == READER_PASSWORD
+    assert settings.pii_salt is not None and settings.pii_salt.get_secret_value() == SALT
     assert not _leaks(repr(settings)) and not _leaks(str(settings))
 
 
@@ -336,6 +337,9 @@ INJECTION = "x`; DROP TABLE y; --"
     ("PARTYHELP_GCS_BUCKET", "a..b"),
     ("PARTYHELP_GCS_BUCKET", "ab"),
     ("PARTYHELP_GCS_BUCKET", "bucket/with/slash"),
+    ("PARTYHELP_GCS_BUCKET", "my-google-exports"),
+    ("PARTYHELP_GCS_BUCKET", "192.168.5.4"),
+    ("PARTYHELP_GCS_BUCKET", "x" * 64),
     ("PARTYHELP_GCS_PREFIX", "../outside"),
     ("PARTYHELP_GCS_PREFIX", "a//b"),
     ("PARTYHELP_GCS_PREFIX", "with space"),
