@@ -54,7 +54,8 @@ BLOCK_MAX_RAW_BYTES = 4 * 1024 * 1024  # BigQuery reads Avro blocks of up to 16 
 # (larger batches save little CPU: the per-batch work is a few hundred numpy/Arrow calls).
 BATCH_TARGET_BYTES = 512 * 1024
 FIRST_BATCH_ROWS = 1_000  # until the row width is known
-UPLOAD_CHUNK_BYTES = 4 * 1024 * 1024  # resumable upload chunk (the library's default: 100 MB)
+UPLOAD_CHUNK_BYTES = 2 * 1024 * 1024  # resumable upload chunk (the library default: 100 MB)
+SINGLE_REQUEST_MAX_BYTES = 1024 * 1024  # smaller parts go in one request
 
 # Arrow's default allocator (mimalloc) keeps the pages of freed batches; the system one
 # gives large blocks back at once: ~12 MB less at peak for the export, at the same speed.
@@ -220,8 +221,15 @@ def upload_part(bucket: Any, name: str, path: str, rows: int, chunk: int) -> mf.
     crc = mf.file_crc32c_base64(path)
     blob = bucket.blob(name, chunk_size=UPLOAD_CHUNK_BYTES)
     try:
-        blob.upload_from_filename(path, content_type="application/avro", if_generation_match=0,
-                                  checksum="crc32c")
+        if size <= SINGLE_REQUEST_MAX_BYTES:
+            blob.upload_from_filename(path, content_type="application/avro",
+                                      if_generation_match=0, checksum="crc32c")
+        else:
+            # Size not given: a resumable upload, UPLOAD_CHUNK_BYTES at a time (given a size
+            # under 8 MB, the library would build one multipart request of it in memory).
+            with open(path, "rb") as data:
+                blob.upload_from_file(data, content_type="application/avro",
+                                      if_generation_match=0, checksum="crc32c")
     except gexc.PreconditionFailed:
         # Our own earlier request landed before its answer was lost: accept identical bytes.
         blob.reload()
