@@ -11,9 +11,10 @@
 
 GCS and BigQuery are a private pair of emulators (``PrivateEmulators``) that these tests
 stop and start with ``scripts/stack.sh``; the shared stack is never touched. Data is
-small; the one large table (``lead_matches``, 120,000 extra rows) only makes a stream last
-long enough to be interrupted: every wait is for an observable event (a part object in
-the bucket, a connection in PROCESSLIST), never for a length of time.
+small; the one large table (``lead_matches``: 150,000 extra rows, wide) only makes a stream
+outlast the socket buffers, so that it can be interrupted: every wait is for an observable
+event (a part object in the bucket, a connection in PROCESSLIST), never for a length of
+time.
 """
 
 from __future__ import annotations
