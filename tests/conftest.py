@@ -144,6 +144,24 @@ def create_bucket(name: str) -> None:
     client.create_bucket(name)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_emulators() -> Iterator[None]:
+    """A fresh fake-gcs-server and BigQuery emulator for this test session.
+
+    The shared stack's emulators keep their data across runs, and the BigQuery emulator
+    slows as its catalog grows; a private pair on free ports and a temporary folder keeps
+    every session fast and independent of what earlier sessions (or a developer) left.
+    Set PARTYHELP_TEST_SHARED_EMULATORS=1 to use the shared ones instead.
+    """
+    if os.environ.get("PARTYHELP_TEST_SHARED_EMULATORS") == "1":
+        yield
+        return
+    from tests.faultkit import private_emulators
+
+    with private_emulators():
+        yield
+
+
 @pytest.fixture(scope="session")
 def source_db(stack: None) -> Iterator[dict[str, Any]]:
     """A source database with synthetic data and every legacy edge case, and its reader."""

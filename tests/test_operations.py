@@ -30,6 +30,7 @@ from tests.conftest import (
     drop_reader,
     sync_environment,
 )
+from tests.faultkit import table_states
 
 DAY_ONE, DAY_TWO = dt.date(2026, 11, 20), dt.date(2026, 11, 21)
 SMALL = ["ph_venues", "ph_lead_purchases"]
@@ -120,16 +121,13 @@ def test_replay_refuses_and_changes_nothing_without_a_manifest(own_source: dict)
     settings = own_source["settings"]
     assert partyhelp_bigquery_sync(sync_date=DAY_TWO, tables=SMALL, return_state=True) \
         .is_completed()
-    before = {t: bigquery_client(settings).get_table(settings.table_ref(t)).modified
-              for t in SMALL}
+    before = table_states(settings)  # content: the emulator never updates `modified`
     state = partyhelp_bigquery_sync(sync_date=DAY_ONE, tables=SMALL, from_exports=True,
                                     return_state=True)
     assert state.is_failed()
     assert "replay refused, nothing was changed" in state.message
     assert "ph_venues: no manifest under" in state.message
-    after = {t: bigquery_client(settings).get_table(settings.table_ref(t)).modified
-             for t in SMALL}
-    assert after == before
+    assert table_states(settings) == before
 
 
 def test_replay_refuses_a_part_whose_checksum_does_not_match(own_source: dict) -> None:
@@ -142,13 +140,15 @@ def test_replay_refuses_a_part_whose_checksum_does_not_match(own_source: dict) -
     bucket, name = mf.split_gs_uri(manifest.parts[0].uri)
     blob = client.bucket(bucket).blob(name)
     blob.upload_from_string(blob.download_as_bytes()[:-20])  # a truncated part, for real
-    before = bigquery_client(settings).get_table(settings.table_ref("ph_venues")).modified
+    # The tables hold DAY_ONE already: change them to DAY_TWO, so a replay would show.
+    assert partyhelp_bigquery_sync(sync_date=DAY_TWO, tables=SMALL, return_state=True) \
+        .is_completed()
+    before = table_states(settings)
     state = partyhelp_bigquery_sync(sync_date=DAY_ONE, tables=SMALL, from_exports=True,
                                     return_state=True)
     assert state.is_failed()
     assert f"ph_venues: part {manifest.parts[0].uri} does not match" in state.message
-    assert bigquery_client(settings).get_table(
-        settings.table_ref("ph_venues")).modified == before
+    assert table_states(settings) == before
 
 
 def test_backfill_replays_days_with_exports_and_names_the_others(own_source: dict) -> None:
