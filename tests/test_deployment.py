@@ -362,12 +362,13 @@ def free_port() -> int:
 @contextlib.contextmanager
 def private_bigquery(data: Path) -> Iterator[tuple[str, Callable[[str], None]]]:
     """A BigQuery emulator of this test's own, run by ``scripts/stack.sh`` on its own ports
-    (reading the shared fake-gcs-server), so that stopping it takes no one else's down.
+    (reading the session's fake-gcs-server), so that stopping it takes no one else's down.
 
     Yields its address and ``stack(command)``, e.g. ``stack("stop-bigquery")``.
     """
     port = free_port()
-    env = {**os.environ, "PARTYHELP_BQ_PORT": str(port),
+    gcs_port = os.environ["STORAGE_EMULATOR_HOST"].rsplit(":", 1)[1].strip("/")
+    env = {**os.environ, "PARTYHELP_BQ_PORT": str(port), "PARTYHELP_GCS_PORT": gcs_port,
            "PARTYHELP_BQ_GRPC_PORT": str(free_port()), "PARTYHELP_STACK_DATA": str(data)}
 
     def stack(command: str) -> None:
@@ -535,7 +536,7 @@ def test_retry_from_the_ui_redoes_only_what_failed(deployed: dict[str, Any], sou
         bigquery_url, stack_sh = stack.enter_context(private_bigquery(tmp_path / "stack"))
         sync_env = sync_environment(
             source_db["database"], source_db["user"], bucket_name, dataset,
-            BIGQUERY_EMULATOR_HOST=bigquery_url, PARTYHELP_TASK_RETRIES="1",
+            BIGQUERY_EMULATOR_HOST=bigquery_url, PARTYHELP_TASK_RETRIES="3",
             PARTYHELP_RETRY_DELAY_SECONDS="0.5", PARTYHELP_BQ_RETRY_SECONDS="2",
             PARTYHELP_CHUNK_ROWS=str(10**12))  # one export task a table
         settings = load_settings({**os.environ, **sync_env})
@@ -593,7 +594,8 @@ def run_the_retry_scenario(client: Any, deployment: Any, token: str, settings: A
     assert set(state_names(attempt["manifest"]).values()) == {"Cached"}
     loads = {table_of(r.name): r.state.name for r in attempt["load"]}
     assert loads.pop("ph_venues") == "Failed"
-    assert set(loads.values()) == {"Completed"}
+    # (a fresh emulator's first concurrent loads may conflict; retries heal that)
+    assert set(loads.values()) == {"Completed"}, (loads, second.state.message)
 
     # 3. The parts are back: Retry completes, redoing only the load that failed.
     move_objects(bucket, parts, ".hidden", "")
