@@ -29,23 +29,15 @@ def synced(source_db: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     import secrets
 
     from tests.conftest import create_bucket, sync_environment
+    from tests.faultkit import env_vars
 
     token = secrets.token_hex(4)
     bucket, dataset = f"ph-flow-{token}", f"ph_flow_{token}"
     create_bucket(bucket)
     env = sync_environment(source_db["database"], source_db["user"], bucket, dataset)
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with env_vars(env):
         state = partyhelp_bigquery_sync(sync_date=SYNC_DATE, return_state=True)
-        settings = load_settings()
-        yield {"state": state, "settings": settings, "env": env}
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        yield {"state": state, "settings": load_settings(), "env": env}
 
 
 def test_run_completes(synced: dict) -> None:

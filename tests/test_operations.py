@@ -6,7 +6,6 @@ import asyncio
 import datetime as dt
 import logging
 import os
-import secrets
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -21,16 +20,8 @@ from tasks import manifest as mf
 from tasks.clients import bigquery_client, storage_client
 from tasks.settings import load_settings
 from tasks.specs import TABLES
-from tests.conftest import (
-    admin_connection,
-    create_bucket,
-    create_reader,
-    create_source_database,
-    drop_database,
-    drop_reader,
-    sync_environment,
-)
-from tests.faultkit import table_states
+from tests.conftest import admin_connection
+from tests.faultkit import new_target, source_database, table_states
 
 DAY_ONE, DAY_TWO = dt.date(2026, 11, 20), dt.date(2026, 11, 21)
 SMALL = ["ph_venues", "ph_lead_purchases"]
@@ -39,21 +30,10 @@ SMALL = ["ph_venues", "ph_lead_purchases"]
 @pytest.fixture()
 def own_source(stack: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """A small source this module may change, with its own bucket and dataset."""
-    from scripts import synthetic
-
-    database = create_source_database("ph_ops")
-    synthetic.load({"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""},
-                   database, scale=0.02, seed=3)
-    user = create_reader(database)
-    token = secrets.token_hex(4)
-    bucket, dataset = f"ph-ops-{token}", f"ph_ops_{token}"
-    create_bucket(bucket)
-    env = sync_environment(database, user, bucket, dataset)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    yield {"database": database, "settings": load_settings()}
-    drop_reader(user)
-    drop_database(database)
+    with source_database("ph_ops", scale=0.02, seed=3, edge_cases=False) as source:
+        for key, value in new_target(source, "ops").items():
+            monkeypatch.setenv(key, value)
+        yield {"database": source.database, "settings": load_settings()}
 
 
 def _count(settings: Any, table: str) -> int:
