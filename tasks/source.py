@@ -129,10 +129,7 @@ def snapshot(settings: MySQLSettings) -> Iterator[Any]:
 
 def server_cursor(connection: Any, driver: str) -> Any:
     """An unbuffered cursor: rows stream from the server instead of being held whole."""
-    module = _driver_module(driver)
-    if driver == "mysqlclient":
-        return connection.cursor(module.cursors.SSCursor)
-    return connection.cursor(module.cursors.SSCursor)
+    return connection.cursor(_driver_module(driver).cursors.SSCursor)  # same name in both
 
 
 def fetch_one(connection: Any, sql: str, params: Mapping[str, Any]) -> dict[str, Any]:
