@@ -152,6 +152,20 @@ def table_states(settings: Settings) -> dict[str, tuple[int, str]]:
     return states
 
 
+def assert_table_equals_source(settings: Settings, source: Source, table: str,
+                               day: dt.date) -> None:
+    """The BigQuery table equals the source, row by row and cell by cell (tests/oracle.py)."""
+    from tasks.specs import TABLES
+    from tests.oracle import bigquery_rows, diff_tables, expected_tables
+
+    with admin_connection(source.database) as connection:
+        expected = expected_tables(connection, day)[table]
+    actual = bigquery_rows(bigquery_client(settings), settings.table_ref(table),
+                           TABLES[table].primary_key)
+    assert len(actual) == len(expected) > 0
+    assert diff_tables(expected, actual) == []
+
+
 def query(settings: Settings, sql: str) -> list[dict[str, Any]]:
     """Rows of a BigQuery query as dicts."""
     return [dict(row.items()) for row in bigquery_client(settings).query(sql).result()]

@@ -27,10 +27,10 @@ from flows.partyhelp_sync import partyhelp_bigquery_sync
 from tasks import manifest as mf
 from tasks.clients import bigquery_client
 from tasks.specs import TABLES, select_list_sources
-from tests.conftest import admin_connection
 from tests.faultkit import (
     PrivateEmulators,
     Source,
+    assert_table_equals_source,
     bq_totals,
     environment,
     manifests,
@@ -42,7 +42,6 @@ from tests.faultkit import (
     source_totals,
     table_states,
 )
-from tests.oracle import bigquery_rows, diff_tables, expected_tables
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -84,15 +83,6 @@ def _sync(day: dt.date, tables: list[str] | None = None) -> Any:
     return partyhelp_bigquery_sync(sync_date=day, tables=tables, return_state=True)
 
 
-def _equals_source(settings: Any, source: Source, table: str, day: dt.date) -> None:
-    with admin_connection(source.database) as connection:
-        expected = expected_tables(connection, day)[table]
-    actual = bigquery_rows(bigquery_client(settings), settings.table_ref(table),
-                           TABLES[table].primary_key)
-    assert len(actual) == len(expected) > 0
-    assert diff_tables(expected, actual) == []
-
-
 def _assert_nothing_written(settings: Any, day: dt.date, before: dict[str, Any]) -> None:
     assert not object_names(settings, mf.date_folder(settings.gcs_prefix, day) + "/")
     assert table_states(settings) == before
@@ -123,7 +113,7 @@ def test_added_columns_change_nothing(drifted: tuple[Source, Any]) -> None:
     for table in tables:
         schema = [f.name for f in client.get_table(settings.table_ref(table)).schema]
         assert schema == [c.name for c in TABLES[table].output_columns()]
-        _equals_source(settings, source, table, day)
+        assert_table_equals_source(settings, source, table, day)
         (manifest,) = manifests(settings, day, table)
         assert manifest.bigquery_schema == TABLES[table].bigquery_schema()
 
@@ -189,7 +179,7 @@ def test_int_widened_to_bigint_unsigned_arrives_exactly_or_fails_naming_the_row(
     state = _sync(day, tables)
     assert state.is_completed(), state.message
     for table in tables:
-        _equals_source(settings, source, table, day)
+        assert_table_equals_source(settings, source, table, day)
     counts = {r["lead_id"]: r["guest_count"] for r in query(
         settings, f"SELECT lead_id, guest_count FROM {settings.quoted_table_ref('ph_leads')} "
                   f"WHERE lead_id IN ({big[0]}, {biggest[0]})")}
@@ -228,7 +218,7 @@ def test_decimal_widened_to_12_2_arrives_exactly(drifted: tuple[Source, Any]) ->
     state = _sync(day, tables)
     assert state.is_completed(), state.message
     for table in tables:
-        _equals_source(settings, source, table, day)
+        assert_table_equals_source(settings, source, table, day)
     loaded = {r["lead_purchase_id"]: r["amount_paid"] for r in query(
         settings, f"SELECT lead_purchase_id, amount_paid FROM "
                   f"{settings.quoted_table_ref('ph_lead_purchases')} "

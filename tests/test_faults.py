@@ -48,6 +48,7 @@ from tests.conftest import ROOT, admin_connection
 from tests.faultkit import (
     PrivateEmulators,
     Source,
+    assert_table_equals_source,
     bq_totals,
     env_vars,
     flow_run_record,
@@ -139,12 +140,7 @@ def _run(day: dt.date, tables: list[str]) -> Any:
 
 def _equals_source(settings: Any, source: Source, table: str, day: dt.date) -> None:
     """The BigQuery table equals the source: every row, every cell, every money sum."""
-    with admin_connection(source.database) as connection:
-        expected = expected_tables(connection, day)[table]
-    actual = bigquery_rows(bigquery_client(settings), settings.table_ref(table),
-                           TABLES[table].primary_key)
-    assert len(actual) == len(expected)
-    assert diff_tables(expected, actual) == []
+    assert_table_equals_source(settings, source, table, day)
     assert bq_totals(settings, table, MONEY[table]) == \
         source_totals(source, SOURCE_TABLE[table], MONEY[table])
 
