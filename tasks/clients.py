@@ -8,6 +8,8 @@ Google application default credentials.
 Google's BigQuery client retries a lost connection for up to 10 minutes on every call.
 ``PARTYHELP_BQ_RETRY_SECONDS``, when set, caps that, so that an outage fails the task (and
 Prefect's task retries take over) sooner; unset, the library's own retries apply.
+``PARTYHELP_GCS_RETRY_SECONDS`` does the same for the uploads of parts and manifests
+(the storage library's default: 120 s).
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import os
 from functools import lru_cache
 from typing import Any
 
+from google.api_core.retry import Retry
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.cloud import bigquery, storage
+from google.cloud.storage.retry import DEFAULT_RETRY
 
 from tasks.settings import Settings
 
@@ -54,10 +58,30 @@ class _BigQueryClient(bigquery.Client):
         return super()._call_api(retry, *args, **kwargs)
 
 
+def _seconds_from_env(variable: str) -> float | None:
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise ValueError(f"{variable} must be a number of seconds, got {raw!r}") from None
+    if seconds <= 0:
+        raise ValueError(f"{variable} must be a number of seconds above 0, got {raw!r}")
+    return seconds
+
+
 def bigquery_retry_seconds() -> float | None:
     """``PARTYHELP_BQ_RETRY_SECONDS``: how long one BigQuery API call may keep retrying."""
-    raw = os.environ.get("PARTYHELP_BQ_RETRY_SECONDS", "").strip()
-    return float(raw) if raw else None
+    return _seconds_from_env("PARTYHELP_BQ_RETRY_SECONDS")
+
+
+def gcs_upload_retry() -> Retry:
+    """The retry of one create-only upload: the library's, for at most
+    ``PARTYHELP_GCS_RETRY_SECONDS`` when set. Safe to retry: ``if_generation_match=0``
+    never lets a repeated request replace an object."""
+    seconds = _seconds_from_env("PARTYHELP_GCS_RETRY_SECONDS")
+    return DEFAULT_RETRY if seconds is None else DEFAULT_RETRY.with_timeout(seconds)
 
 
 @lru_cache(maxsize=8)

@@ -29,6 +29,12 @@ class SourceUnavailableError(SyncError):
     transient = True
 
 
+class StorageUnavailableError(SyncError):
+    """GCS could not be reached, or kept failing, for as long as the client retries."""
+
+    transient = True
+
+
 class SchemaDriftError(SyncError):
     """The source no longer has a column that a spec reads, or its type cannot be held."""
 

@@ -28,8 +28,14 @@ from google.api_core import exceptions as gexc
 from tasks import avro_encoding as avro
 from tasks import manifest as mf
 from tasks.batches import BatchContext, QualityCounts, convert_columns, to_columns
-from tasks.clients import storage_client
-from tasks.errors import ExportIntegrityError, ReconciliationError, SourceUnavailableError
+from tasks.clients import gcs_upload_retry, storage_client
+from tasks.errors import (
+    ExportIntegrityError,
+    ReconciliationError,
+    SourceUnavailableError,
+    StorageUnavailableError,
+    is_transient,
+)
 from tasks.logs import get_logger
 from tasks.settings import Settings
 from tasks.source import (
@@ -178,6 +184,9 @@ class PartUploader:
     def _roll(self) -> None:
         assert self._writer is not None
         self._file.close()
+        for future in self._pending:  # an upload already failed: stop streaming now
+            if future.done() and future.exception() is not None:
+                future.result()
         name = (f"{self._folder}/part-{self._chunk:04d}-{self._sequence:04d}-"
                 f"{self._token}.avro")
         self._pending.append(self._pool.submit(self._store.put, name, self._path,
@@ -220,22 +229,30 @@ def upload_part(bucket: Any, name: str, path: str, rows: int, chunk: int) -> mf.
     size = os.path.getsize(path)
     crc = mf.file_crc32c_base64(path)
     blob = bucket.blob(name, chunk_size=UPLOAD_CHUNK_BYTES)
+    retry = gcs_upload_retry()
     try:
         if size <= SINGLE_REQUEST_MAX_BYTES:
             blob.upload_from_filename(path, content_type="application/avro",
-                                      if_generation_match=0, checksum="crc32c")
+                                      if_generation_match=0, checksum="crc32c", retry=retry)
         else:
             # Size not given: a resumable upload, UPLOAD_CHUNK_BYTES at a time (given a size
             # under 8 MB, the library would build one multipart request of it in memory).
             with open(path, "rb") as data:
                 blob.upload_from_file(data, content_type="application/avro",
-                                      if_generation_match=0, checksum="crc32c")
+                                      if_generation_match=0, checksum="crc32c", retry=retry)
     except gexc.PreconditionFailed:
         # Our own earlier request landed before its answer was lost: accept identical bytes.
         blob.reload()
         if blob.crc32c != crc or blob.size != size:
             raise ExportIntegrityError(f"a different object already exists at "
                                        f"gs://{bucket.name}/{name}") from None
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        cause = exc.cause if isinstance(exc, gexc.RetryError) and exc.cause else exc
+        raise StorageUnavailableError(
+            f"GCS unavailable: the upload of gs://{bucket.name}/{name} gave up after "
+            f"{retry.timeout:g} s of retries: {type(cause).__name__}: {cause}") from exc
     finally:
         with contextlib.suppress(OSError):
             os.remove(path)

@@ -24,6 +24,7 @@ import google_crc32c
 from google.api_core import exceptions as gexc
 from google.cloud import storage
 
+from tasks.clients import gcs_upload_retry
 from tasks.errors import ExportIntegrityError
 
 MANIFEST_NAME = "manifest.json"
@@ -133,7 +134,8 @@ def write_manifest(client: storage.Client, bucket: str, folder: str, manifest: M
     payload = manifest.to_json().encode("utf-8")
     try:
         blob.upload_from_string(payload, content_type="application/json",
-                                if_generation_match=0, checksum="crc32c")
+                                if_generation_match=0, checksum="crc32c",
+                                retry=gcs_upload_retry())
     except gexc.PreconditionFailed:
         # A retried request whose first try landed: the same bytes are fine, others are not.
         blob.reload()

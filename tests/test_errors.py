@@ -8,11 +8,13 @@ import requests
 from google.api_core import exceptions as gexc
 from prefect import flow, task
 
+from tasks.clients import gcs_upload_retry
 from tasks.errors import (
     BadDataError,
     ReconciliationError,
     SchemaDriftError,
     SourceUnavailableError,
+    StorageUnavailableError,
     is_transient,
 )
 from tasks.prefect_tasks import RETRY_OPTIONS
@@ -31,6 +33,7 @@ from tasks.prefect_tasks import RETRY_OPTIONS
     ConnectionResetError("reset"),
     TimeoutError("slow"),
     SourceUnavailableError("down"),
+    StorageUnavailableError("GCS unavailable"),
 ])
 def test_transient_failures_are_retried(exc: BaseException) -> None:
     assert is_transient(exc)
@@ -49,6 +52,22 @@ def test_transient_failures_are_retried(exc: BaseException) -> None:
 ])
 def test_permanent_failures_fail_at_once(exc: BaseException) -> None:
     assert not is_transient(exc)
+
+
+@pytest.mark.parametrize("raw", ["soon", "0", "-5"])
+def test_a_retry_window_that_is_not_a_positive_number_is_refused_by_name(
+        raw: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PARTYHELP_GCS_RETRY_SECONDS", raw)
+    with pytest.raises(ValueError, match=f"PARTYHELP_GCS_RETRY_SECONDS .*{raw}"):
+        gcs_upload_retry()
+
+
+def test_the_gcs_retry_window_is_the_library_default_unless_set(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PARTYHELP_GCS_RETRY_SECONDS", raising=False)
+    assert gcs_upload_retry().timeout == 120
+    monkeypatch.setenv("PARTYHELP_GCS_RETRY_SECONDS", "7.5")
+    assert gcs_upload_retry().timeout == 7.5
 
 
 def test_a_task_retries_a_lost_connection_but_not_a_schema_error(stack: None) -> None:

@@ -2,7 +2,8 @@
 
 - a MySQL connection KILLed from a second session while a chunk streams,
 - MySQL down at start (a closed port),
-- fake-gcs-server stopped while parts upload, then started again,
+- fake-gcs-server stopped while parts upload, then started again: within the storage
+  client's retries, and for longer, so that the attempt fails and Prefect's retry heals it,
 - the BigQuery emulator stopped during a run, then a part corrupted in GCS,
 - the same date synced twice,
 - the flow's process SIGKILLed mid-run,
@@ -19,6 +20,7 @@ time.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import io
@@ -31,6 +33,7 @@ import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import fastavro
@@ -312,7 +315,7 @@ def test_gcs_stopped_during_uploads_heals_and_lists_no_partial_part(
     (manifest,) = manifests(settings, day, "ph_lead_matches")
     # The export was still uploading when GCS went down: it committed only after GCS was
     # back (the storage client's own retries, up to 120 s, healed the requests that failed;
-    # an outage longer than that fails the upload and the task retries, see test_errors).
+    # an outage longer than that fails the attempt and the task retries: the next test).
     assert dt.datetime.fromisoformat(manifest.completed_at.replace("Z", "+00:00")) > \
         outage["ended_at"]
     mf.verify_parts(storage_client(settings), manifest)  # every listed part: size and CRC32C
@@ -324,6 +327,134 @@ def test_gcs_stopped_during_uploads_heals_and_lists_no_partial_part(
         assert len(records) == part.rows
     assert manifest.rows == source.scalar("SELECT COUNT(*) FROM lead_matches")
     _matches_equal_source(settings, source, day)
+
+
+def _export_retry_scheduled(since: dt.datetime, name: str, stop: threading.Event,
+                            timeout: float = 240) -> bool:
+    """Wait until a task run called ``name``, started after ``since``, has failed an attempt
+    and awaits its retry: its state history holds an AwaitingRetry."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        TaskRunFilter,
+        TaskRunFilterName,
+        TaskRunFilterStartTime,
+    )
+
+    async def scheduled() -> bool:
+        async with get_client() as client:
+            runs = await client.read_task_runs(task_run_filter=TaskRunFilter(
+                name=TaskRunFilterName(any_=[name]),
+                start_time=TaskRunFilterStartTime(after_=since)))
+            for run in runs:
+                states = await client.read_task_run_states(run.id)
+                if any(s.name == "AwaitingRetry" for s in states):
+                    return True
+            return False
+
+    deadline = time.monotonic() + timeout
+    while not stop.is_set() and time.monotonic() < deadline:
+        if asyncio.run(scheduled()):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_gcs_outage_longer_than_the_client_retries_is_healed_by_the_task_retry(
+        source: Source, emulators: PrivateEmulators, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GCS stays down until the export's attempt has failed (its uploads gave up after
+    PARTYHELP_GCS_RETRY_SECONDS) and Prefect has scheduled the retry; the retry, a new
+    attempt with parts of its own, completes, and only its whole parts are listed."""
+    day = dt.date(2026, 11, 27)
+    # A process of its own, so that the retry settings (read at import) are this test's.
+    env = {**_target(source, emulators, "gcsretry", **BIG), "PARTYHELP_GCS_RETRY_SECONDS": "1",
+           "PARTYHELP_TASK_RETRIES": "6", "PARTYHELP_RETRY_DELAY_SECONDS": "1"}
+    settings = _use(monkeypatch, env)
+    folder = mf.table_folder(settings.gcs_prefix, day, "ph_lead_matches") + "/"
+    since = dt.datetime.now(dt.UTC)
+    outage: dict[str, Any] = {}
+    stop = threading.Event()
+
+    def stop_gcs_until_the_retry_is_scheduled() -> None:
+        if not _first_part_appears(settings, folder, stop):
+            return
+        emulators.stop("gcs")
+        outage["down"] = not emulators.is_up("gcs")
+        outage["retry_scheduled"] = _export_retry_scheduled(
+            since, "export-ph_lead_matches", stop)
+        emulators.start("gcs")
+
+    saboteur = threading.Thread(target=stop_gcs_until_the_retry_is_scheduled)
+    saboteur.start()
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-m", "flows.partyhelp_sync", "--date", day.isoformat(),
+             "--tables", "ph_lead_matches"], cwd=ROOT, env={**os.environ, **env},
+            capture_output=True, text=True, timeout=400)
+    finally:
+        stop.set()
+        saboteur.join()
+        if not emulators.is_up("gcs"):
+            emulators.start("gcs")
+    assert outage == {"down": True, "retry_scheduled": True}, completed.stderr[-3000:]
+    assert completed.returncode == 0, completed.stderr[-3000:]
+
+    (manifest,) = manifests(settings, day, "ph_lead_matches")
+    record = flow_run_record(manifest.flow_run_id)
+    export_run = record.task("export-ph_lead_matches")
+    assert export_run.state.is_completed() and export_run.run_count >= 2
+    failures = [m for m in record.messages() if "Retry 1/6" in m]
+    assert failures and "StorageUnavailableError" in failures[0], record.messages()
+    assert f"upload of gs://{settings.gcs_bucket}/{folder}" in failures[0]
+    assert "gave up after 1 s of retries: ConnectionError" in failures[0]
+
+    listed = {mf.split_gs_uri(p.uri)[1] for p in manifest.parts}
+    tokens = {name.rsplit("-", 1)[1] for name in listed}
+    assert len(tokens) == 1  # one attempt's parts, none of the failed attempt's
+    stored = {n for n in object_names(settings, folder) if n.endswith(".avro")}
+    assert stored - listed  # the failed attempt's uploaded parts are kept, unlisted
+    mf.verify_parts(storage_client(settings), manifest)
+    client = storage_client(settings)
+    for part in manifest.parts:  # every listed part is a whole Avro file
+        bucket, name = mf.split_gs_uri(part.uri)
+        records = list(fastavro.reader(io.BytesIO(
+            client.bucket(bucket).blob(name).download_as_bytes())))
+        assert len(records) == part.rows
+    assert manifest.rows == source.scalar("SELECT COUNT(*) FROM lead_matches")
+    _matches_equal_source(settings, source, day)
+
+
+class _FolderStore:
+    """Keeps parts as files under ``root``, counting the uploads it was asked for."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.puts = 0
+
+    def put(self, name: str, path: str, rows: int, chunk: int) -> mf.PartInfo:
+        self.puts += 1
+        target = self.root / name
+        target.parent.mkdir(parents=True, exist_ok=True)  # fails under a file, for real
+        size, crc = os.path.getsize(path), mf.file_crc32c_base64(path)
+        os.replace(path, target)
+        return mf.PartInfo(str(target), rows, size, crc, chunk)
+
+
+def test_a_failed_upload_stops_the_stream_instead_of_reading_the_rest_of_the_chunk(
+        source: Source, emulators: PrivateEmulators, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    settings = _use(monkeypatch, _target(source, emulators, "failfast", **BIG))
+    spec = TABLES["ph_lead_matches"]
+    plan = export.plan_export(settings, spec, dt.date(2026, 11, 28), "test-failfast")
+    healthy = _FolderStore(tmp_path / "ok")
+    whole = export.export_chunk(settings, spec, plan, 0, store=healthy)
+    assert len(whole.parts) == healthy.puts > 20
+
+    (tmp_path / "not-a-folder").write_text("a file where the parts' folder should be")
+    broken = _FolderStore(tmp_path / "not-a-folder")
+    with pytest.raises(NotADirectoryError):
+        export.export_chunk(settings, spec, plan, 0, store=broken)
+    # The first failure is seen at the next part's roll, with at most two uploads running.
+    assert 1 <= broken.puts <= 4, broken.puts
 
 
 # ---------------------------------------------------------------- 4. BigQuery fails
