@@ -1,0 +1,216 @@
+"""The whole flow at several sizes of the source: does it complete, and does memory stay flat?
+
+    .venv/bin/python -m benchmarks.scale --scales 100,1000,10000
+
+needs the local stack (``eval "$(scripts/stack.sh env)"``; ``scripts/stack.sh start``).
+Scale 100 of the synthetic generator is today's production size (~1M rows in the five
+tables), 10000 is 100x that (~100M rows: ~55M lead matches, ~21M credit transactions).
+Each scale's database is seeded once (``benchmarks.seed``, reused later), then one sync,
+``python -m flows.partyhelp_sync`` with the project's defaults, runs in its own process
+through fake-gcs-server and the BigQuery emulator, under the Prefect server. Recorded:
+
+- the flow process's wall time and peak RSS (``ru_maxrss``, ``benchmarks/launch.py``);
+- from the Prefect API: how many export chunks ran, the most that ran at once (memory is
+  spent per running chunk), and when the last export and the last load finished;
+- the outcome: the flow's exit code and every BigQuery table's row count against the
+  source's (the flow itself reconciles counts and money sums; this re-reads them).
+
+The table goes into docs/BENCHMARKS.md (its own section); the raw records are appended to
+benchmarks/.work/scale-*.jsonl. The bucket's objects and the dataset are removed after
+each scale, so the emulators' disks do not grow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks import seed
+from benchmarks.run import (
+    DOC,
+    FLOW_TABLES,
+    ROOT,
+    SYNC_DATE,
+    WORK,
+    empty_bucket,
+    export_env,
+    log,
+    machine,
+    run_child,
+    storage,
+)
+
+BEGIN, END = "<!-- BEGIN SCALE RESULTS (benchmarks/scale.py) -->", "<!-- END SCALE RESULTS -->"
+PROJECT = "partyhelp-bench"
+PREFIX = "bench"
+SOURCE_TABLES = {"ph_leads": "leads", "ph_venues": "venues",
+                 "ph_lead_purchases": "lead_purchases",
+                 "ph_credit_transactions": "credit_transactions",
+                 "ph_lead_matches": "lead_matches"}
+
+
+def most_at_once(windows: list[tuple[dt.datetime, dt.datetime]]) -> int:
+    """The largest number of ``(start, end)`` windows that overlap at one moment."""
+    events = sorted([(start, 1) for start, _ in windows] + [(end, -1) for _, end in windows],
+                    key=lambda event: (event[0], event[1]))
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def task_timeline(flow_run_id: str) -> dict[str, Any]:
+    """Chunks, the most running at once, and when exports and loads ended (from Prefect)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async def read() -> tuple[Any, list[Any]]:
+        async with get_client() as client:
+            run = await client.read_flow_run(flow_run_id)
+            tasks = await client.read_task_runs(flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[flow_run_id])))
+            return run, tasks
+
+    run, tasks = asyncio.run(read())
+    exports = [t for t in tasks if t.name.startswith("export-") and t.start_time and t.end_time]
+    loads = [t for t in tasks if t.name.startswith("load-") and t.end_time]
+    started = run.start_time
+    return {
+        "flow_run_id": flow_run_id,
+        "flow_state": run.state_name,
+        "chunks": len(exports),
+        "chunks_at_once": most_at_once([(t.start_time, t.end_time) for t in exports]),
+        "exports_done_s": max((t.end_time - started).total_seconds() for t in exports),
+        "loads_done_s": max((t.end_time - started).total_seconds() for t in loads),
+    }
+
+
+def bigquery_counts(dataset: str) -> dict[str, int]:
+    """Rows of each ph_* table in the benchmark dataset."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    client = bigquery.Client(project=PROJECT, credentials=AnonymousCredentials())
+    return {table: next(iter(client.query(
+        f"SELECT COUNT(*) AS n FROM `{PROJECT}.{dataset}.{table}`").result()))["n"]
+            for table in FLOW_TABLES}
+
+
+def drop_dataset(dataset: str) -> None:
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    try:
+        bigquery.Client(project=PROJECT, credentials=AnonymousCredentials()).delete_dataset(
+            dataset, delete_contents=True, not_found_ok=True)
+    except Exception as exc:  # the emulator may be slow to drop; the numbers stand
+        log(f"could not drop dataset {dataset}: {exc}")
+
+
+def measure_scale(scale: float, extra_env: dict[str, str]) -> dict[str, Any]:
+    """Seed (or reuse) the dataset at ``scale``, sync it once, check the outcome."""
+    from tasks import manifest as mf
+
+    marker = seed.ensure_flow(scale, log=log)
+    database = seed.flow_database(scale)
+    bucket = f"ph-scale-{secrets.token_hex(4)}"
+    dataset = f"ph_scale_{secrets.token_hex(4)}"
+    storage().create_bucket(bucket)
+    try:
+        env = export_env(database, bucket, PARTYHELP_BQ_DATASET=dataset, **extra_env)
+        log(f"scale {scale:g}: syncing {sum(marker['counts'][t] for t in SOURCE_TABLES.values()):,}"
+            f" rows from {database}")
+        result = run_child([sys.executable, "-m", "flows.partyhelp_sync", "--date", SYNC_DATE],
+                           env, capture=False)
+        manifest = mf.find_latest_manifest(storage(), bucket, PREFIX,
+                                           dt.date.fromisoformat(SYNC_DATE), "ph_leads")
+        record = {"scale": scale, "env": extra_env, "source_counts": {
+            table: marker["counts"][source] for table, source in SOURCE_TABLES.items()},
+            "bigquery_counts": bigquery_counts(dataset),
+            **task_timeline(manifest.flow_run_id or ""), **result}
+    finally:
+        empty_bucket(bucket)
+        storage().bucket(bucket).delete()
+        drop_dataset(dataset)
+    if record["bigquery_counts"] != record["source_counts"]:
+        raise RuntimeError(f"scale {scale:g}: BigQuery {record['bigquery_counts']} "
+                           f"!= source {record['source_counts']}")
+    return record
+
+
+def render(records: list[dict[str, Any]], info: dict[str, str], command: str) -> str:
+    """Markdown: the machine, then one row per scale."""
+    lines = [
+        f"Run `{command}` on {info['date']}: {info['nproc']} CPUs ({info['cpu']}), "
+        f"{info['memory']} RAM; MariaDB {info['mariadb']}; {info['project']}.",
+        "",
+        "| scale | x today | rows (5 tables) | lead_matches | credit_transactions | chunks "
+        "| most at once | exports done | loads done | flow wall (process) | rows/s | peak RSS "
+        "| BigQuery = source |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in records:
+        rows = sum(r["source_counts"].values())
+        lines.append(
+            f"| {r['scale']:g} | {r['scale'] / 100:g} | {rows:,} | "
+            f"{r['source_counts']['ph_lead_matches']:,} | "
+            f"{r['source_counts']['ph_credit_transactions']:,} | {r['chunks']} | "
+            f"{r['chunks_at_once']} | {r['exports_done_s']:.0f} s | {r['loads_done_s']:.0f} s | "
+            f"{r['process_seconds']:.0f} s | {rows / r['process_seconds']:,.0f} | "
+            f"{r['peak_rss_mb']:.0f} MB | "
+            f"{'yes' if r['bigquery_counts'] == r['source_counts'] else 'NO'} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_doc(section: str) -> None:
+    """Replace the scale section of docs/BENCHMARKS.md (appended if missing)."""
+    text = DOC.read_text()
+    if BEGIN not in text:
+        text += f"\n{BEGIN}\n{END}\n"
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1] if END in rest else ""
+    DOC.write_text(f"{head}{BEGIN}\n{section}{END}{tail}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Seed, sync, report."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--scales", default="100,1000,10000",
+                        help="synthetic scales, comma-separated (100 = today's size)")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra setting for the flow, e.g. PARTYHELP_MAX_WORKERS=4")
+    parser.add_argument("--no-doc", action="store_true", help="do not touch docs/BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    scales = [float(s) for s in args.scales.split(",") if s]
+    extra_env = dict(item.split("=", 1) for item in args.env)
+    command = "python -m benchmarks.scale " + " ".join(sys.argv[1:] if argv is None else argv)
+    WORK.mkdir(parents=True, exist_ok=True)
+    results_file = WORK / f"scale-{dt.datetime.now():%Y%m%dT%H%M%S}.jsonl"
+    records = []
+    for scale in scales:
+        record = measure_scale(scale, extra_env)
+        records.append(record)
+        with open(results_file, "a") as f:
+            f.write(json.dumps(record, default=str) + "\n")
+        log(f"scale {scale:g}: {record['process_seconds']:.0f} s, "
+            f"{record['peak_rss_mb']:.0f} MB, {record['chunks']} chunks "
+            f"({record['chunks_at_once']} at once), BigQuery = source")
+    section = render(records, machine(), command)
+    print(section)
+    if not args.no_doc:
+        write_doc(section)
+        log(f"wrote {DOC.relative_to(ROOT)}")
+    log(f"raw results: {Path(results_file).relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
