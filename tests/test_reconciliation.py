@@ -1,0 +1,121 @@
+"""The built-in reconciliation costs one aggregate query per table on each side, and the
+source's rows are streamed once: never a second full read.
+
+One real sync of all five tables, several chunks each, as the SELECT-only user, with
+MariaDB's general query log on: every statement that user sent is classified against the
+project's own SQL files. On the BigQuery side, the emulator's job list holds every query
+of the run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from flows.partyhelp_sync import partyhelp_bigquery_sync
+from tasks.clients import bigquery_client
+from tasks.specs import TABLES, TableSpec
+from tests.conftest import admin_connection
+from tests.faultkit import Source, environment, new_target, source_database
+
+pytestmark = pytest.mark.usefixtures("stack")
+
+SYNC_DATE = dt.date(2026, 11, 24)
+CHUNK_ROWS = 8  # several chunks per table: one stream and one aggregate each
+
+
+def _statement_pattern(sql: str) -> re.Pattern[str]:
+    """The SQL file as the driver sends it: each ``%(name)s`` filled with an integer."""
+    return re.compile(re.sub(r"%\\\(\w+\\\)s", r"-?\\d+", re.escape(sql.strip())))
+
+
+# What else may touch a source table: planning the chunks reads ids only.
+_PLANNING = re.compile(
+    r"SELECT MIN\(id\), MAX\(id\) FROM `(\w+)`"
+    r"|SELECT MAX\(id\) FROM \(SELECT id FROM `(\w+)` WHERE id >= \d+ ORDER BY id LIMIT \d+\) AS chunk",
+    re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def logged_run() -> Iterator[dict[str, Any]]:
+    """One sync with the general query log on; the reader's statements and the run's jobs."""
+    with source_database("ph_rec", scale=0.05, seed=8) as source:
+        env = new_target(source, "rec", PARTYHELP_CHUNK_ROWS=str(CHUNK_ROWS))
+        with admin_connection() as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT @@global.log_output, @@global.general_log, NOW(6)")
+            log_output, general_log, started = cursor.fetchone()
+            cursor.execute("SET GLOBAL log_output = 'TABLE'")
+            cursor.execute("SET GLOBAL general_log = 1")
+        try:
+            with environment(env) as settings:
+                state = partyhelp_bigquery_sync(sync_date=SYNC_DATE, return_state=True)
+        finally:
+            with admin_connection() as connection, connection.cursor() as cursor:
+                cursor.execute(f"SET GLOBAL general_log = {int(general_log)}")
+                cursor.execute("SET GLOBAL log_output = %s", (log_output,))
+                cursor.execute(
+                    "SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log "
+                    "WHERE event_time >= %s AND command_type = 'Query' "
+                    "AND user_host LIKE %s", (started, f"{source.user}[%"))
+                statements = [row[0] for row in cursor.fetchall()]
+        assert state.is_completed(), state.message
+        client = bigquery_client(settings)
+        queries = [job.query for job in client.list_jobs(all_users=True)
+                   if job.job_type == "query" and settings.bq_dataset in (job.query or "")]
+        yield {"source": source, "settings": settings, "statements": statements,
+               "queries": queries}
+
+
+def _chunks(source: Source, spec: TableSpec) -> int:
+    rows = source.scalar(f"SELECT COUNT(*) FROM `{spec.source_table}`")
+    assert rows > CHUNK_ROWS  # two chunks at least
+    return -(-rows // CHUNK_ROWS)
+
+
+def test_each_chunk_streams_its_rows_once_and_sends_one_aggregate(
+        logged_run: dict[str, Any]) -> None:
+    statements = logged_run["statements"]
+    streams, aggregates = Counter(), Counter()
+    unclassified = []
+    for statement in statements:
+        text = statement.strip()
+        kind = next(((name, "stream") for name, spec in TABLES.items()
+                     if _statement_pattern(spec.query).fullmatch(text)), None) \
+            or next(((name, "aggregate") for name, spec in TABLES.items()
+                     if _statement_pattern(spec.totals_query).fullmatch(text)), None)
+        if kind:
+            (streams if kind[1] == "stream" else aggregates)[kind[0]] += 1
+        elif not _PLANNING.fullmatch(text):
+            unclassified.append(text)
+    # No other statement reads a source table (session settings, the snapshot, the
+    # information_schema drift check only).
+    source_tables = {spec.source_table for spec in TABLES.values()}
+    readers = [s for s in unclassified
+               if any(re.search(rf"\b(FROM|JOIN)\s+`?{t}`?\b", s, re.IGNORECASE)
+                      for t in source_tables)]
+    assert readers == []
+    for name, spec in TABLES.items():
+        chunks = _chunks(logged_run["source"], spec)
+        assert streams[name] == chunks, (name, streams[name], chunks)
+        assert aggregates[name] == chunks, (name, aggregates[name], chunks)
+    assert sum(1 for s in statements if _PLANNING.fullmatch(s.strip())) > len(TABLES)
+
+
+def test_bigquery_is_read_once_per_table_by_one_aggregate(logged_run: dict[str, Any]) -> None:
+    settings = logged_run["settings"]
+    reads: Counter[str] = Counter()
+    for query in logged_run["queries"]:
+        if not re.match(r"\s*(--[^\n]*\n\s*)*SELECT", query):
+            continue  # DDL: the view and the table descriptions
+        for name in TABLES:
+            if re.search(rf"\.(_staging_{name}_\w+|{name})`", query):
+                assert re.search(r"COUNT\(\*\) AS row_count", query), query
+                assert "GROUP BY" not in query.upper()
+                reads[name] += 1
+    assert reads == Counter({name: 1 for name in TABLES}), logged_run["queries"]
+    assert all(settings.bq_dataset in q for q in logged_run["queries"])
