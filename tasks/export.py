@@ -14,6 +14,7 @@ import logging
 import os
 import queue
 import secrets
+import shutil
 import tempfile
 import threading
 import time
@@ -155,6 +156,34 @@ class GcsPartStore:
         return upload_part(self._bucket, name, path, rows, chunk)
 
 
+PART_FOLDER_PREFIX = "partyhelp-export-"
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def remove_orphaned_part_folders(root: str | None = None) -> list[str]:
+    """Remove local part folders left by export processes that no longer exist (a SIGKILL
+    skips every cleanup); return what was removed. Folders are named after their process."""
+    root = root or tempfile.gettempdir()
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(root):
+            owner = entry.name.removeprefix(PART_FOLDER_PREFIX).split("-", 1)[0]
+            if (entry.name.startswith(PART_FOLDER_PREFIX) and owner.isdigit()
+                    and entry.is_dir(follow_symlinks=False) and not _process_exists(int(owner))):
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed.append(entry.path)
+    return removed
+
+
 class PartUploader:
     """Rolls encoded blocks into local part files and uploads each while the next is written."""
 
@@ -166,7 +195,8 @@ class PartUploader:
         self._chunk = chunk
         self._schema = schema
         self._token = secrets.token_hex(3)  # distinguishes this attempt's parts from a retry's
-        self._tmpdir = tempfile.TemporaryDirectory(prefix="partyhelp-export-")
+        remove_orphaned_part_folders()
+        self._tmpdir = tempfile.TemporaryDirectory(prefix=f"{PART_FOLDER_PREFIX}{os.getpid()}-")
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="upload")
         self._pending: list[Future[mf.PartInfo]] = []
         self._sequence = 0

@@ -23,12 +23,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import glob
 import io
 import os
 import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -439,6 +441,19 @@ class _FolderStore:
         return mf.PartInfo(str(target), rows, size, crc, chunk)
 
 
+def test_only_the_part_folders_of_processes_that_are_gone_are_removed(tmp_path: Path) -> None:
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)
+    gone = tmp_path / f"{export.PART_FOLDER_PREFIX}{finished.stdout.strip()}-abc"
+    alive = tmp_path / f"{export.PART_FOLDER_PREFIX}{os.getpid()}-def"
+    unrelated = [tmp_path / f"{export.PART_FOLDER_PREFIX}notapid", tmp_path / "other-123-x"]
+    for folder in (gone, alive, *unrelated):
+        folder.mkdir()
+        (folder / "part-0000.avro").write_bytes(b"Obj\x01")
+    assert export.remove_orphaned_part_folders(str(tmp_path)) == [str(gone)]
+    assert not gone.exists() and alive.exists() and all(f.exists() for f in unrelated)
+
+
 def test_a_failed_upload_stops_the_stream_instead_of_reading_the_rest_of_the_chunk(
         source: Source, emulators: PrivateEmulators, monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> None:
@@ -601,9 +616,13 @@ def test_a_sigkilled_run_is_followed_by_a_run_that_completes_correctly(
     assert process.returncode == -signal.SIGKILL
     orphaned = {n for n in object_names(settings, folder) if n.endswith(".avro")}
     assert orphaned and not manifests(settings, day, "ph_lead_matches")
+    killed_folders = glob.glob(os.path.join(
+        tempfile.gettempdir(), f"{export.PART_FOLDER_PREFIX}{process.pid}-*"))
+    assert killed_folders  # the kill skipped the cleanup of its local part folder
 
     state = _run(day, ["ph_lead_matches"])
     assert state.is_completed(), state.message
+    assert not any(os.path.exists(f) for f in killed_folders)  # removed by the next export
     (manifest,) = manifests(settings, day, "ph_lead_matches")
     listed = {mf.split_gs_uri(p.uri)[1] for p in manifest.parts}
     assert not listed & orphaned  # the killed run's parts stay unlisted
