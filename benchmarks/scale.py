@@ -26,8 +26,11 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import re
 import secrets
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +67,60 @@ def most_at_once(windows: list[tuple[dt.datetime, dt.datetime]]) -> int:
         running += step
         peak = max(peak, running)
     return peak
+
+
+class RssSampler:
+    """Samples the resident memory of the running sync process every ``interval`` seconds
+    (found by its command line in /proc), to show whether memory grows during a run."""
+
+    def __init__(self, marker: bytes = b"flows.partyhelp_sync", interval: float = 2.0) -> None:
+        self.marker = marker
+        self.interval = interval
+        self.samples: list[tuple[float, float]] = []  # (seconds since start, RSS in MB)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _find(self) -> int | None:
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    argv = (entry / "cmdline").read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                if self.marker in argv and b"-S" not in argv:  # not the launcher
+                    return int(entry.name)
+        return None
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        pid = None
+        while not self._stop.wait(self.interval):
+            pid = pid or self._find()
+            if pid is None:
+                continue
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                pid = None
+                continue
+            rss_kib = int(re.search(r"VmRSS:\s+(\d+)", status)[1])
+            self.samples.append((time.monotonic() - started, rss_kib / 1024))
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def at(self, fraction: float) -> float:
+        """RSS (MB) of the last sample taken before ``fraction`` of the sampled time."""
+        if not self.samples:
+            return float("nan")
+        end = self.samples[-1][0]
+        before = [mb for t, mb in self.samples if t <= fraction * end]
+        return before[-1] if before else self.samples[0][1]
 
 
 def task_timeline(flow_run_id: str) -> dict[str, Any]:
@@ -127,14 +184,17 @@ def measure_scale(scale: float, extra_env: dict[str, str]) -> dict[str, Any]:
         env = export_env(database, bucket, PARTYHELP_BQ_DATASET=dataset, **extra_env)
         log(f"scale {scale:g}: syncing {sum(marker['counts'][t] for t in SOURCE_TABLES.values()):,}"
             f" rows from {database}")
-        result = run_child([sys.executable, "-m", "flows.partyhelp_sync", "--date", SYNC_DATE],
-                           env, capture=False)
+        with RssSampler() as sampler:
+            result = run_child([sys.executable, "-m", "flows.partyhelp_sync",
+                                "--date", SYNC_DATE], env, capture=False)
         manifest = mf.find_latest_manifest(storage(), bucket, PREFIX,
                                            dt.date.fromisoformat(SYNC_DATE), "ph_leads")
         record = {"scale": scale, "env": extra_env, "source_counts": {
             table: marker["counts"][source] for table, source in SOURCE_TABLES.items()},
             "bigquery_counts": bigquery_counts(dataset),
-            **task_timeline(manifest.flow_run_id or ""), **result}
+            **task_timeline(manifest.flow_run_id or ""), **result,
+            "rss_quartiles_mb": [round(sampler.at(f)) for f in (0.25, 0.5, 0.75, 1.0)],
+            "rss_samples": sampler.samples}
     finally:
         empty_bucket(bucket)
         storage().bucket(bucket).delete()
@@ -153,8 +213,8 @@ def render(records: list[dict[str, Any]], info: dict[str, str], command: str) ->
         "",
         "| scale | x today | rows (5 tables) | lead_matches | credit_transactions | chunks "
         "| most at once | exports done | loads done | flow wall (process) | rows/s | peak RSS "
-        "| BigQuery = source |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| RSS at 25/50/75/100 % of the run | BigQuery = source |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in records:
         rows = sum(r["source_counts"].values())
@@ -165,6 +225,7 @@ def render(records: list[dict[str, Any]], info: dict[str, str], command: str) ->
             f"{r['chunks_at_once']} | {r['exports_done_s']:.0f} s | {r['loads_done_s']:.0f} s | "
             f"{r['process_seconds']:.0f} s | {rows / r['process_seconds']:,.0f} | "
             f"{r['peak_rss_mb']:.0f} MB | "
+            f"{' / '.join(str(mb) for mb in r['rss_quartiles_mb'])} MB | "
             f"{'yes' if r['bigquery_counts'] == r['source_counts'] else 'NO'} |")
     return "\n".join(lines) + "\n"
 
