@@ -111,12 +111,19 @@ def connect(settings: MySQLSettings) -> Any:
     return connection
 
 
+STREAM_WRITE_TIMEOUT_SECONDS = 600
+
+
 @contextlib.contextmanager
 def snapshot(settings: MySQLSettings) -> Iterator[Any]:
     """A connection inside one consistent, read-only snapshot, closed afterwards."""
     connection = connect(settings)
     try:
         with connection.cursor() as cursor:
+            # The server drops a stream whose client has not read for net_write_timeout
+            # (60 s by default); a busy client may pause that long on a slow machine.
+            cursor.execute("SET SESSION net_write_timeout = %(seconds)s",
+                           {"seconds": STREAM_WRITE_TIMEOUT_SECONDS})
             cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
         yield connection

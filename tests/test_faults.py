@@ -48,6 +48,7 @@ from tasks.clients import bigquery_client, storage_client
 from tasks.errors import LoadError, ReconciliationError
 from tasks.prefect_tasks import RETRIES
 from tasks.settings import load_settings
+from tasks.source import snapshot, stream_rows
 from tasks.specs import SALES_BILLING_SUMMARY, TABLES
 from tests.conftest import ROOT, admin_connection
 from tests.faultkit import (
@@ -260,6 +261,32 @@ def test_connection_killed_mid_stream_is_retried_and_nothing_is_lost_or_doubled(
 
 
 # ---------------------------------------------------------------- 2. MySQL down at start
+
+
+def test_a_reader_that_pauses_longer_than_the_servers_write_timeout_keeps_its_stream(
+        source: Source, emulators: PrivateEmulators, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server drops a stream whose client stops reading for ``net_write_timeout``: here
+    its default is made 1 s for new sessions, and the reader pauses for 4 s mid-stream."""
+    settings = _use(monkeypatch, _target(source, emulators, "pause"))
+    spec = TABLES["ph_lead_matches"]
+    expected = source.scalar("SELECT COUNT(*) FROM lead_matches")
+    with admin_connection() as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT @@global.net_write_timeout")
+        (default,) = cursor.fetchone()
+        cursor.execute("SET GLOBAL net_write_timeout = 1")
+    try:
+        rows = 0
+        with snapshot(settings.mysql) as connection:
+            for number, (_, batch) in enumerate(stream_rows(
+                    connection, settings.mysql.driver, spec.query,
+                    {"first_id": 0, "last_id": 2**62, "include_pii": 0}, 2000)):
+                rows += len(batch)
+                if number == 0:
+                    time.sleep(4)  # the fault: a reader that does not read
+    finally:
+        with admin_connection() as connection, connection.cursor() as cursor:
+            cursor.execute("SET GLOBAL net_write_timeout = %s", (default,))
+    assert rows == expected
 
 
 def test_mysql_down_at_start_retries_then_fails_clearly_and_touches_nothing(
