@@ -171,7 +171,8 @@ def _process_exists(pid: int) -> bool:
 
 def remove_orphaned_part_folders(root: str | None = None) -> list[str]:
     """Remove local part folders left by export processes that no longer exist (a SIGKILL
-    skips every cleanup); return what was removed. Folders are named after their process."""
+    skips every cleanup); return what was removed. Folders are named after their process,
+    so the temporary directory must not be shared across PID namespaces (containers)."""
     root = root or tempfile.gettempdir()
     removed = []
     with contextlib.suppress(OSError):
