@@ -37,7 +37,8 @@ def _statement_pattern(sql: str) -> re.Pattern[str]:
 # What else may touch a source table: planning the chunks reads ids only.
 _PLANNING = re.compile(
     r"SELECT MIN\(id\), MAX\(id\) FROM `(\w+)`"
-    r"|SELECT MAX\(id\) FROM \(SELECT id FROM `(\w+)` WHERE id >= \d+ ORDER BY id LIMIT \d+\) AS chunk",
+    r"|SELECT MAX\(id\) FROM \(SELECT id FROM `(\w+)` WHERE id >= \d+ ORDER BY id "
+    r"LIMIT \d+\) AS chunk",
     re.IGNORECASE)
 
 
