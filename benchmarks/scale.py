@@ -103,8 +103,10 @@ class RssSampler:
             except OSError:
                 pid = None
                 continue
-            rss_kib = int(re.search(r"VmRSS:\s+(\d+)", status)[1])
-            self.samples.append((time.monotonic() - started, rss_kib / 1024))
+            rss = re.search(r"VmRSS:\s+(\d+)", status)
+            if rss is None:  # a zombie, exited but not yet reaped: nothing more to sample
+                return
+            self.samples.append((time.monotonic() - started, int(rss[1]) / 1024))
 
     def __enter__(self) -> RssSampler:
         self._thread.start()
