@@ -14,7 +14,6 @@ Prefect's task retries take over) sooner; unset, the library's own retries apply
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from typing import Any
 
@@ -23,7 +22,7 @@ from google.auth.credentials import AnonymousCredentials, Credentials
 from google.cloud import bigquery, storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from tasks.settings import Settings
+from tasks.settings import Settings, env_seconds
 
 
 def _block_credentials(block_name: str) -> Credentials:
@@ -58,29 +57,16 @@ class _BigQueryClient(bigquery.Client):
         return super()._call_api(retry, *args, **kwargs)
 
 
-def _seconds_from_env(variable: str) -> float | None:
-    raw = os.environ.get(variable, "").strip()
-    if not raw:
-        return None
-    try:
-        seconds = float(raw)
-    except ValueError:
-        raise ValueError(f"{variable} must be a number of seconds, got {raw!r}") from None
-    if seconds <= 0:
-        raise ValueError(f"{variable} must be a number of seconds above 0, got {raw!r}")
-    return seconds
-
-
 def bigquery_retry_seconds() -> float | None:
     """``PARTYHELP_BQ_RETRY_SECONDS``: how long one BigQuery API call may keep retrying."""
-    return _seconds_from_env("PARTYHELP_BQ_RETRY_SECONDS")
+    return env_seconds("PARTYHELP_BQ_RETRY_SECONDS", None)
 
 
 def gcs_upload_retry() -> Retry:
     """The retry of one create-only upload: the library's, for at most
     ``PARTYHELP_GCS_RETRY_SECONDS`` when set. Safe to retry: ``if_generation_match=0``
     never lets a repeated request replace an object."""
-    seconds = _seconds_from_env("PARTYHELP_GCS_RETRY_SECONDS")
+    seconds = env_seconds("PARTYHELP_GCS_RETRY_SECONDS", None)
     return DEFAULT_RETRY if seconds is None else DEFAULT_RETRY.with_timeout(seconds)
 
 

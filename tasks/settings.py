@@ -7,11 +7,13 @@ are held as ``SecretStr`` so they never print in a repr, a log line or an except
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import SecretStr
 
@@ -158,6 +160,47 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
     return value
 
 
+def env_int(name: str, default: int, minimum: int = 1,
+            env: Mapping[str, str] | None = None) -> int:
+    """An integer setting read outside ``load_settings`` (task options, the task runner)."""
+    return _int(os.environ if env is None else env, name, default, minimum)
+
+
+def env_seconds(name: str, default: float | None, *, allow_zero: bool = False,
+                env: Mapping[str, str] | None = None) -> float | None:
+    """A number of seconds above 0 (or 0 too, with ``allow_zero``); ``default`` when unset."""
+    raw = (os.environ if env is None else env).get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if math.isnan(value) or math.isinf(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = "of 0 or more" if allow_zero else "above 0"
+        raise ConfigError(f"{name} must be a number of seconds {bound}, got {raw!r}")
+    return value
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...],
+               env: Mapping[str, str] | None = None) -> str:
+    """One of ``choices``."""
+    value = _get(os.environ if env is None else env, name, default)
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} must be one of {', '.join(choices)}")
+    return value
+
+
+def validate_timezone(value: str, variable: str = "PARTYHELP_TIMEZONE") -> str:
+    """An IANA time zone name, e.g. ``Australia/Melbourne``."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{variable}={value!r} is not an IANA time zone name "
+                          "(e.g. Australia/Melbourne)") from None
+    return value
+
+
 def _bool(env: Mapping[str, str], name: str) -> bool:
     raw = _get(env, name, "false").lower()
     if raw in ("1", "true", "yes", "on"):
@@ -212,7 +255,7 @@ def load_settings(
         bq_project=validate_project(_get(env, "PARTYHELP_BQ_PROJECT", project_default)),
         bq_dataset=validate_dataset(_get(env, "PARTYHELP_BQ_DATASET", "partyhelp")),
         bq_location=_get(env, "PARTYHELP_BQ_LOCATION", "australia-southeast1"),
-        timezone=_get(env, "PARTYHELP_TIMEZONE", "Australia/Melbourne"),
+        timezone=validate_timezone(_get(env, "PARTYHELP_TIMEZONE", "Australia/Melbourne")),
         part_max_bytes=_int(env, "PARTYHELP_PART_MAX_BYTES", 128 * 1024 * 1024, 1024),
         chunk_rows=_int(env, "PARTYHELP_CHUNK_ROWS", 5_000_000),
         batch_rows=_int(env, "PARTYHELP_BATCH_ROWS", 20_000),
