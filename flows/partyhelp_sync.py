@@ -25,10 +25,11 @@ from prefect.runtime import flow_run
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from tasks import prefect_tasks as t
-from tasks.errors import SyncError
+from tasks.errors import DamagedExportError, SyncError
 from tasks.export import iso, utc_now
 from tasks.logs import get_logger
 from tasks.report import TableOutcome, audit_row, summary_markdown
+from tasks.settings import env_choice, env_int
 from tasks.specs import SALES_BILLING_SUMMARY, TABLES, select_tables
 
 ARTIFACT_KEY = "partyhelp-sync-summary"
@@ -40,16 +41,16 @@ class SyncFailed(SyncError):
 
 def build_task_runner() -> TaskRunner[Any]:
     """Threads by default; a Dask cluster when ``PARTYHELP_TASK_RUNNER=dask``."""
-    if os.environ.get("PARTYHELP_TASK_RUNNER", "threads") == "dask":
+    if env_choice("PARTYHELP_TASK_RUNNER", "threads", ("threads", "dask")) == "dask":
         from prefect_dask import DaskTaskRunner
 
         address = os.environ.get("PARTYHELP_DASK_ADDRESS")
         if address:
             return DaskTaskRunner(address=address)
-        workers = int(os.environ.get("PARTYHELP_DASK_WORKERS", "2"))
+        workers = env_int("PARTYHELP_DASK_WORKERS", 2)
         return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1,
                                               "processes": True})
-    return ThreadPoolTaskRunner(max_workers=int(os.environ.get("PARTYHELP_MAX_WORKERS", "8")))
+    return ThreadPoolTaskRunner(max_workers=env_int("PARTYHELP_MAX_WORKERS", 8))
 
 
 def _first_line(exc: BaseException) -> str:
@@ -57,17 +58,51 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def _outcome_of(future: PrefectFuture[Any]) -> tuple[Any, str | None]:
-    """(result, None) for a completed future, (None, first error line) otherwise."""
+def _settle(future: PrefectFuture[Any]) -> tuple[Any, str | None, BaseException | None]:
+    """(result, None, None) for a completed future, else (None, first error line, the task's
+    exception when there is one)."""
     future.wait()
     state = future.state
     if state.is_completed():
-        return future.result(), None
+        return future.result(), None, None
     try:
         future.result()
     except BaseException as exc:  # the task's own exception, re-raised by Prefect
-        return None, _first_line(exc)
-    return None, state.message or state.name
+        return None, _first_line(exc), exc
+    return None, state.message or state.name, None
+
+
+def _outcome_of(future: PrefectFuture[Any]) -> tuple[Any, str | None]:
+    """(result, None) for a completed future, (None, first error line) otherwise."""
+    result, error, _ = _settle(future)
+    return result, error
+
+
+def _named(table: str, error: str) -> str:
+    return error if error.startswith(table) else f"{table}: {error}"
+
+
+def _committed(table: str, manifest: PrefectFuture[Any],
+               chunks: list[PrefectFuture[Any]]) -> tuple[Any, str | None]:
+    """(the manifest, None), or (None, the error, named): a failed chunk leaves the manifest
+    task unrun, so the chunk's own error is the one reported."""
+    result, error = _outcome_of(manifest)
+    if error:
+        error = next((e for e in (_outcome_of(c)[1] for c in chunks) if e), error)
+        return None, _named(table, error)
+    return result, None
+
+
+def _export_again(table: str, day: dt.date, run_id: str | None,
+                  replaces: str) -> tuple[Any, str | None]:
+    """Export a table afresh in place of a damaged export: (the manifest, None) or
+    (None, the error). A new plan (its inputs name the damaged export) gives new task
+    runs, not the cached ones."""
+    plan, error = _outcome_of(t.plan_export.submit(table, day, run_id, replaces))
+    if error:
+        return None, _named(table, error)
+    chunks = [t.export_chunk.submit(plan, i) for i in range(len(plan.chunks))]
+    return _committed(table, t.commit_manifest.submit(plan, chunks), chunks)
 
 
 @flow(name="partyhelp-bigquery-sync", task_runner=build_task_runner(), persist_result=True,
@@ -106,28 +141,37 @@ def partyhelp_bigquery_sync(
         for name, plan_future in plans.items():
             plan, error = _outcome_of(plan_future)
             if error:
-                outcomes[name].error = f"{name}: {error}"
+                outcomes[name].error = _named(name, error)
                 continue
             chunks[name] = [t.export_chunk.submit(plan, i) for i in range(len(plan.chunks))]
             manifests[name] = t.commit_manifest.submit(plan, chunks[name])
     loads: dict[str, PrefectFuture[Any]] = {}
     for name, future in manifests.items():  # a load starts as soon as its manifest is there
-        manifest, error = _outcome_of(future)
-        if error and name in chunks:  # a failed chunk leaves the manifest unrun: say why
-            error = next((e for e in (_outcome_of(c)[1] for c in chunks[name]) if e), error)
+        manifest, error = _committed(name, future, chunks.get(name, []))
         outcomes[name].manifest = manifest
         if error:
-            outcomes[name].error = error if error.startswith(name) else f"{name}: {error}"
+            outcomes[name].error = error
         else:
             loads[name] = t.load_table.submit(manifest)
 
     view_ref = None
     for name, future in loads.items():
-        load, error = _outcome_of(future)
+        load, error, exc = _settle(future)
+        if isinstance(exc, DamagedExportError) and not from_exports:
+            # A part of the committed export went missing or changed in GCS (a retry of the
+            # run reuses that export). MySQL still holds the rows: export the table again
+            # into a new folder, keeping the damaged one as evidence, and load that instead.
+            damaged = outcomes[name].manifest
+            log.warning("%s; exporting %s again from MySQL (the damaged export %s is kept)",
+                        _named(name, error or ""), name, damaged.export_id)
+            manifest, error = _export_again(name, day, run_id, damaged.export_id)
+            if manifest is not None:
+                outcomes[name].manifest = manifest
+                load, error = _outcome_of(t.load_table.submit(manifest))
         outcomes[name].load = load
         outcomes[name].ended_at = iso(utc_now())
         if error:
-            outcomes[name].error = error if error.startswith(name) else f"{name}: {error}"
+            outcomes[name].error = _named(name, error)
     view_error = None
     if SALES_BILLING_SUMMARY.base.name in names and \
             outcomes[SALES_BILLING_SUMMARY.base.name].status == "Completed":

@@ -47,6 +47,11 @@ class ExportIntegrityError(SyncError):
     """An export in GCS is incomplete or does not match its manifest."""
 
 
+class DamagedExportError(ExportIntegrityError):
+    """A part that a committed manifest lists is missing from GCS or no longer matches it:
+    the export was whole when committed and has been damaged since, so it can be redone."""
+
+
 class ReconciliationError(SyncError):
     """What BigQuery holds differs from what the source held."""
 

@@ -81,6 +81,7 @@ class ExportPlan:
     flow_run_id: str | None
     planned_at: str
     chunks: tuple[tuple[int, int], ...]
+    replaces: str | None = None  # a damaged export of this run that this one redoes
 
     def chunk(self, index: int) -> IdRange:
         """The id range of chunk ``index``."""
@@ -124,15 +125,16 @@ def check_source_schema(settings: Settings, specs: Sequence[TableSpec]) -> None:
 
 
 def plan_export(settings: Settings, spec: TableSpec, sync_date: dt.date,
-                flow_run_id: str | None) -> ExportPlan:
-    """Fix the export id and the primary-key chunks of one table."""
+                flow_run_id: str | None, replaces: str | None = None) -> ExportPlan:
+    """Fix the export id and the primary-key chunks of one table (``replaces``: the id of a
+    damaged export that this one redoes, recorded in its manifest)."""
     with snapshot(settings.mysql) as connection:
         chunks = plan_chunks(connection, spec.source_table, settings.chunk_rows)
     planned = utc_now()
     run = (flow_run_id or "local").split("-")[0][:8]
     export_id = f"{planned:%Y%m%dT%H%M%S}Z-{run}-{secrets.token_hex(2)}"
     return ExportPlan(spec.name, sync_date.isoformat(), export_id, flow_run_id, iso(planned),
-                      chunks)
+                      chunks, replaces)
 
 
 class PartStore(Protocol):
@@ -485,6 +487,7 @@ def commit_manifest(settings: Settings, spec: TableSpec, plan: ExportPlan,
         avro_schema=spec.avro_schema(settings.include_pii_hashes),
         bigquery_schema=spec.bigquery_schema(settings.include_pii_hashes),
         driver=ordered[0].driver if ordered else settings.mysql.driver,
+        replaces=plan.replaces,
     )
     folder = mf.export_folder(settings.gcs_prefix, dt.date.fromisoformat(plan.sync_date),
                               spec.name, plan.export_id)

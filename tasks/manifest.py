@@ -25,7 +25,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import storage
 
 from tasks.clients import gcs_upload_retry
-from tasks.errors import ExportIntegrityError
+from tasks.errors import DamagedExportError, ExportIntegrityError
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
@@ -105,6 +105,7 @@ class Manifest:
     avro_schema: dict[str, Any]
     bigquery_schema: list[dict[str, str]]
     driver: str = ""
+    replaces: str | None = None  # export id of a damaged export of the same run, redone
     format_version: int = FORMAT_VERSION
     uri: str = field(default="", compare=False)
 
@@ -179,11 +180,11 @@ def verify_parts(client: storage.Client, manifest: Manifest) -> None:
         bucket, name = split_gs_uri(part.uri)
         blob = client.bucket(bucket).get_blob(name)
         if blob is None:
-            raise ExportIntegrityError(
+            raise DamagedExportError(
                 f"{manifest.table}: part {part.uri} listed in {manifest.uri} is missing",
                 table=manifest.table)
         if blob.size != part.bytes or blob.crc32c != part.crc32c:
-            raise ExportIntegrityError(
+            raise DamagedExportError(
                 f"{manifest.table}: part {part.uri} does not match {manifest.uri} "
                 f"(size {blob.size} vs {part.bytes}, crc32c {blob.crc32c} vs {part.crc32c})",
                 table=manifest.table)

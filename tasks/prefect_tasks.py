@@ -22,7 +22,7 @@ from prefect.tasks import Task, exponential_backoff
 from tasks import export, warehouse
 from tasks import manifest as mf
 from tasks.errors import is_transient
-from tasks.settings import Settings, load_settings
+from tasks.settings import Settings, env_int, env_seconds, load_settings
 from tasks.specs import SALES_BILLING_SUMMARY, TABLES, TableSpec
 
 
@@ -35,11 +35,12 @@ def retry_if_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any
     return True
 
 
-RETRIES = int(os.environ.get("PARTYHELP_TASK_RETRIES", "3"))
+# Read at import: Prefect fixes a task's retry options when it is decorated.
+RETRIES = env_int("PARTYHELP_TASK_RETRIES", 3, minimum=0)
 RETRY_OPTIONS: dict[str, Any] = {
     "retries": RETRIES,
     "retry_delay_seconds": exponential_backoff(
-        backoff_factor=float(os.environ.get("PARTYHELP_RETRY_DELAY_SECONDS", "10"))),
+        backoff_factor=env_seconds("PARTYHELP_RETRY_DELAY_SECONDS", 10.0, allow_zero=True)),
     "retry_jitter_factor": 0.5,
     "retry_condition_fn": retry_if_transient,
     "persist_result": True,
@@ -90,9 +91,11 @@ def check_source_schema(tables: list[str]) -> None:
 
 
 @task(name="plan", task_run_name="plan-{table}", **RETRY_OPTIONS)
-def plan_export(table: str, sync_date: dt.date, flow_run_id: str | None) -> export.ExportPlan:
+def plan_export(table: str, sync_date: dt.date, flow_run_id: str | None,
+                replaces: str | None = None) -> export.ExportPlan:
     """Fix one table's export id and primary-key chunks."""
-    return export.plan_export(runtime_settings(), _spec(table), sync_date, flow_run_id)
+    return export.plan_export(runtime_settings(), _spec(table), sync_date, flow_run_id,
+                              replaces)
 
 
 @task(name="export", task_run_name=_export_run_name, **RETRY_OPTIONS)

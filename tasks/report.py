@@ -112,6 +112,12 @@ def summary_markdown(sync_date: str, mode: str, outcomes: list[TableOutcome],
     for o in outcomes:
         if o.manifest:
             lines.append(f"- {o.table}: [{o.manifest.uri}]({_https_console_link(o.manifest.uri)})")
+    redone = [o for o in outcomes if o.manifest and o.manifest.replaces]
+    if redone:
+        lines += ["", "## Exports redone", ""]
+        lines += [f"- {o.table}: export {o.manifest.replaces} was damaged in GCS (kept as "
+                  f"evidence); exported again from MySQL as {o.manifest.export_id}"
+                  for o in redone if o.manifest]
     failed = [o for o in outcomes if o.status == "Failed"]
     if failed:
         lines += ["", "## Failures", ""]

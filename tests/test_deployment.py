@@ -443,6 +443,26 @@ def state_names(runs: list[Any]) -> dict[str, str]:
     return {r.name: r.state.name for r in runs}
 
 
+def name_states(runs: list[Any]) -> list[tuple[str, str]]:
+    """Every ``(task run name, state name)``, sorted: a name may occur more than once."""
+    return sorted((r.name, r.state.name) for r in runs)
+
+
+@contextlib.contextmanager
+def locked_account(user: str) -> Iterator[None]:
+    """The MySQL user cannot log in (error 4151) until the block ends."""
+    def alter(action: str) -> None:
+        with admin_connection() as connection, connection.cursor() as cursor:
+            for host in ("localhost", "127.0.0.1", "%"):
+                cursor.execute(f"ALTER USER %s@%s ACCOUNT {action}", (user, host))
+
+    alter("LOCK")
+    try:
+        yield
+    finally:
+        alter("UNLOCK")
+
+
 def retry_like_the_ui(flow_run_id: Any) -> None:
     """What the Retry button of the Prefect UI sends (../shared/LOCAL_STACK.md)."""
     response = httpx.post(
@@ -519,10 +539,12 @@ def test_retry_from_the_ui_redoes_only_what_failed(deployed: dict[str, Any], sou
 
     1. BigQuery (an emulator of the test's own, so no other test loses it) is stopped for
        real: the exports complete, every load fails, the run is Failed.
-    2. BigQuery is back, but one table's parts are hidden in GCS: Retry. The exports are
-       Cached, four loads complete, that table's load fails again: Failed.
-    3. The parts are back: Retry. Exports and the four completed loads are Cached, the last
-       load completes, the run is Completed and every table holds the source's rows.
+    2. BigQuery is back, but one table's parts are hidden in GCS and the sync user is
+       locked out of MySQL: Retry. The exports are Cached, four loads complete, that
+       table's load refuses its damaged export and the re-export is refused: Failed.
+    3. MySQL lets the user in again: Retry. Exports and the four completed loads are
+       Cached, that table alone is exported again and loaded, the run is Completed and
+       every table holds the source's rows.
     4. A new run of the deployment exports afresh: nothing of the first run's is reused.
     """
     from prefect.client.orchestration import get_client
@@ -550,12 +572,13 @@ def test_retry_from_the_ui_redoes_only_what_failed(deployed: dict[str, Any], sou
                                            tmp_path / "worker.log"))
         run_the_retry_scenario(client, deployed["deployments"]["daily-local"], token,
                                settings, storage, stack_sh, source_db["database"],
+                               source_db["user"],
                                tmp_path / "worker.log")
 
 
 def run_the_retry_scenario(client: Any, deployment: Any, token: str, settings: Any,
                            storage: Path, stack_sh: Callable[[str], None], database: str,
-                           worker_log: Path) -> None:
+                           user: str, worker_log: Path) -> None:
     from tasks.clients import storage_client
     from tasks.warehouse import ensure_dataset
 
@@ -578,36 +601,43 @@ def run_the_retry_scenario(client: Any, deployment: Any, token: str, settings: A
     assert {r.state.type.value for r in attempt["load"]} == {"FAILED"}
     assert list(storage.iterdir()), "task results must persist in PREFECT_LOCAL_STORAGE_PATH"
 
-    # 2. BigQuery is back; one table's export parts are hidden: its load fails again.
+    # 2. BigQuery is back; one table's export parts are hidden (its export is damaged) and
+    #    the sync user is locked out of MySQL: Retry. The four other loads complete from the
+    #    cached exports; ph_venues' load refuses the damaged export, its re-export from
+    #    MySQL is refused too: Failed, naming ph_venues.
     bucket = storage_client(settings).bucket(settings.gcs_bucket)
     parts = [b.name for b in bucket.list_blobs(prefix="exports/")
              if "/ph_venues/" in b.name and b.name.endswith(".avro")]
     assert parts
     move_objects(bucket, parts, "", ".hidden")
-    retry_like_the_ui(run.id)
-    second = watcher.wait_final()
+    with locked_account(user):
+        retry_like_the_ui(run.id)
+        second = watcher.wait_final()
     assert second.id == run.id and second.state.is_failed(), second.state
-    assert "ph_venues" in second.state.message
+    assert "ph_venues" in second.state.message and "locked" in second.state.message, \
+        second.state.message
     attempt = watcher.attempt(2)
     assert set(state_names(attempt["export"]).values()) == {"Cached"}
-    assert set(state_names(attempt["plan"]).values()) == {"Cached"}
     assert set(state_names(attempt["manifest"]).values()) == {"Cached"}
+    assert name_states(attempt["plan"]) == sorted(
+        [(f"plan-{t}", "Cached") for t in TABLES] + [("plan-ph_venues", "Failed")])
     loads = {table_of(r.name): r.state.name for r in attempt["load"]}
     assert loads.pop("ph_venues") == "Failed"
     # (a fresh emulator's first concurrent loads may conflict; retries heal that)
     assert set(loads.values()) == {"Completed"}, (loads, second.state.message)
 
-    # 3. The parts are back: Retry completes, redoing only the load that failed.
-    move_objects(bucket, parts, ".hidden", "")
+    # 3. MySQL lets the user in again (the parts stay hidden): Retry completes. Everything
+    #    that had completed is Cached; ph_venues alone is exported again and loaded.
     retry_like_the_ui(run.id)
     third = watcher.wait_final()
     assert third.id == run.id and third.state.is_completed(), third.state
     assert third.run_count == 3
     attempt = watcher.attempt(3)
-    assert set(state_names(attempt["export"]).values()) == {"Cached"}
-    loads = {table_of(r.name): r.state.name for r in attempt["load"]}
-    assert loads.pop("ph_venues") == "Completed"
-    assert set(loads.values()) == {"Cached"}  # loads that had completed are not repeated
+    assert name_states(attempt["export"]) == sorted(
+        [(f"export-{t}", "Cached") for t in TABLES] + [("export-ph_venues", "Completed")])
+    assert name_states(attempt["load"]) == sorted(
+        [(f"load-{t}", "Cached") for t in TABLES if t != "ph_venues"]
+        + [("load-ph_venues", "Failed"), ("load-ph_venues", "Completed")])
     assert bigquery_row_counts(settings) == source_row_counts(database)
 
     # 4. A new daily run never reuses the cached results of an earlier run.

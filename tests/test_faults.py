@@ -4,7 +4,8 @@
 - MySQL down at start (a closed port),
 - fake-gcs-server stopped while parts upload, then started again: within the storage
   client's retries, and for longer, so that the attempt fails and Prefect's retry heals it,
-- the BigQuery emulator stopped during a run, then a part corrupted in GCS,
+- the BigQuery emulator stopped during a run, then a part corrupted in GCS before the
+  retry (which exports that table again),
 - the same date synced twice,
 - the flow's process SIGKILLed mid-run,
 - reconciliation mismatches: in BigQuery, produced by a part really replaced in GCS after
@@ -41,7 +42,7 @@ from typing import Any
 import fastavro
 import pytest
 
-from flows.partyhelp_sync import partyhelp_bigquery_sync
+from flows.partyhelp_sync import ARTIFACT_KEY, partyhelp_bigquery_sync
 from tasks import export, warehouse
 from tasks import manifest as mf
 from tasks.clients import bigquery_client, storage_client
@@ -502,15 +503,15 @@ def test_a_failed_upload_stops_the_stream_instead_of_reading_the_rest_of_the_chu
 # ---------------------------------------------------------------- 4. BigQuery fails
 
 
-def test_bigquery_down_then_a_corrupt_part_keep_the_previous_tables_until_a_run_succeeds(
+def test_bigquery_down_then_a_corrupt_part_keep_the_previous_tables_until_a_retry_heals(
         source: Source, published: dict[str, str], emulators: PrivateEmulators,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """1. BigQuery is stopped: the loads fail, the run is Failed naming the tables.
     2. BigQuery is back: the previous tables are intact and the view answers.
     3. One ph_venues part is overwritten in GCS (corrupt), then the run is retried as the
-       UI does: ph_lead_purchases loads from the kept export; ph_venues is refused,
-       named with its part, and its previous table stays.
-    4. A new run of the same date re-exports and completes: both tables equal the source.
+       UI does: ph_lead_purchases loads from the kept export; ph_venues' load refuses the
+       damaged export, naming its part, and the flow exports ph_venues again from MySQL
+       into a new folder (the damaged one is kept) and loads that. The retry completes.
     """
     day = dt.date(2026, 11, 24)
     settings = _use(monkeypatch, published)
@@ -529,8 +530,12 @@ def test_bigquery_down_then_a_corrupt_part_keep_the_previous_tables_until_a_run_
     assert _view_answers(settings) == view_before
     exports = {t: manifests(settings, day, t) for t in TWO_TABLES}
     assert all(len(found) == 1 for found in exports.values())  # exported, kept, not loaded
+    assert query(settings, f"SELECT DISTINCT sync_date FROM "
+                           f"{settings.quoted_table_ref('ph_venues')}") == \
+        [{"sync_date": BASELINE_DAY}]
 
-    corrupt = exports["ph_venues"][0].parts[0]
+    damaged = exports["ph_venues"][0]
+    corrupt = damaged.parts[0]
     bucket, name = mf.split_gs_uri(corrupt.uri)
     blob = storage_client(settings).bucket(bucket).blob(name)
     data = blob.download_as_bytes()
@@ -539,28 +544,39 @@ def test_bigquery_down_then_a_corrupt_part_keep_the_previous_tables_until_a_run_
     run_id = first.state_details.flow_run_id
     retried = retry_flow_run(partyhelp_bigquery_sync, run_id)
     assert retried.state_details.flow_run_id == run_id
-    assert retried.is_failed()
-    assert f"ph_venues: part {corrupt.uri} does not match" in retried.message
-    assert "ph_lead_purchases" not in retried.message
-    after_retry = table_states(settings)
-    assert after_retry["ph_venues"] == before["ph_venues"]
-    assert after_retry["ph_lead_purchases"] != before["ph_lead_purchases"]  # replaced
-    assert _view_answers(settings) == view_before  # same source, same figures
+    assert retried.is_completed(), retried.message
     record = flow_run_record(run_id)
-    assert {t.state.name for t in record.task_runs if t.name.startswith("export-")
-            and t.flow_run_run_count == 2} == {"Cached"}  # the retry reused the exports
-    assert all(len(manifests(settings, day, t)) == 1 for t in TWO_TABLES)
-    assert query(settings, f"SELECT DISTINCT sync_date FROM "
-                           f"{settings.quoted_table_ref('ph_venues')}") == \
-        [{"sync_date": BASELINE_DAY}]
-
-    fresh = _run(day, TWO_TABLES)
-    assert fresh.is_completed(), fresh.message
+    warning = [m for m in record.messages() if "exporting ph_venues again" in m]
+    assert len(warning) == 1
+    assert f"ph_venues: part {corrupt.uri} does not match" in warning[0]
+    assert damaged.export_id in warning[0]
+    second = record.task_runs
+    # The retry reused the first attempt's exports; only ph_venues was exported again.
+    reused = {t.name: t.state.name for t in second if t.name.startswith("export-")
+              and t.flow_run_run_count == 2 and t.state.name == "Cached"}
+    assert set(reused) == {f"export-{t}" for t in TWO_TABLES}
+    redone = [t for t in second if t.name == "export-ph_venues" and t.flow_run_run_count == 2
+              and t.state.name == "Completed"]
+    assert len(redone) == 1
+    (kept,) = manifests(settings, day, "ph_lead_purchases")
+    assert kept.export_id == exports["ph_lead_purchases"][0].export_id
+    venues_exports = manifests(settings, day, "ph_venues")
+    assert len(venues_exports) == 2  # the damaged export is kept beside the new one
+    fresh = next(m for m in venues_exports if m.export_id != damaged.export_id)
+    assert fresh.replaces == damaged.export_id and fresh.flow_run_id == str(run_id)
+    mf.verify_parts(storage_client(settings), fresh)
     for table in TWO_TABLES:
         _equals_source(settings, source, table, day)
-    assert len(manifests(settings, day, "ph_venues")) == 2  # the corrupt export is kept
     view = _view_answers(settings)
     assert view["n"] == source.scalar("SELECT COUNT(*) FROM lead_purchases")
+    audit = query(settings, f"SELECT export_id FROM {settings.quoted_table_ref('ph_sync_runs')} "
+                            f"WHERE sync_date = '{day.isoformat()}' AND status = 'Completed' "
+                            "AND table_name = 'ph_venues'")
+    assert audit == [{"export_id": fresh.export_id}]
+    summary = max((a for a in record.artifacts if a.key == ARTIFACT_KEY),  # the retry's
+                  key=lambda artifact: artifact.created)
+    assert (f"- ph_venues: export {damaged.export_id} was damaged in GCS (kept as evidence); "
+            f"exported again from MySQL as {fresh.export_id}") in summary.data
 
 
 def test_a_load_of_a_corrupt_part_fails_in_bigquery_and_changes_nothing(
