@@ -112,6 +112,21 @@ def connect(settings: MySQLSettings) -> Any:
 
 
 STREAM_WRITE_TIMEOUT_SECONDS = 600
+# A server-wide limit on statement time (MariaDB's max_statement_time, MySQL's
+# max_execution_time) would interrupt a stream of a large table that legitimately runs for
+# minutes (error 1969). Each server knows only its own variable: the other is unknown (1193).
+STATEMENT_TIME_LIMITS = ("max_statement_time", "max_execution_time")
+UNKNOWN_SYSTEM_VARIABLE = 1193
+
+
+def _lift_statement_time_limit(cursor: Any) -> None:
+    for variable in STATEMENT_TIME_LIMITS:
+        try:
+            cursor.execute(f"SET SESSION {variable} = 0")  # our own constant, not input
+            return
+        except Exception as exc:
+            if mysql_error_code(exc) != UNKNOWN_SYSTEM_VARIABLE:
+                raise
 
 
 @contextlib.contextmanager
@@ -124,6 +139,7 @@ def snapshot(settings: MySQLSettings) -> Iterator[Any]:
             # (60 s by default); a busy client may pause that long on a slow machine.
             cursor.execute("SET SESSION net_write_timeout = %(seconds)s",
                            {"seconds": STREAM_WRITE_TIMEOUT_SECONDS})
+            _lift_statement_time_limit(cursor)
             cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
         yield connection
