@@ -278,9 +278,11 @@ def schema_problems(spec: TableSpec, source: Mapping[tuple[str, str], SourceColu
                              f"{info.data_type.upper()}; it is read as {wire}, which holds "
                              "exactly only "
                              f"{', '.join(sorted(t.upper() for t in WIRE_SOURCE_TYPES[wire]))}"))
-    for table, column in sorted(spec.source_columns):
+    for (table, column), wire in sorted(spec.source_wire_types.items()):
         info = source.get((table.lower(), column.lower()))
-        if info is None or info.data_type != "decimal":
+        # Only money travels as exact cents; a DECIMAL read as FLOAT64 (match_score) is a
+        # double by contract, whatever its scale.
+        if info is None or info.data_type != "decimal" or wire != "NUMERIC":
             continue
         scale = info.numeric_scale or 0
         integer_digits = (info.numeric_precision or 0) - scale

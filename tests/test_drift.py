@@ -6,7 +6,8 @@
 - a widened type either arrives exactly (INT -> BIGINT UNSIGNED within int64,
   DECIMAL(10,2) -> DECIMAL(12,2)) or fails clearly, never silently truncated: a value above
   2^63 - 1 names table, column and row id; DECIMAL(12,4), DECIMAL(20,2), DATE -> DATETIME,
-  TIMESTAMP -> DATETIME and INT -> VARCHAR fail before anything is written.
+  TIMESTAMP -> DATETIME and INT -> VARCHAR fail before anything is written; a DECIMAL read
+  as FLOAT64 (match_score) may widen its scale.
 
 Each changed schema lives in a database of its own (built in about a second), synced into
 one shared dataset whose tables were published by a baseline run, so "nothing replaced"
@@ -228,6 +229,21 @@ def test_decimal_widened_to_12_2_arrives_exactly(drifted: tuple[Source, Any]) ->
         source_totals(source, "lead_purchases", ("amount_paid",))
     assert bq_totals(settings, "ph_credit_transactions", ("amount", "balance_after")) == \
         source_totals(source, "credit_transactions", ("amount", "balance_after"))
+
+
+def test_a_float64_column_widened_to_more_decimals_still_arrives(
+        drifted: tuple[Source, Any]) -> None:
+    """match_score is FLOAT64 by contract: a DECIMAL(5,2) -> DECIMAL(7,3) needs no refusal
+    (the exact-cents rule is for money); its values arrive as the doubles they are."""
+    source, settings = drifted
+    day = dt.date(2026, 10, 12)
+    source.sql("ALTER TABLE lead_matches MODIFY match_score DECIMAL(7,3) NULL")
+    source.sql("UPDATE lead_matches SET match_score = 1234.567 ORDER BY id LIMIT 1")
+    state = _sync(day, ["ph_lead_matches"])
+    assert state.is_completed(), state.message
+    assert_table_equals_source(settings, source, "ph_lead_matches", day)
+    assert query(settings, "SELECT MAX(match_score) AS top FROM "
+                           f"{settings.quoted_table_ref('ph_lead_matches')}") == [{"top": 1234.567}]
 
 
 @pytest.mark.parametrize(("alter", "message"), [
