@@ -17,11 +17,13 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from google.api_core.exceptions import NotFound
 from google.api_core.retry import Retry
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.cloud import bigquery, storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
+from tasks.logs import get_logger
 from tasks.settings import Settings, env_seconds
 
 
@@ -90,8 +92,28 @@ def storage_client(settings: Settings) -> storage.Client:
                            settings.gcp_credentials_block)
 
 
+@lru_cache(maxsize=8)
+def _dataset_location(project: str, dataset: str, configured: str, emulator: str | None,
+                      block: str | None, retry_seconds: float | None) -> str:
+    client = _cached_bigquery(project, configured, emulator, block, retry_seconds)
+    try:
+        actual = client.get_dataset(f"{project}.{dataset}").location
+    except NotFound:
+        return configured  # the flow creates it, in the configured location
+    if actual and actual.lower() != configured.lower():
+        get_logger().warning(
+            "dataset %s.%s is in %s: its jobs run there (PARTYHELP_BQ_LOCATION=%s only "
+            "places a dataset the flow creates)", project, dataset, actual, configured)
+    return actual or configured
+
+
 def bigquery_client(settings: Settings) -> bigquery.Client:
-    """The BigQuery client for these settings (one per process and configuration)."""
-    return _cached_bigquery(settings.bq_project, settings.bq_location,
-                            settings.bigquery_emulator_host,
-                            settings.gcp_credentials_block, bigquery_retry_seconds())
+    """The BigQuery client for these settings (one per process and configuration), whose
+    jobs run in the dataset's own location: BigQuery runs a job only where its dataset is,
+    and an existing dataset may be elsewhere than ``PARTYHELP_BQ_LOCATION``."""
+    retry_seconds = bigquery_retry_seconds()
+    location = _dataset_location(settings.bq_project, settings.bq_dataset, settings.bq_location,
+                                 settings.bigquery_emulator_host,
+                                 settings.gcp_credentials_block, retry_seconds)
+    return _cached_bigquery(settings.bq_project, location, settings.bigquery_emulator_host,
+                            settings.gcp_credentials_block, retry_seconds)

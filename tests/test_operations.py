@@ -220,3 +220,33 @@ def test_server_time_zone_does_not_shift_timestamps(own_source: dict) -> None:
         f"SELECT created_at FROM {settings.quoted_table_ref('ph_venues')} "
         f"WHERE venue_id = {int(first_id)}").result()))
     assert row["created_at"] == dt.datetime(2026, 3, 31, 23, 30, tzinfo=dt.UTC)
+
+
+def test_jobs_run_in_an_existing_datasets_own_location(
+        own_source: dict, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dataset exists already, in US, while PARTYHELP_BQ_LOCATION says otherwise:
+    BigQuery runs a dataset's jobs only in its location, so the client must use the
+    dataset's. (The emulator runs jobs whatever location they name, so the location the
+    client sends is asserted, beside a whole run that completes.)"""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    monkeypatch.setenv("PARTYHELP_BQ_LOCATION", "australia-southeast1")
+    settings = load_settings()
+    dataset = bigquery.Dataset(f"{settings.bq_project}.{settings.bq_dataset}")
+    dataset.location = "US"
+    bigquery.Client(project=settings.bq_project,
+                    credentials=AnonymousCredentials()).create_dataset(dataset)
+    with caplog.at_level(logging.WARNING, logger="partyhelp_sync"):
+        assert bigquery_client(settings).location == "US"
+    assert any("is in US: its jobs run there" in r.getMessage() for r in caplog.records)
+    state = partyhelp_bigquery_sync(sync_date=DAY_ONE, tables=["ph_venues"], return_state=True)
+    assert state.is_completed(), state.message
+    assert _count(settings, "ph_venues") == own_source_count(own_source["database"], "venues")
+
+
+def own_source_count(database: str, table: str) -> int:
+    with admin_connection(database) as connection, connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM `{table}`")
+        return int(cursor.fetchone()[0])
