@@ -15,7 +15,9 @@ they lack:
   valid escaped emoji (a surrogate pair); empty arrays in both columns;
 - an occasion label with accents, quotes and emoji that a lead actually uses, an area name
   with tabs, newlines and a literal ``\\N`` that a venue actually uses, and both reaching
-  the purchases table; a description that is an empty string (not NULL).
+  the purchases table; a description that is an empty string (not NULL), one of control
+  characters (NUL included) and Unicode separators, and an admin note that is the text
+  ``NULL``.
 
 The expected counters are computed from the source with SQL (MariaDB's own ``JSON_VALID``,
 zero-date comparisons, anti-joins), independently of the exporter.
@@ -83,6 +85,10 @@ EXTRA_LEADS = [  # id, occasion_type, suburb, suburb_preferences, location_selec
      '[{"suburb": "fitzroy north"}]'),
 ]
 IRREGULAR_JSON = {E + 1, E + 3, E + 10, E + 13}  # shapes read, with parts left out
+# Text a careless writer or loader breaks on: NUL, other C0 controls, CR LF, DEL, a BOM, the
+# Unicode line and paragraph separators, a zero-width joiner sequence, a combining accent.
+CONTROL_TEXT = ("a\x00b\x01c\x1fd\r\ne\x7ff\ufeffg\u2028h\u2029i "
+                "\U0001F468\u200d\U0001F469\u200d\U0001F467 e\u0301")
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +110,10 @@ def source(stack: None) -> Iterator[Source]:
                 "lead_purchase_id, description, admin_note, created_at) VALUES (%s, %s, "
                 "'purchase', -0.01, 0.00, %s, '', NULL, '2024-06-02 00:00:00')",
                 (E + 10, E + 10, E + 10))
+        src.sql("INSERT INTO credit_transactions (id, venue_id, type, amount, balance_after, "
+                "stripe_payment_intent_id, description, admin_note, created_at) VALUES (%s, %s, "
+                "'adjustment', 0.00, 0.00, %s, %s, %s, '2024-06-03 00:00:00')",
+                (E + 11, E + 10, "pi_\u200b", CONTROL_TEXT, "NULL"))
         yield src
 
 
@@ -226,6 +236,9 @@ def test_legacy_values_reach_bigquery_as_the_source_holds_them(synced: dict[str,
     assert purchase["venue_business_name"] == "Bar \\N \"Quoted\"\t🍸"
     credit = one("ph_credit_transactions", E + 10)
     assert credit["description"] == "" and credit["admin_note"] is None
+    control = one("ph_credit_transactions", E + 11)
+    assert control["description"] == CONTROL_TEXT
+    assert control["admin_note"] == "NULL" and control["stripe_payment_intent_id"] == "pi_\u200b"
     assert len(one("ph_credit_transactions", E + 4)["description"].encode()) == 60 * 1024
     displays = {r["lead_id"]: r["location_display"] for r in query(
         settings, f"SELECT lead_id, location_display FROM {settings.quoted_table_ref('ph_leads')}"
