@@ -24,6 +24,8 @@ class ConfigError(ValueError):
 
 Driver = Literal["mysqlclient", "pymysql"]
 
+BIGQUERY_MAX_LOAD_URIS = 10_000  # source URIs one BigQuery load job accepts
+
 # Identifier rules, checked before any identifier is used in a path or a query.
 _BQ_PROJECT = re.compile(r"^(?:[a-z][a-z0-9.-]{0,61}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _BQ_DATASET = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
@@ -117,6 +119,7 @@ class Settings:
     bq_location: str
     timezone: str = "Australia/Melbourne"
     part_max_bytes: int = 128 * 1024 * 1024
+    load_max_uris: int = BIGQUERY_MAX_LOAD_URIS
     chunk_rows: int = 5_000_000
     batch_rows: int = 20_000
     progress_seconds: float = 15.0
@@ -157,6 +160,12 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
         raise ConfigError(f"{name}={raw!r} is not an integer") from None
     if value < minimum:
         raise ConfigError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def _at_most(value: int, name: str, maximum: int) -> int:
+    if value > maximum:
+        raise ConfigError(f"{name}={value} must be at most {maximum}")
     return value
 
 
@@ -257,6 +266,8 @@ def load_settings(
         bq_location=_get(env, "PARTYHELP_BQ_LOCATION", "australia-southeast1"),
         timezone=validate_timezone(_get(env, "PARTYHELP_TIMEZONE", "Australia/Melbourne")),
         part_max_bytes=_int(env, "PARTYHELP_PART_MAX_BYTES", 128 * 1024 * 1024, 1024),
+        load_max_uris=_at_most(_int(env, "PARTYHELP_LOAD_MAX_URIS", BIGQUERY_MAX_LOAD_URIS),
+                               "PARTYHELP_LOAD_MAX_URIS", BIGQUERY_MAX_LOAD_URIS),
         chunk_rows=_int(env, "PARTYHELP_CHUNK_ROWS", 5_000_000),
         batch_rows=_int(env, "PARTYHELP_BATCH_ROWS", 20_000),
         progress_seconds=float(_int(env, "PARTYHELP_PROGRESS_SECONDS", 15, 0)),

@@ -548,7 +548,8 @@ AUDIT_TABLE = AuditTableSpec(
         Column("zero_dates_nulled", "INT64", "Zero dates written as NULL."),
         Column("orphan_rows", "INT64", "Rows whose lead, venue or area no longer exists."),
         Column("quality", "STRING", "JSON: every data-quality counter with example row ids."),
-        Column("load_job_id", "STRING", "BigQuery load job id."),
+        Column("load_job_id", "STRING", "BigQuery load job id (several, comma-separated, "
+               "when the parts took more than one job)."),
         Column("copy_job_id", "STRING", "BigQuery copy job that published the table."),
         Column("started_at", "TIMESTAMP", "When the table's export (or replay) started."),
         Column("ended_at", "TIMESTAMP", "When the table's load finished or failed."),

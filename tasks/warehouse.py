@@ -60,7 +60,7 @@ class LoadResult:
     manifest_uri: str
     export_id: str
     rows_loaded: int
-    load_job_id: str
+    load_job_id: str  # several, comma-separated, when the parts took more than one job
     copy_job_id: str
     started_at: str
     finished_at: str
@@ -120,20 +120,28 @@ def replace_table(settings: Settings, spec: TableSpec, manifest: Manifest) -> Lo
     staging_name = _staging_name(manifest)
     staging = settings.table_ref(staging_name)
     final = settings.table_ref(spec.name)
-    config = bigquery.LoadJobConfig(
-        source_format=bigquery.SourceFormat.AVRO,
-        use_avro_logical_types=True,
-        write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-        schema=schema_fields(manifest.bigquery_schema),
-    )
+    load_job_ids: list[str] = []
     try:
-        try:
-            load_job = client.load_table_from_uri(
-                manifest.part_uris, staging, job_config=config,
-                job_id_prefix=f"partyhelp_{spec.name}_{manifest.sync_date.replace('-', '')}_")
-            load_job.result()
-        except (gexc.GoogleAPIError, OSError) as exc:
-            raise _job_error(spec.name, "load", exc) from None
+        # One load job takes at most settings.load_max_uris parts (BigQuery's limit is
+        # 10,000 URIs a job): the first replaces the staging table, the rest append to it.
+        # Staging is published only once every job has loaded and the sums agree.
+        uris = manifest.part_uris
+        for start in range(0, len(uris), settings.load_max_uris):
+            config = bigquery.LoadJobConfig(
+                source_format=bigquery.SourceFormat.AVRO,
+                use_avro_logical_types=True,
+                write_disposition=bigquery.WriteDisposition.WRITE_APPEND if start
+                else bigquery.WriteDisposition.WRITE_TRUNCATE,
+                schema=schema_fields(manifest.bigquery_schema),
+            )
+            try:
+                load_job = client.load_table_from_uri(
+                    uris[start:start + settings.load_max_uris], staging, job_config=config,
+                    job_id_prefix=f"partyhelp_{spec.name}_{manifest.sync_date.replace('-', '')}_")
+                load_job.result()
+            except (gexc.GoogleAPIError, OSError) as exc:
+                raise _job_error(spec.name, "load", exc) from None
+            load_job_ids.append(load_job.job_id)
         loaded = bigquery_totals(settings, staging_name, spec)
         reconcile(spec, manifest, loaded)
         try:
@@ -156,7 +164,7 @@ def replace_table(settings: Settings, spec: TableSpec, manifest: Manifest) -> Lo
             f"{spec.name}: BigQuery holds {table.num_rows} rows after the load but the "
             f"manifest lists {manifest.rows}", table=spec.name)
     return LoadResult(spec.name, manifest.uri, manifest.export_id, int(table.num_rows or 0),
-                      load_job.job_id, copy_job.job_id, started.isoformat(),
+                      ",".join(load_job_ids), copy_job.job_id, started.isoformat(),
                       dt.datetime.now(dt.UTC).isoformat(), loaded)
 
 

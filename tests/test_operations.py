@@ -250,3 +250,27 @@ def own_source_count(database: str, table: str) -> int:
     with admin_connection(database) as connection, connection.cursor() as cursor:
         cursor.execute(f"SELECT COUNT(*) FROM `{table}`")
         return int(cursor.fetchone()[0])
+
+
+def test_parts_beyond_one_load_jobs_limit_load_in_several_jobs(
+        own_source: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """BigQuery takes at most 10,000 URIs in one load job; here the limit is made 2 and the
+    parts small, so each table needs several jobs (the first replaces staging, the others
+    append): every cell still equals the source, and the audit row names every job."""
+    from tests.faultkit import Source, assert_table_equals_source, query
+
+    monkeypatch.setenv("PARTYHELP_PART_MAX_BYTES", "1024")
+    monkeypatch.setenv("PARTYHELP_BATCH_ROWS", "2")  # a block a batch: parts roll often
+    monkeypatch.setenv("PARTYHELP_LOAD_MAX_URIS", "2")
+    settings = load_settings()
+    state = partyhelp_bigquery_sync(sync_date=DAY_ONE, tables=SMALL, return_state=True)
+    assert state.is_completed(), state.message
+    source = Source(own_source["database"], os.environ["PARTYHELP_MYSQL_USER"])
+    audit = {r["table_name"]: r for r in query(
+        settings, f"SELECT table_name, files, load_job_id FROM "
+                  f"{settings.quoted_table_ref('ph_sync_runs')}")}
+    for table in SMALL:
+        assert_table_equals_source(settings, source, table, DAY_ONE)
+        parts, jobs = audit[table]["files"], audit[table]["load_job_id"].split(",")
+        assert len(jobs) == (parts + 1) // 2 == len(set(jobs))
+    assert audit["ph_lead_purchases"]["files"] >= 3

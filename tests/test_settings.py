@@ -28,6 +28,8 @@ VALID = {"PARTYHELP_MYSQL_HOST": "h", "PARTYHELP_MYSQL_USER": "u",
     ("PARTYHELP_MYSQL_PORT", "3306x", "is not an integer"),
     ("PARTYHELP_CHUNK_ROWS", "0", "must be at least 1"),
     ("PARTYHELP_PART_MAX_BYTES", "100", "must be at least 1024"),
+    ("PARTYHELP_LOAD_MAX_URIS", "10001", "must be at most 10000"),
+    ("PARTYHELP_LOAD_MAX_URIS", "0", "must be at least 1"),
     ("PARTYHELP_INCLUDE_PII_HASHES", "maybe", "is not a boolean"),
     ("PARTYHELP_MYSQL_DRIVER", "odbc", "must be mysqlclient or pymysql"),
 ])
