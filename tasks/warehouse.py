@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,6 +23,7 @@ from google.cloud import bigquery
 
 from tasks.clients import bigquery_client
 from tasks.errors import LoadError, ReconciliationError, is_transient
+from tasks.logs import get_logger
 from tasks.manifest import Manifest
 from tasks.settings import Settings, validate_table
 from tasks.specs import AUDIT_TABLE, SQL_DIR, Column, TableSpec, ViewSpec, sql_template
@@ -113,6 +115,37 @@ def reconcile(spec: TableSpec, manifest: Manifest, loaded: Mapping[str, int]) ->
                 table=spec.name, column=None if key == "row_count" else key)
 
 
+LOAD_JOB_ATTEMPTS = 5
+
+
+def _run_load_job(client: bigquery.Client, spec: TableSpec, uris: list[str], staging: str,
+                  config: bigquery.LoadJobConfig, sync_date: str) -> bigquery.LoadJob:
+    """Run one load job; a job that BigQuery itself failed for a reason a retry can heal
+    (backendError, rateLimitExceeded: too many updates of one table) is run again, up to
+    ``LOAD_JOB_ATTEMPTS`` times. That is safe because a failed load job commits nothing. An
+    error whose job's outcome is unknown (a lost connection) is left to the task's retry,
+    which starts again from the first job."""
+    attempt = 1
+    while True:
+        try:
+            job = client.load_table_from_uri(
+                uris, staging, job_config=config,
+                job_id_prefix=f"partyhelp_{spec.name}_{sync_date.replace('-', '')}_")
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise _job_error(spec.name, "load", exc) from None
+        try:
+            job.result()
+            return job
+        except (gexc.GoogleAPIError, OSError) as exc:
+            failed_in_bigquery = job.done() and job.error_result is not None
+            if not (failed_in_bigquery and is_transient(exc)) or attempt >= LOAD_JOB_ATTEMPTS:
+                raise _job_error(spec.name, "load", exc) from None
+            attempt += 1
+            get_logger().warning("%s: load job %s failed (%s); running it again (%d/%d)",
+                                 spec.name, job.job_id, exc, attempt, LOAD_JOB_ATTEMPTS)
+            time.sleep(min(2 ** attempt, 30))
+
+
 def replace_table(settings: Settings, spec: TableSpec, manifest: Manifest) -> LoadResult:
     """Load the manifest's parts, verify them in staging, then atomically replace the table."""
     client = bigquery_client(settings)
@@ -134,13 +167,8 @@ def replace_table(settings: Settings, spec: TableSpec, manifest: Manifest) -> Lo
                 else bigquery.WriteDisposition.WRITE_TRUNCATE,
                 schema=schema_fields(manifest.bigquery_schema),
             )
-            try:
-                load_job = client.load_table_from_uri(
-                    uris[start:start + settings.load_max_uris], staging, job_config=config,
-                    job_id_prefix=f"partyhelp_{spec.name}_{manifest.sync_date.replace('-', '')}_")
-                load_job.result()
-            except (gexc.GoogleAPIError, OSError) as exc:
-                raise _job_error(spec.name, "load", exc) from None
+            load_job = _run_load_job(client, spec, uris[start:start + settings.load_max_uris],
+                                     staging, config, manifest.sync_date)
             load_job_ids.append(load_job.job_id)
         loaded = bigquery_totals(settings, staging_name, spec)
         reconcile(spec, manifest, loaded)

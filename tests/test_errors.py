@@ -92,3 +92,60 @@ def test_a_task_retries_a_lost_connection_but_not_a_schema_error(stack: None) ->
     assert healed == "done" and attempts["transient"] == 3
     assert attempts["permanent"] == 1
     assert "ph_leads: source column leads.status is missing" in message
+
+
+class _FakeLoadJob:
+    """A load job that ends as ``outcome`` says. A fake: BigQuery's own job failures
+    (backendError, rateLimitExceeded) cannot be produced on demand against the emulator."""
+
+    def __init__(self, number: int, outcome: BaseException | None, known: bool) -> None:
+        self.job_id, self._outcome, self._known = f"job_{number}", outcome, known
+        self.error_result = {"reason": "backendError"} if outcome and known else None
+
+    def result(self) -> None:
+        if self._outcome:
+            raise self._outcome
+
+    def done(self) -> bool:
+        return self._known
+
+
+class _FakeClient:
+    def __init__(self, outcomes: list[tuple[BaseException | None, bool]]) -> None:
+        self.outcomes, self.submitted = outcomes, 0
+
+    def load_table_from_uri(self, *args: object, **kwargs: object) -> _FakeLoadJob:
+        outcome, known = self.outcomes[self.submitted]
+        self.submitted += 1
+        return _FakeLoadJob(self.submitted, outcome, known)
+
+
+@pytest.mark.parametrize(("outcomes", "submitted", "succeeds"), [
+    # failed in BigQuery, retryable: run again, then it loads
+    ([(gexc.InternalServerError("backendError"), True), (None, True)], 2, True),
+    # failed in BigQuery every time: given up after LOAD_JOB_ATTEMPTS
+    ([(gexc.TooManyRequests("rateLimitExceeded"), True)] * 5, 5, False),
+    # failed in BigQuery for good (a bad schema): not run again
+    ([(gexc.BadRequest("Provided Schema does not match"), True)], 1, False),
+    # outcome unknown (connection lost while waiting): left to the task's retry
+    ([(ConnectionResetError("reset"), False)], 1, False),
+])
+def test_a_load_job_bigquery_failed_for_a_transient_reason_is_run_again(
+        outcomes: list[tuple[BaseException | None, bool]], submitted: int, succeeds: bool,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks import warehouse
+    from tasks.errors import LoadError
+    from tasks.specs import TABLES
+
+    monkeypatch.setattr(warehouse.time, "sleep", lambda seconds: None)
+    client = _FakeClient(outcomes)
+    config = warehouse.bigquery.LoadJobConfig()
+    if succeeds:
+        job = warehouse._run_load_job(client, TABLES["ph_venues"], ["gs://b/p"], "p.d.t",
+                                      config, "2026-11-25")
+        assert job.job_id == f"job_{submitted}"
+    else:
+        with pytest.raises(LoadError, match=r"^ph_venues: BigQuery load failed"):
+            warehouse._run_load_job(client, TABLES["ph_venues"], ["gs://b/p"], "p.d.t",
+                                    config, "2026-11-25")
+    assert client.submitted == submitted
