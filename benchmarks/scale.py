@@ -80,7 +80,8 @@ class RssSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _find(self) -> int | None:
+    def _matching(self) -> set[int]:
+        found = set()
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
                 try:
@@ -88,8 +89,12 @@ class RssSampler:
                 except OSError:
                     continue
                 if self.marker in argv and b"-S" not in argv:  # not the launcher
-                    return int(entry.name)
-        return None
+                    found.add(int(entry.name))
+        return found
+
+    def _find(self) -> int | None:
+        # A sync that was already running (another run's, or a stray one) is not ours.
+        return min(self._matching() - self._before, default=None)
 
     def _run(self) -> None:
         started = time.monotonic()
@@ -109,6 +114,7 @@ class RssSampler:
             self.samples.append((time.monotonic() - started, int(rss[1]) / 1024))
 
     def __enter__(self) -> RssSampler:
+        self._before = self._matching()
         self._thread.start()
         return self
 
