@@ -1,12 +1,15 @@
 """The whole flow at several sizes of the source: does it complete, and does memory stay flat?
 
-    .venv/bin/python -m benchmarks.scale --scales 100,1000,10000
+    .venv/bin/python -m benchmarks.scale --scales 100,1000,10000 \
+        --env PARTYHELP_PART_MAX_BYTES=16777216 --env PARTYHELP_LOAD_MAX_URIS=1
 
 needs the local stack (``eval "$(scripts/stack.sh env)"``; ``scripts/stack.sh start``).
 Scale 100 of the synthetic generator is today's production size (~1M rows in the five
 tables), 10000 is 100x that (~100M rows: ~55M lead matches, ~21M credit transactions).
 Each scale's database is seeded once (``benchmarks.seed``, reused later), then one sync,
-``python -m flows.partyhelp_sync`` with the project's defaults, runs in its own process
+``python -m flows.partyhelp_sync`` with the project's defaults and the ``--env`` settings
+(at 100x the BigQuery emulator needs small load jobs: it holds each job's rows as Python
+objects; see docs/BENCHMARKS.md), runs in its own process
 through fake-gcs-server and the BigQuery emulator, under the Prefect server. Recorded:
 
 - the flow process's wall time and peak RSS (``ru_maxrss``, ``benchmarks/launch.py``);
