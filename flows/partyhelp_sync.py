@@ -161,13 +161,15 @@ def partyhelp_bigquery_sync(
             # A part of the committed export went missing or changed in GCS (a retry of the
             # run reuses that export). MySQL still holds the rows: export the table again
             # into a new folder, keeping the damaged one as evidence, and load that instead.
-            damaged = outcomes[name].manifest
+            damaged, damage = outcomes[name].manifest, _named(name, error or "")
             log.warning("%s; exporting %s again from MySQL (the damaged export %s is kept)",
-                        _named(name, error or ""), name, damaged.export_id)
+                        damage, name, damaged.export_id)
             manifest, error = _export_again(name, day, run_id, damaged.export_id)
             if manifest is not None:
                 outcomes[name].manifest = manifest
                 load, error = _outcome_of(t.load_table.submit(manifest))
+            else:
+                error = f"{damage}; exporting it again failed: {error}"
         outcomes[name].load = load
         outcomes[name].ended_at = iso(utc_now())
         if error:

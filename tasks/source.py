@@ -24,6 +24,7 @@ TRANSIENT_MYSQL_ERRORS = frozenset(
         1053,  # server shutdown in progress
         1205,  # lock wait timeout
         1213,  # deadlock
+        1317,  # query interrupted: KILL QUERY by a DBA or a long-query killer
         1412,  # table definition changed since the snapshot began (a migration mid-run)
         1927,  # connection killed (MariaDB)
         2002,  # can't connect through socket
@@ -31,6 +32,7 @@ TRANSIENT_MYSQL_ERRORS = frozenset(
         2006,  # server has gone away
         2013,  # lost connection during query
         2055,  # lost connection at reading
+        4031,  # disconnected by the server for inactivity (MySQL 8)
     }
 )
 

@@ -206,8 +206,10 @@ def _first_part_appears(settings: Any, folder: str, stop: threading.Event,
 
 
 def _kill_reader_mid_stream(source: Source, settings: Any, folder: str,
-                            killed: list[dict[str, Any]], stop: threading.Event) -> None:
-    """Once a part of the export exists, KILL a reader connection still streaming rows."""
+                            killed: list[dict[str, Any]], stop: threading.Event,
+                            what: str = "CONNECTION") -> None:
+    """Once a part of the export exists, KILL a reader connection (or only its query)
+    still streaming rows."""
     if not _first_part_appears(settings, folder, stop):
         return
     with admin_connection() as connection, connection.cursor() as cursor:
@@ -219,20 +221,24 @@ def _kill_reader_mid_stream(source: Source, settings: Any, folder: str,
             rows = cursor.fetchall()
             if rows:
                 connection_id, _info = rows[0]
-                cursor.execute(f"KILL CONNECTION {int(connection_id)}")
+                cursor.execute(f"KILL {what} {int(connection_id)}")
                 killed.append({"id": connection_id})
             time.sleep(0.005)
 
 
+@pytest.mark.parametrize(("what", "day"), [("CONNECTION", dt.date(2026, 11, 21)),
+                                          ("QUERY", dt.date(2026, 11, 29))])
 def test_connection_killed_mid_stream_is_retried_and_nothing_is_lost_or_doubled(
-        source: Source, emulators: PrivateEmulators, monkeypatch: pytest.MonkeyPatch) -> None:
-    day = dt.date(2026, 11, 21)
-    settings = _use(monkeypatch, _target(source, emulators, "kill", **BIG))
+        source: Source, emulators: PrivateEmulators, monkeypatch: pytest.MonkeyPatch,
+        what: str, day: dt.date) -> None:
+    """KILL CONNECTION (the stream is lost) or KILL QUERY (MySQL error 1317, as a DBA or a
+    long-query killer does) while the chunk streams."""
+    settings = _use(monkeypatch, _target(source, emulators, f"kill{what[0].lower()}", **BIG))
     folder = mf.table_folder(settings.gcs_prefix, day, "ph_lead_matches") + "/"
     killed: list[dict[str, Any]] = []
     stop = threading.Event()
     killer = threading.Thread(target=_kill_reader_mid_stream,
-                              args=(source, settings, folder, killed, stop))
+                              args=(source, settings, folder, killed, stop, what))
     killer.start()
     try:
         state = _run(day, ["ph_lead_matches"])
