@@ -256,6 +256,7 @@ launch_service() {
         fi
         as_root start-stop-daemon --start --oknodo --background --output "$SVC_LOG" \
             --exec "$(command -v mariadbd || echo "$MARIADBD")" 9>&-
+        log "$1 launched (log: $SVC_LOG)"
         return 0
     fi
     service_command "$1"

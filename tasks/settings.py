@@ -152,7 +152,8 @@ def _get(env: Mapping[str, str], name: str, default: str | None = None) -> str:
     return default
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1,
+         maximum: int | None = None) -> int:
     raw = _get(env, name, str(default))
     try:
         value = int(raw)
@@ -160,11 +161,7 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
         raise ConfigError(f"{name}={raw!r} is not an integer") from None
     if value < minimum:
         raise ConfigError(f"{name}={value} must be at least {minimum}")
-    return value
-
-
-def _at_most(value: int, name: str, maximum: int) -> int:
-    if value > maximum:
+    if maximum is not None and value > maximum:
         raise ConfigError(f"{name}={value} must be at most {maximum}")
     return value
 
@@ -266,8 +263,8 @@ def load_settings(
         bq_location=_get(env, "PARTYHELP_BQ_LOCATION", "australia-southeast1"),
         timezone=validate_timezone(_get(env, "PARTYHELP_TIMEZONE", "Australia/Melbourne")),
         part_max_bytes=_int(env, "PARTYHELP_PART_MAX_BYTES", 128 * 1024 * 1024, 1024),
-        load_max_uris=_at_most(_int(env, "PARTYHELP_LOAD_MAX_URIS", BIGQUERY_MAX_LOAD_URIS),
-                               "PARTYHELP_LOAD_MAX_URIS", BIGQUERY_MAX_LOAD_URIS),
+        load_max_uris=_int(env, "PARTYHELP_LOAD_MAX_URIS", BIGQUERY_MAX_LOAD_URIS,
+                           maximum=BIGQUERY_MAX_LOAD_URIS),
         chunk_rows=_int(env, "PARTYHELP_CHUNK_ROWS", 5_000_000),
         batch_rows=_int(env, "PARTYHELP_BATCH_ROWS", 20_000),
         progress_seconds=float(_int(env, "PARTYHELP_PROGRESS_SECONDS", 15, 0)),

@@ -158,14 +158,14 @@ def replace_table(settings: Settings, spec: TableSpec, manifest: Manifest) -> Lo
         # One load job takes at most settings.load_max_uris parts (BigQuery's limit is
         # 10,000 URIs a job): the first replaces the staging table, the rest append to it.
         # Staging is published only once every job has loaded and the sums agree.
-        uris = manifest.part_uris
+        uris, schema = manifest.part_uris, schema_fields(manifest.bigquery_schema)
         for start in range(0, len(uris), settings.load_max_uris):
             config = bigquery.LoadJobConfig(
                 source_format=bigquery.SourceFormat.AVRO,
                 use_avro_logical_types=True,
                 write_disposition=bigquery.WriteDisposition.WRITE_APPEND if start
                 else bigquery.WriteDisposition.WRITE_TRUNCATE,
-                schema=schema_fields(manifest.bigquery_schema),
+                schema=schema,
             )
             load_job = _run_load_job(client, spec, uris[start:start + settings.load_max_uris],
                                      staging, config, manifest.sync_date)

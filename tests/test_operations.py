@@ -33,7 +33,7 @@ def own_source(stack: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[st
     with source_database("ph_ops", scale=0.02, seed=3, edge_cases=False) as source:
         for key, value in new_target(source, "ops").items():
             monkeypatch.setenv(key, value)
-        yield {"database": source.database, "settings": load_settings()}
+        yield {"database": source.database, "settings": load_settings(), "source": source}
 
 
 def _count(settings: Any, table: str) -> int:
@@ -243,13 +243,8 @@ def test_jobs_run_in_an_existing_datasets_own_location(
     assert any("is in US: its jobs run there" in r.getMessage() for r in caplog.records)
     state = partyhelp_bigquery_sync(sync_date=DAY_ONE, tables=["ph_venues"], return_state=True)
     assert state.is_completed(), state.message
-    assert _count(settings, "ph_venues") == own_source_count(own_source["database"], "venues")
-
-
-def own_source_count(database: str, table: str) -> int:
-    with admin_connection(database) as connection, connection.cursor() as cursor:
-        cursor.execute(f"SELECT COUNT(*) FROM `{table}`")
-        return int(cursor.fetchone()[0])
+    assert _count(settings, "ph_venues") == \
+        own_source["source"].scalar("SELECT COUNT(*) FROM venues")
 
 
 def test_parts_beyond_one_load_jobs_limit_load_in_several_jobs(
@@ -257,7 +252,7 @@ def test_parts_beyond_one_load_jobs_limit_load_in_several_jobs(
     """BigQuery takes at most 10,000 URIs in one load job; here the limit is made 2 and the
     parts small, so each table needs several jobs (the first replaces staging, the others
     append): every cell still equals the source, and the audit row names every job."""
-    from tests.faultkit import Source, assert_table_equals_source, query
+    from tests.faultkit import assert_table_equals_source, query
 
     monkeypatch.setenv("PARTYHELP_PART_MAX_BYTES", "1024")
     monkeypatch.setenv("PARTYHELP_BATCH_ROWS", "2")  # a block a batch: parts roll often
@@ -265,7 +260,7 @@ def test_parts_beyond_one_load_jobs_limit_load_in_several_jobs(
     settings = load_settings()
     state = partyhelp_bigquery_sync(sync_date=DAY_ONE, tables=SMALL, return_state=True)
     assert state.is_completed(), state.message
-    source = Source(own_source["database"], os.environ["PARTYHELP_MYSQL_USER"])
+    source = own_source["source"]
     audit = {r["table_name"]: r for r in query(
         settings, f"SELECT table_name, files, load_job_id FROM "
                   f"{settings.quoted_table_ref('ph_sync_runs')}")}
