@@ -1,4 +1,4 @@
-"""Tests of scripts/synthetic.py: the pure generator and loads into a throwaway MariaDB database.
+"""Tests of scripts/synthetic/: the pure generator and loads into a throwaway MariaDB database.
 
 Needs the local MariaDB at 127.0.0.1:3306 (root, empty password); skipped if unreachable.
 Each database is named ph_syn_<random hex> and dropped at the end of the module.
@@ -459,7 +459,7 @@ def test_indexes_come_back_when_a_load_fails(
         yield next(real_generate(scale, seed, edge_cases, chunk_rows))
         raise RuntimeError("generator failed")
 
-    monkeypatch.setattr(syn, "generate", failing)
+    monkeypatch.setattr(syn.simulation, "generate", failing)
     name, fresh = new_db(), new_db()
     with pytest.raises(RuntimeError, match="generator failed"):
         syn.load(PARAMS, name, TINY, SEED, create_schema=True)

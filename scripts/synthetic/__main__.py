@@ -1,0 +1,6 @@
+"""``python -m scripts.synthetic``: see :mod:`scripts.synthetic.cli`."""
+
+from .cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())
