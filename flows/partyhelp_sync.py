@@ -5,34 +5,39 @@
     python -m flows.partyhelp_sync backfill --start 2026-11-01 --end 2026-11-20
 
 Per table: plan -> export chunks (MySQL -> Avro in GCS) -> manifest -> load (GCS ->
-BigQuery); tables run concurrently. The billing view is refreshed once the table it
-reads has loaded. The command exits non-zero when any table failed, naming it.
+BigQuery), see ``flows/table_pipeline.py``; tables run concurrently. The billing view is
+refreshed once the table it reads has loaded. The command exits non-zero when any table
+failed, naming it.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
-from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from tasks import prefect_tasks as t
-from tasks.errors import DamagedExportError, SyncError
-from tasks.export import iso, utc_now
-from tasks.logs import get_logger
-from tasks.report import TableOutcome, audit_row, summary_markdown
-from tasks.settings import env_choice, env_int
-from tasks.specs import SALES_BILLING_SUMMARY, TABLES, select_tables
+from flows.table_pipeline import run_table_pipelines
+from partyhelp_pipeline import manifest as mf
+from partyhelp_pipeline.clients import storage_client
+from partyhelp_pipeline.errors import SyncError
+from partyhelp_pipeline.logs import get_logger
+from partyhelp_pipeline.report import RunReport, first_line, named
+from partyhelp_pipeline.settings import read_setting
+from partyhelp_pipeline.spec import SALES_BILLING_SUMMARY, TABLES, select_tables
+from tasks import gcs_to_bigquery as load
+from tasks import mysql_to_gcs as extract
+from tasks.options import runtime_settings
 
 ARTIFACT_KEY = "partyhelp-sync-summary"
+CONSOLE_SCRIPT = "partyhelp-sync"
 
 
 class SyncFailed(SyncError):
@@ -41,68 +46,60 @@ class SyncFailed(SyncError):
 
 def build_task_runner() -> TaskRunner[Any]:
     """Threads by default; a Dask cluster when ``PARTYHELP_TASK_RUNNER=dask``."""
-    if env_choice("PARTYHELP_TASK_RUNNER", "threads", ("threads", "dask")) == "dask":
-        from prefect_dask import DaskTaskRunner
+    if read_setting("task_runner") == "dask":
+        from prefect_dask.task_runners import DaskTaskRunner
 
-        address = os.environ.get("PARTYHELP_DASK_ADDRESS")
+        address = read_setting("dask_address")
         if address:
             return DaskTaskRunner(address=address)
-        workers = env_int("PARTYHELP_DASK_WORKERS", 2)
-        return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1,
-                                              "processes": True})
-    return ThreadPoolTaskRunner(max_workers=env_int("PARTYHELP_MAX_WORKERS", 8))
+        return DaskTaskRunner(cluster_kwargs={"n_workers": read_setting("dask_workers"),
+                                              "threads_per_worker": 1, "processes": True})
+    return ThreadPoolTaskRunner(max_workers=read_setting("max_workers"))
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+def find_kept_exports(tables: list[str], day: dt.date) -> dict[str, mf.Manifest]:
+    """Every table's newest kept export, all verified before any load: a replay is all or
+    nothing."""
+    futures = {table: extract.find_export.submit(table, day) for table in tables}
+    for future in futures.values():
+        future.wait()
+    refused = [named(table, first_line(exc)) for table, future in futures.items()
+               if (exc := _exception(future)) is not None]
+    if refused:
+        raise SyncFailed("replay refused, nothing was changed: " + "; ".join(refused))
+    return {table: future.result() for table, future in futures.items()}
 
 
-def _settle(future: PrefectFuture[Any]) -> tuple[Any, str | None, BaseException | None]:
-    """(result, None, None) for a completed future, else (None, first error line, the task's
-    exception when there is one)."""
-    future.wait()
-    state = future.state
-    if state.is_completed():
-        return future.result(), None, None
+def _exception(future: Any) -> BaseException | None:
     try:
         future.result()
-    except BaseException as exc:  # the task's own exception, re-raised by Prefect
-        return None, _first_line(exc), exc
-    return None, state.message or state.name, None
+    except BaseException as exc:
+        return exc
+    return None
 
 
-def _outcome_of(future: PrefectFuture[Any]) -> tuple[Any, str | None]:
-    """(result, None) for a completed future, (None, first error line) otherwise."""
-    result, error, _ = _settle(future)
-    return result, error
+def refresh_view(report: RunReport) -> None:
+    """Refresh the billing view when the table it reads has just loaded."""
+    base = next((o for o in report.outcomes if o.table == SALES_BILLING_SUMMARY.base.name), None)
+    if base is None or base.status != "Completed":
+        return
+    try:
+        report.view = load.refresh_view()
+    except Exception as exc:
+        report.view_error = named(SALES_BILLING_SUMMARY.name, first_line(exc))
 
 
-def _named(table: str, error: str) -> str:
-    return error if error.startswith(table) else f"{table}: {error}"
-
-
-def _committed(table: str, manifest: PrefectFuture[Any],
-               chunks: list[PrefectFuture[Any]]) -> tuple[Any, str | None]:
-    """(the manifest, None), or (None, the error, named): a failed chunk leaves the manifest
-    task unrun, so the chunk's own error is the one reported."""
-    result, error = _outcome_of(manifest)
-    if error:
-        error = next((e for e in (_outcome_of(c)[1] for c in chunks) if e), error)
-        return None, _named(table, error)
-    return result, None
-
-
-def _export_again(table: str, day: dt.date, run_id: str | None,
-                  replaces: str) -> tuple[Any, str | None]:
-    """Export a table afresh in place of a damaged export: (the manifest, None) or
-    (None, the error). A new plan (its inputs name the damaged export) gives new task
-    runs, not the cached ones."""
-    plan, error = _outcome_of(t.plan_export.submit(table, day, run_id, replaces))
-    if error:
-        return None, _named(table, error)
-    chunks = [t.export_chunk.submit(plan, i) for i in range(len(plan.chunks))]
-    return _committed(table, t.commit_manifest.submit(plan, chunks), chunks)
+def publish_report(report: RunReport, run_id: str | None) -> None:
+    """Log quality counters, write the run's artifact and append its audit rows."""
+    log = get_logger()
+    for outcome in report.outcomes:
+        if line := outcome.quality_line():
+            log.warning("%s data quality: %s", outcome.table, line)
+    create_markdown_artifact(key=ARTIFACT_KEY, markdown=report.markdown(),
+                             description=f"Partyhelp sync {report.sync_date} ({report.mode})")
+    audit = load.record_audit(report.audit_rows(run_id), return_state=True)
+    if not audit.is_completed():
+        log.warning("could not append to ph_sync_runs: %s", audit.message)
 
 
 @flow(name="partyhelp-bigquery-sync", task_runner=build_task_runner(), persist_result=True,
@@ -117,99 +114,25 @@ def partyhelp_bigquery_sync(
     With ``from_exports`` the day's kept Avro exports are reloaded (MySQL is not read):
     a replay. Returns a per-table summary; raises ``SyncFailed`` naming failed tables.
     """
-    log = get_logger()
-    settings = t.runtime_settings()  # a missing setting fails here, naming the variable
-    specs = select_tables(tables)
-    names = [s.name for s in specs]
-    day = t.resolve_sync_date(sync_date, settings.timezone)
-    run_id = flow_run.get_id()
-    mode = "replay" if from_exports else "sync"
-    log.info("%s of %s for %s into %s.%s", mode, ", ".join(names), day.isoformat(),
-             settings.bq_project, settings.bq_dataset)
-    outcomes = {name: TableOutcome(name, mode, day.isoformat(), iso(utc_now())) for name in names}
-    manifests: dict[str, PrefectFuture[Any]] = {}
-    chunks: dict[str, list[PrefectFuture[Any]]] = {}
+    settings = runtime_settings()  # a missing setting fails here, naming the variable
+    names = [spec.name for spec in select_tables(tables)]
+    day = extract.resolve_sync_date(sync_date, settings.timezone)
+    mode, run_id = ("replay" if from_exports else "sync"), flow_run.get_id()
+    get_logger().info("%s of %s for %s into %s.%s", mode, ", ".join(names), day.isoformat(),
+                      settings.bq_project, settings.bq_dataset)
+    kept: dict[str, mf.Manifest] = {}
     if from_exports:
-        manifests = {name: t.find_export.submit(name, day) for name in names}
-        # A replay is all or nothing: every manifest and part is checked before any load.
-        refused = [error for error in (_outcome_of(f)[1] for f in manifests.values()) if error]
-        if refused:
-            raise SyncFailed("replay refused, nothing was changed: " + "; ".join(refused))
+        kept = find_kept_exports(names, day)
     else:
-        t.check_source_schema(names)  # drift fails the run before anything is written
-        plans = {name: t.plan_export.submit(name, day, run_id) for name in names}
-        for name, plan_future in plans.items():
-            plan, error = _outcome_of(plan_future)
-            if error:
-                outcomes[name].error = _named(name, error)
-                continue
-            chunks[name] = [t.export_chunk.submit(plan, i) for i in range(len(plan.chunks))]
-            manifests[name] = t.commit_manifest.submit(plan, chunks[name])
-    loads: dict[str, PrefectFuture[Any]] = {}
-    for name, future in manifests.items():  # a load starts as soon as its manifest is there
-        manifest, error = _committed(name, future, chunks.get(name, []))
-        outcomes[name].manifest = manifest
-        if error:
-            outcomes[name].error = error
-        else:
-            loads[name] = t.load_table.submit(manifest)
-
-    view_ref = None
-    for name, future in loads.items():
-        load, error, exc = _settle(future)
-        if isinstance(exc, DamagedExportError) and not from_exports:
-            # A part of the committed export went missing or changed in GCS (a retry of the
-            # run reuses that export). MySQL still holds the rows: export the table again
-            # into a new folder, keeping the damaged one as evidence, and load that instead.
-            damaged, damage = outcomes[name].manifest, _named(name, error or "")
-            log.warning("%s; exporting %s again from MySQL (the damaged export %s is kept)",
-                        damage, name, damaged.export_id)
-            manifest, error = _export_again(name, day, run_id, damaged.export_id)
-            if manifest is not None:
-                outcomes[name].manifest = manifest
-                load, error = _outcome_of(t.load_table.submit(manifest))
-            else:
-                error = f"{damage}; exporting it again failed: {error}"
-        outcomes[name].load = load
-        outcomes[name].ended_at = iso(utc_now())
-        if error:
-            outcomes[name].error = _named(name, error)
-    view_error = None
-    if SALES_BILLING_SUMMARY.base.name in names and \
-            outcomes[SALES_BILLING_SUMMARY.base.name].status == "Completed":
-        view_ref, view_error = _outcome_of(t.refresh_view.submit())
-        if view_error and not view_error.startswith(SALES_BILLING_SUMMARY.name):
-            view_error = f"{SALES_BILLING_SUMMARY.name}: {view_error}"
-
-    ordered = [outcomes[name] for name in names]
-    for outcome in ordered:
-        outcome.ended_at = outcome.ended_at or iso(utc_now())
-    for outcome in ordered:
-        counts = outcome.manifest.quality.get("counts", {}) if outcome.manifest else {}
-        if counts:
-            examples = outcome.manifest.quality.get("examples", {}) if outcome.manifest else {}
-            log.warning("%s data quality: %s", outcome.table, ", ".join(
-                f"{k}={v} (e.g. ids {', '.join(map(str, examples.get(k, [])))})"
-                for k, v in sorted(counts.items())))
-    create_markdown_artifact(key=ARTIFACT_KEY,
-                             markdown=summary_markdown(day.isoformat(), mode, ordered, view_ref),
-                             description=f"Partyhelp sync {day.isoformat()} ({mode})")
-    audit_state = t.record_audit([audit_row(o, run_id) for o in ordered], return_state=True)
-    if not audit_state.is_completed():
-        log.warning("could not append to ph_sync_runs: %s", audit_state.message)
-    failures = [o.error or f"{o.table}: failed" for o in ordered if o.status == "Failed"]
-    if view_error:
-        failures.append(view_error)
-    if failures:
-        raise SyncFailed("; ".join(failures))
-    return {
-        "sync_date": day.isoformat(),
-        "mode": mode,
-        "tables": {o.table: {"rows": o.load.rows_loaded if o.load else None,
-                             "manifest": o.manifest.uri if o.manifest else None}
-                   for o in ordered},
-        "view": view_ref,
-    }
+        # Drift fails the run before anything is written. Submitted, not called: the task
+        # runner starts here (a Dask cluster starts lazily, and not from several threads).
+        extract.check_source_schema.submit(names).result()
+    report = RunReport(day.isoformat(), mode, run_table_pipelines(names, day, run_id, kept))
+    refresh_view(report)
+    publish_report(report, run_id)
+    if report.failures():
+        raise SyncFailed("; ".join(report.failures()))
+    return report.result()
 
 
 @flow(name="partyhelp-bigquery-backfill", log_prints=True)
@@ -220,22 +143,15 @@ def partyhelp_bigquery_backfill(start: dt.date, end: dt.date,
     MySQL only holds today's state, so a past day without kept exports cannot be rebuilt;
     such days are reported, not faked. Today (reporting time zone) is synced from MySQL.
     """
-    from zoneinfo import ZoneInfo
-
-    from tasks import manifest as mf
-    from tasks.clients import storage_client
-
-    settings = t.runtime_settings()
+    settings = runtime_settings()
     today = dt.datetime.now(ZoneInfo(settings.timezone)).date()
     client = storage_client(settings)
     results: dict[str, str] = {}
     names = [s.name for s in select_tables(tables)]
     day = start
     while day <= end:
-        has_exports = all(
-            any(b.name.endswith("/" + mf.MANIFEST_NAME) for b in client.list_blobs(
-                settings.gcs_bucket, prefix=mf.table_folder(settings.gcs_prefix, day, n) + "/"))
-            for n in names)
+        has_exports = all(mf.has_kept_export(client, settings.gcs_bucket, settings.gcs_prefix,
+                                             day, name) for name in names)
         if has_exports or day == today:
             state = partyhelp_bigquery_sync(sync_date=day, tables=names,
                                             from_exports=day != today, return_state=True)
@@ -253,7 +169,9 @@ def partyhelp_bigquery_backfill(start: dt.date, end: dt.date,
 
 
 def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m flows.partyhelp_sync",
+    installed = sys.argv[0].endswith(CONSOLE_SCRIPT)  # the console script of pyproject.toml
+    parser = argparse.ArgumentParser(prog=CONSOLE_SCRIPT if installed
+                                     else "python -m flows.partyhelp_sync",
                                      description="Run one Partyhelp -> BigQuery sync.")
     sub = parser.add_subparsers(dest="command")
     backfill = sub.add_parser("backfill", help="one flow run per day of a range")
@@ -287,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         state.result()
     except BaseException as exc:
-        print(f"partyhelp sync: FAILED: {_first_line(exc)}", file=sys.stderr)
+        print(f"partyhelp sync: FAILED: {first_line(exc)}", file=sys.stderr)
     return 1
 
 

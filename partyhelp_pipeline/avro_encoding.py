@@ -13,6 +13,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from partyhelp_pipeline.spec import NUMERIC_PRECISION, NUMERIC_SCALE, TYPES, Column, TableSpec
+from partyhelp_pipeline.spec.types import AvroKind as Kind
+from partyhelp_pipeline.spec.types import AvroLogicalType as LogicalType
+
+_fast_deflate: Any
 try:  # ISA-L's deflate: the same RFC 1951 streams, ~4x faster than zlib at levels 1-3
     from isal import isal_zlib as _fast_deflate
 except ImportError:  # pragma: no cover - isal is a pinned dependency
@@ -26,11 +31,11 @@ __all__ = [
     "encode_records",
     "field_schema",
     "record_schema",
+    "table_fields",
+    "table_schema",
     "zigzag_varint",
 ]
 
-Kind = Literal["long", "string", "decimal", "double"]
-LogicalType = Literal["date", "timestamp-micros"]
 Codec = Literal["deflate", "null"]
 
 _MAGIC = b"Obj\x01"
@@ -66,8 +71,9 @@ class AvroField:
     # Only for kind "long": "date" is written as Avro int (same varint, range-checked to int32).
     logical_type: LogicalType | None = None
     # Only for kind "decimal": used by field_schema and to reject values BigQuery would refuse.
-    precision: int = 18
-    scale: int = 2
+    precision: int = NUMERIC_PRECISION
+    scale: int = NUMERIC_SCALE
+    doc: str | None = None  # written into the schema only
 
     def __post_init__(self) -> None:
         """Reject combinations the encoder or the schema builder cannot honour."""
@@ -102,21 +108,37 @@ def field_schema(field: AvroField) -> dict[str, Any]:
         avro_type = {"type": "long", "logicalType": "timestamp-micros"}
     else:
         avro_type = "long"
+    schema: dict[str, Any] = {"name": field.name, "type": avro_type}
     if field.nullable:
         # "null" must be the first branch: the encoder writes index 0 for null, 1 for a value.
-        return {"name": field.name, "type": ["null", avro_type], "default": None}
-    return {"name": field.name, "type": avro_type}
+        schema = {"name": field.name, "type": ["null", avro_type], "default": None}
+    return {**schema, "doc": field.doc} if field.doc is not None else schema
 
 
 def record_schema(
-    name: str, fields: Sequence[AvroField], namespace: str | None = None
+    name: str, fields: Sequence[AvroField], namespace: str | None = None,
+    doc: str | None = None,
 ) -> dict[str, Any]:
     """Avro record schema for the given fields, in order."""
     schema: dict[str, Any] = {"type": "record", "name": name}
     if namespace:
         schema["namespace"] = namespace
+    if doc is not None:
+        schema["doc"] = doc
     schema["fields"] = [field_schema(f) for f in fields]
     return schema
+
+
+def table_fields(columns: Sequence[Column]) -> list[AvroField]:
+    """How the encoder writes each spec column: the type table's Avro encoding."""
+    return [AvroField(c.name, TYPES[c.type].avro_kind, c.nullable,
+                      TYPES[c.type].avro_logical_type, doc=c.description) for c in columns]
+
+
+def table_schema(spec: TableSpec, include_pii: bool = False) -> dict[str, Any]:
+    """The documented Avro record schema of a reporting table's exported files."""
+    return record_schema(spec.name, table_fields(spec.output_columns(include_pii)),
+                         namespace="partyhelp.reporting", doc=spec.description)
 
 
 def zigzag_varint(value: int) -> bytes:
@@ -153,7 +175,8 @@ class EncodedBatch:
         """Zero-copy view of records [start, stop) (for compress_block / write_block)."""
         start, stop, _ = slice(start, stop).indices(self.num_rows)
         stop = max(start, stop)
-        return memoryview(self.data[self.row_offsets[start] : self.row_offsets[stop]])
+        rows: Any = self.data[self.row_offsets[start] : self.row_offsets[stop]]  # a buffer
+        return memoryview(rows)
 
     def slice_rows(self, start: int, stop: int) -> bytes:
         """Bytes of records [start, stop), Python slice semantics."""
@@ -367,12 +390,24 @@ def encode_records(
             raise ValueError(f"field {f.name!r} has {len(a)} rows, expected {n}")
     if n == 0:
         return EncodedBatch(np.zeros(0, dtype=np.uint8), np.zeros(1, dtype=np.int64))
+    segments, string_bytes = _segments(fields, arrays, n)
+    # Upper bound of the joined size decides between int32 and int64 offsets.
+    total = string_bytes + sum(
+        int(p.lengths.sum()) for s in segments if isinstance(s, list) for p in s
+    )
+    large = total > _BINARY_MAX or any(pa.types.is_large_string(a.type) for a in arrays)
+    return _join_segments(segments, n, large)
 
-    # Bounded-width pieces (varints, decimals, union bytes, string length prefixes) between two
-    # strings are merged into one "run"; unbounded string bodies are joined by Arrow's C++ kernel.
+
+def _segments(fields: Sequence[AvroField], arrays: list[pa.Array],
+              n: int) -> tuple[list[list[_Piece] | pa.Array], int]:
+    """The batch as segments, and an upper bound of its string bytes (null slots may span
+    bytes). Bounded-width pieces (varints, decimals, union bytes, string length prefixes)
+    between two strings are merged into one "run"; unbounded string bodies stay Arrow
+    arrays, to be joined by Arrow's C++ kernel."""
     segments: list[list[_Piece] | pa.Array] = []
     run: list[_Piece] = []
-    string_bytes = 0  # upper bound (null slots may span bytes) of all string bodies
+    string_bytes = 0
     for field, arr in zip(fields, arrays, strict=True):
         valid = _validity(arr)
         if valid is not None and not field.nullable:
@@ -383,31 +418,31 @@ def encode_records(
             lengths = _string_lengths(arr)
             string_bytes += int(lengths.sum())
             run.append(_varint_piece(lengths, valid))
-            segments.append(run)
-            segments.append(arr)
+            segments += [run, arr]
             run = []
-            continue
-        if field.kind == "double":
+        elif field.kind == "double":
             run.append(_double_piece(arr, valid))
-            continue
-        values = _int64_values(arr)
-        if field.kind == "decimal":
-            if field.precision < 19:  # int64 cannot exceed 19 digits anyway
-                limit = 10**field.precision - 1
-                _check_range(field, values, valid, -limit, limit, "exceeds the decimal precision")
-            run.append(_decimal_piece(values, valid))
         else:
-            if field.logical_type == "date":
-                _check_range(field, values, valid, _INT32_MIN, _INT32_MAX, "does not fit Avro int")
-            run.append(_varint_piece(values, valid))
+            run.append(_number_piece(field, _int64_values(arr), valid))
     if run:
         segments.append(run)
+    return segments, string_bytes
 
-    # Upper bound of the joined size decides between int32 and int64 offsets.
-    total = string_bytes + sum(
-        int(p.lengths.sum()) for s in segments if isinstance(s, list) for p in s
-    )
-    large = total > _BINARY_MAX or any(pa.types.is_large_string(a.type) for a in arrays)
+
+def _number_piece(field: AvroField, values: np.ndarray, valid: np.ndarray | None) -> _Piece:
+    if field.kind == "decimal":
+        if field.precision < 19:  # int64 cannot exceed 19 digits anyway
+            limit = 10**field.precision - 1
+            _check_range(field, values, valid, -limit, limit, "exceeds the decimal precision")
+        return _decimal_piece(values, valid)
+    if field.logical_type == "date":
+        _check_range(field, values, valid, _INT32_MIN, _INT32_MAX, "does not fit Avro int")
+    return _varint_piece(values, valid)
+
+
+def _join_segments(segments: list[list[_Piece] | pa.Array], n: int,
+                   large: bool) -> EncodedBatch:
+    """Concatenate the segments row by row into one buffer of encoded records."""
     binary_type = pa.large_binary() if large else pa.binary()
     joined_inputs: list[pa.Array] = []
     for s in segments:
@@ -418,7 +453,6 @@ def encode_records(
             joined_inputs.append(s.view(pa.binary()) if s.type == pa.string() else s)
             if joined_inputs[-1].type != binary_type:
                 joined_inputs[-1] = joined_inputs[-1].cast(binary_type)
-
     if len(joined_inputs) == 1:
         result = joined_inputs[0]
     else:
@@ -431,9 +465,8 @@ def encode_records(
             null_replacement="",
         )
     offset_dtype = np.int64 if large else np.int32
-    offsets_buffer = result.buffers()[1]
-    offsets = np.frombuffer(offsets_buffer, dtype=offset_dtype, count=result.offset + n + 1)
-    offsets = offsets[result.offset :]
+    offsets = np.frombuffer(result.buffers()[1], dtype=offset_dtype,
+                            count=result.offset + n + 1)[result.offset:]
     row_offsets = offsets.astype(np.int64) - offsets[0]
     start, stop = int(offsets[0]), int(offsets[-1])
     data = np.frombuffer(result.buffers()[2], dtype=np.uint8, count=stop)[start:]
@@ -449,7 +482,8 @@ def compress_block(raw: bytes | memoryview | np.ndarray, level: int = 1) -> byte
     """
     module: Any = _fast_deflate if _fast_deflate is not None and 1 <= level <= 3 else zlib
     compressor = module.compressobj(level, module.DEFLATED, -15)
-    return compressor.compress(raw) + compressor.flush()
+    compressed: bytes = compressor.compress(raw) + compressor.flush()
+    return compressed
 
 
 class AvroContainerWriter:
@@ -494,7 +528,7 @@ class AvroContainerWriter:
         header += self.sync_marker
         self._write(header)
 
-    def _write(self, chunk: bytes | memoryview) -> None:
+    def _write(self, chunk: bytes | bytearray | memoryview) -> None:
         """Write and count bytes."""
         self._fileobj.write(chunk)
         self.bytes_written += len(chunk)

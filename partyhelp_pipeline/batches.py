@@ -1,6 +1,6 @@
 """Turn a batch of source rows into the Arrow columns of a reporting table.
 
-Values arrive in the wire form of ``sql/source/README.md``; here whole columns are
+Values arrive in the wire form of their type (``spec/types.py``); here whole columns are
 converted at once (numpy/Arrow), zero dates become NULL, derived columns are
 computed, and every value that had to be changed is counted with example row ids.
 """
@@ -20,8 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tasks.errors import BadDataError
-from tasks.specs import Column, TableSpec
+from partyhelp_pipeline.errors import BadDataError
+from partyhelp_pipeline.spec import TYPES, Column, TableSpec
 
 EXAMPLES_PER_COUNTER = 5
 INT64_MAX = 2**63 - 1
@@ -35,7 +35,7 @@ class QualityCounts:
     counts: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[int]] = field(default_factory=dict)
 
-    def add(self, counter: str, row_ids: Sequence[int]) -> None:
+    def add(self, counter: str, row_ids: Sequence[int] | np.ndarray) -> None:
         """Count ``row_ids`` under ``counter`` and keep the first few as examples."""
         if not len(row_ids):
             return
@@ -115,7 +115,8 @@ def civil_to_days(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.nd
     year_of_era = y - era * 400
     day_of_year = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
     day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
-    return era * 146097 + day_of_era - 719468
+    days: np.ndarray = era * 146097 + day_of_era - 719468
+    return days
 
 
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
@@ -227,12 +228,9 @@ def _pii_column(values: Sequence[Any], normalise: Callable[[str], str | None], s
 
 
 def wire_types(spec: TableSpec, names: Sequence[str]) -> list[pa.DataType]:
-    """The Arrow type each query column arrives in (its wire form, sql/source/README.md):
-    int64 for INT64, NUMERIC, DATE and TIMESTAMP, float64 for FLOAT64, string for STRING
-    and for the inputs of derived columns (JSON text, email, phone)."""
-    declared = {c.name: c.type for c in spec.columns if not c.derive}
-    arrow = {"STRING": pa.string(), "FLOAT64": pa.float64()}
-    return [arrow.get(declared.get(name, "STRING"), pa.int64()) for name in names]
+    """The Arrow type each query column arrives in: its wire type's (``spec/types.py``)."""
+    wire = {q.name: TYPES[q.wire_type].arrow for q in spec.query_plan}
+    return [wire[name] for name in names]
 
 
 def to_columns(context: BatchContext, names: Sequence[str],
@@ -310,8 +308,8 @@ def _convert_column(context: BatchContext, column: Column, source: Callable[[str
                     row_ids: np.ndarray, quality: QualityCounts) -> pa.Array:
     spec = context.spec
     if column.derive == "sync_date":
-        days = context.sync_date.toordinal() - EPOCH_ORDINAL
-        return pa.array(np.full(len(row_ids), days, dtype=np.int64))
+        epoch_day = context.sync_date.toordinal() - EPOCH_ORDINAL
+        return pa.array(np.full(len(row_ids), epoch_day, dtype=np.int64))
     if column.derive == "occasion_label":
         keys, labels = source("occasion_type"), source("occasion_label")
         needs_derivation = pc.and_(labels.is_null(), keys.is_valid())

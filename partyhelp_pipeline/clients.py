@@ -6,32 +6,41 @@ talk to the emulators with anonymous credentials. Otherwise they use a prefect-g
 Google application default credentials.
 
 Google's BigQuery client retries a lost connection for up to 10 minutes on every call.
-``PARTYHELP_BQ_RETRY_SECONDS``, when set, caps that, so that an outage fails the task (and
-Prefect's task retries take over) sooner; unset, the library's own retries apply.
-``PARTYHELP_GCS_RETRY_SECONDS`` does the same for the uploads of parts and manifests
-(the storage library's default: 120 s).
+``Settings.bq_retry_seconds`` (``PARTYHELP_BQ_RETRY_SECONDS``), when set, caps that, so that
+an outage fails the task (and Prefect's task retries take over) sooner; unset, the library's
+own retries apply. ``Settings.gcs_retry_seconds`` (``PARTYHELP_GCS_RETRY_SECONDS``) does the
+same for the uploads of parts and manifests (the storage library's default: 120 s).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+import google.cloud.storage as storage
 from google.api_core.exceptions import NotFound
 from google.api_core.retry import Retry
 from google.auth.credentials import AnonymousCredentials, Credentials
-from google.cloud import bigquery, storage
+from google.cloud import bigquery
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from tasks.logs import get_logger
-from tasks.settings import Settings, env_seconds
+from partyhelp_pipeline.logs import get_logger
+from partyhelp_pipeline.settings import Settings
 
 
 def _block_credentials(block_name: str) -> Credentials:
     from prefect_gcp import GcpCredentials
 
     block = GcpCredentials.load(block_name)
-    return block.get_credentials_from_service_account()
+    credentials: Credentials = block.get_credentials_from_service_account()
+    return credentials
+
+
+def _anonymous() -> Credentials:
+    """Credentials for the emulators (``AnonymousCredentials`` has no type hints)."""
+    make: Callable[[], Credentials] = AnonymousCredentials
+    return make()
 
 
 # Clients are cached per configuration, emulator address included: a client built for one
@@ -39,7 +48,7 @@ def _block_credentials(block_name: str) -> Credentials:
 @lru_cache(maxsize=8)
 def _cached_storage(project: str, emulator: str | None, block: str | None) -> storage.Client:
     if emulator:
-        return storage.Client(project=project, credentials=AnonymousCredentials(),
+        return storage.Client(project=project, credentials=_anonymous(),
                               client_options={"api_endpoint": emulator})
     credentials: Any = _block_credentials(block) if block else None
     return storage.Client(project=project, credentials=credentials)
@@ -59,17 +68,13 @@ class _BigQueryClient(bigquery.Client):
         return super()._call_api(retry, *args, **kwargs)
 
 
-def bigquery_retry_seconds() -> float | None:
-    """``PARTYHELP_BQ_RETRY_SECONDS``: how long one BigQuery API call may keep retrying."""
-    return env_seconds("PARTYHELP_BQ_RETRY_SECONDS", None)
-
-
-def gcs_upload_retry() -> Retry:
+def gcs_upload_retry(settings: Settings) -> Retry:
     """The retry of one create-only upload: the library's, for at most
-    ``PARTYHELP_GCS_RETRY_SECONDS`` when set. Safe to retry: ``if_generation_match=0``
+    ``settings.gcs_retry_seconds`` when set. Safe to retry: ``if_generation_match=0``
     never lets a repeated request replace an object."""
-    seconds = env_seconds("PARTYHELP_GCS_RETRY_SECONDS", None)
-    return DEFAULT_RETRY if seconds is None else DEFAULT_RETRY.with_timeout(seconds)
+    library: Retry = DEFAULT_RETRY
+    seconds = settings.gcs_retry_seconds
+    return library if seconds is None else library.with_timeout(seconds)
 
 
 @lru_cache(maxsize=8)
@@ -77,7 +82,7 @@ def _cached_bigquery(project: str, location: str, emulator: str | None, block: s
                      retry_seconds: float | None) -> bigquery.Client:
     kwargs: dict[str, Any] = {"project": project, "location": location}
     if emulator:
-        kwargs["credentials"] = AnonymousCredentials()
+        kwargs["credentials"] = _anonymous()
         kwargs["client_options"] = {"api_endpoint": emulator}
     elif block:
         kwargs["credentials"] = _block_credentials(block)
@@ -111,7 +116,7 @@ def bigquery_client(settings: Settings) -> bigquery.Client:
     """The BigQuery client for these settings (one per process and configuration), whose
     jobs run in the dataset's own location: BigQuery runs a job only where its dataset is,
     and an existing dataset may be elsewhere than ``PARTYHELP_BQ_LOCATION``."""
-    retry_seconds = bigquery_retry_seconds()
+    retry_seconds = settings.bq_retry_seconds
     location = _dataset_location(settings.bq_project, settings.bq_dataset, settings.bq_location,
                                  settings.bigquery_emulator_host,
                                  settings.gcp_credentials_block, retry_seconds)

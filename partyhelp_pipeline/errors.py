@@ -1,4 +1,8 @@
-"""The sync's errors, and the one rule that decides which failures are worth a retry."""
+"""The sync's errors, and the one rule that decides which failures are worth a retry.
+
+This module imports nothing of the project: every stage may raise these errors. The MySQL
+error codes that a retry can heal are classified here, once, for every caller.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,43 @@ import http.client
 import re
 import socket
 import ssl
+
+# MySQL client error codes that mean "the connection, not the query, failed".
+TRANSIENT_MYSQL_ERRORS = frozenset(
+    {
+        1040,  # too many connections
+        1053,  # server shutdown in progress
+        1205,  # lock wait timeout
+        1213,  # deadlock
+        1317,  # query interrupted: KILL QUERY by a DBA or a long-query killer
+        1412,  # table definition changed since the snapshot began (a migration mid-run)
+        1927,  # connection killed (MariaDB)
+        2002,  # can't connect through socket
+        2003,  # can't connect to server
+        2006,  # server has gone away
+        2013,  # lost connection during query
+        2055,  # lost connection at reading
+        4031,  # disconnected by the server for inactivity (MySQL 8)
+    }
+)
+
+
+def mysql_error_code(exc: BaseException) -> int | None:
+    """The MySQL error code of a driver exception, if it has one."""
+    args = getattr(exc, "args", ())
+    if args and isinstance(args[0], int):
+        return args[0]
+    return None
+
+
+def is_driver_error(exc: BaseException) -> bool:
+    """True for a DB-API error of either driver (mysqlclient or PyMySQL)."""
+    return type(exc).__module__.startswith(("pymysql", "MySQLdb", "_mysql"))
+
+
+def is_transient_mysql_error(exc: BaseException) -> bool:
+    """Whether a driver error is a lost or refused connection that a retry can heal."""
+    return mysql_error_code(exc) in TRANSIENT_MYSQL_ERRORS
 
 
 class SyncError(Exception):
@@ -99,9 +140,18 @@ def is_transient(exc: BaseException) -> bool:
     if module.startswith(("requests", "urllib3", "google.auth.exceptions")):
         return "TransportError" in type(exc).__name__ or "Connection" in type(exc).__name__ \
             or "Timeout" in type(exc).__name__
-    from tasks.source import TRANSIENT_MYSQL_ERRORS, is_driver_error, mysql_error_code
-
     if is_driver_error(exc):
-        return mysql_error_code(exc) in TRANSIENT_MYSQL_ERRORS
+        return is_transient_mysql_error(exc)
     cause = exc.__cause__ or exc.__context__
     return cause is not None and cause is not exc and is_transient(cause)
+
+
+def export_source_error(exc: BaseException, table: str) -> BaseException:
+    """A driver error raised while exporting ``table``, as the sync's own error (retried
+    when transient); any other exception unchanged."""
+    if not is_driver_error(exc):
+        return exc
+    transient = is_transient_mysql_error(exc)
+    kind = SourceUnavailableError if transient else ExportIntegrityError
+    return kind(f"{table}: MySQL error {mysql_error_code(exc)} while exporting: {exc.args[-1]}",
+                transient=transient, table=table)

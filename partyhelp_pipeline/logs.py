@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+Logger = logging.Logger | logging.LoggerAdapter[Any]
 
-def get_logger() -> logging.Logger | logging.LoggerAdapter[Any]:
+
+def get_logger() -> Logger:
     """Prefect's run logger when called inside a flow or task run, else a standard logger."""
     try:
         from prefect.exceptions import MissingContextError

@@ -22,10 +22,10 @@ from typing import Any
 
 import google_crc32c
 from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry
 from google.cloud import storage
 
-from tasks.clients import gcs_upload_retry
-from tasks.errors import DamagedExportError, ExportIntegrityError
+from partyhelp_pipeline.errors import DamagedExportError, ExportIntegrityError
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
@@ -128,7 +128,8 @@ class Manifest:
         return cls(**data, uri=uri)
 
 
-def write_manifest(client: storage.Client, bucket: str, folder: str, manifest: Manifest) -> str:
+def write_manifest(client: storage.Client, bucket: str, folder: str, manifest: Manifest,
+                   retry: Retry) -> str:
     """Write the manifest once (create-only) and return its URI."""
     name = f"{folder}/{MANIFEST_NAME}"
     blob = client.bucket(bucket).blob(name)
@@ -136,7 +137,7 @@ def write_manifest(client: storage.Client, bucket: str, folder: str, manifest: M
     try:
         blob.upload_from_string(payload, content_type="application/json",
                                 if_generation_match=0, checksum="crc32c",
-                                retry=gcs_upload_retry())
+                                retry=retry)
     except gexc.PreconditionFailed:
         # A retried request whose first try landed: the same bytes are fine, others are not.
         blob.reload()
@@ -157,15 +158,23 @@ def read_manifest(client: storage.Client, uri: str) -> Manifest:
     return Manifest.from_json(text, uri=uri)
 
 
+def manifest_names(client: storage.Client, bucket: str, folder: str) -> list[str]:
+    """The object names of every manifest below ``folder`` (committed exports only)."""
+    return [blob.name for blob in client.list_blobs(bucket, prefix=folder.rstrip("/") + "/")
+            if blob.name.endswith("/" + MANIFEST_NAME)]
+
+
+def has_kept_export(client: storage.Client, bucket: str, prefix: str, sync_date: dt.date,
+                    table: str) -> bool:
+    """Whether ``table`` has a committed export kept for ``sync_date``."""
+    return bool(manifest_names(client, bucket, table_folder(prefix, sync_date, table)))
+
+
 def find_latest_manifest(client: storage.Client, bucket: str, prefix: str,
                          sync_date: dt.date, table: str) -> Manifest:
     """The newest complete export of ``table`` for ``sync_date``, by extraction time."""
     folder = table_folder(prefix, sync_date, table) + "/"
-    names = [
-        blob.name
-        for blob in client.list_blobs(bucket, prefix=folder)
-        if blob.name.endswith("/" + MANIFEST_NAME)
-    ]
+    names = manifest_names(client, bucket, folder)
     if not names:
         raise ExportIntegrityError(
             f"{table}: no manifest under {gs_uri(bucket, folder)}: nothing to replay for "

@@ -1,4 +1,5 @@
-"""What a run tells people: audit rows for ``ph_sync_runs`` and the markdown summary."""
+"""What a run tells people: each table's outcome, the errors named once, audit rows for
+``ph_sync_runs``, the markdown summary and the command's result."""
 
 from __future__ import annotations
 
@@ -6,8 +7,20 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from tasks.manifest import Manifest
-from tasks.warehouse import LoadResult
+from partyhelp_pipeline.clock import iso, parse_iso, utc_now
+from partyhelp_pipeline.manifest import Manifest
+from partyhelp_pipeline.warehouse import LoadResult
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none)."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def named(subject: str, error: str) -> str:
+    """``subject: error``, unless the error already starts with that name."""
+    return error if error.startswith(subject) else f"{subject}: {error}"
 
 
 @dataclass
@@ -32,13 +45,62 @@ class TableOutcome:
     @property
     def duration_seconds(self) -> float | None:
         """Seconds from export start to load end, when both are known."""
-        import datetime as dt
-
         if not (self.started_at and self.ended_at):
             return None
-        start = dt.datetime.fromisoformat(self.started_at.replace("Z", "+00:00"))
-        end = dt.datetime.fromisoformat(self.ended_at.replace("Z", "+00:00"))
-        return (end - start).total_seconds()
+        return (parse_iso(self.ended_at) - parse_iso(self.started_at)).total_seconds()
+
+    def fail(self, error: BaseException | str) -> None:
+        """Record the table's failure, named once with the table."""
+        text = error if isinstance(error, str) else first_line(error)
+        self.error = named(self.table, text)
+
+    def end(self) -> None:
+        """Record when the table's work ended."""
+        self.ended_at = self.ended_at or iso(utc_now())
+
+    def quality_line(self) -> str | None:
+        """The data-quality counters with example ids, or None when there are none."""
+        counts = _quality_counts(self.manifest)
+        if not counts or self.manifest is None:
+            return None
+        examples = self.manifest.quality.get("examples", {})
+        return ", ".join(f"{k}={v} (e.g. ids {', '.join(map(str, examples.get(k, [])))})"
+                         for k, v in sorted(counts.items()))
+
+
+@dataclass
+class RunReport:
+    """One run's outcomes, and what the run tells people and the command."""
+
+    sync_date: str
+    mode: str
+    outcomes: list[TableOutcome]
+    view: str | None = None
+    view_error: str | None = None
+
+    def failures(self) -> list[str]:
+        """One line per failed table (and view), each naming it once."""
+        lines = [o.error or f"{o.table}: failed" for o in self.outcomes if o.status == "Failed"]
+        return lines + ([self.view_error] if self.view_error else [])
+
+    def markdown(self) -> str:
+        """The run's markdown artifact."""
+        return summary_markdown(self.sync_date, self.mode, self.outcomes, self.view)
+
+    def audit_rows(self, flow_run_id: str | None) -> list[dict[str, Any]]:
+        """The ``ph_sync_runs`` rows of this run."""
+        return [audit_row(o, flow_run_id) for o in self.outcomes]
+
+    def result(self) -> dict[str, Any]:
+        """The flow's return value: rows and manifest per table, and the view."""
+        return {
+            "sync_date": self.sync_date,
+            "mode": self.mode,
+            "tables": {o.table: {"rows": o.load.rows_loaded if o.load else None,
+                                 "manifest": o.manifest.uri if o.manifest else None}
+                       for o in self.outcomes},
+            "view": self.view,
+        }
 
 
 def _quality_counts(manifest: Manifest | None) -> dict[str, int]:

@@ -1,8 +1,27 @@
-"""Configuration from environment variables, validated once at start.
+"""Every setting of the sync, declared once: its variable, type, default and meaning.
 
-The same variables work in a shell, a container and a Prefect deployment's job
-variables. A missing required setting fails at once, naming the variable; secrets
-are held as ``SecretStr`` so they never print in a repr, a log line or an exception.
+The same variables work in a shell, a container and a Prefect deployment's job variables.
+``Settings`` below is the one declaration; the README's Configuration table
+(``python -m scripts.generate_docs``), ``prefect.yaml``'s list and the messages that name a
+bad value all derive from it, and ``tests/test_settings_declared.py`` checks them against it.
+
+``Settings`` is a plain pydantic ``BaseModel`` whose fields take their environment variable
+as ``validation_alias``, not a pydantic-settings ``BaseSettings``: ``load_settings(env)``
+must validate the mapping it is given (tests pass dicts, the flow adds secrets from Prefect
+blocks), and ``BaseSettings`` always reads ``os.environ`` as well.
+
+Rules: an empty variable counts as unset. Every bad or missing value is reported at once, in
+one ``ConfigError`` that names each variable (in declaration order, joined by ``"; "``).
+Secrets are held as ``SecretStr``, so they never print in a repr, a log line or an exception.
+Options Prefect fixes at import time (task retries, the task runner) are read one by one with
+``read_setting``, through the same declaration and the same messages.
+
+Variables read only by the scripts around the sync are not settings of the sync and are
+documented where they are read: the local stack's ``PARTYHELP_STACK_HOME``,
+``PARTYHELP_STACK_DATA``, ``PARTYHELP_PYTHON``, ``PARTYHELP_*_PORT``,
+``PARTYHELP_START_TIMEOUT``, ``PARTYHELP_STOP_STACK`` (``scripts/stack.sh``); the demo's
+``PARTYHELP_TARGET``, ``PARTYHELP_DEMO_*``; the benchmarks' ``PARTYHELP_BENCH_*``; the
+tests' ``PARTYHELP_TEST_*``.
 """
 
 from __future__ import annotations
@@ -10,12 +29,25 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from functools import cache
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import SecretStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
 
 
 class ConfigError(ValueError):
@@ -23,8 +55,12 @@ class ConfigError(ValueError):
 
 
 Driver = Literal["mysqlclient", "pymysql"]
+TaskRunnerName = Literal["threads", "dask"]
 
 BIGQUERY_MAX_LOAD_URIS = 10_000  # source URIs one BigQuery load job accepts
+LOCAL_PROJECT = "partyhelp-local"  # the project when the Google clients use emulators
+EMULATOR_VARIABLES = ("STORAGE_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST")
+_REQUIRED = "is not set; it is required (see README, Configuration)"
 
 # Identifier rules, checked before any identifier is used in a path or a query.
 _BQ_PROJECT = re.compile(r"^(?:[a-z][a-z0-9.-]{0,61}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
@@ -89,9 +125,118 @@ def validate_prefix(value: str, variable: str = "PARTYHELP_GCS_PREFIX") -> str:
     return stripped
 
 
+def validate_timezone(value: str, variable: str = "PARTYHELP_TIMEZONE") -> str:
+    """An IANA time zone name, e.g. ``Australia/Melbourne``."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{variable}={value!r} is not an IANA time zone name "
+                          "(e.g. Australia/Melbourne)") from None
+    return value
+
+
+def validate_block_name(value: str, variable: str) -> str:
+    """A Prefect block document name: lower-case letters, digits and dashes."""
+    if not _BLOCK_NAME.match(value):
+        raise ConfigError(f"{variable}={value!r} is not a block name")
+    return value
+
+
 def quote_table_ref(project: str, dataset: str, table: str) -> str:
     """A fully qualified, back-quoted BigQuery table reference from validated parts."""
     return f"`{validate_project(project)}.{validate_dataset(dataset)}.{validate_table(table)}`"
+
+
+# ------------------------------------------------ value rules, naming the variable they check
+
+
+def _variable(info: ValidationInfo) -> str:
+    """The environment variable of the field being validated."""
+    declared = Settings.model_fields.get(info.field_name or "")
+    alias = declared.validation_alias if declared else None
+    return alias if isinstance(alias, str) else str(info.field_name)
+
+
+def _whole(minimum: int = 1, maximum: int | None = None) -> BeforeValidator:
+    """An integer in ``minimum..maximum``."""
+    def parse(raw: Any, info: ValidationInfo) -> int | None:
+        if raw is None:
+            return None
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{_variable(info)}={raw!r} is not an integer") from None
+        if value < minimum:
+            raise ConfigError(f"{_variable(info)}={value} must be at least {minimum}")
+        if maximum is not None and value > maximum:
+            raise ConfigError(f"{_variable(info)}={value} must be at most {maximum}")
+        return value
+    return BeforeValidator(parse)
+
+
+def _seconds(*, allow_zero: bool) -> BeforeValidator:
+    """A finite number of seconds above 0 (or 0 too, with ``allow_zero``)."""
+    def parse(raw: Any, info: ValidationInfo) -> float | None:
+        if raw is None:
+            return None
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            value = math.nan
+        if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+            bound = "of 0 or more" if allow_zero else "above 0"
+            raise ConfigError(f"{_variable(info)} must be a number of seconds {bound}, "
+                              f"got {raw!r}")
+        return value
+    return BeforeValidator(parse)
+
+
+def _boolean(raw: Any, info: ValidationInfo) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if str(raw).lower() in ("1", "true", "yes", "on"):
+        return True
+    if str(raw).lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{_variable(info)}={raw!r} is not a boolean (true/false)")
+
+
+def _one_of(choices: Any) -> BeforeValidator:
+    """One of the values of the ``Literal`` type ``choices``."""
+    allowed: tuple[str, ...] = get_args(choices)
+
+    def parse(raw: Any, info: ValidationInfo) -> Any:
+        if raw not in allowed:
+            raise ConfigError(f"{_variable(info)}={raw!r} must be one of {', '.join(allowed)}")
+        return raw
+    return BeforeValidator(parse)
+
+
+def _checked(check: Callable[[str, str], str]) -> AfterValidator:
+    """A string passed through ``check(value, variable)``, e.g. ``validate_bucket``."""
+    def run(value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else check(value, _variable(info))
+    return AfterValidator(run)
+
+
+def _salt_if_hashing(value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+    if value is None and info.data.get("include_pii_hashes"):
+        raise ConfigError("PARTYHELP_INCLUDE_PII_HASHES is on but PARTYHELP_PII_SALT is not set "
+                          "(or PARTYHELP_PII_SALT_BLOCK names no Secret)")
+    return value
+
+
+# Validators sit outside ``| None``, so that a bad value gives one error, not one per branch.
+Count = Annotated[int, _whole()]
+SecondsOrZero = Annotated[float, _seconds(allow_zero=True)]
+OptionalSeconds = Annotated[float | None, _seconds(allow_zero=False)]
+Flag = Annotated[bool, BeforeValidator(_boolean)]
+OptionalBlockName = Annotated[str | None, _checked(validate_block_name)]
+
+
+def _shown(default: str) -> dict[str, Any]:
+    """How the README shows a default that the value alone does not say."""
+    return {"shown_default": default}
 
 
 @dataclass(frozen=True)
@@ -107,27 +252,127 @@ class MySQLSettings:
     connect_timeout: int = 10
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything the sync reads from its environment."""
+class Settings(BaseModel):
+    """Everything the sync reads from its environment. The order is the README's."""
 
-    mysql: MySQLSettings
-    gcs_bucket: str
-    gcs_prefix: str
-    bq_project: str
-    bq_dataset: str
-    bq_location: str
-    timezone: str = "Australia/Melbourne"
-    part_max_bytes: int = 128 * 1024 * 1024
-    load_max_uris: int = BIGQUERY_MAX_LOAD_URIS
-    chunk_rows: int = 5_000_000
-    batch_rows: int = 20_000
-    progress_seconds: float = 15.0
-    include_pii_hashes: bool = False
-    pii_salt: SecretStr | None = field(default=None, repr=False)
-    gcp_credentials_block: str | None = None
-    storage_emulator_host: str | None = None
-    bigquery_emulator_host: str | None = None
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    mysql_host: str = Field(validation_alias="PARTYHELP_MYSQL_HOST",
+                            description="source database host")
+    mysql_port: Annotated[int, _whole(1, 65535)] = Field(
+        3306, validation_alias="PARTYHELP_MYSQL_PORT", description="source database port")
+    mysql_user: str = Field(validation_alias="PARTYHELP_MYSQL_USER",
+                            description="a SELECT-only user")
+    mysql_password: SecretStr = Field(
+        SecretStr(""), repr=False, validation_alias="PARTYHELP_MYSQL_PASSWORD",
+        description="its password (unless `PARTYHELP_MYSQL_PASSWORD_BLOCK` is set)")
+    mysql_password_block: OptionalBlockName = Field(
+        None, validation_alias="PARTYHELP_MYSQL_PASSWORD_BLOCK",
+        description="a Prefect `Secret` block holding the password; it wins over "
+                    "`PARTYHELP_MYSQL_PASSWORD`")
+    mysql_database: str = Field(validation_alias="PARTYHELP_MYSQL_DATABASE",
+                                description="source database")
+    mysql_driver: Annotated[Driver, _one_of(Driver)] = Field(
+        "mysqlclient", validation_alias="PARTYHELP_MYSQL_DRIVER",
+        description="or `pymysql` (pure Python, slower, same output)")
+    gcs_bucket: Annotated[str, _checked(validate_bucket)] = Field(
+        validation_alias="PARTYHELP_GCS_BUCKET", description="bucket of the exports")
+    gcs_prefix: Annotated[str, _checked(validate_prefix)] = Field(
+        "partyhelp", validation_alias="PARTYHELP_GCS_PREFIX",
+        description="object prefix of the exports")
+    bq_project: Annotated[str, _checked(validate_project)] = Field(
+        validation_alias="PARTYHELP_BQ_PROJECT",
+        json_schema_extra=_shown(f"required (`{LOCAL_PROJECT}` with emulators)"),
+        description="Google Cloud project of the dataset, the jobs and the GCS client")
+    bq_dataset: Annotated[str, _checked(validate_dataset)] = Field(
+        "partyhelp", validation_alias="PARTYHELP_BQ_DATASET",
+        description="dataset of the reporting tables")
+    bq_location: str = Field(
+        "australia-southeast1", validation_alias="PARTYHELP_BQ_LOCATION",
+        description="location of a dataset the flow creates; jobs on an existing dataset run "
+                    "in its own location (logged when they differ)")
+    gcp_credentials_block: OptionalBlockName = Field(
+        None, validation_alias="PARTYHELP_GCP_CREDENTIALS_BLOCK",
+        description="a prefect-gcp `GcpCredentials` block; else application default "
+                    "credentials")
+    timezone: Annotated[str, _checked(validate_timezone)] = Field(
+        "Australia/Melbourne", validation_alias="PARTYHELP_TIMEZONE",
+        description="reporting time zone: the default `sync_date` is today there")
+    include_pii_hashes: Flag = Field(
+        False, validation_alias="PARTYHELP_INCLUDE_PII_HASHES",
+        description="opt-in `email_sha256`, `phone_sha256` in `ph_leads` (see PII below)")
+    pii_salt: Annotated[SecretStr | None, AfterValidator(_salt_if_hashing)] = Field(
+        None, repr=False, validate_default=True, validation_alias="PARTYHELP_PII_SALT",
+        description="HMAC key for those hashes (unless `PARTYHELP_PII_SALT_BLOCK` is set)")
+    pii_salt_block: OptionalBlockName = Field(
+        None, validation_alias="PARTYHELP_PII_SALT_BLOCK",
+        description="a Prefect `Secret` block holding that key; it wins over "
+                    "`PARTYHELP_PII_SALT`")
+    part_max_bytes: Annotated[int, _whole(1024)] = Field(
+        128 * 1024 * 1024, validation_alias="PARTYHELP_PART_MAX_BYTES",
+        description="an Avro part rolls over past this size")
+    load_max_uris: Annotated[int, _whole(1, BIGQUERY_MAX_LOAD_URIS)] = Field(
+        BIGQUERY_MAX_LOAD_URIS, validation_alias="PARTYHELP_LOAD_MAX_URIS",
+        description="parts one BigQuery load job takes (BigQuery's own limit is 10,000); more "
+                    "parts load in several jobs into the staging table before it is checked "
+                    "and published")
+    chunk_rows: Count = Field(
+        5_000_000, validation_alias="PARTYHELP_CHUNK_ROWS",
+        description="primary-key span of one export chunk (one task, one snapshot)")
+    batch_rows: Count = Field(20_000, validation_alias="PARTYHELP_BATCH_ROWS",
+                              description="rows fetched and encoded at a time")
+    progress_seconds: SecondsOrZero = Field(
+        15.0, validation_alias="PARTYHELP_PROGRESS_SECONDS",
+        description="interval of the export progress log lines")
+    task_retries: Annotated[int, _whole(0)] = Field(
+        3, validation_alias="PARTYHELP_TASK_RETRIES",
+        description="retries of each task, for failures a retry can heal")
+    retry_delay_seconds: SecondsOrZero = Field(
+        10.0, validation_alias="PARTYHELP_RETRY_DELAY_SECONDS",
+        description="backoff base (exponential, with jitter)")
+    bq_retry_seconds: OptionalSeconds = Field(
+        None, validation_alias="PARTYHELP_BQ_RETRY_SECONDS",
+        json_schema_extra=_shown("unset (the library's 600 s)"),
+        description="how long one BigQuery API call keeps retrying a lost connection before "
+                    "the task's own retry takes over")
+    gcs_retry_seconds: OptionalSeconds = Field(
+        None, validation_alias="PARTYHELP_GCS_RETRY_SECONDS",
+        json_schema_extra=_shown("unset (the library's 120 s)"),
+        description="the same for one upload of a part or a manifest to GCS")
+    task_runner: Annotated[TaskRunnerName, _one_of(TaskRunnerName)] = Field(
+        "threads", validation_alias="PARTYHELP_TASK_RUNNER",
+        description="or `dask` (see Scaling out)")
+    max_workers: Count = Field(8, validation_alias="PARTYHELP_MAX_WORKERS",
+                               description="threads of the default task runner")
+    dask_address: str | None = Field(
+        None, validation_alias="PARTYHELP_DASK_ADDRESS",
+        description="with `dask`: the scheduler of an existing cluster, e.g. "
+                    "`tcp://scheduler:8786`; unset: a local cluster")
+    dask_workers: Count = Field(
+        2, validation_alias="PARTYHELP_DASK_WORKERS",
+        description="with `dask` and no address: worker processes of the local cluster")
+    storage_emulator_host: str | None = Field(
+        None, validation_alias="STORAGE_EMULATOR_HOST",
+        description="point the GCS client at an emulator, with anonymous credentials")
+    bigquery_emulator_host: str | None = Field(
+        None, validation_alias="BIGQUERY_EMULATOR_HOST",
+        description="the same for the BigQuery client")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _local_project(cls, data: Any) -> Any:
+        """With emulators, the project defaults to ``partyhelp-local``."""
+        if (isinstance(data, dict) and not data.get("PARTYHELP_BQ_PROJECT")
+                and any(data.get(name) for name in EMULATOR_VARIABLES)):
+            return {**data, "PARTYHELP_BQ_PROJECT": LOCAL_PROJECT}
+        return data
+
+    @property
+    def mysql(self) -> MySQLSettings:
+        """How to reach the source database."""
+        return MySQLSettings(host=self.mysql_host, port=self.mysql_port, user=self.mysql_user,
+                             password=self.mysql_password, database=self.mysql_database,
+                             driver=self.mysql_driver)
 
     @property
     def uses_emulators(self) -> bool:
@@ -143,134 +388,129 @@ class Settings:
         return quote_table_ref(self.bq_project, self.bq_dataset, table)
 
 
-def _get(env: Mapping[str, str], name: str, default: str | None = None) -> str:
-    value = env.get(name, "").strip()
-    if value:
-        return value
-    if default is None:
-        raise ConfigError(f"{name} is not set; it is required (see README, Configuration)")
-    return default
+# ------------------------------------------------------------------------- reading
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1,
-         maximum: int | None = None) -> int:
-    raw = _get(env, name, str(default))
+def _variable_of(declared: FieldInfo) -> str:
+    alias = declared.validation_alias
+    assert isinstance(alias, str), "every setting names its variable"
+    return alias
+
+
+def _is_secret(declared: FieldInfo) -> bool:
+    return SecretStr in (declared.annotation, *get_args(declared.annotation))
+
+
+def _present(env: Mapping[str, str], fields: Mapping[str, FieldInfo]) -> dict[str, str]:
+    """The declared variables that are set (not empty); secrets as given, others stripped."""
+    values: dict[str, str] = {}
+    for declared in fields.values():
+        variable = _variable_of(declared)
+        raw = env.get(variable, "")
+        value = raw if _is_secret(declared) else raw.strip()
+        if value:
+            values[variable] = value
+    return values
+
+
+def _validate(model: type[BaseModel], values: dict[str, str]) -> BaseModel:
+    """``model`` from ``values``, or one ``ConfigError`` naming every bad variable."""
     try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not an integer") from None
-    if value < minimum:
-        raise ConfigError(f"{name}={value} must be at least {minimum}")
-    if maximum is not None and value > maximum:
-        raise ConfigError(f"{name}={value} must be at most {maximum}")
-    return value
+        return model.model_validate(values)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            variable = ".".join(str(part) for part in item["loc"])
+            cause = item.get("ctx", {}).get("error")
+            if isinstance(cause, ConfigError):
+                problems.append(str(cause))
+            elif item["type"] == "missing":
+                problems.append(f"{variable} {_REQUIRED}")
+            else:  # not reached by the declared rules; the value is left out (a secret?)
+                problems.append(f"{variable}: {item['msg']}")
+        raise ConfigError("; ".join(problems)) from None
 
 
-def env_int(name: str, default: int, minimum: int = 1,
-            env: Mapping[str, str] | None = None) -> int:
-    """An integer setting read outside ``load_settings`` (task options, the task runner)."""
-    return _int(os.environ if env is None else env, name, default, minimum)
+def load_settings(env: Mapping[str, str] | None = None, *, mysql_password: str | None = None,
+                  pii_salt: str | None = None) -> Settings:
+    """Read and validate every setting; ``os.environ`` when ``env`` is None.
 
-
-def env_seconds(name: str, default: float | None, *, allow_zero: bool = False,
-                env: Mapping[str, str] | None = None) -> float | None:
-    """A number of seconds above 0 (or 0 too, with ``allow_zero``); ``default`` when unset."""
-    raw = (os.environ if env is None else env).get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if math.isnan(value) or math.isinf(value) or value < 0 or (value == 0 and not allow_zero):
-        bound = "of 0 or more" if allow_zero else "above 0"
-        raise ConfigError(f"{name} must be a number of seconds {bound}, got {raw!r}")
-    return value
-
-
-def env_choice(name: str, default: str, choices: tuple[str, ...],
-               env: Mapping[str, str] | None = None) -> str:
-    """One of ``choices``."""
-    value = _get(os.environ if env is None else env, name, default)
-    if value not in choices:
-        raise ConfigError(f"{name}={value!r} must be one of {', '.join(choices)}")
-    return value
-
-
-def validate_timezone(value: str, variable: str = "PARTYHELP_TIMEZONE") -> str:
-    """An IANA time zone name, e.g. ``Australia/Melbourne``."""
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{variable}={value!r} is not an IANA time zone name "
-                          "(e.g. Australia/Melbourne)") from None
-    return value
-
-
-def _bool(env: Mapping[str, str], name: str) -> bool:
-    raw = _get(env, name, "false").lower()
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name}={raw!r} is not a boolean (true/false)")
-
-
-def load_settings(
-    env: Mapping[str, str] | None = None, *, mysql_password: str | None = None
-) -> Settings:
-    """Read and validate the settings; ``mysql_password`` overrides the environment.
-
-    The password may come from a Prefect ``Secret`` block instead of the environment:
-    the flow resolves ``PARTYHELP_MYSQL_PASSWORD_BLOCK`` and passes it in here.
+    ``mysql_password`` and ``pii_salt`` (when not empty) override the environment: the flow
+    reads them from the Prefect ``Secret`` blocks that ``PARTYHELP_MYSQL_PASSWORD_BLOCK`` and
+    ``PARTYHELP_PII_SALT_BLOCK`` name, and passes them in here.
     """
-    env = os.environ if env is None else env
-    driver = _get(env, "PARTYHELP_MYSQL_DRIVER", "mysqlclient")
-    if driver not in ("mysqlclient", "pymysql"):
-        raise ConfigError(f"PARTYHELP_MYSQL_DRIVER={driver!r} must be mysqlclient or pymysql")
-    password = mysql_password if mysql_password is not None else env.get(
-        "PARTYHELP_MYSQL_PASSWORD", ""
-    )
-    mysql = MySQLSettings(
-        host=_get(env, "PARTYHELP_MYSQL_HOST"),
-        port=_int(env, "PARTYHELP_MYSQL_PORT", 3306),
-        user=_get(env, "PARTYHELP_MYSQL_USER"),
-        password=SecretStr(password),
-        database=_get(env, "PARTYHELP_MYSQL_DATABASE"),
-        driver=driver,  # type: ignore[arg-type]
-    )
-    storage_emulator = env.get("STORAGE_EMULATOR_HOST") or None
-    bigquery_emulator = env.get("BIGQUERY_EMULATOR_HOST") or None
-    project_default = "partyhelp-local" if (storage_emulator or bigquery_emulator) else None
-    include_pii = _bool(env, "PARTYHELP_INCLUDE_PII_HASHES")
-    salt = env.get("PARTYHELP_PII_SALT") or None
-    if include_pii and not salt:
-        raise ConfigError(
-            "PARTYHELP_INCLUDE_PII_HASHES is on but PARTYHELP_PII_SALT is not set "
-            "(or PARTYHELP_PII_SALT_BLOCK names no Secret)"
-        )
-    credentials_block = env.get("PARTYHELP_GCP_CREDENTIALS_BLOCK") or None
-    if credentials_block and not _BLOCK_NAME.match(credentials_block):
-        raise ConfigError(
-            f"PARTYHELP_GCP_CREDENTIALS_BLOCK={credentials_block!r} is not a block name"
-        )
-    return Settings(
-        mysql=mysql,
-        gcs_bucket=validate_bucket(_get(env, "PARTYHELP_GCS_BUCKET")),
-        gcs_prefix=validate_prefix(_get(env, "PARTYHELP_GCS_PREFIX", "partyhelp")),
-        bq_project=validate_project(_get(env, "PARTYHELP_BQ_PROJECT", project_default)),
-        bq_dataset=validate_dataset(_get(env, "PARTYHELP_BQ_DATASET", "partyhelp")),
-        bq_location=_get(env, "PARTYHELP_BQ_LOCATION", "australia-southeast1"),
-        timezone=validate_timezone(_get(env, "PARTYHELP_TIMEZONE", "Australia/Melbourne")),
-        part_max_bytes=_int(env, "PARTYHELP_PART_MAX_BYTES", 128 * 1024 * 1024, 1024),
-        load_max_uris=_int(env, "PARTYHELP_LOAD_MAX_URIS", BIGQUERY_MAX_LOAD_URIS,
-                           maximum=BIGQUERY_MAX_LOAD_URIS),
-        chunk_rows=_int(env, "PARTYHELP_CHUNK_ROWS", 5_000_000),
-        batch_rows=_int(env, "PARTYHELP_BATCH_ROWS", 20_000),
-        progress_seconds=float(_int(env, "PARTYHELP_PROGRESS_SECONDS", 15, 0)),
-        include_pii_hashes=include_pii,
-        pii_salt=SecretStr(salt) if salt else None,
-        gcp_credentials_block=credentials_block,
-        storage_emulator_host=storage_emulator,
-        bigquery_emulator_host=bigquery_emulator,
-    )
+    values = _present(os.environ if env is None else env, Settings.model_fields)
+    if mysql_password is not None:
+        values["PARTYHELP_MYSQL_PASSWORD"] = mysql_password
+    if pii_salt:
+        values["PARTYHELP_PII_SALT"] = pii_salt
+    settings = _validate(Settings, values)
+    assert isinstance(settings, Settings)
+    return settings
+
+
+@cache
+def _one_setting_model(name: str) -> type[BaseModel]:
+    declared = Settings.model_fields[name]
+    definition: dict[str, Any] = {name: (declared.annotation, declared)}
+    return create_model(f"Setting_{name}", __config__=ConfigDict(frozen=True), **definition)
+
+
+def read_setting(name: str, env: Mapping[str, str] | None = None) -> Any:
+    """One setting, by its field name (e.g. ``"task_retries"``), validated as
+    ``load_settings`` validates it; ``os.environ`` when ``env`` is None.
+
+    For options Prefect fixes at import time (a task's retries, the flow's task runner), so
+    that a bad one stops the command naming its variable. Rules that join several settings
+    (the project with emulators, the salt with PII hashes) apply in ``load_settings`` only.
+    """
+    if name not in Settings.model_fields:
+        raise KeyError(f"{name!r} is not a declared setting")
+    fields = {name: Settings.model_fields[name]}
+    values = _present(os.environ if env is None else env, fields)
+    return getattr(_validate(_one_setting_model(name), values), name)
+
+
+# ------------------------------------------------------------------------- documenting
+
+
+@dataclass(frozen=True)
+class DeclaredSetting:
+    """One setting as the README and ``prefect.yaml`` list it."""
+
+    name: str  # the field of ``Settings``
+    variable: str
+    default: str  # as the README shows it
+    meaning: str
+    secret: bool
+
+
+def _shown_default(declared: FieldInfo) -> str:
+    extra = declared.json_schema_extra
+    shown = extra.get("shown_default") if isinstance(extra, dict) else None
+    if isinstance(shown, str):
+        return shown
+    default = declared.default
+    if declared.is_required():
+        return "required"
+    if default is None:
+        return "unset"
+    if isinstance(default, SecretStr):
+        return "empty" if not default.get_secret_value() else "set"
+    if isinstance(default, bool):
+        return f"`{str(default).lower()}`"
+    if isinstance(default, float):
+        return f"`{default:g}`"
+    return f"`{default}`"
+
+
+def declared_settings() -> list[DeclaredSetting]:
+    """Every setting, in declaration order."""
+    return [DeclaredSetting(name, _variable_of(declared), _shown_default(declared),
+                            declared.description or "", _is_secret(declared))
+            for name, declared in Settings.model_fields.items()]
+
+
+def settings_table() -> list[tuple[str, str, str]]:
+    """(variable, default as shown, meaning) of every setting: the README's table."""
+    return [(s.variable, s.default, s.meaning) for s in declared_settings()]

@@ -13,45 +13,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.errors import SchemaDriftError, SourceUnavailableError
-from tasks.settings import MySQLSettings
-from tasks.specs import NUMERIC_SCALE, TableSpec, max_decimal_integer_digits
-
-# MySQL client error codes that mean "the connection, not the query, failed".
-TRANSIENT_MYSQL_ERRORS = frozenset(
-    {
-        1040,  # too many connections
-        1053,  # server shutdown in progress
-        1205,  # lock wait timeout
-        1213,  # deadlock
-        1317,  # query interrupted: KILL QUERY by a DBA or a long-query killer
-        1412,  # table definition changed since the snapshot began (a migration mid-run)
-        1927,  # connection killed (MariaDB)
-        2002,  # can't connect through socket
-        2003,  # can't connect to server
-        2006,  # server has gone away
-        2013,  # lost connection during query
-        2055,  # lost connection at reading
-        4031,  # disconnected by the server for inactivity (MySQL 8)
-    }
+from partyhelp_pipeline.errors import (
+    SourceUnavailableError,
+    is_transient_mysql_error,
+    mysql_error_code,
 )
-
-
-_INTEGER_TYPES = frozenset({"tinyint", "smallint", "mediumint", "int", "bigint"})
-# Source types (information_schema DATA_TYPE) whose values each wire form carries exactly
-# (sql/source/README.md). Integers of any width are checked row by row against int64;
-# DECIMAL's precision and scale are checked below. DATETIME is not a TIMESTAMP: its
-# UNIX_TIMESTAMP is NULL after 2038 and 0 before 1970, and a DATE read as DATETIME + 0 is
-# no longer YYYYMMDD, so such a change fails here instead of turning values into NULL.
-WIRE_SOURCE_TYPES: dict[str, frozenset[str]] = {
-    "INT64": _INTEGER_TYPES,
-    "NUMERIC": _INTEGER_TYPES | {"decimal"},
-    "FLOAT64": _INTEGER_TYPES | {"decimal", "float", "double"},
-    "DATE": frozenset({"date"}),
-    "TIMESTAMP": frozenset({"timestamp"}),
-    "STRING": frozenset({"char", "varchar", "tinytext", "text", "mediumtext", "longtext",
-                         "json", "enum", "set"}),
-}
+from partyhelp_pipeline.settings import MySQLSettings
 
 
 def _driver_module(driver: str) -> Any:
@@ -62,20 +29,6 @@ def _driver_module(driver: str) -> Any:
     import pymysql
 
     return pymysql
-
-
-def mysql_error_code(exc: BaseException) -> int | None:
-    """The MySQL error code of a driver exception, if it has one."""
-    args = getattr(exc, "args", ())
-    if args and isinstance(args[0], int):
-        return args[0]
-    return None
-
-
-def is_driver_error(exc: BaseException) -> bool:
-    """True for a DB-API error of either driver."""
-    module = type(exc).__module__
-    return module.startswith(("pymysql", "MySQLdb", "_mysql"))
 
 
 def connect(settings: MySQLSettings) -> Any:
@@ -106,7 +59,7 @@ def connect(settings: MySQLSettings) -> Any:
         raise SourceUnavailableError(
             f"cannot connect to MySQL at {settings.host}:{settings.port} as {settings.user}: "
             f"error {code}" + (f": {reason}" if reason else ""),
-            transient=code in TRANSIENT_MYSQL_ERRORS,
+            transient=is_transient_mysql_error(exc),
         ) from None
     with connection.cursor() as cursor:
         cursor.execute("SET SESSION time_zone = '+00:00'")
@@ -174,18 +127,20 @@ class IdRange:
     last_id: int
 
 
-def id_bounds(connection: Any, source_table: str) -> IdRange | None:
-    """MIN and MAX of ``id`` (from the primary key index), or None for an empty table."""
-    # The table name comes from our own specs, checked against information_schema first.
+def id_bounds(connection: Any, table: str, key: str = "id") -> IdRange | None:
+    """MIN and MAX of a table's key (from its index), or None for an empty table."""
+    # Names come from our own specs (a key is a plain identifier), checked against
+    # information_schema first.
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT MIN(id), MAX(id) FROM `{source_table}`")
+        cursor.execute(f"SELECT MIN({key}), MAX({key}) FROM `{table}`")
         low, high = cursor.fetchone()
     if low is None:
         return None
     return IdRange(int(low), int(high))
 
 
-def plan_chunks(connection: Any, source_table: str, chunk_rows: int) -> tuple[tuple[int, int], ...]:
+def plan_chunks(connection: Any, table: str, chunk_rows: int,
+                key: str = "id") -> tuple[tuple[int, int], ...]:
     """Split the table's ids into consecutive ranges of about ``chunk_rows`` rows each.
 
     Boundaries come from walking the primary-key index (one pass over it in all), so a
@@ -194,7 +149,7 @@ def plan_chunks(connection: Any, source_table: str, chunk_rows: int) -> tuple[tu
     later belong to tomorrow's run. An empty table gets one empty range, so every export
     has at least one (empty) part.
     """
-    bounds = id_bounds(connection, source_table)
+    bounds = id_bounds(connection, table, key)
     if bounds is None:
         return ((0, -1),)
     ranges: list[tuple[int, int]] = []
@@ -202,8 +157,8 @@ def plan_chunks(connection: Any, source_table: str, chunk_rows: int) -> tuple[tu
     with connection.cursor() as cursor:
         while True:
             cursor.execute(
-                f"SELECT MAX(id) FROM (SELECT id FROM `{source_table}` WHERE id >= %(first)s "
-                "ORDER BY id LIMIT %(rows)s) AS chunk",
+                f"SELECT MAX({key}) FROM (SELECT {key} FROM `{table}` WHERE {key} >= %(first)s "
+                f"ORDER BY {key} LIMIT %(rows)s) AS chunk",
                 {"first": first, "rows": chunk_rows},
             )
             (last,) = cursor.fetchone()
@@ -212,89 +167,6 @@ def plan_chunks(connection: Any, source_table: str, chunk_rows: int) -> tuple[tu
                 return tuple(ranges)
             ranges.append((first, int(last)))
             first = int(last) + 1
-
-
-@dataclass(frozen=True)
-class SourceColumn:
-    """What information_schema says of one column."""
-
-    table: str
-    column: str
-    data_type: str
-    numeric_precision: int | None
-    numeric_scale: int | None
-
-
-def describe_source(connection: Any, database: str) -> dict[tuple[str, str], SourceColumn]:
-    """Every column of the source database, keyed by ``(table, column)`` in lower case."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE "
-            "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %(schema)s",
-            {"schema": database},
-        )
-        rows = cursor.fetchall()
-    return {
-        (str(t).lower(), str(c).lower()): SourceColumn(str(t), str(c), str(d).lower(), p, s)
-        for t, c, d, p, s in rows
-    }
-
-
-def check_schema(spec: TableSpec, source: Mapping[tuple[str, str], SourceColumn]) -> None:
-    """Fail before anything is written when a column the spec reads is gone or too wide."""
-    raise_drift(schema_problems(spec, source))
-
-
-def raise_drift(problems: list[tuple[str, str, str]]) -> None:
-    """One ``SchemaDriftError`` naming every ``(table, column, message)`` problem, if any."""
-    if problems:
-        table, column, _ = problems[0]
-        raise SchemaDriftError("; ".join(message for _, _, message in problems),
-                               table=table, column=column)
-
-
-def schema_problems(spec: TableSpec, source: Mapping[tuple[str, str], SourceColumn]
-                    ) -> list[tuple[str, str, str]]:
-    """Every drift of the source that ``spec`` cannot export exactly: (table, column, why).
-
-    An added column changes nothing; a renamed or dropped one is named; a type that its
-    wire form cannot carry exactly (``WIRE_SOURCE_TYPES``), or a DECIMAL that our exact
-    money encoding cannot hold, is refused rather than rounded or nulled. All are listed,
-    so that one failed run shows the whole of a migration.
-    """
-    problems: list[tuple[str, str, str]] = []
-    missing = sorted(
-        f"{table}.{column}"
-        for table, column in spec.source_columns
-        if (table.lower(), column.lower()) not in source
-    )
-    if missing:
-        problems.append((spec.name, missing[0],
-                         f"{spec.name}: source column {', '.join(missing)} is missing "
-                         "(renamed or dropped in the source database?)"))
-    for (table, column), wire in sorted(spec.source_wire_types.items()):
-        info = source.get((table.lower(), column.lower()))
-        if info is not None and info.data_type not in WIRE_SOURCE_TYPES[wire]:
-            problems.append((spec.name, f"{table}.{column}",
-                             f"{spec.name}: source column {table}.{column} is now "
-                             f"{info.data_type.upper()}; it is read as {wire}, which holds "
-                             "exactly only "
-                             f"{', '.join(sorted(t.upper() for t in WIRE_SOURCE_TYPES[wire]))}"))
-    for (table, column), wire in sorted(spec.source_wire_types.items()):
-        info = source.get((table.lower(), column.lower()))
-        # Only money travels as exact cents; a DECIMAL read as FLOAT64 (match_score) is a
-        # double by contract, whatever its scale.
-        if info is None or info.data_type != "decimal" or wire != "NUMERIC":
-            continue
-        scale = info.numeric_scale or 0
-        integer_digits = (info.numeric_precision or 0) - scale
-        if scale > NUMERIC_SCALE or integer_digits > max_decimal_integer_digits:
-            problems.append((spec.name, f"{table}.{column}",
-                             f"{spec.name}: source column {table}.{column} is DECIMAL("
-                             f"{info.numeric_precision},{scale}); the export holds at most "
-                             f"{max_decimal_integer_digits} integer digits and {NUMERIC_SCALE} "
-                             "decimals exactly, and refuses to round"))
-    return problems
 
 
 def stream_rows(

@@ -21,12 +21,13 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
-from tasks.clients import bigquery_client
-from tasks.errors import LoadError, ReconciliationError, is_transient
-from tasks.logs import get_logger
-from tasks.manifest import Manifest
-from tasks.settings import Settings, validate_table
-from tasks.specs import AUDIT_TABLE, SQL_DIR, Column, TableSpec, ViewSpec, sql_template
+from partyhelp_pipeline.clients import bigquery_client
+from partyhelp_pipeline.errors import LoadError, ReconciliationError, is_transient
+from partyhelp_pipeline.logs import get_logger
+from partyhelp_pipeline.manifest import Manifest
+from partyhelp_pipeline.settings import Settings, validate_table
+from partyhelp_pipeline.spec import AUDIT_TABLE, Column, TableSpec, ViewSpec
+from partyhelp_pipeline.spec.sql import bigquery_totals_query, view_query
 
 DATASET_DESCRIPTION = (
     "Partyhelp reporting tables, replaced daily by the partyhelp-bigquery-sync Prefect flow "
@@ -85,10 +86,7 @@ def _staging_name(manifest: Manifest) -> str:
 def bigquery_totals(settings: Settings, table: str, spec: TableSpec) -> dict[str, int]:
     """Row count and money sums (in cents) of a table in the dataset: one aggregate query."""
     client = bigquery_client(settings)
-    template = sql_template(SQL_DIR / "bigquery" / "totals.sql")
-    money = "".join(f",\n    SUM(`{validate_table(c.name)}`) AS `{c.name}`"
-                    for c in spec.money_columns)
-    sql = template.format(money_sums=money, table=settings.quoted_table_ref(table))
+    sql = bigquery_totals_query(spec, settings.quoted_table_ref(table))
     row = next(iter(client.query(sql).result()))
     totals = {"row_count": int(row["row_count"])}
     for column in spec.money_columns:
@@ -197,10 +195,8 @@ def replace_table(settings: Settings, spec: TableSpec, manifest: Manifest) -> Lo
 
 
 def view_sql(settings: Settings, view: ViewSpec) -> str:
-    """The view's query, from its template and validated, quoted identifiers."""
-    template = sql_template(view.query_path)
-    columns = ",\n    ".join(f"`{validate_table(c.name)}`" for c in view.columns)
-    return template.format(columns=columns, source_table=settings.quoted_table_ref(view.base.name))
+    """The view's query over its base table, with validated, quoted identifiers."""
+    return view_query(view, settings.quoted_table_ref(view.base.name))
 
 
 def refresh_view(settings: Settings, view: ViewSpec) -> str:

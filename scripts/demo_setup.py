@@ -13,9 +13,9 @@ import os
 import pymysql
 from google.api_core import exceptions as gexc
 
+from partyhelp_pipeline.clients import storage_client
+from partyhelp_pipeline.settings import load_settings
 from scripts import synthetic
-from tasks.clients import storage_client
-from tasks.settings import load_settings
 
 ADMIN = {"host": os.environ.get("PARTYHELP_MYSQL_HOST", "127.0.0.1"),
          "port": int(os.environ.get("PARTYHELP_MYSQL_PORT", "3306")),

@@ -1,7 +1,8 @@
-"""Write docs/tables.md, the table reference, from the specs (never by hand).
+"""Write what is generated from the specs (never by hand): docs/tables.md, the table
+reference, and the SQL under sql/source/ and sql/bigquery/, for people to read.
 
-    python -m scripts.generate_docs          # rewrite docs/tables.md
-    python -m scripts.generate_docs --check  # exit 1 if it is out of date (a test runs this)
+    python -m scripts.generate_docs          # rewrite every generated file
+    python -m scripts.generate_docs --check  # exit 1 if one is out of date (a test runs this)
 """
 
 from __future__ import annotations
@@ -10,15 +11,53 @@ import argparse
 import sys
 from pathlib import Path
 
-from tasks.specs import AUDIT_TABLE, SALES_BILLING_SUMMARY, TABLES, Column
+from partyhelp_pipeline.settings import settings_table
+from partyhelp_pipeline.spec import AUDIT_TABLE, SALES_BILLING_SUMMARY, TABLES, TYPES, Column
+from partyhelp_pipeline.spec.sql import flattening_query, totals_query, view_query
 
-OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "tables.md"
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "docs" / "tables.md"
+README = ROOT / "README.md"
+SETTINGS_BEGIN, SETTINGS_END = "<!-- settings:begin -->", "<!-- settings:end -->"
+SQL_HEADER = ("-- Generated from partyhelp_pipeline/spec by `python -m scripts.generate_docs`; "
+              "do not edit.\n")
+
+
+def render_sql_files() -> dict[Path, str]:
+    """Every generated SQL file and its text: what the sync runs, verbatim."""
+    files = {}
+    for spec in TABLES.values():
+        files[ROOT / "sql" / "source" / f"{spec.name}.sql"] = SQL_HEADER + flattening_query(spec)
+        files[ROOT / "sql" / "source" / "totals" / f"{spec.name}.sql"] = \
+            SQL_HEADER + totals_query(spec)
+    view = SALES_BILLING_SUMMARY
+    base = f"`PROJECT.DATASET.{view.base.name}`"  # the configured project and dataset
+    files[ROOT / "sql" / "bigquery" / f"{view.name}.sql"] = SQL_HEADER + view_query(view, base)
+    return files
+
+
+def _type_rows() -> list[str]:
+    rows = ["| BigQuery type | wire SQL | wire value | Arrow | Avro | MySQL types carried "
+            "exactly |", "|---|---|---|---|---|---|"]
+    for name, rule in TYPES.items():
+        avro = rule.avro_kind + (f" ({rule.avro_logical_type})" if rule.avro_logical_type else "")
+        mysql = ", ".join(sorted(t.upper() for t in rule.mysql_types))
+        rows.append(f"| {name} | `{rule.wire_sql('col')}` | {rule.wire_meaning} | "
+                    f"{rule.arrow} | {avro} | {mysql} |")
+    return rows
 
 
 def _column_rows(columns: tuple[Column, ...]) -> list[str]:
-    rows = ["| column | type | mode | description |", "|---|---|---|---|"]
-    rows += [f"| `{c.name}` | {c.type} | {c.mode} | {c.description} |" for c in columns]
+    rows = ["| column | type | mode | source | description |", "|---|---|---|---|---|"]
+    rows += [f"| `{c.name}` | {c.type} | {c.mode} | {_source(c)} | {c.description} |"
+             for c in columns]
     return rows
+
+
+def _source(column: Column) -> str:
+    if column.derive:
+        return f"derived ({column.derive})" + (f" from `{column.source}`" if column.source else "")
+    return f"`{column.source}`" if column.source else ""
 
 
 def render() -> str:
@@ -26,14 +65,23 @@ def render() -> str:
     lines = [
         "# Reporting tables",
         "",
-        "Generated from `tasks/specs.py` by `python -m scripts.generate_docs`; do not edit.",
-        "The same specs produce the Avro schemas of the exports and the BigQuery schemas",
-        "(with these descriptions, visible in the BigQuery console).",
+        "Generated from `partyhelp_pipeline/spec/` by `python -m scripts.generate_docs`; do not "
+        "edit.",
+        "The same specs produce the source queries, the Avro schemas of the exports and the",
+        "BigQuery schemas (with these descriptions, visible in the BigQuery console).",
+        "",
+        "## Types",
+        "",
+        "Each column's BigQuery type decides how it leaves MySQL (a wire form converted in",
+        "SQL, so whole batches convert at once), how it is held in Arrow and written in Avro,",
+        "and which source types the schema-drift check accepts for it:",
+        "",
+        *_type_rows(),
         "",
     ]
     for spec in TABLES.values():
         lines += [f"## `{spec.name}`", "", spec.description, "",
-                  f"Source: `{spec.source_table}` (query `sql/source/{spec.query_path.name}`), "
+                  f"Source: `{spec.source_table}` (query `sql/source/{spec.name}.sql`), "
                   f"primary key `{spec.primary_key}`.", ""]
         lines += _column_rows(spec.columns)
         if spec.orphan_checks:
@@ -44,28 +92,44 @@ def render() -> str:
     view = SALES_BILLING_SUMMARY
     lines += [f"## `{view.name}` (view)", "", view.description, "",
               f"`CREATE OR REPLACE VIEW` over `{view.base.name}` "
-              f"(`sql/bigquery/{view.query_path.name}`), refreshed after that table loads.", ""]
+              f"(`sql/bigquery/{view.name}.sql`), refreshed after that table loads.", ""]
     lines += _column_rows(view.columns)
     lines += ["", f"## `{AUDIT_TABLE.name}` (audit)", "", AUDIT_TABLE.description, ""]
     lines += _column_rows(AUDIT_TABLE.columns)
     return "\n".join(lines) + "\n"
 
 
+def render_settings_table(readme: str) -> str:
+    """``readme`` with the Configuration table between the settings markers generated from
+    the one declaration of the settings (``partyhelp_pipeline/settings.py``)."""
+    head, begin, rest = readme.partition(SETTINGS_BEGIN)
+    _, end, tail = rest.partition(SETTINGS_END)
+    if not (begin and end):
+        raise ValueError(f"README.md lacks the {SETTINGS_BEGIN} ... {SETTINGS_END} markers")
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{variable}` | {default} | {meaning} |"
+             for variable, default, meaning in settings_table()]
+    return f"{head}{begin}\n\n" + "\n".join(rows) + f"\n\n{end}{tail}"
+
+
 def main() -> int:
-    """Write the file, or with --check report whether it is current."""
+    """Write the generated files, or with --check report whether each is current."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args()
-    text = render()
+    outputs = {OUTPUT: render(),
+               README: render_settings_table(README.read_text(encoding="utf-8")),
+               **render_sql_files()}
+    stale = [path for path, text in outputs.items()
+             if (path.read_text(encoding="utf-8") if path.exists() else "") != text]
     if args.check:
-        current = OUTPUT.read_text(encoding="utf-8") if OUTPUT.exists() else ""
-        if current != text:
-            print(f"{OUTPUT} is out of date: run python -m scripts.generate_docs",
+        for path in stale:
+            print(f"{path} is out of date: run python -m scripts.generate_docs",
                   file=sys.stderr)
-            return 1
-        return 0
-    OUTPUT.write_text(text, encoding="utf-8")
-    print(f"wrote {OUTPUT}")
+        return 1 if stale else 0
+    for path in stale:
+        path.write_text(outputs[path], encoding="utf-8")
+        print(f"wrote {path}")
     return 0
 
 

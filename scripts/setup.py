@@ -38,10 +38,10 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 
-from tasks import manifest as mf
-from tasks.clients import bigquery_client, storage_client
-from tasks.settings import ConfigError, Settings, load_settings
-from tasks.warehouse import DATASET_DESCRIPTION, ensure_dataset
+from partyhelp_pipeline import manifest as mf
+from partyhelp_pipeline.clients import bigquery_client, storage_client
+from partyhelp_pipeline.settings import ConfigError, Settings, load_settings
+from partyhelp_pipeline.warehouse import DATASET_DESCRIPTION, ensure_dataset
 
 DEFAULT_RETENTION_DAYS = 400
 # Settings of the flow that setup does not use: MySQL is never contacted here.

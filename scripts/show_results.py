@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tasks.clients import bigquery_client
-from tasks.settings import load_settings
-from tasks.specs import AUDIT_TABLE, SALES_BILLING_SUMMARY, TABLES
+from partyhelp_pipeline.clients import bigquery_client
+from partyhelp_pipeline.settings import load_settings
+from partyhelp_pipeline.spec import AUDIT_TABLE, SALES_BILLING_SUMMARY, TABLES
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pymysql
 
-from tasks.batches import location_display, title_from_key
+from partyhelp_pipeline.batches import location_display, title_from_key
 
 
 def _rows(connection: pymysql.Connection, sql: str) -> list[dict[str, Any]]:

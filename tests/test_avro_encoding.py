@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks.avro_encoding import (
+from partyhelp_pipeline.avro_encoding import (
     AvroContainerWriter,
     AvroField,
     EncodedBatch,

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.batches import (
+from partyhelp_pipeline.batches import (
     BatchContext,
     QualityCounts,
     convert_batch,
@@ -22,8 +22,8 @@ from tasks.batches import (
     title_from_key,
     yyyymmdd_to_days,
 )
-from tasks.errors import BadDataError
-from tasks.specs import TABLES
+from partyhelp_pipeline.errors import BadDataError
+from partyhelp_pipeline.spec import TABLES
 
 EPOCH = dt.date(1970, 1, 1)
 

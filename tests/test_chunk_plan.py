@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tasks.source import plan_chunks
+from partyhelp_pipeline.source import plan_chunks
 from tests.conftest import admin_connection, create_source_database, drop_database
 
 

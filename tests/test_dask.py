@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from flows.partyhelp_sync import partyhelp_bigquery_sync
-from tasks.clients import bigquery_client
-from tasks.settings import load_settings
-from tasks.specs import TABLES
+from partyhelp_pipeline.clients import bigquery_client
+from partyhelp_pipeline.settings import load_settings
+from partyhelp_pipeline.spec import TABLES
 from tests.conftest import create_bucket, sync_environment
 from tests.oracle import bigquery_rows, diff_tables
 

@@ -1,8 +1,8 @@
 """mysqlclient and PyMySQL export the same Avro values.
 
 The same chunks of every table are exported once with each driver (the real
-``tasks.export.export_chunk``, parts kept in a local folder through its ``store`` seam),
-both sets of files are read back with fastavro, and every record is compared.
+``partyhelp_pipeline.export.export_chunk``, parts kept in a local folder through its
+``store`` seam), both sets of files are read back with fastavro, and every record is compared.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any
 import fastavro
 import pytest
 
-from tasks import export
-from tasks import manifest as mf
-from tasks.settings import load_settings
-from tasks.specs import TABLES
+from partyhelp_pipeline import export
+from partyhelp_pipeline import manifest as mf
+from partyhelp_pipeline.settings import load_settings
+from partyhelp_pipeline.spec import TABLES
 from tests.conftest import admin_connection, sync_environment
 
 SYNC_DATE = dt.date(2026, 11, 25)

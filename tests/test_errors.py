@@ -8,8 +8,8 @@ import requests
 from google.api_core import exceptions as gexc
 from prefect import flow, task
 
-from tasks.clients import gcs_upload_retry
-from tasks.errors import (
+from partyhelp_pipeline.clients import gcs_upload_retry
+from partyhelp_pipeline.errors import (
     BadDataError,
     ReconciliationError,
     SchemaDriftError,
@@ -17,7 +17,9 @@ from tasks.errors import (
     StorageUnavailableError,
     is_transient,
 )
-from tasks.prefect_tasks import RETRY_OPTIONS
+from partyhelp_pipeline.settings import load_settings
+from tasks.options import RETRY_OPTIONS
+from tests.test_settings import VALID
 
 
 @pytest.mark.parametrize("exc", [
@@ -55,19 +57,15 @@ def test_permanent_failures_fail_at_once(exc: BaseException) -> None:
 
 
 @pytest.mark.parametrize("raw", ["soon", "0", "-5"])
-def test_a_retry_window_that_is_not_a_positive_number_is_refused_by_name(
-        raw: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PARTYHELP_GCS_RETRY_SECONDS", raw)
+def test_a_retry_window_that_is_not_a_positive_number_is_refused_by_name(raw: str) -> None:
     with pytest.raises(ValueError, match=f"PARTYHELP_GCS_RETRY_SECONDS .*{raw}"):
-        gcs_upload_retry()
+        gcs_upload_retry(load_settings({**VALID, "PARTYHELP_GCS_RETRY_SECONDS": raw}))
 
 
-def test_the_gcs_retry_window_is_the_library_default_unless_set(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PARTYHELP_GCS_RETRY_SECONDS", raising=False)
-    assert gcs_upload_retry().timeout == 120
-    monkeypatch.setenv("PARTYHELP_GCS_RETRY_SECONDS", "7.5")
-    assert gcs_upload_retry().timeout == 7.5
+def test_the_gcs_retry_window_is_the_library_default_unless_set() -> None:
+    assert gcs_upload_retry(load_settings(VALID)).timeout == 120
+    settings = load_settings({**VALID, "PARTYHELP_GCS_RETRY_SECONDS": "7.5"})
+    assert gcs_upload_retry(settings).timeout == 7.5
 
 
 def test_a_task_retries_a_lost_connection_but_not_a_schema_error(stack: None) -> None:
@@ -133,9 +131,9 @@ class _FakeClient:
 def test_a_load_job_bigquery_failed_for_a_transient_reason_is_run_again(
         outcomes: list[tuple[BaseException | None, bool]], submitted: int, succeeds: bool,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from tasks import warehouse
-    from tasks.errors import LoadError
-    from tasks.specs import TABLES
+    from partyhelp_pipeline import warehouse
+    from partyhelp_pipeline.errors import LoadError
+    from partyhelp_pipeline.spec import TABLES
 
     monkeypatch.setattr(warehouse.time, "sleep", lambda seconds: None)
     client = _FakeClient(outcomes)

@@ -13,10 +13,11 @@ import fastavro
 import pytest
 
 from flows.partyhelp_sync import partyhelp_bigquery_sync
-from tasks import manifest as mf
-from tasks.clients import bigquery_client, storage_client
-from tasks.settings import load_settings
-from tasks.specs import SALES_BILLING_SUMMARY, TABLES
+from partyhelp_pipeline import manifest as mf
+from partyhelp_pipeline.avro_encoding import table_schema
+from partyhelp_pipeline.clients import bigquery_client, storage_client
+from partyhelp_pipeline.settings import load_settings
+from partyhelp_pipeline.spec import SALES_BILLING_SUMMARY, TABLES
 from tests.conftest import ROOT, admin_connection
 from tests.oracle import bigquery_rows, diff_tables, expected_tables
 
@@ -59,17 +60,13 @@ def test_table_equals_source_cell_by_cell(synced: dict, source_db: dict, table: 
 
 
 def test_money_sums_match_to_the_cent(synced: dict, source_db: dict) -> None:
+    """Each money column (NUMERIC in its spec; tests/test_specs.py holds the specs to the
+    contract's list) sums in BigQuery to its source column's sum, to the cent."""
     settings = synced["settings"]
     client = bigquery_client(settings)
-    sources = {
-        ("ph_leads", "base_price"): "SELECT SUM(base_price) FROM leads",
-        ("ph_leads", "current_price"): "SELECT SUM(current_price) FROM leads",
-        ("ph_venues", "credit_balance"): "SELECT SUM(credit_balance) FROM venues",
-        ("ph_lead_purchases", "amount_paid"): "SELECT SUM(amount_paid) FROM lead_purchases",
-        ("ph_credit_transactions", "amount"): "SELECT SUM(amount) FROM credit_transactions",
-        ("ph_credit_transactions", "balance_after"):
-            "SELECT SUM(balance_after) FROM credit_transactions",
-    }
+    sources = {(spec.name, column.name): f"SELECT SUM(`{column.name}`) FROM `{spec.source_table}`"
+               for spec in TABLES.values() for column in spec.money_columns}
+    assert sources
     with admin_connection(source_db["database"]) as connection, connection.cursor() as cursor:
         for (table, column), sql in sources.items():
             cursor.execute(sql)
@@ -117,7 +114,7 @@ def test_exports_are_kept_with_manifests_in_date_folders(synced: dict) -> None:
         folder = f"gs://{settings.gcs_bucket}/exports/sync_date=2026-11-25/{table}/"
         assert manifest.uri.startswith(folder) and manifest.uri.endswith("/manifest.json")
         assert manifest.flow_run_id == str(synced["state"].state_details.flow_run_id)
-        assert manifest.avro_schema == TABLES[table].avro_schema()
+        assert manifest.avro_schema == table_schema(TABLES[table])
         assert sum(p.rows for p in manifest.parts) == manifest.rows
         assert all(p.uri.startswith(folder) and p.uri.endswith(".avro") for p in manifest.parts)
         mf.verify_parts(client, manifest)

@@ -15,11 +15,11 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.partyhelp_sync import ARTIFACT_KEY, partyhelp_bigquery_backfill, partyhelp_bigquery_sync
-from tasks import export
-from tasks import manifest as mf
-from tasks.clients import bigquery_client, storage_client
-from tasks.settings import load_settings
-from tasks.specs import TABLES
+from partyhelp_pipeline import export
+from partyhelp_pipeline import manifest as mf
+from partyhelp_pipeline.clients import bigquery_client, storage_client
+from partyhelp_pipeline.settings import load_settings
+from partyhelp_pipeline.spec import TABLES
 from tests.conftest import admin_connection
 from tests.faultkit import new_target, source_database, table_states
 

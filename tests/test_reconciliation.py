@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from flows.partyhelp_sync import partyhelp_bigquery_sync
-from tasks.clients import bigquery_client
-from tasks.specs import TABLES, TableSpec
+from partyhelp_pipeline.clients import bigquery_client
+from partyhelp_pipeline.spec import TABLES, TableSpec
+from partyhelp_pipeline.spec.sql import flattening_query, totals_query
 from tests.conftest import admin_connection
 from tests.faultkit import Source, environment, new_target, source_database
 
@@ -86,9 +87,9 @@ def test_each_chunk_streams_its_rows_once_and_sends_one_aggregate(
     for statement in statements:
         text = statement.strip()
         kind = next(((name, "stream") for name, spec in TABLES.items()
-                     if _statement_pattern(spec.query).fullmatch(text)), None) \
+                     if _statement_pattern(flattening_query(spec)).fullmatch(text)), None) \
             or next(((name, "aggregate") for name, spec in TABLES.items()
-                     if _statement_pattern(spec.totals_query).fullmatch(text)), None)
+                     if _statement_pattern(totals_query(spec)).fullmatch(text)), None)
         if kind:
             (streams if kind[1] == "stream" else aggregates)[kind[0]] += 1
         elif not _PLANNING.fullmatch(text):

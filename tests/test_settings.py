@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from tasks.settings import ConfigError, env_seconds, load_settings
+from partyhelp_pipeline.settings import ConfigError, load_settings, read_setting
 from tests.conftest import ROOT
 
 VALID = {"PARTYHELP_MYSQL_HOST": "h", "PARTYHELP_MYSQL_USER": "u",
@@ -31,7 +31,7 @@ VALID = {"PARTYHELP_MYSQL_HOST": "h", "PARTYHELP_MYSQL_USER": "u",
     ("PARTYHELP_LOAD_MAX_URIS", "10001", "must be at most 10000"),
     ("PARTYHELP_LOAD_MAX_URIS", "0", "must be at least 1"),
     ("PARTYHELP_INCLUDE_PII_HASHES", "maybe", "is not a boolean"),
-    ("PARTYHELP_MYSQL_DRIVER", "odbc", "must be mysqlclient or pymysql"),
+    ("PARTYHELP_MYSQL_DRIVER", "odbc", "must be one of mysqlclient, pymysql"),
 ])
 def test_a_bad_setting_is_refused_naming_the_variable(variable: str, value: str,
                                                       why: str) -> None:
@@ -45,19 +45,76 @@ def test_the_reporting_time_zone_defaults_to_melbourne_and_takes_any_iana_name()
         "Australia/Perth"
 
 
-@pytest.mark.parametrize(("raw", "allow_zero", "expected"), [
-    ("", False, None), ("2.5", False, 2.5), ("0", True, 0.0), ("0", False, ConfigError),
-    ("-1", True, ConfigError), ("nan", True, ConfigError), ("inf", False, ConfigError),
-    ("ten", False, ConfigError),
+# bq_retry_seconds: unset by default, above 0; retry_delay_seconds: 10 by default, 0 or more.
+SECONDS = {"bq_retry_seconds": "PARTYHELP_BQ_RETRY_SECONDS",
+           "retry_delay_seconds": "PARTYHELP_RETRY_DELAY_SECONDS"}
+
+
+@pytest.mark.parametrize(("name", "raw", "expected"), [
+    ("bq_retry_seconds", "", None), ("retry_delay_seconds", "", 10.0),
+    ("bq_retry_seconds", "2.5", 2.5), ("retry_delay_seconds", "0", 0.0),
+    ("bq_retry_seconds", "0", ConfigError), ("retry_delay_seconds", "-1", ConfigError),
+    ("retry_delay_seconds", "nan", ConfigError), ("bq_retry_seconds", "inf", ConfigError),
+    ("bq_retry_seconds", "ten", ConfigError),
 ])
-def test_seconds_settings(raw: str, allow_zero: bool, expected: object) -> None:
-    env = {"PARTYHELP_X_SECONDS": raw}
+def test_seconds_settings(name: str, raw: str, expected: object) -> None:
+    variable = SECONDS[name]
+    env = {variable: raw}
     if expected is ConfigError:
-        with pytest.raises(ConfigError, match=r"^PARTYHELP_X_SECONDS must be a number"):
-            env_seconds("PARTYHELP_X_SECONDS", None, allow_zero=allow_zero, env=env)
+        with pytest.raises(ConfigError, match=rf"^{variable} must be a number of seconds"):
+            read_setting(name, env)
+        with pytest.raises(ConfigError, match=rf"^{variable} must be a number of seconds"):
+            load_settings({**VALID, **env})
     else:
-        assert env_seconds("PARTYHELP_X_SECONDS", None, allow_zero=allow_zero,
-                           env=env) == expected
+        assert read_setting(name, env) == expected
+        assert getattr(load_settings({**VALID, **env}), name) == expected
+
+
+def test_every_bad_or_missing_setting_is_named_at_once_in_declaration_order() -> None:
+    env = {"PARTYHELP_MYSQL_PORT": "x", "PARTYHELP_TASK_RETRIES": "-1",
+           "PARTYHELP_GCS_BUCKET": "ok-bucket", "PARTYHELP_BQ_PROJECT": "ok-project"}
+    with pytest.raises(ConfigError) as refused:
+        load_settings(env)
+    required = "is not set; it is required (see README, Configuration)"
+    assert str(refused.value) == "; ".join([
+        f"PARTYHELP_MYSQL_HOST {required}",
+        "PARTYHELP_MYSQL_PORT='x' is not an integer",
+        f"PARTYHELP_MYSQL_USER {required}",
+        f"PARTYHELP_MYSQL_DATABASE {required}",
+        "PARTYHELP_TASK_RETRIES=-1 must be at least 0",
+    ])
+
+
+def test_an_empty_value_counts_as_unset() -> None:
+    blank = {**VALID, "PARTYHELP_MYSQL_PORT": "", "PARTYHELP_TASK_RUNNER": " ",
+             "PARTYHELP_GCS_PREFIX": ""}
+    settings = load_settings(blank)
+    assert (settings.mysql.port, settings.task_runner, settings.gcs_prefix) == \
+        (3306, "threads", "partyhelp")
+    with pytest.raises(ConfigError, match=r"^PARTYHELP_MYSQL_HOST is not set; it is required"):
+        load_settings({**VALID, "PARTYHELP_MYSQL_HOST": "  "})
+
+
+def test_read_setting_validates_one_setting_as_load_settings_does() -> None:
+    assert read_setting("task_retries", {}) == 3
+    assert read_setting("task_runner", {"PARTYHELP_TASK_RUNNER": "dask"}) == "dask"
+    assert read_setting("dask_address", {}) is None
+    with pytest.raises(ConfigError, match=r"^PARTYHELP_DASK_WORKERS='two' is not an integer$"):
+        read_setting("dask_workers", {"PARTYHELP_DASK_WORKERS": "two"})
+    with pytest.raises(KeyError):
+        read_setting("no_such_setting", {})
+
+
+def test_secrets_are_kept_as_given_and_never_shown() -> None:
+    settings = load_settings({**VALID, "PARTYHELP_MYSQL_PASSWORD": " p w ",
+                              "PARTYHELP_INCLUDE_PII_HASHES": "true",
+                              "PARTYHELP_PII_SALT": "s4lt"})
+    assert settings.mysql.password.get_secret_value() == " p w "
+    assert settings.pii_salt is not None and settings.pii_salt.get_secret_value() == "s4lt"
+    assert "p w" not in repr(settings) and "s4lt" not in repr(settings)
+    assert "p w" not in repr(settings.mysql)
+    assert load_settings(VALID, mysql_password="from-block").mysql.password \
+        .get_secret_value() == "from-block"
 
 
 @pytest.mark.parametrize(("variable", "value", "message"), [

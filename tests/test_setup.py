@@ -99,7 +99,7 @@ def test_setup_creates_everything_then_a_rerun_changes_nothing(names: dict[str, 
     from prefect.blocks.system import Secret
     from prefect.client.orchestration import get_client
 
-    from tasks.warehouse import DATASET_DESCRIPTION
+    from partyhelp_pipeline.warehouse import DATASET_DESCRIPTION
 
     first = outcomes(run_setup(names, "--retention-days", "30"))
     assert first == {"GcpCredentials block": "created", "Secret block": "created",
@@ -159,8 +159,8 @@ def test_lifecycle_rule_request_and_replacement(names: dict[str, Any],
     rule replaced, not repeated, and nothing is sent when the rule is already there."""
     from google.cloud import storage
 
-    from tasks.clients import storage_client
-    from tasks.settings import load_settings
+    from partyhelp_pipeline.clients import storage_client
+    from partyhelp_pipeline.settings import load_settings
 
     env = {**os.environ, "PARTYHELP_MYSQL_HOST": "-", "PARTYHELP_MYSQL_USER": "-",
            "PARTYHELP_MYSQL_DATABASE": "-", "PARTYHELP_GCS_BUCKET": names["bucket"],
@@ -210,7 +210,7 @@ def test_lifecycle_rule_request_and_replacement(names: dict[str, Any],
 def test_export_prefix_matches_where_exports_live() -> None:
     import datetime as dt
 
-    from tasks import manifest as mf
+    from partyhelp_pipeline import manifest as mf
 
     for prefix in ("partyhelp", "a/b", ""):
         folder = mf.table_folder(prefix, dt.date(2026, 11, 25), "ph_leads")

@@ -1,53 +1,57 @@
-"""One declarative spec per reporting table; every schema is derived from it.
+"""One declarative spec per reporting table: the spec owns the whole table.
 
-A ``TableSpec`` names the table, its source query (a ``.sql`` file) and its columns
-(name, BigQuery type, mode, description). From that single list we derive:
+A ``TableSpec`` names the table, its driving source table and joins, its primary key and
+its columns. Each ``Column`` declares its BigQuery type, its description and its source
+expression (``lp.amount_paid``: an aliased column of the FROM/JOIN clause). From that one
+list, with the rules of ``spec/types.py``, everything else is derived:
 
-- the Avro schema of the exported files (``avro_schema``),
-- the BigQuery schema of the load job, with column descriptions (``bigquery_schema``),
-- the columns the source query must return (``query_columns``),
-- the reference docs (``docs/tables.md``, see ``scripts/generate_docs.py``).
+- the flattening and the totals queries (``spec/sql.py``, rendered into ``sql/source/``),
+- the columns the drift check looks for in the source and the types it accepts,
+- the Arrow wire types (``batches.py``), the Avro schema (``avro_encoding.py``), the
+  BigQuery schema with descriptions, and ``docs/tables.md``.
 
-Wire format. To keep per-cell Python work out of the hot loop, each source query
-converts values in SQL into a few integer/string forms, chosen by the column's
-BigQuery type: DATE arrives as a ``YYYYMMDD`` integer (``col + 0``), TIMESTAMP as
-epoch microseconds (``UNIX_TIMESTAMP``), NUMERIC as the unscaled integer
-(``amount * 100``), FLOAT64 as a double. ``tasks/batches.py`` turns those into
-Arrow arrays; zero dates arrive as 0 and become NULL there.
+To add a column: add one ``Column(...)`` line to its table below, then run
+``python -m scripts.generate_docs`` and teach the test oracle (``tests/oracle.py``).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from tasks.avro_encoding import AvroField, Kind, LogicalType, field_schema
+from partyhelp_pipeline.spec.types import DERIVATION_INPUT_TYPE, BigQueryType
 
-BigQueryType = Literal["INT64", "STRING", "DATE", "TIMESTAMP", "NUMERIC", "FLOAT64"]
 Mode = Literal["NULLABLE", "REQUIRED"]
 Derivation = Literal["occasion_label", "location_display", "sync_date", "hmac_email", "hmac_phone"]
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+# Derived columns read these query columns (their own source, if any, is one of them).
+DERIVATION_INPUTS: dict[str, tuple[str, ...]] = {
+    "occasion_label": ("occasion_type", "occasion_label"),
+    "location_display": ("suburb_preferences", "location_selections"),
+    "sync_date": (),
+    "hmac_email": ("email",),
+    "hmac_phone": ("phone",),
+}
 
-# Money is exact: Avro decimal(18, 2) loads into NUMERIC. 18 digits keep the unscaled
-# value inside an int64, which the columnar encoder needs; DECIMAL(p, s) with s <= 2 and
-# p - s <= 16 fits exactly (see ``max_decimal_integer_digits``).
-NUMERIC_PRECISION = 18
-NUMERIC_SCALE = 2
-max_decimal_integer_digits = NUMERIC_PRECISION - NUMERIC_SCALE
+
+def split_source(source: str) -> tuple[str, str]:
+    """``(alias, column)`` of a source expression ``alias.column``."""
+    alias, dot, column = source.partition(".")
+    if not (dot and alias.isidentifier() and column.isidentifier()):
+        raise ValueError(f"source {source!r} is not of the form alias.column")
+    return alias, column
 
 
 @dataclass(frozen=True)
 class Column:
-    """One column of a reporting table."""
+    """One column of a reporting table, and where its value comes from."""
 
     name: str
     type: BigQueryType
     description: str
+    source: str | None = None  # ``alias.column`` in the spec's FROM/JOIN clause
     mode: Mode = "NULLABLE"
     derive: Derivation | None = None
     pii: bool = False
@@ -60,47 +64,43 @@ class Column:
     @property
     def query_inputs(self) -> tuple[str, ...]:
         """Names of the source query's columns that this column is computed from."""
-        return DERIVATION_INPUTS.get(self.derive, (self.name,)) if self.derive else (self.name,)
-
-    def avro_field(self) -> AvroField:
-        """How the encoder writes this column (kind, logical type, decimal scale)."""
-        kind, logical_type = AVRO_ENCODING[self.type]
-        return AvroField(self.name, kind, self.nullable, logical_type,
-                         NUMERIC_PRECISION, NUMERIC_SCALE)
-
-    def avro_schema_field(self) -> dict[str, Any]:
-        """This column's field in the Avro record schema, documented."""
-        return {**field_schema(self.avro_field()), "doc": self.description}
+        return DERIVATION_INPUTS[self.derive] if self.derive else (self.name,)
 
     def bigquery_field(self) -> dict[str, str]:
         """The BigQuery schema field of this column, as the REST API spells it."""
-        return {
-            "name": self.name,
-            "type": self.type,
-            "mode": self.mode,
-            "description": self.description,
-        }
+        return {"name": self.name, "type": self.type, "mode": self.mode,
+                "description": self.description}
 
 
-# BigQuery type -> (encoder kind, Avro logical type). DATE is an Avro int, whose varint
-# encoding is the long's; NUMERIC is an Avro decimal(NUMERIC_PRECISION, NUMERIC_SCALE).
-AVRO_ENCODING: dict[BigQueryType, tuple[Kind, LogicalType | None]] = {
-    "INT64": ("long", None),
-    "STRING": ("string", None),
-    "FLOAT64": ("double", None),
-    "DATE": ("long", "date"),
-    "TIMESTAMP": ("long", "timestamp-micros"),
-    "NUMERIC": ("decimal", None),
-}
+@dataclass(frozen=True)
+class QueryInput:
+    """A value the query reads only to derive a column from it (never written as such).
+    With ``pii`` it leaves MySQL only when the opt-in PII hashes are on."""
 
-# Derived columns read other query columns (or none, for constants).
-DERIVATION_INPUTS: dict[str, tuple[str, ...]] = {
-    "occasion_label": ("occasion_type", "occasion_label"),
-    "location_display": ("suburb_preferences", "location_selections"),
-    "sync_date": (),
-    "hmac_email": ("email",),
-    "hmac_phone": ("phone",),
-}
+    name: str
+    source: str
+    pii: bool = False
+
+
+@dataclass(frozen=True)
+class Join:
+    """``LEFT JOIN table AS alias ON alias.key = parent``: on a unique key, so a row is
+    never dropped nor repeated."""
+
+    table: str
+    alias: str
+    key: str
+    parent: str  # ``alias.column`` of a table joined before
+
+
+@dataclass(frozen=True)
+class QueryColumn:
+    """One column the flattening query returns: its source and its wire type."""
+
+    name: str
+    source: str
+    wire_type: BigQueryType
+    pii: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,41 +114,45 @@ class OrphanCheck:
 
 @dataclass(frozen=True)
 class TableSpec:
-    """A reporting table: its name, its source query and its columns."""
+    """A reporting table: its source (driving table, joins), primary key and columns."""
 
     name: str
     description: str
     source_table: str
-    primary_key: str
+    alias: str
+    primary_key: str  # the output column that holds the driving table's key
     columns: tuple[Column, ...]
+    joins: tuple[Join, ...] = ()
+    inputs: tuple[QueryInput, ...] = ()
     orphan_checks: tuple[OrphanCheck, ...] = ()
-    sql_file: str = ""
-    totals_sql_file: str = ""
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
         if len(set(names)) != len(names):
             raise ValueError(f"{self.name}: duplicate column names")
+        for source in self._sources():
+            if split_source(source)[0] not in self.tables_by_alias:
+                raise ValueError(f"{self.name}: source {source!r} names an unknown alias")
+        for column in self.money_columns:  # the totals query reads the driving table only
+            if column.source is None or split_source(column.source)[0] != self.alias:
+                raise ValueError(f"{self.name}.{column.name}: money must come from "
+                                 f"{self.alias}.*")
+        if self.column(self.primary_key).source is None:
+            raise ValueError(f"{self.name}: primary key {self.primary_key} has no source")
 
-    @property
-    def query_path(self) -> Path:
-        """The ``.sql`` file of the flattening query."""
-        return SQL_DIR / "source" / (self.sql_file or f"{self.name}.sql")
-
-    @property
-    def totals_query_path(self) -> Path:
-        """The ``.sql`` file of the reconciliation aggregate (row count and money sums)."""
-        return SQL_DIR / "source" / "totals" / (self.totals_sql_file or f"{self.name}.sql")
-
-    @cached_property
-    def query(self) -> str:
-        """The flattening query, with ``%(first_id)s``/``%(last_id)s``/``%(include_pii)s``."""
-        return self.query_path.read_text(encoding="utf-8")
+    def _sources(self) -> list[str]:
+        return ([c.source for c in self.columns if c.source] + [i.source for i in self.inputs]
+                + [j.parent for j in self.joins])
 
     @cached_property
-    def totals_query(self) -> str:
-        """The aggregate query over the same id range."""
-        return self.totals_query_path.read_text(encoding="utf-8")
+    def tables_by_alias(self) -> dict[str, str]:
+        """Source table of each alias of the FROM/JOIN clause."""
+        return {self.alias: self.source_table, **{j.alias: j.table for j in self.joins}}
+
+    @property
+    def key_column(self) -> str:
+        """The driving table's primary-key column (chunks are ranges of it)."""
+        return split_source(self.column(self.primary_key).source or "")[1]
 
     def output_columns(self, include_pii: bool = False) -> tuple[Column, ...]:
         """The columns written to Avro and BigQuery."""
@@ -167,95 +171,60 @@ class TableSpec:
         return tuple(c for c in self.columns if c.type == "NUMERIC")
 
     @cached_property
-    def query_columns(self) -> tuple[str, ...]:
-        """The columns the source query returns, in order of first use."""
-        seen: dict[str, None] = {}
+    def query_plan(self) -> tuple[QueryColumn, ...]:
+        """The columns the source query returns, in order of first use, with their wire
+        types (text for the inputs of derived columns)."""
+        sources = {c.name: c for c in self.columns if c.source}
+        inputs = {i.name: i for i in self.inputs}
+        planned: dict[str, QueryColumn] = {}
         for column in self.columns:
             for name in column.query_inputs:
-                seen.setdefault(name, None)
-        return tuple(seen)
+                if name in planned:
+                    continue
+                if name in inputs:
+                    item = inputs[name]
+                    planned[name] = QueryColumn(name, item.source, DERIVATION_INPUT_TYPE,
+                                                item.pii)
+                else:
+                    own = sources[name]
+                    wire = DERIVATION_INPUT_TYPE if own.derive else own.type
+                    planned[name] = QueryColumn(name, own.source or "", wire)
+        return tuple(planned.values())
+
+    @property
+    def query_columns(self) -> tuple[str, ...]:
+        """The names of the columns the source query returns."""
+        return tuple(q.name for q in self.query_plan)
+
+    def source_column(self, source: str) -> tuple[str, str]:
+        """``(table, column)`` of a source expression ``alias.column``."""
+        alias, column = split_source(source)
+        return self.tables_by_alias[alias], column
 
     @cached_property
     def source_columns(self) -> frozenset[tuple[str, str]]:
-        """Every ``(table, column)`` of the source that the query reads."""
-        return frozenset(referenced_source_columns(self.query))
+        """Every ``(table, column)`` of the source that the queries read, joins included."""
+        keys = [f"{j.alias}.{j.key}" for j in self.joins]
+        return frozenset(self.source_column(s) for s in self._sources() + keys)
 
     @cached_property
     def source_wire_types(self) -> dict[tuple[str, str], BigQueryType]:
-        """The wire form each selected ``(table, column)`` is read in: the type of the query
-        column it feeds (STRING for the inputs of derived columns). Columns read only in
+        """The wire type each selected ``(table, column)`` is read in. Columns read only in
         joins are absent. The drift check refuses source types that form cannot hold."""
-        types: dict[str, BigQueryType] = {c.name: c.type for c in self.columns if not c.derive}
-        wire: dict[tuple[str, str], BigQueryType] = {}
-        for name, sources in select_list_sources(self.query).items():
-            for source in sources:
-                wire[source] = types.get(name, "STRING")
-        return wire
-
-    def avro_schema(self, include_pii: bool = False) -> dict[str, Any]:
-        """The Avro record schema of the exported files."""
-        return {
-            "type": "record",
-            "name": self.name,
-            "namespace": "partyhelp.reporting",
-            "doc": self.description,
-            "fields": [c.avro_schema_field() for c in self.output_columns(include_pii)],
-        }
+        return {self.source_column(q.source): q.wire_type for q in self.query_plan}
 
     def bigquery_schema(self, include_pii: bool = False) -> list[dict[str, str]]:
         """The BigQuery schema (REST representation) with column descriptions."""
         return [c.bigquery_field() for c in self.output_columns(include_pii)]
 
 
-def sql_template(path: Path) -> str:
-    """A BigQuery SQL template without its ``--`` comment lines (they may name placeholders)."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return "\n".join(line for line in lines if not line.lstrip().startswith("--"))
+def _id(name: str, source: str, what: str) -> Column:
+    return Column(name, "INT64", what, source, mode="REQUIRED")
 
 
-_FROM_JOIN = re.compile(r"\b(?:FROM|JOIN)\s+`?(\w+)`?\s+(?:AS\s+)?(\w+)", re.IGNORECASE)
-_ALIAS_COLUMN = re.compile(r"\b(\w+)\.`?(\w+)`?")
-
-
-def referenced_source_columns(sql: str) -> Iterable[tuple[str, str]]:
-    """Yield ``(table, column)`` for each ``alias.column`` the SQL reads.
-
-    Our queries always alias their tables (``FROM leads AS l``), so the alias map is
-    enough; comments are dropped first so prose cannot look like a reference.
-    """
-    code = re.sub(r"--[^\n]*", "", sql)
-    aliases = {alias.lower(): table for table, alias in _FROM_JOIN.findall(code)}
-    for alias, column in _ALIAS_COLUMN.findall(code):
-        table = aliases.get(alias.lower())
-        if table is not None:
-            yield table, column
-
-
-_SELECT_ITEM = re.compile(r"^\s*(.*\S)\s+AS\s+`?(\w+)`?\s*,?\s*$", re.IGNORECASE)
-
-
-def select_list_sources(sql: str) -> dict[str, frozenset[tuple[str, str]]]:
-    """For each column the query returns, the ``(table, column)`` pairs its expression reads.
-
-    Relies on the layout of ``sql/source/README.md``: one ``expression AS name`` per line
-    between ``SELECT`` and ``FROM``.
-    """
-    code = re.sub(r"--[^\n]*", "", sql)
-    aliases = {alias.lower(): table for table, alias in _FROM_JOIN.findall(code)}
-    select_list = re.search(r"\bSELECT\b(.*?)^\s*FROM\b", code,
-                            re.IGNORECASE | re.DOTALL | re.MULTILINE)
-    out: dict[str, frozenset[tuple[str, str]]] = {}
-    for line in (select_list.group(1) if select_list else "").splitlines():
-        item = _SELECT_ITEM.match(line)
-        if item:
-            expression, name = item.groups()
-            out[name] = frozenset((aliases[a.lower()], c) for a, c in
-                                  _ALIAS_COLUMN.findall(expression) if a.lower() in aliases)
-    return out
-
-
-def _id(name: str, what: str) -> Column:
-    return Column(name, "INT64", what, mode="REQUIRED")
+def _ts(name: str, source: str, what: str) -> Column:
+    return Column(name, "TIMESTAMP", what + " UTC; NULL where the source held a zero date.",
+                  source)
 
 
 SYNC_DATE = Column(
@@ -265,70 +234,64 @@ SYNC_DATE = Column(
     mode="REQUIRED",
     derive="sync_date",
 )
-
-
-def _ts(name: str, what: str) -> Column:
-    return Column(name, "TIMESTAMP", what + " UTC; NULL where the source held a zero date.")
-
+_OCCASION_LABEL = Join("occasion_types", "ot", "key", "l.occasion_type")
 
 PH_LEADS = TableSpec(
     name="ph_leads",
     description="One row per lead (a customer event request), with readable labels.",
     source_table="leads",
+    alias="l",
+    joins=(_OCCASION_LABEL,),
     primary_key="lead_id",
     columns=(
-        _id("lead_id", "Primary key: source leads.id."),
-        Column("occasion_type", "STRING", "Occasion key, e.g. 21st_birthday, wedding_reception."),
-        Column(
-            "occasion_label",
-            "STRING",
-            "Human label: occasion_types.label, or derived from the key where that table "
-            "lacks it (murder_mystery_night -> Murder Mystery Night).",
-            derive="occasion_label",
-        ),
-        Column("guest_count", "INT64", "Numeric guest count."),
-        Column("guest_count_display", "STRING", "Guest count as the customer chose it: 50-80."),
-        Column("preferred_date", "DATE", "Customer's preferred event date; NULL for zero dates."),
-        Column("suburb", "STRING", "Primary suburb of the event."),
-        Column(
-            "location_display",
-            "STRING",
-            "Preferred locations in one string: the suburbs of suburb_preferences, then of "
-            "location_selections, comma-separated, without repeats; NULL when there are none.",
-            derive="location_display",
-        ),
-        Column(
-            "status",
-            "STRING",
-            "new, distributed, partially_fulfilled, fulfilled, expired or cancelled "
-            "(legacy values pass through).",
-        ),
-        Column("base_price", "NUMERIC", "List price from the pricing matrix, AUD."),
-        Column("current_price", "NUMERIC", "Price after discount, AUD."),
-        Column("discount_percent", "INT64", "Current discount, percent.", mode="REQUIRED"),
-        Column("purchase_target", "INT64", "Fulfilment target, e.g. 3.", mode="REQUIRED"),
-        Column("purchase_count", "INT64", "Number of purchases so far.", mode="REQUIRED"),
-        _ts("distributed_at", "When the lead was distributed to venues,"),
-        _ts("fulfilled_at", "When the fulfilment target was met,"),
-        _ts("expires_at", "When the lead expires,"),
-        _ts("created_at", "Source leads.created_at,"),
+        _id("lead_id", "l.id", "Primary key: source leads.id."),
+        Column("occasion_type", "STRING", "Occasion key, e.g. 21st_birthday, wedding_reception.",
+               "l.occasion_type"),
+        Column("occasion_label", "STRING",
+               "Human label: occasion_types.label, or derived from the key where that table "
+               "lacks it (murder_mystery_night -> Murder Mystery Night).",
+               "ot.label", derive="occasion_label"),
+        Column("guest_count", "INT64", "Numeric guest count.", "l.guest_count"),
+        Column("guest_count_display", "STRING", "Guest count as the customer chose it: 50-80.",
+               "l.guest_count_display"),
+        Column("preferred_date", "DATE", "Customer's preferred event date; NULL for zero dates.",
+               "l.preferred_date"),
+        Column("suburb", "STRING", "Primary suburb of the event.", "l.suburb"),
+        Column("location_display", "STRING",
+               "Preferred locations in one string: the suburbs of suburb_preferences, then of "
+               "location_selections, comma-separated, without repeats; NULL when there are none.",
+               derive="location_display"),
+        Column("status", "STRING",
+               "new, distributed, partially_fulfilled, fulfilled, expired or cancelled "
+               "(legacy values pass through).", "l.status"),
+        Column("base_price", "NUMERIC", "List price from the pricing matrix, AUD.", "l.base_price"),
+        Column("current_price", "NUMERIC", "Price after discount, AUD.", "l.current_price"),
+        Column("discount_percent", "INT64", "Current discount, percent.", "l.discount_percent",
+               mode="REQUIRED"),
+        Column("purchase_target", "INT64", "Fulfilment target, e.g. 3.", "l.purchase_target",
+               mode="REQUIRED"),
+        Column("purchase_count", "INT64", "Number of purchases so far.", "l.purchase_count",
+               mode="REQUIRED"),
+        _ts("distributed_at", "l.distributed_at", "When the lead was distributed to venues,"),
+        _ts("fulfilled_at", "l.fulfilled_at", "When the fulfilment target was met,"),
+        _ts("expires_at", "l.expires_at", "When the lead expires,"),
+        _ts("created_at", "l.created_at", "Source leads.created_at,"),
         SYNC_DATE,
-        Column(
-            "email_sha256",
-            "STRING",
-            "Opt-in (PARTYHELP_INCLUDE_PII_HASHES): HMAC-SHA256 of the trimmed, lower-cased "
-            "email, keyed with a secret salt; never the raw value.",
-            derive="hmac_email",
-            pii=True,
-        ),
-        Column(
-            "phone_sha256",
-            "STRING",
-            "Opt-in (PARTYHELP_INCLUDE_PII_HASHES): HMAC-SHA256 of the phone number in "
-            "E.164 form (+61...), keyed with a secret salt; never the raw value.",
-            derive="hmac_phone",
-            pii=True,
-        ),
+        Column("email_sha256", "STRING",
+               "Opt-in (PARTYHELP_INCLUDE_PII_HASHES): HMAC-SHA256 of the trimmed, lower-cased "
+               "email, keyed with a secret salt; never the raw value.",
+               derive="hmac_email", pii=True),
+        Column("phone_sha256", "STRING",
+               "Opt-in (PARTYHELP_INCLUDE_PII_HASHES): HMAC-SHA256 of the phone number in "
+               "E.164 form (+61...), keyed with a secret salt; never the raw value.",
+               derive="hmac_phone", pii=True),
+    ),
+    inputs=(
+        QueryInput("suburb_preferences", "l.suburb_preferences"),
+        QueryInput("location_selections", "l.location_selections"),
+        # PII leaves MySQL only when the opt-in hashes are on, and is hashed before writing.
+        QueryInput("email", "l.email", pii=True),
+        QueryInput("phone", "l.phone", pii=True),
     ),
 )
 
@@ -336,24 +299,27 @@ PH_VENUES = TableSpec(
     name="ph_venues",
     description="One row per venue, flattened with its area name; balance as at the sync.",
     source_table="venues",
+    alias="v",
+    joins=(Join("areas", "a", "id", "v.area_id"),),
     primary_key="venue_id",
     columns=(
-        _id("venue_id", "Primary key: source venues.id."),
-        Column("business_name", "STRING", "Venue's business name."),
-        Column("area_id", "INT64", "Source venues.area_id; may point to a missing area."),
-        Column("area_name", "STRING", "areas.name; NULL when the venue has no (existing) area."),
-        Column("suburb", "STRING", "Venue suburb."),
-        Column("state", "STRING", "Australian state, e.g. VIC."),
-        Column("postcode", "STRING", "Postcode."),
-        Column(
-            "status",
-            "STRING",
-            "pending, active, inactive or suspended (legacy values pass through).",
-        ),
-        Column("credit_balance", "NUMERIC", "Prepaid credit balance as at the sync, AUD; signed."),
-        _ts("approved_at", "When the venue was approved,"),
-        _ts("last_activity_at", "Last activity of the venue,"),
-        _ts("created_at", "Source venues.created_at,"),
+        _id("venue_id", "v.id", "Primary key: source venues.id."),
+        Column("business_name", "STRING", "Venue's business name.", "v.business_name"),
+        Column("area_id", "INT64", "Source venues.area_id; may point to a missing area.",
+               "v.area_id"),
+        Column("area_name", "STRING", "areas.name; NULL when the venue has no (existing) area.",
+               "a.name"),
+        Column("suburb", "STRING", "Venue suburb.", "v.suburb"),
+        Column("state", "STRING", "Australian state, e.g. VIC.", "v.state"),
+        Column("postcode", "STRING", "Postcode.", "v.postcode"),
+        Column("status", "STRING",
+               "pending, active, inactive or suspended (legacy values pass through).",
+               "v.status"),
+        Column("credit_balance", "NUMERIC", "Prepaid credit balance as at the sync, AUD; signed.",
+               "v.credit_balance"),
+        _ts("approved_at", "v.approved_at", "When the venue was approved,"),
+        _ts("last_activity_at", "v.last_activity_at", "Last activity of the venue,"),
+        _ts("created_at", "v.created_at", "Source venues.created_at,"),
         SYNC_DATE,
     ),
     orphan_checks=(OrphanCheck("area", "area_id", "area_name"),),
@@ -366,35 +332,38 @@ PH_LEAD_PURCHASES = TableSpec(
     name="ph_lead_purchases",
     description="Core sales fact: one row per lead purchase with its event and venue context.",
     source_table="lead_purchases",
+    alias="lp",
+    joins=(
+        Join("leads", "l", "id", "lp.lead_id"),
+        _OCCASION_LABEL,
+        Join("venues", "v", "id", "lp.venue_id"),
+        Join("areas", "a", "id", "v.area_id"),
+    ),
     primary_key="lead_purchase_id",
     columns=(
-        _id("lead_purchase_id", "Primary key: source lead_purchases.id."),
-        Column("lead_id", "INT64", "Purchased lead (source lead_purchases.lead_id)."),
-        Column("venue_id", "INT64", "Buying venue (source lead_purchases.venue_id)."),
-        Column("occasion_type", "STRING", "Occasion key " + _LEAD_CONTEXT),
-        Column(
-            "occasion_label",
-            "STRING",
-            "Event name, e.g. 21st Birthday: occasion_types.label or derived from the key; "
-            "NULL when the lead no longer exists.",
-            derive="occasion_label",
-        ),
-        Column("preferred_date", "DATE", "Event date " + _LEAD_CONTEXT),
-        Column("guest_count", "INT64", "Guest count " + _LEAD_CONTEXT),
-        Column("lead_suburb", "STRING", "Event suburb " + _LEAD_CONTEXT),
-        Column(
-            "lead_status",
-            "STRING",
-            "The venue's progress with the lead: contacted, quoted, booked, lost or pending.",
-        ),
-        Column("venue_business_name", "STRING", "Venue business name; " + _VENUE_CONTEXT),
-        Column("venue_area_name", "STRING", "Venue's area name; NULL when it has none."),
-        Column("amount_paid", "NUMERIC", "Revenue for this purchase, AUD."),
-        Column(
-            "discount_percent", "INT64", "Discount at the time of purchase, percent.",
-            mode="REQUIRED",
-        ),
-        _ts("purchased_at", "Purchase time (source lead_purchases.created_at),"),
+        _id("lead_purchase_id", "lp.id", "Primary key: source lead_purchases.id."),
+        Column("lead_id", "INT64", "Purchased lead (source lead_purchases.lead_id).",
+               "lp.lead_id"),
+        Column("venue_id", "INT64", "Buying venue (source lead_purchases.venue_id).",
+               "lp.venue_id"),
+        Column("occasion_type", "STRING", "Occasion key " + _LEAD_CONTEXT, "l.occasion_type"),
+        Column("occasion_label", "STRING",
+               "Event name, e.g. 21st Birthday: occasion_types.label or derived from the key; "
+               "NULL when the lead no longer exists.", "ot.label", derive="occasion_label"),
+        Column("preferred_date", "DATE", "Event date " + _LEAD_CONTEXT, "l.preferred_date"),
+        Column("guest_count", "INT64", "Guest count " + _LEAD_CONTEXT, "l.guest_count"),
+        Column("lead_suburb", "STRING", "Event suburb " + _LEAD_CONTEXT, "l.suburb"),
+        Column("lead_status", "STRING",
+               "The venue's progress with the lead: contacted, quoted, booked, lost or pending.",
+               "lp.lead_status"),
+        Column("venue_business_name", "STRING", "Venue business name; " + _VENUE_CONTEXT,
+               "v.business_name"),
+        Column("venue_area_name", "STRING", "Venue's area name; NULL when it has none.",
+               "a.name"),
+        Column("amount_paid", "NUMERIC", "Revenue for this purchase, AUD.", "lp.amount_paid"),
+        Column("discount_percent", "INT64", "Discount at the time of purchase, percent.",
+               "lp.discount_percent", mode="REQUIRED"),
+        _ts("purchased_at", "lp.created_at", "Purchase time (source lead_purchases.created_at),"),
         SYNC_DATE,
     ),
     orphan_checks=(
@@ -407,23 +376,26 @@ PH_CREDIT_TRANSACTIONS = TableSpec(
     name="ph_credit_transactions",
     description="One row per credit movement of a venue: top-ups, purchases, refunds.",
     source_table="credit_transactions",
+    alias="ct",
+    joins=(Join("venues", "v", "id", "ct.venue_id"),),
     primary_key="credit_transaction_id",
     columns=(
-        _id("credit_transaction_id", "Primary key: source credit_transactions.id."),
-        Column("venue_id", "INT64", "Venue whose balance moved."),
-        Column("venue_business_name", "STRING", "Venue business name; " + _VENUE_CONTEXT),
-        Column(
-            "type",
-            "STRING",
-            "topup, auto_topup, purchase, refund or adjustment (legacy values pass through).",
-        ),
-        Column("amount", "NUMERIC", "Signed amount, AUD: negative for a purchase."),
-        Column("balance_after", "NUMERIC", "Venue balance after this transaction, AUD."),
-        Column("lead_purchase_id", "INT64", "Set for type = purchase."),
-        Column("stripe_payment_intent_id", "STRING", "Stripe PaymentIntent, for reconciliation."),
-        Column("description", "STRING", "Free-text description."),
-        Column("admin_note", "STRING", "Note by a Partyhelp admin."),
-        _ts("created_at", "Source credit_transactions.created_at,"),
+        _id("credit_transaction_id", "ct.id", "Primary key: source credit_transactions.id."),
+        Column("venue_id", "INT64", "Venue whose balance moved.", "ct.venue_id"),
+        Column("venue_business_name", "STRING", "Venue business name; " + _VENUE_CONTEXT,
+               "v.business_name"),
+        Column("type", "STRING",
+               "topup, auto_topup, purchase, refund or adjustment (legacy values pass through).",
+               "ct.type"),
+        Column("amount", "NUMERIC", "Signed amount, AUD: negative for a purchase.", "ct.amount"),
+        Column("balance_after", "NUMERIC", "Venue balance after this transaction, AUD.",
+               "ct.balance_after"),
+        Column("lead_purchase_id", "INT64", "Set for type = purchase.", "ct.lead_purchase_id"),
+        Column("stripe_payment_intent_id", "STRING",
+               "Stripe PaymentIntent, for reconciliation.", "ct.stripe_payment_intent_id"),
+        Column("description", "STRING", "Free-text description.", "ct.description"),
+        Column("admin_note", "STRING", "Note by a Partyhelp admin.", "ct.admin_note"),
+        _ts("created_at", "ct.created_at", "Source credit_transactions.created_at,"),
         SYNC_DATE,
     ),
     orphan_checks=(OrphanCheck("venue", "venue_id", "venue_business_name"),),
@@ -433,21 +405,23 @@ PH_LEAD_MATCHES = TableSpec(
     name="ph_lead_matches",
     description="One row per lead-venue match, for the notified -> viewed -> purchased funnel.",
     source_table="lead_matches",
+    alias="lm",
+    joins=(Join("venues", "v", "id", "lm.venue_id"),),
     primary_key="lead_match_id",
     columns=(
-        _id("lead_match_id", "Primary key: source lead_matches.id."),
-        Column("lead_id", "INT64", "Matched lead."),
-        Column("venue_id", "INT64", "Matched venue."),
-        Column("venue_business_name", "STRING", "Venue business name; " + _VENUE_CONTEXT),
-        Column("match_score", "FLOAT64", "Matching score (source DECIMAL(5,2))."),
-        Column(
-            "status",
-            "STRING",
-            "notified, viewed, purchased, expired or declined (legacy values pass through).",
-        ),
-        _ts("notified_at", "When the venue was notified,"),
-        _ts("viewed_at", "When the venue viewed the lead,"),
-        _ts("purchased_at", "When the venue bought the lead,"),
+        _id("lead_match_id", "lm.id", "Primary key: source lead_matches.id."),
+        Column("lead_id", "INT64", "Matched lead.", "lm.lead_id"),
+        Column("venue_id", "INT64", "Matched venue.", "lm.venue_id"),
+        Column("venue_business_name", "STRING", "Venue business name; " + _VENUE_CONTEXT,
+               "v.business_name"),
+        Column("match_score", "FLOAT64", "Matching score (source DECIMAL(5,2)).",
+               "lm.match_score"),
+        Column("status", "STRING",
+               "notified, viewed, purchased, expired or declined (legacy values pass through).",
+               "lm.status"),
+        _ts("notified_at", "lm.notified_at", "When the venue was notified,"),
+        _ts("viewed_at", "lm.viewed_at", "When the venue viewed the lead,"),
+        _ts("purchased_at", "lm.purchased_at", "When the venue bought the lead,"),
         SYNC_DATE,
     ),
     orphan_checks=(OrphanCheck("venue", "venue_id", "venue_business_name"),),
@@ -472,11 +446,6 @@ class ViewSpec:
     def columns(self) -> tuple[Column, ...]:
         """The view's columns, with the base table's types and descriptions."""
         return tuple(self.base.column(name) for name in self.column_names)
-
-    @property
-    def query_path(self) -> Path:
-        """The ``.sql`` template of the view."""
-        return SQL_DIR / "bigquery" / f"{self.name}.sql"
 
 
 SALES_BILLING_SUMMARY = ViewSpec(

@@ -1,5 +1,17 @@
--- ph_sales_billing_summary: the billing view over ph_lead_purchases.
--- {columns} and {source_table} are filled from tasks/specs.py with validated, quoted identifiers.
+-- Generated from partyhelp_pipeline/spec by `python -m scripts.generate_docs`; do not edit.
 SELECT
-    {columns}
-FROM {source_table}
+    `lead_purchase_id`,
+    `lead_id`,
+    `venue_id`,
+    `occasion_label`,
+    `occasion_type`,
+    `preferred_date`,
+    `guest_count`,
+    `venue_business_name`,
+    `venue_area_name`,
+    `amount_paid`,
+    `discount_percent`,
+    `lead_status`,
+    `purchased_at`,
+    `sync_date`
+FROM `PROJECT.DATASET.ph_lead_purchases`

@@ -1,4 +1,5 @@
--- ph_credit_transactions: one row per credit movement, with the venue's name.
+-- Generated from partyhelp_pipeline/spec by `python -m scripts.generate_docs`; do not edit.
+-- ph_credit_transactions: One row per credit movement of a venue: top-ups, purchases, refunds.
 SELECT
     ct.id                                                         AS credit_transaction_id,
     ct.venue_id                                                   AS venue_id,

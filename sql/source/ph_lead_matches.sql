@@ -1,4 +1,5 @@
--- ph_lead_matches: one row per lead-venue match, with the venue's name.
+-- Generated from partyhelp_pipeline/spec by `python -m scripts.generate_docs`; do not edit.
+-- ph_lead_matches: One row per lead-venue match, for the notified -> viewed -> purchased funnel.
 SELECT
     lm.id                                                         AS lead_match_id,
     lm.lead_id                                                    AS lead_id,

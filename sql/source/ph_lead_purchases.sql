@@ -1,4 +1,5 @@
--- ph_lead_purchases: one row per purchase, flattened with its lead's event and its venue.
+-- Generated from partyhelp_pipeline/spec by `python -m scripts.generate_docs`; do not edit.
+-- ph_lead_purchases: Core sales fact: one row per lead purchase with its event and venue context.
 SELECT
     lp.id                                                         AS lead_purchase_id,
     lp.lead_id                                                    AS lead_id,

@@ -1,4 +1,5 @@
--- ph_leads: one row per lead, with its occasion label.
+-- Generated from partyhelp_pipeline/spec by `python -m scripts.generate_docs`; do not edit.
+-- ph_leads: One row per lead (a customer event request), with readable labels.
 SELECT
     l.id                                                          AS lead_id,
     l.occasion_type                                               AS occasion_type,
@@ -19,7 +20,6 @@ SELECT
     CAST(UNIX_TIMESTAMP(l.fulfilled_at) * 1000000 AS SIGNED)      AS fulfilled_at,
     CAST(UNIX_TIMESTAMP(l.expires_at) * 1000000 AS SIGNED)        AS expires_at,
     CAST(UNIX_TIMESTAMP(l.created_at) * 1000000 AS SIGNED)        AS created_at,
-    -- PII leaves MySQL only when the opt-in hashes are on, and is hashed before writing.
     IF(%(include_pii)s, l.email, NULL)                            AS email,
     IF(%(include_pii)s, l.phone, NULL)                            AS phone
 FROM leads AS l

@@ -1,4 +1,5 @@
--- ph_venues: one row per venue, with its area name. Contact columns (PII) are not read.
+-- Generated from partyhelp_pipeline/spec by `python -m scripts.generate_docs`; do not edit.
+-- ph_venues: One row per venue, flattened with its area name; balance as at the sync.
 SELECT
     v.id                                                          AS venue_id,
     v.business_name                                               AS business_name,

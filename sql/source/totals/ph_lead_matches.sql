@@ -1,4 +1,5 @@
--- Reconciliation totals of ph_lead_matches over one id range: the row count (no money columns).
+-- Generated from partyhelp_pipeline/spec by `python -m scripts.generate_docs`; do not edit.
+-- ph_lead_matches: reconciliation totals over one key range (money in cents).
 SELECT
     COUNT(*) AS row_count
 FROM lead_matches AS lm

@@ -1,0 +1,49 @@
+"""The table specs (stage 1): every column of every reporting table, declared once.
+
+``types`` holds the one table of type rules, ``tables`` the specs, ``sql`` the queries
+generated from them.
+"""
+
+from partyhelp_pipeline.spec.tables import (
+    AUDIT_TABLE,
+    SALES_BILLING_SUMMARY,
+    TABLES,
+    AuditTableSpec,
+    Column,
+    Join,
+    OrphanCheck,
+    QueryColumn,
+    QueryInput,
+    TableSpec,
+    ViewSpec,
+    select_tables,
+)
+from partyhelp_pipeline.spec.types import (
+    MAX_DECIMAL_INTEGER_DIGITS,
+    NUMERIC_PRECISION,
+    NUMERIC_SCALE,
+    TYPES,
+    BigQueryType,
+    TypeRule,
+)
+
+__all__ = [
+    "AUDIT_TABLE",
+    "MAX_DECIMAL_INTEGER_DIGITS",
+    "NUMERIC_PRECISION",
+    "NUMERIC_SCALE",
+    "SALES_BILLING_SUMMARY",
+    "TABLES",
+    "TYPES",
+    "AuditTableSpec",
+    "BigQueryType",
+    "Column",
+    "Join",
+    "OrphanCheck",
+    "QueryColumn",
+    "QueryInput",
+    "TableSpec",
+    "TypeRule",
+    "ViewSpec",
+    "select_tables",
+]

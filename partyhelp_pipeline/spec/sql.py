@@ -1,0 +1,86 @@
+"""SQL generated from the specs: each table's flattening and totals queries, and the view.
+
+The exporter runs exactly these strings; ``python -m scripts.generate_docs`` also writes
+them under ``sql/`` so a person can read them (a test fails when those files are stale).
+
+Source queries bind values, never format them: ``%(first_id)s`` and ``%(last_id)s`` bound
+the driving table's key (inclusive), ``%(include_pii)s`` is 1 only with the opt-in PII
+hashes. Identifiers come from the specs, never from input.
+"""
+
+from __future__ import annotations
+
+from partyhelp_pipeline.spec.tables import QueryColumn, TableSpec, ViewSpec, split_source
+from partyhelp_pipeline.spec.types import TYPES
+
+# MySQL reserved words that a spec uses as a column name: quoted wherever they appear.
+_RESERVED = frozenset({"key", "order", "group", "range", "rank", "interval", "condition"})
+_ALIGN = 62  # select expressions are padded to this width, so the names line up
+
+
+def mysql_source(source: str) -> str:
+    """``alias.column`` with the column quoted when it is a reserved word."""
+    alias, column = split_source(source)
+    return f"{alias}.`{column}`" if column.lower() in _RESERVED else f"{alias}.{column}"
+
+
+def _select_item(column: QueryColumn) -> str:
+    expression = TYPES[column.wire_type].wire_sql(mysql_source(column.source))
+    if column.pii:
+        expression = f"IF(%(include_pii)s, {expression}, NULL)"
+    return f"    {expression:<{_ALIGN}}AS {column.name}"
+
+
+def _from_clause(spec: TableSpec) -> list[str]:
+    lines = [f"FROM {spec.source_table} AS {spec.alias}"]
+    for join in spec.joins:
+        key = mysql_source(f"{join.alias}.{join.key}")
+        lines.append(f"LEFT JOIN {join.table} AS {join.alias} ON {key} = "
+                     f"{mysql_source(join.parent)}")
+    return lines
+
+
+def _key_range(spec: TableSpec) -> str:
+    key = mysql_source(f"{spec.alias}.{spec.key_column}")
+    return f"WHERE {key} BETWEEN %(first_id)s AND %(last_id)s"
+
+
+def flattening_query(spec: TableSpec) -> str:
+    """One row per driving row, in key order, every value in its wire form."""
+    items = [_select_item(column) for column in spec.query_plan]
+    return "\n".join([
+        # no "%" in a comment: the drivers format the query with the parameters
+        f"-- {spec.name}: {spec.description.replace('%', ' percent')}",
+        "SELECT",
+        ",\n".join(items),
+        *_from_clause(spec),
+        _key_range(spec),
+        f"ORDER BY {mysql_source(f'{spec.alias}.{spec.key_column}')}",
+    ]) + "\n"
+
+
+def totals_query(spec: TableSpec) -> str:
+    """Row count and money sums in cents over one key range of the driving table."""
+    items = ["    COUNT(*) AS row_count"]
+    for column in spec.money_columns:
+        total = TYPES["NUMERIC"].wire_sql(f"SUM({mysql_source(column.source or '')})")
+        items.append(f"    {total} AS {column.name}")
+    return "\n".join([
+        f"-- {spec.name}: reconciliation totals over one key range (money in cents).",
+        "SELECT",
+        ",\n".join(items),
+        f"FROM {spec.source_table} AS {spec.alias}",
+        _key_range(spec),
+    ]) + "\n"
+
+
+def bigquery_totals_query(spec: TableSpec, table_ref: str) -> str:
+    """Row count and money sums of a loaded table (``table_ref``: quoted, validated)."""
+    sums = "".join(f",\n    SUM(`{c.name}`) AS `{c.name}`" for c in spec.money_columns)
+    return f"SELECT\n    COUNT(*) AS row_count{sums}\nFROM {table_ref}\n"
+
+
+def view_query(view: ViewSpec, base_ref: str) -> str:
+    """The view's SELECT over its base table (``base_ref``: quoted, validated)."""
+    columns = ",\n    ".join(f"`{c.name}`" for c in view.columns)
+    return f"SELECT\n    {columns}\nFROM {base_ref}\n"

@@ -1,0 +1,66 @@
+"""The export tasks: MySQL -> Avro parts in GCS -> manifest, and finding a kept export."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from prefect import task
+from prefect.runtime import task_run as current_task_run
+
+from partyhelp_pipeline import drift, export
+from partyhelp_pipeline import manifest as mf
+from partyhelp_pipeline.clients import storage_client
+from partyhelp_pipeline.spec import TABLES
+from tasks.options import RETRY_OPTIONS, runtime_settings
+
+
+def _export_run_name() -> str:
+    parameters = current_task_run.parameters
+    plan: export.ExportPlan = parameters["plan"]
+    if len(plan.chunks) == 1:
+        return f"export-{plan.table}"
+    return f"export-{plan.table}-chunk-{parameters['index']:04d}"
+
+
+@task(name="resolve-sync-date", **RETRY_OPTIONS)
+def resolve_sync_date(requested: dt.date | None, timezone: str) -> dt.date:
+    """The run's reporting day: as requested, else today in the reporting time zone."""
+    return requested or dt.datetime.now(ZoneInfo(timezone)).date()
+
+
+@task(name="check-source-schema", **RETRY_OPTIONS)
+def check_source_schema(tables: list[str]) -> None:
+    """Fail before anything is written if the source lacks a column the specs read."""
+    drift.check_source_schema(runtime_settings().mysql, [TABLES[t] for t in tables])
+
+
+@task(name="plan", task_run_name="plan-{table}", **RETRY_OPTIONS)
+def plan_export(table: str, sync_date: dt.date, flow_run_id: str | None,
+                replaces: str | None = None) -> export.ExportPlan:
+    """Fix one table's export id and primary-key chunks."""
+    return export.plan_export(runtime_settings(), TABLES[table], sync_date, flow_run_id,
+                              replaces)
+
+
+@task(name="export", task_run_name=_export_run_name, **RETRY_OPTIONS)
+def export_chunk(plan: export.ExportPlan, index: int) -> export.ChunkResult:
+    """Stream one chunk of a table from MySQL into Avro parts in GCS."""
+    return export.export_chunk(runtime_settings(), TABLES[plan.table], plan, index)
+
+
+@task(name="manifest", task_run_name="manifest-{plan.table}", **RETRY_OPTIONS)
+def commit_manifest(plan: export.ExportPlan, chunks: list[export.ChunkResult]) -> mf.Manifest:
+    """Commit the manifest that makes a complete export loadable."""
+    return export.commit_manifest(runtime_settings(), TABLES[plan.table], plan, chunks)
+
+
+@task(name="find-export", task_run_name="find-export-{table}", **RETRY_OPTIONS)
+def find_export(table: str, sync_date: dt.date) -> mf.Manifest:
+    """The newest kept export of a table for a day, with every part verified."""
+    settings = runtime_settings()
+    client = storage_client(settings)
+    manifest = mf.find_latest_manifest(client, settings.gcs_bucket, settings.gcs_prefix,
+                                       sync_date, table)
+    mf.verify_parts(client, manifest)
+    return manifest

@@ -1,0 +1,54 @@
+"""What every task shares: retries for what a retry can heal, persisted results, settings.
+
+Every task retries with an exponential backoff, but only for failures a retry can heal
+(``partyhelp_pipeline.errors.is_transient``). Results are persisted, with Prefect's default
+cache policy (inputs + task source + flow run id), so a retried flow run skips what already
+finished, and a new run never reuses an earlier run's results.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.tasks import Task, exponential_backoff
+
+from partyhelp_pipeline.errors import is_transient
+from partyhelp_pipeline.settings import Settings, load_settings, read_setting
+
+
+def retry_if_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry lost connections, 5xx and rate limits; fail at once on anything else."""
+    try:
+        state.result()
+    except Exception as exc:
+        return is_transient(exc)
+    return True
+
+
+# Read at import: Prefect fixes a task's retry options when it is decorated.
+RETRIES: int = read_setting("task_retries")
+RETRY_OPTIONS: dict[str, Any] = {
+    "retries": RETRIES,
+    "retry_delay_seconds": exponential_backoff(
+        backoff_factor=read_setting("retry_delay_seconds")),
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": retry_if_transient,
+    "persist_result": True,
+}
+
+
+def runtime_settings() -> Settings:
+    """Settings from the environment, with secrets from Prefect ``Secret`` blocks if named."""
+    password = _secret_block(read_setting("mysql_password_block"))
+    salt = _secret_block(read_setting("pii_salt_block"))
+    return load_settings(mysql_password=password, pii_salt=salt)
+
+
+def _secret_block(name: str | None) -> str | None:
+    if not name:
+        return None
+    from prefect.blocks.system import Secret
+
+    block: Secret[str] = Secret.load(name)  # type: ignore[assignment]  # sync in a sync context
+    return str(block.get())
