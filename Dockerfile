@@ -2,18 +2,28 @@
 # The image of the partyhelp-bigquery-sync/daily deployment (prefect.yaml):
 #   docker build -t partyhelp-bigquery-sync:0.1.0 .
 # Prefect's official image of the version requirements.txt pins; exactly requirements.txt on
-# top; the flow code only (flows/, tasks/, sql/); a non-root user; no secrets (they come from
-# Prefect Secret blocks and the worker's Google credentials at run time).
+# top; the project installed from its wheel (partyhelp_pipeline, tasks, flows and the
+# partyhelp-sync command in site-packages: no PYTHONPATH); a non-root user; no secrets (they
+# come from Prefect Secret blocks and the worker's Google credentials at run time).
 
-# Builder: compiles mysqlclient against the MariaDB headers; every wheel goes to /wheels.
+# Builder: compiles mysqlclient against the MariaDB headers; the requirements' wheels go to
+# /wheels, the project's own wheel to /dist (a later layer: a code change rebuilds only it).
 FROM prefecthq/prefect:3.9.1-python3.11 AS builder
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential pkg-config libmariadb-dev \
     && rm -rf /var/lib/apt/lists/*
 COPY requirements.txt /tmp/requirements.txt
 RUN pip wheel --no-cache-dir --wheel-dir /wheels -r /tmp/requirements.txt
+# What `pip install .` needs: pyproject.toml (which reads README.md and requirements.txt)
+# and the three packages it declares. No tests/, scripts/ or sql/ (the SQL is generated from
+# the specs in code).
+COPY pyproject.toml README.md requirements.txt /src/
+COPY partyhelp_pipeline/ /src/partyhelp_pipeline/
+COPY tasks/ /src/tasks/
+COPY flows/ /src/flows/
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist /src
 
-# Runtime: the MariaDB client library only, and the wheels installed from a bind mount, so
+# Runtime: the MariaDB client library only, and the wheels installed from bind mounts, so
 # neither the compiler nor the wheel files end up in a layer.
 FROM prefecthq/prefect:3.9.1-python3.11
 LABEL org.opencontainers.image.title="partyhelp-bigquery-sync" \
@@ -26,14 +36,23 @@ COPY requirements.txt /tmp/requirements.txt
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links /wheels -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
+# The project, like `pip install .`: its dependencies (read from the same requirements.txt)
+# are the ones just installed, which pip checks; --no-index: nothing else can come in.
+RUN --mount=type=bind,from=builder,source=/dist,target=/dist \
+    pip install --no-cache-dir --no-index --find-links /dist partyhelp-bigquery-sync
 
 RUN useradd --create-home --uid 10001 --user-group --shell /usr/sbin/nologin partyhelp
 WORKDIR /opt/prefect/partyhelp
-# Owned by root: the flow's user can read the code, not change it.
-COPY flows/ flows/
-COPY tasks/ tasks/
-COPY sql/ sql/
-ENV PYTHONPATH=/opt/prefect/partyhelp \
-    PYTHONDONTWRITEBYTECODE=1 \
+# The deployment's entrypoint is the file flows/partyhelp_sync.py:partyhelp_bigquery_sync,
+# relative to this directory (prefect.yaml's pull step sets it). Prefect 3.9.1 would also
+# load a module path (`flows.partyhelp_sync.partyhelp_bigquery_sync`, no colon), but the
+# entrypoint is shared with the daily-local deployment, which runs this checkout's file, so
+# it stays a file. Decision: copy that one file only, without flows/__init__.py. Prefect runs
+# it as a script with this directory first on sys.path; a flows/ here without __init__.py is
+# no regular package, so the `flows`, `tasks` and `partyhelp_pipeline` the script imports
+# all resolve to the installed packages (tests/test_deployment.py checks this). Owned by
+# root: the flow's user can read it, not change it.
+COPY flows/partyhelp_sync.py flows/partyhelp_sync.py
+ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 USER 10001:10001

@@ -3,7 +3,8 @@
 #   MariaDB (the machine's), fake-gcs-server, local-bigquery (BigQuery emulator), Prefect server.
 #
 # Usage: scripts/stack.sh COMMAND
-#   install                 project venv .venv (requirements-dev.txt) + emulators; idempotent
+#   install                 project venv .venv (requirements-dev.txt, the project editable)
+#                           + emulators; idempotent
 #   start | stop | restart  every service (stop leaves MariaDB alone: it is the machine's)
 #   start-SVC | stop-SVC | restart-SVC   one service: gcs, bigquery, prefect (start-mariadb too)
 #   status [SVC...]         one line per service; exit 1 if any listed service is down
@@ -109,13 +110,21 @@ install_project_venv() {
         log "creating $VENV with $("$py" -V 2>&1)"
         "$py" -m venv --clear "$VENV"
     fi
-    stamp=$({ "$VENV/bin/python" -VV; cat "$REPO_ROOT"/requirements*.txt; } | sha256sum)
-    if up_to_date "$marker" "$stamp"; then
+    # pyproject.toml too: its packages and console script are what the editable install maps.
+    stamp=$({ "$VENV/bin/python" -VV; cat "$REPO_ROOT"/requirements*.txt \
+        "$REPO_ROOT/pyproject.toml"; } | sha256sum)
+    if up_to_date "$marker" "$stamp" && "$VENV/bin/python" -m pip show -q \
+        partyhelp-bigquery-sync >/dev/null 2>&1; then
         log ".venv is up to date"
         return 0
     fi
     log "pip install -r requirements-dev.txt into .venv"
     (cd "$REPO_ROOT" && "$VENV/bin/python" -m pip install -q -r requirements-dev.txt)
+    # The project itself, editable (no PYTHONPATH): tests, the demo, Dask worker processes
+    # and the partyhelp-sync command import partyhelp_pipeline, tasks and flows from this
+    # checkout. Offline: its dependencies came just above, setuptools from requirements-dev.txt.
+    log "pip install -e . (the project, editable) into .venv"
+    (cd "$REPO_ROOT" && "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .)
     printf '%s' "$stamp" >"$marker"
 }
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs and starts the local stack, then lints (ruff) and tests (pytest, arguments passed on).
+# Installs and starts the local stack, then lints (ruff), type-checks (mypy, strict on the package:
+# pyproject.toml [tool.mypy]) and tests (pytest, arguments passed on).
 # Services keep running afterwards, unless PARTYHELP_STOP_STACK=1 (CI): then the services this
 # run started are stopped (ones that already answered are left alone).
 set -euo pipefail
@@ -22,10 +23,12 @@ scripts/stack.sh start
 eval "$(scripts/stack.sh env)"
 
 ruff_rc=0
+mypy_rc=0
 pytest_rc=0
 .venv/bin/ruff check . || ruff_rc=$?
+.venv/bin/python -m mypy || mypy_rc=$?
 .venv/bin/python -m pytest "$@" || pytest_rc=$?
 
-echo "== summary: ruff exit $ruff_rc, pytest exit $pytest_rc"
+echo "== summary: ruff exit $ruff_rc, mypy exit $mypy_rc, pytest exit $pytest_rc"
 if ((pytest_rc)); then exit "$pytest_rc"; fi
-if ((ruff_rc)); then exit 1; fi
+if ((ruff_rc || mypy_rc)); then exit 1; fi

@@ -13,9 +13,9 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 import tomllib
@@ -27,8 +27,11 @@ import httpx
 import pytest
 import yaml
 
-from tasks.specs import TABLES
+from partyhelp_pipeline.settings import declared_settings
+from partyhelp_pipeline.spec import TABLES
 from tests.conftest import READER_PASSWORD, ROOT, admin_connection, create_bucket, sync_environment
+from tests.emulators import free_port
+from tests.test_packaging import build_wheel, repository_files
 
 FLOW_NAME = "partyhelp-bigquery-sync"
 ENTRYPOINT = "flows/partyhelp_sync.py:partyhelp_bigquery_sync"
@@ -85,12 +88,16 @@ def workdir() -> str:
     return [a for i, a in final_stage() if i == "WORKDIR"][-1]
 
 
-def context_copies() -> list[tuple[str, str]]:
-    """The final stage's COPY instructions from the build context: ``(source, dest)``."""
-    copies = []
-    for instruction, args in final_stage():
+def context_copies(stage: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+    """A stage's COPY instructions from the build context (default: the final stage's), as
+    ``(source, dest)`` with ``dest`` absolute (a relative one is under the WORKDIR then)."""
+    copies, cwd = [], "/"
+    for instruction, args in final_stage() if stage is None else stage:
+        if instruction == "WORKDIR":
+            cwd = os.path.join(cwd, args)
         if instruction == "COPY" and "--from=" not in args:
             *sources, dest = [a for a in args.split() if not a.startswith("--")]
+            dest = os.path.join(cwd, dest)  # keeps a trailing "/" (a folder)
             copies += [(s, dest) for s in sources]
     return copies
 
@@ -104,15 +111,24 @@ def test_base_image_is_the_official_image_of_the_pinned_prefect() -> None:
     assert prefect_yaml["prefect-version"] == prefect
 
 
-def test_image_installs_exactly_requirements_txt() -> None:
+def test_image_installs_exactly_requirements_txt_and_the_project() -> None:
+    """requirements.txt's wheels, then the project's own wheel (like `pip install .`), both
+    built in the builder and installed offline; no PYTHONPATH."""
     builder, final = dockerfile_stages()
-    build_runs = " ".join(a for i, a in builder if i == "RUN")
+    build_runs = [a for i, a in builder if i == "RUN"]
     assert "pip wheel --no-cache-dir --wheel-dir /wheels -r /tmp/requirements.txt" in build_runs
+    assert "pip wheel --no-cache-dir --no-deps --wheel-dir /dist /src" in build_runs
+    assert context_copies(builder)[-1][1] == "/src/flows/"  # the project's wheel comes last
     installs = [a for i, a in final if i == "RUN" and "pip install" in a]
-    assert len(installs) == 1, "one pip install in the runtime image, of requirements.txt only"
+    assert len(installs) == 2, "the runtime image installs requirements.txt, then the project"
     assert "--no-index --find-links /wheels -r /tmp/requirements.txt" in installs[0]
     assert "--mount=type=bind,from=builder,source=/wheels" in installs[0]
+    assert installs[1] == ("--mount=type=bind,from=builder,source=/dist,target=/dist pip install"
+                           " --no-cache-dir --no-index --find-links /dist partyhelp-bigquery-sync")
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["name"] \
+        == "partyhelp-bigquery-sync"
     assert ("COPY", "requirements.txt /tmp/requirements.txt") in final
+    assert not any("PYTHONPATH" in a for i, a in final if i in ("ENV", "ARG", "RUN"))
 
 
 def test_compiler_and_headers_stay_in_the_builder() -> None:
@@ -177,75 +193,97 @@ def in_build_context(path: str) -> bool:
     return included
 
 
-def repository_files() -> list[str]:
-    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    return [p for p in out.splitlines() if (ROOT / p).is_file()]
-
-
 def test_build_context_is_only_what_the_image_copies() -> None:
-    copied = [s.rstrip("/") for s, _ in context_copies()]
-    assert sorted(copied) == ["flows", "requirements.txt", "sql", "tasks"]
+    copied = {s.rstrip("/") for stage in dockerfile_stages() for s, _ in context_copies(stage)}
+    assert copied == {"requirements.txt", "pyproject.toml", "README.md", "partyhelp_pipeline",
+                      "tasks", "flows", "flows/partyhelp_sync.py"}
     context = {p for p in repository_files() if in_build_context(p)}
     assert context == {p for p in repository_files()
-                       if p == "requirements.txt" or p.split("/")[0] in copied}
+                       if p in copied or p.split("/")[0] in copied}
     for stray in (".git/config", ".venv/bin/python", ".env", "service-account.json",
-                  "tests/conftest.py", "scripts/setup.py", "prefect.yaml",
-                  "flows/__pycache__/partyhelp_sync.cpython-311.pyc", "tasks/x.pyc"):
+                  "tests/conftest.py", "scripts/setup.py", "prefect.yaml", "sql/mysql/x.sql",
+                  "flows/__pycache__/partyhelp_sync.cpython-311.pyc", "tasks/x.pyc",
+                  "build/lib/tasks/old_module.py"):
         assert not in_build_context(stray), stray
 
 
-def _image_tree(root: Path) -> Path:
-    """What the final stage's COPY lines put under its WORKDIR, from the build context."""
-    target = root / workdir().lstrip("/")
-    target.mkdir(parents=True)
+def _run_copies(stage: list[tuple[str, str]], root: Path) -> None:
+    """Carry out a stage's COPY lines from the build context, with ``root`` as its ``/``."""
     files = [p for p in repository_files() if in_build_context(p)]
-    for source, dest in context_copies():
-        if dest.startswith("/"):
-            continue  # requirements.txt to /tmp: not code
-        source = source.rstrip("/")
+    for source, dest in context_copies(stage):
+        source, target = source.rstrip("/"), root / dest.lstrip("/")
         for path in files:
-            if path == source or path.startswith(source + "/"):
-                out = target / dest / Path(path).relative_to(source) if path != source \
-                    else target / dest
-                out.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(ROOT / path, out)
-    return target
+            if path == source:  # a file: to dest, or into dest/
+                out = target / Path(path).name if dest.endswith("/") else target
+            elif path.startswith(source + "/"):  # a folder: its content into dest
+                out = target / Path(path).relative_to(source)
+            else:
+                continue
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / path, out)
+
+
+def _image_tree(root: Path) -> tuple[Path, Path]:
+    """The image, simulated without Docker: the builder's COPY lines and its wheel of the
+    project (/src -> /dist); the runtime's COPY lines, and that wheel installed with
+    ``pip install --target``. Returns the WORKDIR and the project's site-packages (the
+    image's also holds requirements.txt: here .venv's stands in for that part).
+    """
+    builder, final = dockerfile_stages()
+    _run_copies(builder, root / "builder")
+    wheel = build_wheel(root / "builder" / "src", root / "builder" / "dist")
+    _run_copies(final, root / "image")
+    site = root / "image" / "site-packages"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    result = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                             "--no-index", "--target", str(site), str(wheel)],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root / "image" / workdir().lstrip("/"), site
 
 
 def test_image_holds_everything_the_entrypoint_imports(tmp_path: Path) -> None:
-    """Load the flow the way a worker in the image does, with only the copied code."""
-    code = _image_tree(tmp_path)
+    """Load the flow the way a worker in the image does: the entrypoint file in the WORKDIR,
+    everything it imports from the installed project, nothing from this checkout."""
+    code, site = _image_tree(tmp_path)
+    entry_file = ENTRYPOINT.split(":")[0]
+    assert sorted(str(p.relative_to(code)) for p in code.rglob("*") if p.is_file()) \
+        == [entry_file], "the WORKDIR holds the entrypoint file only"
+    assert (code / entry_file).read_bytes() == (site / entry_file).read_bytes()
+    assert (site / "bin" / "partyhelp-sync").is_file()
+    third_party = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
     probe = f"""
 import json, sys
-sys.path.insert(0, {str(code)!r})  # the image's PYTHONPATH (= its WORKDIR)
+# -S: no .pth files run, so .venv's editable install of this checkout stays out; the project
+# comes from the wheel installed in {site.name}/, its dependencies from .venv.
+sys.path[:0] = [{str(site)!r}]
+sys.path += {third_party!r}
 from prefect.flows import load_flow_from_entrypoint
 flow = load_flow_from_entrypoint({ENTRYPOINT!r})
-from tasks.specs import SALES_BILLING_SUMMARY, SQL_DIR, TABLES
-paths = [p for s in TABLES.values() for p in (s.query_path, s.totals_query_path)]
-paths.append(SALES_BILLING_SUMMARY.query_path)
 files = {{n: getattr(m, "__file__", None) or "" for n, m in list(sys.modules.items())}}
 print(json.dumps({{"flow": flow.name, "flow_file": flow.fn.__code__.co_filename,
-                  "sql_dir": str(SQL_DIR),
-                  "missing": [str(p) for p in paths if not p.exists()],
-                  "first_party": {{n: f for n, f in files.items()
-                                  if n.split(".")[0] in ("flows", "tasks", "scripts", "tests")}},
+                  "first_party": {{n: f for n, f in files.items() if n.split(".")[0] in
+                                  ("partyhelp_pipeline", "flows", "tasks", "scripts", "tests")}},
                   "from_repo": [n for n, f in files.items() if f.startswith({str(ROOT) + "/"!r})
-                                and not f.startswith(sys.prefix + "/")]}}))
+                                and not f.startswith({sys.prefix + "/"!r})]}}))
 """
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    result = subprocess.run([sys.executable, "-I", "-c", probe], cwd=code, env=env,
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", probe], cwd=code, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["flow"] == FLOW_NAME
-    assert report["flow_file"] == str(code / ENTRYPOINT.split(":")[0])
-    assert report["from_repo"] == [], "imported from outside the image's code"
-    assert report["sql_dir"] == str(code / "sql")
-    assert report["missing"] == []
-    assert {"tasks.prefect_tasks", "tasks.warehouse", "tasks.export"} <= set(report["first_party"])
-    assert all(f.startswith(str(code)) for f in report["first_party"].values())
-    assert not any(n.split(".")[0] in ("scripts", "tests") for n in report["first_party"])
+    assert report["flow_file"] == str(code / entry_file)
+    assert report["from_repo"] == [], "imported from this checkout, not the image"
+    first_party = report["first_party"]
+    assert {"flows", "flows.table_pipeline", "tasks", "tasks.mysql_to_gcs",
+            "tasks.gcs_to_bigquery", "partyhelp_pipeline.spec", "partyhelp_pipeline.warehouse",
+            "partyhelp_pipeline.export"} <= set(first_party)
+    # Every first-party module, `flows` itself included (a flows/ in the WORKDIR without
+    # __init__.py must not shadow it), comes from the installed wheel.
+    outside = {n: f for n, f in first_party.items() if not f.startswith(f"{site}/")}
+    assert outside == {}, "first-party modules not from the installed project"
+    assert not any(n.split(".")[0] in ("scripts", "tests") for n in first_party)
 
 
 # ------------------------------------------------------------------ prefect.yaml, statically
@@ -276,10 +314,9 @@ def test_prefect_yaml_agrees_with_the_dockerfile_and_the_code() -> None:
 
 def test_production_settings_are_real_names_and_hold_no_secret() -> None:
     env = prefect_yaml()["deployments"][0]["work_pool"]["job_variables"]["env"]
-    code = "".join(p.read_text() for folder in ("tasks", "flows")
-                   for p in (ROOT / folder).glob("*.py"))
+    declared = {setting.variable for setting in declared_settings()}
     for name, value in env.items():
-        assert name.startswith("PREFECT_") or name in code, f"{name} is read nowhere"
+        assert name.startswith("PREFECT_") or name in declared, f"{name} is read nowhere"
         assert not re.search(r"PASSWORD$|SALT$|SECRET", name), f"{name} holds a secret"
         assert value.startswith("{{ $") or name.endswith("_BLOCK"), (name, value)
     assert env["PARTYHELP_MYSQL_PASSWORD_BLOCK"]  # the password comes from a Secret block
@@ -351,12 +388,6 @@ def test_deploy_all_reads_back_as_declared(deployed: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------ Retry from the UI
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -518,7 +549,7 @@ def source_row_counts(database: str) -> dict[str, int]:
 
 
 def bigquery_row_counts(settings: Any) -> dict[str, int]:
-    from tasks.clients import bigquery_client
+    from partyhelp_pipeline.clients import bigquery_client
 
     client = bigquery_client(settings)
     return {t: next(iter(client.query(
@@ -550,7 +581,7 @@ def test_retry_from_the_ui_redoes_only_what_failed(deployed: dict[str, Any], sou
     """
     from prefect.client.orchestration import get_client
 
-    from tasks.settings import load_settings
+    from partyhelp_pipeline.settings import load_settings
 
     token = os.urandom(4).hex()
     bucket_name, dataset = f"ph-retry-{token}", f"ph_retry_{token}"
@@ -580,8 +611,8 @@ def test_retry_from_the_ui_redoes_only_what_failed(deployed: dict[str, Any], sou
 def run_the_retry_scenario(client: Any, deployment: Any, token: str, settings: Any,
                            storage: Path, stack_sh: Callable[[str], None], database: str,
                            user: str, worker_log: Path) -> None:
-    from tasks.clients import storage_client
-    from tasks.warehouse import ensure_dataset
+    from partyhelp_pipeline.clients import storage_client
+    from partyhelp_pipeline.warehouse import ensure_dataset
 
     assert client.read_server_default_result_storage().default_result_storage_block_id \
         is None, "the server has a default result storage: local runs would not use theirs"
