@@ -1,4 +1,4 @@
-"""Micro-benchmark of tasks.avro_encoding on a 14-column batch; prints microseconds per row.
+"""Micro-benchmark of partyhelp_pipeline.avro_encoding, 14-column batch: microseconds per row.
 
 Run from the repository root: python -m benchmarks.bench_avro_encoding [--rows N]
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import pyarrow as pa
 
-from tasks.avro_encoding import (
+from partyhelp_pipeline.avro_encoding import (
     AvroContainerWriter,
     AvroField,
     compress_block,

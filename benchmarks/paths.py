@@ -3,7 +3,7 @@
     python -m benchmarks.paths export-local --database DB --table ph_lead_purchases --out DIR
     python -m benchmarks.paths export-gcs   --database DB --table ph_lead_purchases --bucket B
 
-Both use the project's real export code (``tasks.export``): ``plan_export``, then
+Both use the project's real export code (``partyhelp_pipeline.export``): ``plan_export``, then
 ``export_chunk`` for every chunk of the plan, then (GCS only) ``commit_manifest``, with a
 plain ``logging`` logger (outside a flow run; Prefect is not imported, so peak RSS is the
 export's own: the whole-flow sync's includes Prefect). Chunks
@@ -24,10 +24,10 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from tasks import export
-from tasks import manifest as mf
-from tasks.settings import load_settings
-from tasks.specs import TABLES
+from partyhelp_pipeline import export
+from partyhelp_pipeline import manifest as mf
+from partyhelp_pipeline.settings import load_settings, read_setting
+from partyhelp_pipeline.spec import TABLES
 
 SYNC_DATE = dt.date(2026, 11, 25)
 
@@ -57,7 +57,7 @@ def run_export(table: str, out: str | None) -> dict[str, int | float]:
     logger = logging.getLogger("benchmark")
     started = time.perf_counter()
     plan = export.plan_export(settings, spec, SYNC_DATE, "benchmark")
-    workers = min(len(plan.chunks), int(os.environ.get("PARTYHELP_MAX_WORKERS", "8")))
+    workers = min(len(plan.chunks), read_setting("max_workers"))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         chunks = list(pool.map(lambda i: export.export_chunk(settings, spec, plan, i,
                                                              logger, store),

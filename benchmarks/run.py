@@ -9,7 +9,7 @@ repetition runs every path at every size, in a rotated order), each in its own p
 
 ==============  ==================================================================
 floor           ``mariadb --quick -e "<the ph_lead_purchases query>" > /dev/null``
-export-local    the project's export (``tasks.export``) into a local folder
+export-local    the project's export (``partyhelp_pipeline.export``) into a local folder
 export-gcs      the same, uploading to fake-gcs-server, manifest included; the chunks of
                 a table above PARTYHELP_CHUNK_ROWS (5M) run concurrently, as in the flow
 export-gcs-serial  only for those: the same with one chunk at a time (memory of one)
@@ -42,6 +42,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ PATHS = ("floor", "export-local", "export-gcs", "export-gcs-serial", "dlt-pyarro
 DEFAULT_CHUNK_ROWS = 5_000_000  # PARTYHELP_CHUNK_ROWS' default
 VIEW = "bench_ph_lead_purchases"
 SYNC_DATE = "2026-11-25"
+PROJECT = "partyhelp-bench"  # the emulators' project of the benchmark's buckets and datasets
 FLOW_TABLES = ("ph_leads", "ph_venues", "ph_lead_purchases", "ph_credit_transactions",
                "ph_lead_matches")
 
@@ -97,9 +99,10 @@ def run_child(cmd: list[str], env: dict[str, str] | None = None,
 
 def source_query(table: str, first_id: int, last_id: int) -> str:
     """The project's flattening query of ``table`` with its parameters filled in."""
-    from tasks.specs import TABLES
+    from partyhelp_pipeline.spec import TABLES
+    from partyhelp_pipeline.spec.sql import flattening_query
 
-    lines = TABLES[table].query.splitlines()
+    lines = flattening_query(TABLES[table]).splitlines()
     sql = "\n".join(line for line in lines if not line.lstrip().startswith("--"))
     return (sql.replace("%(first_id)s", str(first_id)).replace("%(last_id)s", str(last_id))
             .replace("%(include_pii)s", "0"))
@@ -115,7 +118,7 @@ def id_range(database: str, source_table: str) -> tuple[int, int]:
 
 def floor_command(database: str, table: str) -> list[str]:
     """``mariadb --quick -e "<query>"`` for the whole table."""
-    from tasks.specs import TABLES
+    from partyhelp_pipeline.spec import TABLES
 
     low, high = id_range(database, TABLES[table].source_table)
     params = seed.admin_params()
@@ -135,7 +138,7 @@ def export_env(database: str, bucket: str, **extra: str) -> dict[str, str]:
         "PARTYHELP_MYSQL_HOST": params["host"], "PARTYHELP_MYSQL_PORT": str(params["port"]),
         "PARTYHELP_MYSQL_USER": params["user"], "PARTYHELP_MYSQL_PASSWORD": params["password"],
         "PARTYHELP_MYSQL_DATABASE": database, "PARTYHELP_GCS_BUCKET": bucket,
-        "PARTYHELP_GCS_PREFIX": "bench", "PARTYHELP_BQ_PROJECT": "partyhelp-bench",
+        "PARTYHELP_GCS_PREFIX": "bench", "PARTYHELP_BQ_PROJECT": PROJECT,
         "PARTYHELP_BQ_LOCATION": "US",
     })
     env.update(extra)
@@ -162,7 +165,7 @@ def storage():
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage as gcs
 
-    return gcs.Client(project="partyhelp-bench", credentials=AnonymousCredentials())
+    return gcs.Client(project=PROJECT, credentials=AnonymousCredentials())
 
 
 def empty_bucket(bucket: str) -> None:
@@ -170,6 +173,24 @@ def empty_bucket(bucket: str) -> None:
     client = storage()
     for blob in client.list_blobs(bucket):
         blob.delete()
+
+
+def remove_bucket(bucket: str) -> None:
+    """Delete ``bucket`` and its objects."""
+    empty_bucket(bucket)
+    storage().bucket(bucket).delete()
+
+
+def drop_dataset(dataset: str) -> None:
+    """Drop a benchmark dataset from the BigQuery emulator, if it lets us."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    try:
+        bigquery.Client(project=PROJECT, credentials=AnonymousCredentials()).delete_dataset(
+            dataset, delete_contents=True, not_found_ok=True)
+    except Exception as exc:  # the emulator may be slow to drop; the numbers stand
+        log(f"could not drop dataset {dataset}: {exc}")
 
 
 # ------------------------------------------------------------------ measurements
@@ -226,14 +247,7 @@ def measure_flow(scale: float, bucket: str) -> list[dict[str, Any]]:
                        env, capture=False)
     records.append({"path": "flow", "floors_seconds": floors, "dataset": dataset, **result})
     empty_bucket(bucket)
-    try:
-        from google.auth.credentials import AnonymousCredentials
-        from google.cloud import bigquery
-
-        bigquery.Client(project="partyhelp-bench", credentials=AnonymousCredentials()
-                        ).delete_dataset(dataset, delete_contents=True, not_found_ok=True)
-    except Exception as exc:  # the emulator may be slow to drop; the numbers stand
-        log(f"could not drop dataset {dataset}: {exc}")
+    drop_dataset(dataset)
     return records
 
 
@@ -339,19 +353,51 @@ def render(records: list[dict[str, Any]], info: dict[str, str], repeat: int,
     return "\n".join(lines) + "\n"
 
 
-def write_doc(section: str) -> None:
-    """Replace the results section of docs/BENCHMARKS.md (created if missing)."""
-    text = DOC.read_text() if DOC.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
-    if BEGIN not in text:
-        text += f"\n{BEGIN}\n{END}\n"
-    head, rest = text.split(BEGIN, 1)
-    tail = rest.split(END, 1)[1] if END in rest else ""
+def write_doc(section: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the section between ``begin`` and ``end`` of docs/BENCHMARKS.md (the file, or
+    the section at its end, created if missing)."""
+    text = DOC.read_text() if DOC.exists() else f"# Benchmarks\n\n{begin}\n{end}\n"
+    if begin not in text:
+        text += f"\n{begin}\n{end}\n"
+    head, rest = text.split(begin, 1)
+    tail = rest.split(end, 1)[1] if end in rest else ""
     DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(f"{head}{BEGIN}\n{section}{END}{tail}")
+    DOC.write_text(f"{head}{begin}\n{section}{end}{tail}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Seed, measure, report."""
+class Results:
+    """The records of one run, each appended as it comes to benchmarks/.work/<kind>-*.jsonl
+    (what was measured stays on disk even if a later measurement fails)."""
+
+    def __init__(self, kind: str) -> None:
+        self.path = WORK / f"{kind}-{dt.datetime.now():%Y%m%dT%H%M%S}.jsonl"
+        self.records: list[dict[str, Any]] = []
+
+    def keep(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record, default=str) + "\n")
+
+
+def command_line(module: str, argv: list[str] | None) -> str:
+    """The command as it was run, for the report."""
+    return f"python -m {module} " + " ".join(sys.argv[1:] if argv is None else argv)
+
+
+def publish(section: str, results: Results, to_doc: bool, begin: str = BEGIN,
+            end: str = END) -> None:
+    """Print the report, write it into docs/BENCHMARKS.md unless told not to, and say where
+    the raw records are."""
+    print(section)
+    if to_doc:
+        write_doc(section, begin, end)
+        log(f"wrote {DOC.relative_to(ROOT)}")
+    log(f"raw results: {results.path.relative_to(ROOT)}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line, with ``sizes`` and ``paths`` as lists."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="200000,2000000,10000000",
@@ -365,66 +411,77 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reseed", action="store_true", help="seed again even if reusable")
     parser.add_argument("--no-doc", action="store_true", help="do not touch docs/BENCHMARKS.md")
     args = parser.parse_args(argv)
-    sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s]
-    paths = [p for p in args.paths.split(",") if p]
-    unknown = set(paths) - set(PATHS)
+    args.sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s]
+    args.paths = [p for p in args.paths.split(",") if p]
+    unknown = set(args.paths) - set(PATHS)
     if unknown:
         parser.error(f"unknown paths {sorted(unknown)}")
-    command = "python -m benchmarks.run " + " ".join(sys.argv[1:] if argv is None else argv)
+    return args
 
-    dlt_python = ensure_dlt_venv() if any(p.startswith("dlt-") for p in paths) else Path()
-    for size in sizes:
+
+def seed_databases(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The purchases database (and dlt's view) of every size, and the whole-flow database;
+    returns the latter's marker, None when the flow is skipped."""
+    for size in args.sizes:
         seed.ensure_purchases(size, log=log, reseed=args.reseed)
         create_view(size)
-    flow_marker = (seed.ensure_flow(args.flow_scale, log=log, reseed=args.reseed)
-                   if args.flow_scale else None)
+    if not args.flow_scale:
+        return None
+    return seed.ensure_flow(args.flow_scale, log=log, reseed=args.reseed)
+
+
+def measure_paths(args: argparse.Namespace, bucket: str, dlt_python: Path,
+                  keep: Callable[[dict[str, Any]], None]) -> None:
+    """Every path at every size, ``args.repeat`` times, interleaved in a rotated order."""
+    paths = args.paths
+    for rep in range(args.repeat):
+        for size in args.sizes:
+            for path in paths[rep % len(paths):] + paths[:rep % len(paths)]:
+                if path.endswith("-serial") and size <= DEFAULT_CHUNK_ROWS:
+                    continue  # one chunk: the same as export-gcs
+                result = measure(path, size, bucket, dlt_python)
+                if "rows" in result and result["rows"] != size:
+                    raise RuntimeError(f"{path} wrote {result['rows']} rows, not {size}")
+                keep({"rep": rep, "rows_target": size, "path": path, **result})
+                log(f"rep {rep + 1}/{args.repeat} {size:>11,} {path:<15} "
+                    f"{result['seconds']:7.1f} s  {result['peak_rss_mb']:5.0f} MB")
+
+
+def measure_flows(args: argparse.Namespace, marker: dict[str, Any], bucket: str,
+                  keep: Callable[[dict[str, Any]], None]) -> None:
+    """The whole-flow sync, ``args.flow_repeat`` times; a failed sync ends the series and
+    keeps the measurements taken so far."""
+    for rep in range(args.flow_repeat):
+        try:
+            flow_records = measure_flow(args.flow_scale, bucket)
+        except RuntimeError as exc:
+            log(f"whole-flow sync failed: {exc}")
+            return
+        for record in flow_records:
+            keep({"rep": rep, "scale": args.flow_scale, "counts": marker["counts"], **record})
+            log(f"flow rep {rep + 1}: {record['path']} "
+                f"{record['process_seconds']:.1f} s {record['peak_rss_mb']:.0f} MB")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Seed, measure, report."""
+    args = parse_args(argv)
+    dlt_python = ensure_dlt_venv() if any(p.startswith("dlt-") for p in args.paths) else Path()
+    flow_marker = seed_databases(args)
     bucket = f"ph-bench-{secrets.token_hex(4)}"
     storage().create_bucket(bucket)
-    results_file = WORK / f"results-{dt.datetime.now():%Y%m%dT%H%M%S}.jsonl"
-    records: list[dict[str, Any]] = []
-
-    def keep(record: dict[str, Any]) -> None:
-        records.append(record)
-        with open(results_file, "a") as f:
-            f.write(json.dumps(record) + "\n")
-
+    results = Results("results")
     try:
-        for rep in range(args.repeat):
-            for size in sizes:
-                order = paths[rep % len(paths):] + paths[:rep % len(paths)]
-                for path in order:
-                    if path.endswith("-serial") and size <= DEFAULT_CHUNK_ROWS:
-                        continue  # one chunk: the same as export-gcs
-                    result = measure(path, size, bucket, dlt_python)
-                    if "rows" in result and result["rows"] != size:
-                        raise RuntimeError(f"{path} wrote {result['rows']} rows, not {size}")
-                    keep({"rep": rep, "rows_target": size, "path": path, **result})
-                    log(f"rep {rep + 1}/{args.repeat} {size:>11,} {path:<15} "
-                        f"{result['seconds']:7.1f} s  {result['peak_rss_mb']:5.0f} MB")
+        measure_paths(args, bucket, dlt_python, results.keep)
         if flow_marker:
-            for rep in range(args.flow_repeat):
-                try:
-                    flow_records = measure_flow(args.flow_scale, bucket)
-                except RuntimeError as exc:  # keep the measurements taken so far
-                    log(f"whole-flow sync failed: {exc}")
-                    break
-                for record in flow_records:
-                    keep({"rep": rep, "scale": args.flow_scale,
-                          "counts": flow_marker["counts"], **record})
-                    log(f"flow rep {rep + 1}: {record['path']} "
-                        f"{record['process_seconds']:.1f} s {record['peak_rss_mb']:.0f} MB")
+            measure_flows(args, flow_marker, bucket, results.keep)
     finally:
         try:
-            empty_bucket(bucket)
-            storage().bucket(bucket).delete()
+            remove_bucket(bucket)
         except Exception as exc:
             log(f"could not remove bucket {bucket}: {exc}")
-    section = render(records, machine(), args.repeat, command)
-    print(section)
-    if not args.no_doc:
-        write_doc(section)
-        log(f"wrote {DOC.relative_to(ROOT)}")
-    log(f"raw results: {results_file.relative_to(ROOT)}")
+    section = render(results.records, machine(), args.repeat, command_line("benchmarks.run", argv))
+    publish(section, results, not args.no_doc)
     return 0
 
 

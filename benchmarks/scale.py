@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import re
 import secrets
 import sys
@@ -39,21 +38,22 @@ from typing import Any
 
 from benchmarks import seed
 from benchmarks.run import (
-    DOC,
     FLOW_TABLES,
-    ROOT,
+    PROJECT,
     SYNC_DATE,
-    WORK,
-    empty_bucket,
+    Results,
+    command_line,
+    drop_dataset,
     export_env,
     log,
     machine,
+    publish,
+    remove_bucket,
     run_child,
     storage,
 )
 
 BEGIN, END = "<!-- BEGIN SCALE RESULTS (benchmarks/scale.py) -->", "<!-- END SCALE RESULTS -->"
-PROJECT = "partyhelp-bench"
 PREFIX = "bench"
 SOURCE_TABLES = {"ph_leads": "leads", "ph_venues": "venues",
                  "ph_lead_purchases": "lead_purchases",
@@ -171,20 +171,9 @@ def bigquery_counts(dataset: str) -> dict[str, int]:
             for table in FLOW_TABLES}
 
 
-def drop_dataset(dataset: str) -> None:
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import bigquery
-
-    try:
-        bigquery.Client(project=PROJECT, credentials=AnonymousCredentials()).delete_dataset(
-            dataset, delete_contents=True, not_found_ok=True)
-    except Exception as exc:  # the emulator may be slow to drop; the numbers stand
-        log(f"could not drop dataset {dataset}: {exc}")
-
-
 def measure_scale(scale: float, extra_env: dict[str, str]) -> dict[str, Any]:
     """Seed (or reuse) the dataset at ``scale``, sync it once, check the outcome."""
-    from tasks import manifest as mf
+    from partyhelp_pipeline import manifest as mf
 
     marker = seed.ensure_flow(scale, log=log)
     database = seed.flow_database(scale)
@@ -207,8 +196,7 @@ def measure_scale(scale: float, extra_env: dict[str, str]) -> dict[str, Any]:
             "rss_quartiles_mb": [round(sampler.at(f)) for f in (0.25, 0.5, 0.75, 1.0)],
             "rss_samples": sampler.samples}
     finally:
-        empty_bucket(bucket)
-        storage().bucket(bucket).delete()
+        remove_bucket(bucket)
         drop_dataset(dataset)
     if record["bigquery_counts"] != record["source_counts"]:
         raise RuntimeError(f"scale {scale:g}: BigQuery {record['bigquery_counts']} "
@@ -241,16 +229,6 @@ def render(records: list[dict[str, Any]], info: dict[str, str], command: str) ->
     return "\n".join(lines) + "\n"
 
 
-def write_doc(section: str) -> None:
-    """Replace the scale section of docs/BENCHMARKS.md (appended if missing)."""
-    text = DOC.read_text()
-    if BEGIN not in text:
-        text += f"\n{BEGIN}\n{END}\n"
-    head, rest = text.split(BEGIN, 1)
-    tail = rest.split(END, 1)[1] if END in rest else ""
-    DOC.write_text(f"{head}{BEGIN}\n{section}{END}{tail}")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Seed, sync, report."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scale",
@@ -263,24 +241,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     scales = [float(s) for s in args.scales.split(",") if s]
     extra_env = dict(item.split("=", 1) for item in args.env)
-    command = "python -m benchmarks.scale " + " ".join(sys.argv[1:] if argv is None else argv)
-    WORK.mkdir(parents=True, exist_ok=True)
-    results_file = WORK / f"scale-{dt.datetime.now():%Y%m%dT%H%M%S}.jsonl"
-    records = []
+    results = Results("scale")
     for scale in scales:
         record = measure_scale(scale, extra_env)
-        records.append(record)
-        with open(results_file, "a") as f:
-            f.write(json.dumps(record, default=str) + "\n")
+        results.keep(record)
         log(f"scale {scale:g}: {record['process_seconds']:.0f} s, "
             f"{record['peak_rss_mb']:.0f} MB, {record['chunks']} chunks "
             f"({record['chunks_at_once']} at once), BigQuery = source")
-    section = render(records, machine(), command)
-    print(section)
-    if not args.no_doc:
-        write_doc(section)
-        log(f"wrote {DOC.relative_to(ROOT)}")
-    log(f"raw results: {Path(results_file).relative_to(ROOT)}")
+    section = render(results.records, machine(), command_line("benchmarks.scale", argv))
+    publish(section, results, not args.no_doc, BEGIN, END)
     return 0
 
 

@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pymysql
@@ -56,8 +57,14 @@ def _connect(database: str | None = None, **extra: Any) -> pymysql.Connection:
 
 
 def generator_digest() -> str:
-    """SHA-256 of the generator's source (recorded in the marker, for the record)."""
-    return hashlib.sha256(open(synthetic.__file__, "rb").read()).hexdigest()[:16]
+    """SHA-256 of the generator's source (recorded in the marker, for the record): its
+    module, or every module of its package."""
+    source = Path(synthetic.__file__)
+    files = sorted(source.parent.glob("*.py")) if source.name == "__init__.py" else [source]
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def read_marker(database: str) -> dict[str, Any] | None:
@@ -118,6 +125,102 @@ def purchases_database(rows: int) -> str:
     return f"ph_bench_lp_{rows}"
 
 
+class _BackgroundLoader:
+    """Loads TSV files with ``LOAD DATA LOCAL INFILE`` on a thread of its own, while the
+    caller generates the next ones. After the first error it only deletes the files it is
+    given; ``close`` waits for it and raises that error."""
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self.jobs: queue.Queue[tuple[str, str, int] | None] = queue.Queue(maxsize=8)
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run, name="bench-loader", daemon=True)
+        self.thread.start()
+
+    def load(self, table: str, path: str, rows: int) -> None:
+        """Queue ``path`` (``rows`` rows of ``table``); the loader deletes it when done."""
+        self.jobs.put((table, path, rows))
+
+    def _run(self) -> None:
+        with _connect(self.database, local_infile=True) as conn:
+            with conn.cursor() as cur:
+                cur.execute("SET SESSION time_zone = '+00:00'")
+            while (job := self.jobs.get()) is not None:
+                table, path, n = job
+                try:
+                    if not self.errors:
+                        with conn.cursor() as cur:
+                            cur.execute(_load_sql(table), (path,))
+                            if cur.rowcount != n:
+                                raise RuntimeError(f"{table}: loaded {cur.rowcount} of {n} rows")
+                except BaseException as exc:
+                    self.errors.append(exc)
+                finally:
+                    os.unlink(path)
+
+    def stop(self) -> None:
+        """Wait until every queued file is loaded (or skipped after an error)."""
+        self.jobs.put(None)
+        self.thread.join()
+
+    def raise_first_error(self) -> None:
+        if self.errors:
+            raise self.errors[0]
+
+
+def _generate_purchases(rows: int, scale: float, folder: str, loader: _BackgroundLoader,
+                        log: Log) -> None:
+    """Generate at ``scale`` and hand each chunk of PURCHASE_TABLES (purchases up to id
+    ``rows`` only) to ``loader`` as TSV files in ``folder``, until the end or an error."""
+    started = time.perf_counter()
+    counts = dict.fromkeys(PURCHASE_TABLES, 0)
+    part = 0
+    for chunk in synthetic.generate(scale, SEED, chunk_rows=200_000):
+        if loader.errors:
+            break
+        for table in PURCHASE_TABLES:
+            batch = chunk.get(table) or []
+            if table == "lead_purchases":
+                batch = [r for r in batch if int(r[0]) <= rows]
+            if not batch:
+                continue
+            counts[table] += len(batch)
+            part += 1
+            path = os.path.join(folder, f"{part:06d}.{table}.tsv")
+            with open(path, "w", encoding="utf-8", newline="") as f:
+                f.write(synthetic.tsv_lines(batch))
+            loader.load(table, path, len(batch))
+        if part % 20 == 0:
+            log(f"  {counts['lead_purchases']:,} purchases "
+                f"({time.perf_counter() - started:.0f} s)")
+
+
+def _check_purchases(database: str, rows: int) -> dict[str, int]:
+    """The loaded row counts, once purchases are exactly ids 1..``rows``."""
+    loaded = table_counts(database, PURCHASE_TABLES)
+    with _connect(database) as conn, conn.cursor() as cur:
+        cur.execute("SELECT MIN(id), MAX(id) FROM lead_purchases")
+        low, high = cur.fetchone()
+    if loaded["lead_purchases"] != rows or (low, high) != (1, rows):
+        raise RuntimeError(f"{database}: wanted purchases 1..{rows}, got {loaded} ids "
+                           f"{low}..{high}; raise the scale")
+    return loaded
+
+
+def _finish(database: str, wanted: Mapping[str, Any], counts: dict[str, int],
+            started: float) -> dict[str, Any]:
+    """Fresh statistics for the planner on the loaded tables, then the marker that lets
+    later runs reuse the database; returns the marker."""
+    with _connect(database) as conn, conn.cursor() as cur:
+        for table in counts:
+            cur.execute(f"ANALYZE TABLE `{table}`")
+            cur.fetchall()
+    marker = {**wanted, "counts": counts, "generator": generator_digest(),
+              "seconds": round(time.perf_counter() - started, 1)}
+    _write_marker(database, marker)
+    return marker
+
+
 def ensure_purchases(rows: int, log: Log = print, reseed: bool = False) -> dict[str, Any]:
     """A database with exactly ``rows`` purchases (ids 1..rows) and what they join to."""
     database = purchases_database(rows)
@@ -129,70 +232,15 @@ def ensure_purchases(rows: int, log: Log = print, reseed: bool = False) -> dict[
     log(f"{database}: seeding {rows:,} purchases (generator scale {scale:g}, seed {SEED})")
     _recreate(database)
     started = time.perf_counter()
-    counts = dict.fromkeys(PURCHASE_TABLES, 0)
-    jobs: queue.Queue[tuple[str, str, int] | None] = queue.Queue(maxsize=8)
-    errors: list[BaseException] = []
-
-    def loader() -> None:
-        with _connect(database, local_infile=True) as conn:
-            with conn.cursor() as cur:
-                cur.execute("SET SESSION time_zone = '+00:00'")
-            while (job := jobs.get()) is not None:
-                table, path, n = job
-                try:
-                    if not errors:
-                        with conn.cursor() as cur:
-                            cur.execute(_load_sql(table), (path,))
-                            if cur.rowcount != n:
-                                raise RuntimeError(f"{table}: loaded {cur.rowcount} of {n} rows")
-                except BaseException as exc:
-                    errors.append(exc)
-                finally:
-                    os.unlink(path)
-
-    thread = threading.Thread(target=loader, name="bench-loader", daemon=True)
-    thread.start()
-    part = 0
+    loader = _BackgroundLoader(database)
     with tempfile.TemporaryDirectory(prefix="ph_bench_seed_") as tmpdir:
         try:
-            for chunk in synthetic.generate(scale, SEED, chunk_rows=200_000):
-                if errors:
-                    break
-                for table in PURCHASE_TABLES:
-                    batch = chunk.get(table) or []
-                    if table == "lead_purchases":
-                        batch = [r for r in batch if int(r[0]) <= rows]
-                    if not batch:
-                        continue
-                    counts[table] += len(batch)
-                    part += 1
-                    path = os.path.join(tmpdir, f"{part:06d}.{table}.tsv")
-                    with open(path, "w", encoding="utf-8", newline="") as f:
-                        f.write(synthetic.tsv_lines(batch))
-                    jobs.put((table, path, len(batch)))
-                if part % 20 == 0:
-                    log(f"  {counts['lead_purchases']:,} purchases "
-                        f"({time.perf_counter() - started:.0f} s)")
+            _generate_purchases(rows, scale, tmpdir, loader, log)
         finally:
-            jobs.put(None)
-            thread.join()
-    if errors:
-        raise errors[0]
-    loaded = table_counts(database, PURCHASE_TABLES)
-    with _connect(database) as conn, conn.cursor() as cur:
-        cur.execute("SELECT MIN(id), MAX(id) FROM lead_purchases")
-        low, high = cur.fetchone()
-    if loaded["lead_purchases"] != rows or (low, high) != (1, rows):
-        raise RuntimeError(f"{database}: wanted purchases 1..{rows}, got {loaded} ids "
-                           f"{low}..{high}; raise the scale")
-    with _connect(database) as conn, conn.cursor() as cur:
-        for table in PURCHASE_TABLES:
-            cur.execute(f"ANALYZE TABLE `{table}`")
-            cur.fetchall()
-    marker = {**wanted, "counts": loaded, "generator": generator_digest(),
-              "seconds": round(time.perf_counter() - started, 1)}
-    _write_marker(database, marker)
-    log(f"{database}: seeded in {marker['seconds']:.0f} s: {loaded}")
+            loader.stop()
+    loader.raise_first_error()
+    marker = _finish(database, wanted, _check_purchases(database, rows), started)
+    log(f"{database}: seeded in {marker['seconds']:.0f} s: {marker['counts']}")
     return marker
 
 
@@ -212,14 +260,7 @@ def ensure_flow(scale: float, log: Log = print, reseed: bool = False) -> dict[st
     _recreate(database)
     started = time.perf_counter()
     synthetic.load(admin_params(), database, scale, SEED, create_schema=False, log=log)
-    counts = table_counts(database, synthetic.TABLES)
-    with _connect(database) as conn, conn.cursor() as cur:
-        for table in synthetic.TABLES:
-            cur.execute(f"ANALYZE TABLE `{table}`")
-            cur.fetchall()
-    marker = {**wanted, "counts": counts, "generator": generator_digest(),
-              "seconds": round(time.perf_counter() - started, 1)}
-    _write_marker(database, marker)
+    marker = _finish(database, wanted, table_counts(database, synthetic.TABLES), started)
     log(f"{database}: seeded in {marker['seconds']:.0f} s")
     return marker
 

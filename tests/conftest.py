@@ -2,7 +2,7 @@
 
 ``scripts/test.sh`` installs and starts the services (``scripts/stack.sh``) and exports
 their addresses. Each test session gets its own MariaDB database (built from
-``tests/fixtures/partyhelp_schema.sql`` and the synthetic generator), a SELECT-only
+``sql/mysql/partyhelp_schema.sql`` and the synthetic generator), a SELECT-only
 MySQL user, its own GCS bucket and its own BigQuery dataset, and Prefect results in
 a temporary folder so nothing cached by an earlier session can leak in.
 """
@@ -30,8 +30,10 @@ os.environ.setdefault("PARTYHELP_TASK_RETRIES", "2")
 import pymysql
 import pytest
 
+from tests.emulators import PrivateEmulators, private_emulators
+
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMA_SQL = ROOT / "tests" / "fixtures" / "partyhelp_schema.sql"
+SCHEMA_SQL = ROOT / "sql" / "mysql" / "partyhelp_schema.sql"
 MYSQL_HOST = os.environ.get("PARTYHELP_TEST_MYSQL_HOST", "127.0.0.1")
 MYSQL_PORT = int(os.environ.get("PARTYHELP_TEST_MYSQL_PORT", "3306"))
 MYSQL_ADMIN = {"host": MYSQL_HOST, "port": MYSQL_PORT, "user": "root", "password": ""}
@@ -156,10 +158,17 @@ def session_emulators() -> Iterator[None]:
     if os.environ.get("PARTYHELP_TEST_SHARED_EMULATORS") == "1":
         yield
         return
-    from tests.faultkit import private_emulators
-
     with private_emulators():
         yield
+
+
+@pytest.fixture(scope="module")
+def emulators(stack: None) -> Iterator[PrivateEmulators]:
+    """The module's own fake-gcs-server and BigQuery emulator (see ``private_emulators``),
+    stopped and wiped at the module's end. A module that stops GCS or BigQuery, or that
+    must not share a catalog with the others, asks for it in its ``pytestmark``."""
+    with private_emulators() as pair:
+        yield pair
 
 
 @pytest.fixture(scope="session")

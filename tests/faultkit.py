@@ -13,12 +13,7 @@ import datetime as dt
 import hashlib
 import io
 import json
-import os
 import secrets
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,12 +24,11 @@ from typing import Any
 import fastavro
 from google.api_core import exceptions as gexc
 
-from tasks import manifest as mf
-from tasks.clients import bigquery_client, storage_client
-from tasks.settings import Settings
+from partyhelp_pipeline import manifest as mf
+from partyhelp_pipeline.clients import bigquery_client, storage_client
+from partyhelp_pipeline.settings import Settings
 from tests.conftest import (
     MYSQL_ADMIN,
-    ROOT,
     admin_connection,
     create_bucket,
     create_reader,
@@ -43,15 +37,7 @@ from tests.conftest import (
     drop_reader,
     sync_environment,
 )
-
-STACK_SH = ROOT / "scripts" / "stack.sh"
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.emulators import PrivateEmulators, env_vars, free_port, private_emulators
 
 
 @dataclass
@@ -102,25 +88,10 @@ def new_target(source: Source, label: str, **overrides: str) -> dict[str, str]:
 
 
 @contextmanager
-def env_vars(env: dict[str, str]) -> Iterator[None]:
-    """``os.environ`` updated with ``env`` for the block, then restored."""
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-@contextmanager
 def environment(env: dict[str, str]) -> Iterator[Settings]:
     """``os.environ`` updated with ``env`` for the block (the flow reads it); its settings,
     read as the flow reads them (secrets from Prefect blocks when a ``*_BLOCK`` names one)."""
-    from tasks.prefect_tasks import runtime_settings
+    from tasks.options import runtime_settings
 
     with env_vars(env):
         yield runtime_settings()
@@ -155,7 +126,7 @@ def table_states(settings: Settings) -> dict[str, tuple[int, str]]:
 def assert_table_equals_source(settings: Settings, source: Source, table: str,
                                day: dt.date) -> None:
     """The BigQuery table equals the source, row by row and cell by cell (tests/oracle.py)."""
-    from tasks.specs import TABLES
+    from partyhelp_pipeline.spec import TABLES
     from tests.oracle import bigquery_rows, diff_tables, expected_tables
 
     with admin_connection(source.database) as connection:
@@ -173,7 +144,7 @@ def query(settings: Settings, sql: str) -> list[dict[str, Any]]:
 
 def bq_totals(settings: Settings, table: str, money: tuple[str, ...] = ()) -> dict[str, Any]:
     """Row count, distinct primary keys and money sums of a loaded table."""
-    from tasks.specs import TABLES
+    from partyhelp_pipeline.spec import TABLES
 
     key = TABLES[table].primary_key
     sums = "".join(f", SUM(`{c}`) AS `{c}`" for c in money)
@@ -192,6 +163,26 @@ def source_totals(source: Source, table: str, money: tuple[str, ...] = ()) -> di
     return out
 
 
+def money_columns(table: str) -> tuple[str, ...]:
+    """``table``'s money columns: NUMERIC in its spec, their sums match to the cent.
+    ``tests/test_specs.py`` holds the specs to the contract's own list of them."""
+    from partyhelp_pipeline.spec import TABLES
+
+    return tuple(c.name for c in TABLES[table].money_columns)
+
+
+def assert_totals_equal_source(settings: Settings, source: Source,
+                               table: str) -> dict[str, Any]:
+    """Row count, distinct primary keys and every money sum of the loaded ``table`` equal
+    its source table's; returns BigQuery's figures."""
+    from partyhelp_pipeline.spec import TABLES
+
+    money = money_columns(table)
+    totals = bq_totals(settings, table, money)
+    assert totals == source_totals(source, TABLES[table].source_table, money), table
+    return totals
+
+
 def bucket_objects(settings: Settings, prefix: str = "") -> dict[str, bytes]:
     """Every object of the bucket (under ``prefix``), downloaded: ``{name: bytes}``."""
     client = storage_client(settings)
@@ -208,10 +199,9 @@ def object_names(settings: Settings, prefix: str = "") -> set[str]:
 def manifests(settings: Settings, day: dt.date, table: str) -> list[mf.Manifest]:
     """Every committed manifest of ``table`` for ``day``, oldest first."""
     client = storage_client(settings)
-    folder = mf.table_folder(settings.gcs_prefix, day, table) + "/"
-    found = [mf.read_manifest(client, mf.gs_uri(settings.gcs_bucket, blob.name))
-             for blob in client.list_blobs(settings.gcs_bucket, prefix=folder)
-             if blob.name.endswith("/" + mf.MANIFEST_NAME)]
+    folder = mf.table_folder(settings.gcs_prefix, day, table)
+    found = [mf.read_manifest(client, mf.gs_uri(settings.gcs_bucket, name))
+             for name in mf.manifest_names(client, settings.gcs_bucket, folder)]
     return sorted(found, key=lambda m: m.extracted_at)
 
 
@@ -317,78 +307,4 @@ def retry_flow_run(flow: Any, flow_run_id: Any) -> Any:
     return run_flow(flow, flow_run=flow_run, parameters=flow_run.parameters,
                     return_type="state")
 
-
-# ---------------------------------------------------------------- private emulators
-
-
-class PrivateEmulators:
-    """fake-gcs-server and the BigQuery emulator on ports and data of their own.
-
-    Started and stopped with ``scripts/stack.sh`` (the real services, really stopped),
-    so a test may take them down without touching the shared stack others use.
-    """
-
-    def __init__(self) -> None:
-        self.data = tempfile.mkdtemp(prefix="partyhelp-private-stack-")
-        self.gcs_port, self.bq_port, self.grpc_port = free_port(), free_port(), free_port()
-        self.env = {
-            "PARTYHELP_GCS_PORT": str(self.gcs_port),
-            "PARTYHELP_BQ_PORT": str(self.bq_port),
-            "PARTYHELP_BQ_GRPC_PORT": str(self.grpc_port),
-            "PARTYHELP_STACK_DATA": self.data,
-        }
-
-    @property
-    def client_env(self) -> dict[str, str]:
-        """The variables that point the sync (and the tests' clients) at these emulators."""
-        return {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{self.gcs_port}",
-                "BIGQUERY_EMULATOR_HOST": f"http://127.0.0.1:{self.bq_port}"}
-
-    def _stack(self, command: str) -> None:
-        result = subprocess.run([str(STACK_SH), command], env={**os.environ, **self.env},
-                                capture_output=True, text=True, timeout=180)
-        assert result.returncode == 0, f"stack.sh {command}: {result.stderr[-2000:]}"
-
-    def start(self, service: str) -> None:
-        """Start ``gcs`` or ``bigquery`` and wait until it answers."""
-        self._stack(f"start-{service}")
-
-    def stop(self, service: str) -> None:
-        """Stop ``gcs`` or ``bigquery`` (its process group, for real)."""
-        self._stack(f"stop-{service}")
-
-    def is_up(self, service: str) -> bool:
-        """Whether the service's port accepts connections."""
-        port = self.gcs_port if service == "gcs" else self.bq_port
-        with socket.socket() as sock:
-            sock.settimeout(1)
-            return sock.connect_ex(("127.0.0.1", port)) == 0
-
-    def start_all(self) -> None:
-        """Both services (GCS first: the BigQuery emulator reads gs:// from it)."""
-        self.start("gcs")
-        self.start("bigquery")
-
-    def stop_all(self) -> None:
-        """Both services, ignoring one that is already down."""
-        for service in ("bigquery", "gcs"):
-            subprocess.run([str(STACK_SH), f"stop-{service}"], env={**os.environ, **self.env},
-                           capture_output=True, timeout=180, check=False)
-
-
-@contextmanager
-def private_emulators() -> Iterator[PrivateEmulators]:
-    """A private pair, started, with ``os.environ`` pointing at it for the block (the flow,
-    new buckets and the tests' clients all follow), stopped and wiped afterwards.
-
-    A module on its own pair depends neither on what else the shared emulators hold (the
-    BigQuery emulator slows as its catalog grows) nor on anyone else's outages.
-    """
-    pair = PrivateEmulators()
-    try:
-        pair.start_all()
-        with env_vars(pair.client_env):
-            yield pair
-    finally:
-        pair.stop_all()
-        shutil.rmtree(pair.data, ignore_errors=True)
+__all__ = ["PrivateEmulators", "env_vars", "free_port", "private_emulators"]

@@ -34,44 +34,27 @@ from typing import Any
 import pytest
 
 from flows.partyhelp_sync import ARTIFACT_KEY, partyhelp_bigquery_sync
-from tasks.batches import location_display
-from tasks.clients import bigquery_client
-from tasks.specs import TABLES
+from partyhelp_pipeline.batches import location_display
+from partyhelp_pipeline.clients import bigquery_client
+from partyhelp_pipeline.spec import TABLES
 from tests.conftest import admin_connection
 from tests.faultkit import (
-    PrivateEmulators,
     Source,
-    bq_totals,
+    assert_totals_equal_source,
     environment,
     flow_run_record,
     manifests,
+    money_columns,
     new_target,
-    private_emulators,
     query,
     source_database,
-    source_totals,
 )
 from tests.oracle import bigquery_rows, diff_tables, expected_tables
 
-pytestmark = pytest.mark.usefixtures("stack")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def emulators(stack: None) -> Iterator[PrivateEmulators]:
-    """This module's own GCS and BigQuery emulators (see ``private_emulators``)."""
-    with private_emulators() as pair:
-        yield pair
+pytestmark = pytest.mark.usefixtures("stack", "emulators")  # emulators: conftest.py
 
 DAY = dt.date(2026, 9, 1)
 E = 900_000_000
-MONEY = {
-    "ph_leads": ("base_price", "current_price"),
-    "ph_venues": ("credit_balance",),
-    "ph_lead_purchases": ("amount_paid",),
-    "ph_credit_transactions": ("amount", "balance_after"),
-    "ph_lead_matches": (),
-}
-SOURCE_TABLE = {name: spec.source_table for name, spec in TABLES.items()}
 DEEP = "[" * 5000 + '"Kew"' + "]" * 5000
 EXTRA_LEADS = [  # id, occasion_type, suburb, suburb_preferences, location_selections
     (E + 10, "birthday", None, '"Fitzroy"', "42"),
@@ -209,12 +192,11 @@ def test_every_cell_count_and_money_sum_equals_the_source(synced: dict[str, Any]
     actual = bigquery_rows(bigquery_client(settings), settings.table_ref(table),
                            TABLES[table].primary_key)
     assert diff_tables(expected, actual) == []
-    totals = bq_totals(settings, table, MONEY[table])
-    assert totals == source_totals(source, SOURCE_TABLE[table], MONEY[table])
+    totals = assert_totals_equal_source(settings, source, table)
     assert totals["n"] == totals["k"] == len(expected)
     (manifest,) = synced["manifests"][table]
     assert manifest.rows == manifest.source_totals["row_count"] == totals["n"]
-    for column in MONEY[table]:  # the manifest keeps the source's sum, in cents
+    for column in money_columns(table):  # the manifest keeps the source's sum, in cents
         assert Decimal(manifest.source_totals[column]).scaleb(-2) == totals[column]
 
 

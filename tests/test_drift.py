@@ -25,33 +25,25 @@ from typing import Any
 import pytest
 
 from flows.partyhelp_sync import partyhelp_bigquery_sync
-from tasks import manifest as mf
-from tasks.clients import bigquery_client
-from tasks.specs import TABLES, select_list_sources
+from partyhelp_pipeline import drift
+from partyhelp_pipeline import manifest as mf
+from partyhelp_pipeline.clients import bigquery_client
+from partyhelp_pipeline.spec import TABLES, TYPES
+from partyhelp_pipeline.spec.sql import flattening_query, mysql_source, totals_query
 from tests.faultkit import (
-    PrivateEmulators,
     Source,
     assert_table_equals_source,
-    bq_totals,
+    assert_totals_equal_source,
     environment,
     manifests,
     new_target,
     object_names,
-    private_emulators,
     query,
     source_database,
-    source_totals,
     table_states,
 )
 
-pytestmark = pytest.mark.usefixtures("stack")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def emulators(stack: None) -> Iterator[PrivateEmulators]:
-    """This module's own GCS and BigQuery emulators (see ``private_emulators``)."""
-    with private_emulators() as pair:
-        yield pair
+pytestmark = pytest.mark.usefixtures("stack", "emulators")  # emulators: conftest.py
 
 BASELINE_DAY = dt.date(2026, 10, 1)
 # One chunk per table whatever the ids (the edge-case rows sit at ids above 900,000,000).
@@ -84,6 +76,14 @@ def _sync(day: dt.date, tables: list[str] | None = None) -> Any:
     return partyhelp_bigquery_sync(sync_date=day, tables=tables, return_state=True)
 
 
+def _sync_equals_source(source: Source, settings: Any, day: dt.date, tables: list[str]) -> None:
+    """The sync of ``tables`` completes, and each equals its source, cell by cell."""
+    state = _sync(day, tables)
+    assert state.is_completed(), state.message
+    for table in tables:
+        assert_table_equals_source(settings, source, table, day)
+
+
 def _assert_nothing_written(settings: Any, day: dt.date, before: dict[str, Any]) -> None:
     assert not object_names(settings, mf.date_folder(settings.gcs_prefix, day) + "/")
     assert table_states(settings) == before
@@ -92,9 +92,16 @@ def _assert_nothing_written(settings: Any, day: dt.date, before: dict[str, Any])
 def test_every_query_column_is_seen_by_the_drift_check() -> None:
     """The type check knows which wire form reads each source column: every select item."""
     for spec in TABLES.values():
-        assert set(select_list_sources(spec.query)) == set(spec.query_columns), spec.name
-        selected = {pair for pairs in select_list_sources(spec.query).values() for pair in pairs}
-        assert selected == set(spec.source_wire_types) <= spec.source_columns
+        query = flattening_query(spec)
+        for column in spec.query_plan:
+            item = TYPES[column.wire_type].wire_sql(mysql_source(column.source))
+            if column.pii:  # read only when the opt-in hashes are on
+                item = f"IF(%(include_pii)s, {item}, NULL)"
+            assert re.search(rf"\n    {re.escape(item)} +AS {column.name},?\n", query), column
+            assert spec.source_wire_types[spec.source_column(column.source)] == \
+                column.wire_type
+        assert len(spec.source_wire_types) == len(spec.query_plan), spec.name
+        assert set(spec.source_wire_types) <= spec.source_columns
 
 
 def test_added_columns_change_nothing(drifted: tuple[Source, Any]) -> None:
@@ -108,13 +115,11 @@ def test_added_columns_change_nothing(drifted: tuple[Source, Any]) -> None:
     source.sql("UPDATE leads SET utm_source = 'google' ORDER BY id LIMIT 5")
     source.sql("UPDATE venues SET abn = '12345678901', credit_limit = 1.2345")
     tables = ["ph_leads", "ph_venues", "ph_credit_transactions", "ph_lead_purchases"]
-    state = _sync(day, tables)
-    assert state.is_completed(), state.message
+    _sync_equals_source(source, settings, day, tables)
     client = bigquery_client(settings)
     for table in tables:
         schema = [f.name for f in client.get_table(settings.table_ref(table)).schema]
         assert schema == [c.name for c in TABLES[table].output_columns()]
-        assert_table_equals_source(settings, source, table, day)
         (manifest,) = manifests(settings, day, table)
         assert manifest.bigquery_schema == TABLES[table].bigquery_schema()
 
@@ -177,10 +182,7 @@ def test_int_widened_to_bigint_unsigned_arrives_exactly_or_fails_naming_the_row(
     source.sql("UPDATE leads SET guest_count = %s WHERE id = %s", (2**40, big[0]))
     source.sql("UPDATE leads SET guest_count = %s WHERE id = %s", (INT64_MAX, biggest[0]))
     day = dt.date(2026, 10, 5)
-    state = _sync(day, tables)
-    assert state.is_completed(), state.message
-    for table in tables:
-        assert_table_equals_source(settings, source, table, day)
+    _sync_equals_source(source, settings, day, tables)
     counts = {r["lead_id"]: r["guest_count"] for r in query(
         settings, f"SELECT lead_id, guest_count FROM {settings.quoted_table_ref('ph_leads')} "
                   f"WHERE lead_id IN ({big[0]}, {biggest[0]})")}
@@ -216,19 +218,14 @@ def test_decimal_widened_to_12_2_arrives_exactly(drifted: tuple[Source, Any]) ->
     source.sql("UPDATE credit_transactions SET amount = 9999999999.99, "
                "balance_after = -9999999999.99 ORDER BY id LIMIT 1")
     tables = ["ph_lead_purchases", "ph_credit_transactions"]
-    state = _sync(day, tables)
-    assert state.is_completed(), state.message
-    for table in tables:
-        assert_table_equals_source(settings, source, table, day)
+    _sync_equals_source(source, settings, day, tables)
     loaded = {r["lead_purchase_id"]: r["amount_paid"] for r in query(
         settings, f"SELECT lead_purchase_id, amount_paid FROM "
                   f"{settings.quoted_table_ref('ph_lead_purchases')} "
                   f"WHERE lead_purchase_id IN ({first}, {second}, {third})")}
     assert loaded == values
-    assert bq_totals(settings, "ph_lead_purchases", ("amount_paid",)) == \
-        source_totals(source, "lead_purchases", ("amount_paid",))
-    assert bq_totals(settings, "ph_credit_transactions", ("amount", "balance_after")) == \
-        source_totals(source, "credit_transactions", ("amount", "balance_after"))
+    for table in tables:  # every money sum to the cent, the widened columns included
+        assert_totals_equal_source(settings, source, table)
 
 
 def test_a_float64_column_widened_to_more_decimals_still_arrives(
@@ -239,9 +236,7 @@ def test_a_float64_column_widened_to_more_decimals_still_arrives(
     day = dt.date(2026, 10, 12)
     source.sql("ALTER TABLE lead_matches MODIFY match_score DECIMAL(7,3) NULL")
     source.sql("UPDATE lead_matches SET match_score = 1234.567 ORDER BY id LIMIT 1")
-    state = _sync(day, ["ph_lead_matches"])
-    assert state.is_completed(), state.message
-    assert_table_equals_source(settings, source, "ph_lead_matches", day)
+    _sync_equals_source(source, settings, day, ["ph_lead_matches"])
     assert query(settings, "SELECT MAX(match_score) AS top FROM "
                            f"{settings.quoted_table_ref('ph_lead_matches')}") == [{"top": 1234.567}]
 
@@ -257,12 +252,12 @@ def test_a_migration_mid_run_fails_the_chunk_before_it_writes(
     """A migration deployed after the run's schema check, before a chunk's export: the
     plain functions run in the flow's order with the ALTER in between. Without the chunk's
     own check every date became NULL (counted as zero dates) and prices were rounded."""
-    from tasks import export
-    from tasks.errors import SchemaDriftError
+    from partyhelp_pipeline import export
+    from partyhelp_pipeline.errors import SchemaDriftError
 
     source, settings = drifted
     spec, day = TABLES["ph_leads"], dt.date(2026, 10, 8)
-    export.check_source_schema(settings, [spec])
+    drift.check_source_schema(settings.mysql, [spec])
     plan = export.plan_export(settings, spec, day, None)
     source.sql(alter)
     with pytest.raises(SchemaDriftError, match=re.escape(message)):
@@ -274,18 +269,17 @@ def test_a_migration_after_a_chunk_snapshot_began_fails_its_reads_and_is_retried
         drifted: tuple[Source, Any]) -> None:
     """MariaDB refuses to read a table altered after the snapshot began (error 1412), which
     the export reports as transient: the retry takes a new snapshot and checks again."""
-    from tasks import export
-    from tasks.errors import is_transient
-    from tasks.source import fetch_one, snapshot
+    from partyhelp_pipeline.errors import export_source_error, is_transient
+    from partyhelp_pipeline.source import fetch_one, snapshot
 
     source, settings = drifted
     spec = TABLES["ph_leads"]
     with snapshot(settings.mysql) as connection:
         source.sql("ALTER TABLE leads MODIFY preferred_date DATETIME NULL")
         with pytest.raises(Exception) as failure:
-            fetch_one(connection, spec.totals_query,
+            fetch_one(connection, totals_query(spec),
                       {"first_id": 0, "last_id": 2**62, "include_pii": 0})
     assert failure.value.args[0] == 1412
-    wrapped = export._wrap_source_errors(failure.value, spec)
+    wrapped = export_source_error(failure.value, spec.name)
     assert is_transient(wrapped)
     assert str(wrapped).startswith("ph_leads: MySQL error 1412 while exporting")

@@ -34,8 +34,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,19 +45,21 @@ import fastavro
 import pytest
 
 from flows.partyhelp_sync import ARTIFACT_KEY, partyhelp_bigquery_sync
-from tasks import export, warehouse
-from tasks import manifest as mf
-from tasks.clients import bigquery_client, storage_client
-from tasks.errors import LoadError, ReconciliationError
-from tasks.prefect_tasks import RETRIES
-from tasks.settings import load_settings
-from tasks.source import snapshot, stream_rows
-from tasks.specs import SALES_BILLING_SUMMARY, TABLES
+from partyhelp_pipeline import export, parts, warehouse
+from partyhelp_pipeline import manifest as mf
+from partyhelp_pipeline.clients import bigquery_client, storage_client
+from partyhelp_pipeline.errors import LoadError, ReconciliationError
+from partyhelp_pipeline.settings import load_settings
+from partyhelp_pipeline.source import snapshot, stream_rows
+from partyhelp_pipeline.spec import SALES_BILLING_SUMMARY, TABLES
+from partyhelp_pipeline.spec.sql import flattening_query
+from tasks.options import RETRIES
 from tests.conftest import ROOT, admin_connection
 from tests.faultkit import (
     PrivateEmulators,
     Source,
     assert_table_equals_source,
+    assert_totals_equal_source,
     bq_totals,
     env_vars,
     flow_run_record,
@@ -63,16 +67,14 @@ from tests.faultkit import (
     manifests,
     new_target,
     object_names,
-    private_emulators,
     query,
     retry_flow_run,
     source_database,
-    source_totals,
     table_states,
 )
 from tests.oracle import bigquery_rows, diff_tables, expected_tables
 
-pytestmark = pytest.mark.usefixtures("stack")
+pytestmark = pytest.mark.usefixtures("stack", "emulators")  # emulators: conftest.py
 
 TWO_TABLES = ["ph_venues", "ph_lead_purchases"]
 # Streaming the big table: one chunk, small batches (a stream that lasts), small parts (the
@@ -83,19 +85,9 @@ BIG = {"PARTYHELP_BATCH_ROWS": "50", "PARTYHELP_PART_MAX_BYTES": "65536",
        "PARTYHELP_CHUNK_ROWS": "1000000"}
 BASELINE_DAY = dt.date(2026, 11, 20)
 EXTRA_MATCHES = 150_000
-MONEY = {"ph_venues": ("credit_balance",), "ph_lead_purchases": ("amount_paid",),
-         "ph_lead_matches": ()}
-SOURCE_TABLE = {name: spec.source_table for name, spec in TABLES.items()}
 
 
 # ---------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module", autouse=True)
-def emulators(stack: None) -> Iterator[PrivateEmulators]:
-    """A private fake-gcs-server and BigQuery emulator for the module, stopped at the end."""
-    with private_emulators() as pair:
-        yield pair
 
 
 @pytest.fixture(scope="module")
@@ -148,8 +140,7 @@ def _run(day: dt.date, tables: list[str]) -> Any:
 def _equals_source(settings: Any, source: Source, table: str, day: dt.date) -> None:
     """The BigQuery table equals the source: every row, every cell, every money sum."""
     assert_table_equals_source(settings, source, table, day)
-    assert bq_totals(settings, table, MONEY[table]) == \
-        source_totals(source, SOURCE_TABLE[table], MONEY[table])
+    assert_totals_equal_source(settings, source, table)
 
 
 def _matches_equal_source(settings: Any, source: Source, day: dt.date) -> None:
@@ -202,6 +193,34 @@ def _first_part_appears(settings: Any, folder: str, stop: threading.Event,
     return False
 
 
+@contextmanager
+def _alongside(fault: Callable[[], None], stop: threading.Event,
+               emulators: PrivateEmulators | None = None) -> Iterator[None]:
+    """Run ``fault`` in a thread while the block runs the sync; then tell it to stop, wait
+    for it and, given the emulators, start GCS again if it is still down."""
+    thread = threading.Thread(target=fault)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        if emulators is not None and not emulators.is_up("gcs"):
+            emulators.start("gcs")
+
+
+def _listed_parts_are_whole(settings: Any, manifest: mf.Manifest) -> None:
+    """Every part the manifest lists has its size and CRC32C, and is a whole Avro file of
+    the rows the manifest says."""
+    client = storage_client(settings)
+    mf.verify_parts(client, manifest)
+    for part in manifest.parts:
+        bucket, name = mf.split_gs_uri(part.uri)
+        records = list(fastavro.reader(io.BytesIO(
+            client.bucket(bucket).blob(name).download_as_bytes())))
+        assert len(records) == part.rows
+
+
 # ---------------------------------------------------------------- 1. MySQL connection killed
 
 
@@ -237,14 +256,9 @@ def test_connection_killed_mid_stream_is_retried_and_nothing_is_lost_or_doubled(
     folder = mf.table_folder(settings.gcs_prefix, day, "ph_lead_matches") + "/"
     killed: list[dict[str, Any]] = []
     stop = threading.Event()
-    killer = threading.Thread(target=_kill_reader_mid_stream,
-                              args=(source, settings, folder, killed, stop, what))
-    killer.start()
-    try:
+    with _alongside(partial(_kill_reader_mid_stream, source, settings, folder, killed, stop,
+                            what), stop):
         state = _run(day, ["ph_lead_matches"])
-    finally:
-        stop.set()
-        killer.join()
     assert killed, "no reader connection was streaming once the first part existed"
     assert state.is_completed(), state.message
 
@@ -290,7 +304,7 @@ def test_a_reader_that_pauses_longer_than_a_server_limit_keeps_its_stream(
         rows = 0
         with snapshot(settings.mysql) as connection:
             for number, (_, batch) in enumerate(stream_rows(
-                    connection, settings.mysql.driver, spec.query,
+                    connection, settings.mysql.driver, flattening_query(spec),
                     {"first_id": 0, "last_id": 2**62, "include_pii": 0}, 2000)):
                 rows += len(batch)
                 if number == 0:
@@ -341,15 +355,8 @@ def test_gcs_stopped_during_uploads_heals_and_lists_no_partial_part(
         outage["up_again"] = emulators.is_up("gcs")
         outage["ended_at"] = dt.datetime.now(dt.UTC)
 
-    saboteur = threading.Thread(target=stop_gcs_mid_upload)
-    saboteur.start()
-    try:
+    with _alongside(stop_gcs_mid_upload, stop, emulators):
         state = _run(day, ["ph_lead_matches"])
-    finally:
-        stop.set()
-        saboteur.join()
-        if not emulators.is_up("gcs"):
-            emulators.start("gcs")
     assert outage.pop("down") and outage.pop("up_again")
     assert state.is_completed(), state.message
 
@@ -359,13 +366,7 @@ def test_gcs_stopped_during_uploads_heals_and_lists_no_partial_part(
     # an outage longer than that fails the attempt and the task retries: the next test).
     assert dt.datetime.fromisoformat(manifest.completed_at.replace("Z", "+00:00")) > \
         outage["ended_at"]
-    mf.verify_parts(storage_client(settings), manifest)  # every listed part: size and CRC32C
-    client = storage_client(settings)
-    for part in manifest.parts:  # and every listed part is a whole Avro file
-        bucket, name = mf.split_gs_uri(part.uri)
-        records = list(fastavro.reader(io.BytesIO(
-            client.bucket(bucket).blob(name).download_as_bytes())))
-        assert len(records) == part.rows
+    _listed_parts_are_whole(settings, manifest)
     assert manifest.rows == source.scalar("SELECT COUNT(*) FROM lead_matches")
     _matches_equal_source(settings, source, day)
 
@@ -424,18 +425,11 @@ def test_a_gcs_outage_longer_than_the_client_retries_is_healed_by_the_task_retry
             since, "export-ph_lead_matches", stop)
         emulators.start("gcs")
 
-    saboteur = threading.Thread(target=stop_gcs_until_the_retry_is_scheduled)
-    saboteur.start()
-    try:
+    with _alongside(stop_gcs_until_the_retry_is_scheduled, stop, emulators):
         completed = subprocess.run(
             [sys.executable, "-m", "flows.partyhelp_sync", "--date", day.isoformat(),
              "--tables", "ph_lead_matches"], cwd=ROOT, env={**os.environ, **env},
             capture_output=True, text=True, timeout=400)
-    finally:
-        stop.set()
-        saboteur.join()
-        if not emulators.is_up("gcs"):
-            emulators.start("gcs")
     assert outage == {"down": True, "retry_scheduled": True}, completed.stderr[-3000:]
     assert completed.returncode == 0, completed.stderr[-3000:]
 
@@ -453,13 +447,7 @@ def test_a_gcs_outage_longer_than_the_client_retries_is_healed_by_the_task_retry
     assert len(tokens) == 1  # one attempt's parts, none of the failed attempt's
     stored = {n for n in object_names(settings, folder) if n.endswith(".avro")}
     assert stored - listed  # the failed attempt's uploaded parts are kept, unlisted
-    mf.verify_parts(storage_client(settings), manifest)
-    client = storage_client(settings)
-    for part in manifest.parts:  # every listed part is a whole Avro file
-        bucket, name = mf.split_gs_uri(part.uri)
-        records = list(fastavro.reader(io.BytesIO(
-            client.bucket(bucket).blob(name).download_as_bytes())))
-        assert len(records) == part.rows
+    _listed_parts_are_whole(settings, manifest)
     assert manifest.rows == source.scalar("SELECT COUNT(*) FROM lead_matches")
     _matches_equal_source(settings, source, day)
 
@@ -483,13 +471,13 @@ class _FolderStore:
 def test_only_the_part_folders_of_processes_that_are_gone_are_removed(tmp_path: Path) -> None:
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                               capture_output=True, text=True, check=True)
-    gone = tmp_path / f"{export.PART_FOLDER_PREFIX}{finished.stdout.strip()}-abc"
-    alive = tmp_path / f"{export.PART_FOLDER_PREFIX}{os.getpid()}-def"
-    unrelated = [tmp_path / f"{export.PART_FOLDER_PREFIX}notapid", tmp_path / "other-123-x"]
+    gone = tmp_path / f"{parts.PART_FOLDER_PREFIX}{finished.stdout.strip()}-abc"
+    alive = tmp_path / f"{parts.PART_FOLDER_PREFIX}{os.getpid()}-def"
+    unrelated = [tmp_path / f"{parts.PART_FOLDER_PREFIX}notapid", tmp_path / "other-123-x"]
     for folder in (gone, alive, *unrelated):
         folder.mkdir()
         (folder / "part-0000.avro").write_bytes(b"Obj\x01")
-    assert export.remove_orphaned_part_folders(str(tmp_path)) == [str(gone)]
+    assert parts.remove_orphaned_part_folders(str(tmp_path)) == [str(gone)]
     assert not gone.exists() and alive.exists() and all(f.exists() for f in unrelated)
 
 
@@ -556,7 +544,8 @@ def test_bigquery_down_then_a_corrupt_part_keep_the_previous_tables_until_a_retr
     retried = retry_flow_run(partyhelp_bigquery_sync, run_id)
     assert retried.state_details.flow_run_id == run_id
     assert retried.is_completed(), retried.message
-    record = flow_run_record(run_id)
+    # Logs reach the API in batches, a moment after the run's state: wait for this one.
+    record = flow_run_record(run_id, final_log="exporting ph_venues again")
     warning = [m for m in record.messages() if "exporting ph_venues again" in m]
     assert len(warning) == 1
     assert f"ph_venues: part {corrupt.uri} does not match" in warning[0]
@@ -627,9 +616,9 @@ def test_the_same_date_synced_twice_gives_identical_tables_and_two_kept_exports(
                                           TABLES[t].primary_key) for t in TWO_TABLES})
     assert contents[0] == contents[1]
     for table in TWO_TABLES:
-        totals = bq_totals(settings, table, MONEY[table])
+        totals = bq_totals(settings, table)
         assert totals["n"] == totals["k"] == source.scalar(
-            f"SELECT COUNT(*) FROM {SOURCE_TABLE[table]}")
+            f"SELECT COUNT(*) FROM {TABLES[table].source_table}")
         kept = manifests(settings, day, table)
         assert len(kept) == 2
         assert len({m.export_id for m in kept}) == 2
@@ -670,7 +659,7 @@ def test_a_sigkilled_run_is_followed_by_a_run_that_completes_correctly(
     orphaned = {n for n in object_names(settings, folder) if n.endswith(".avro")}
     assert orphaned and not manifests(settings, day, "ph_lead_matches")
     killed_folders = glob.glob(os.path.join(
-        tempfile.gettempdir(), f"{export.PART_FOLDER_PREFIX}{process.pid}-*"))
+        tempfile.gettempdir(), f"{parts.PART_FOLDER_PREFIX}{process.pid}-*"))
     assert killed_folders  # the kill skipped the cleanup of its local part folder
 
     state = _run(day, ["ph_lead_matches"])

@@ -38,12 +38,11 @@ import pymysql
 import pytest
 
 from flows.partyhelp_sync import partyhelp_bigquery_sync
-from tasks import manifest as mf
-from tasks.clients import bigquery_client
-from tasks.settings import ConfigError, load_settings, quote_table_ref, validate_table
+from partyhelp_pipeline import manifest as mf
+from partyhelp_pipeline.clients import bigquery_client
+from partyhelp_pipeline.settings import ConfigError, load_settings, quote_table_ref, validate_table
 from tests.conftest import MYSQL_HOST, MYSQL_PORT, READER_PASSWORD, ROOT
 from tests.faultkit import (
-    PrivateEmulators,
     Source,
     avro_records,
     bucket_objects,
@@ -53,19 +52,11 @@ from tests.faultkit import (
     flow_run_record,
     free_port,
     new_target,
-    private_emulators,
     query,
     source_database,
 )
 
-pytestmark = pytest.mark.usefixtures("stack")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def emulators(stack: None) -> Iterator[PrivateEmulators]:
-    """This module's own GCS and BigQuery emulators (see ``private_emulators``)."""
-    with private_emulators() as pair:
-        yield pair
+pytestmark = pytest.mark.usefixtures("stack", "emulators")  # emulators: conftest.py
 
 DAY = dt.date(2026, 8, 1)
 TABLES_SYNCED = ["ph_leads", "ph_venues", "ph_lead_purchases"]
