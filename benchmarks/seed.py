@@ -107,6 +107,20 @@ def _write_marker(database: str, marker: dict[str, Any]) -> None:
         cur.execute(f"REPLACE INTO `{MARKER}` (k, v) VALUES ('seed', %s)", (json.dumps(marker),))
 
 
+def _reuse_or_recreate(database: str, wanted: Mapping[str, Any], reseed: bool, log: Log,
+                       unit: str) -> dict[str, Any] | None:
+    """The marker of a database that already holds what is wanted, else None once the
+    database has been re-created empty for seeding."""
+    if not reseed and (marker := _reusable(database, wanted, log)):
+        counted = marker["counts"].get("lead_purchases") if unit == "purchases" \
+            else sum(marker["counts"].values())
+        log(f"{database}: reusing ({counted:,} {unit})")
+        return marker
+    log(f"{database}: seeding {', '.join(f'{k} {v}' for k, v in wanted.items())}")
+    _recreate(database)
+    return None
+
+
 def _recreate(database: str) -> None:
     with _connect() as conn, conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
@@ -226,11 +240,8 @@ def ensure_purchases(rows: int, log: Log = print, reseed: bool = False) -> dict[
     database = purchases_database(rows)
     scale = min(synthetic.MAX_SCALE, max(1.0, round(rows / PURCHASES_PER_SCALE, 2)))
     wanted = {"kind": "lead_purchases", "seed": SEED, "scale": scale, "purchases": rows}
-    if not reseed and (marker := _reusable(database, wanted, log)):
-        log(f"{database}: reusing ({marker['counts']['lead_purchases']:,} purchases)")
+    if marker := _reuse_or_recreate(database, wanted, reseed, log, "purchases"):
         return marker
-    log(f"{database}: seeding {rows:,} purchases (generator scale {scale:g}, seed {SEED})")
-    _recreate(database)
     started = time.perf_counter()
     loader = _BackgroundLoader(database)
     with tempfile.TemporaryDirectory(prefix="ph_bench_seed_") as tmpdir:
@@ -253,11 +264,8 @@ def ensure_flow(scale: float, log: Log = print, reseed: bool = False) -> dict[st
     """The whole synthetic dataset (all 8 tables) at ``scale``, for the whole-flow sync."""
     database = flow_database(scale)
     wanted = {"kind": "flow", "seed": SEED, "scale": scale}
-    if not reseed and (marker := _reusable(database, wanted, log)):
-        log(f"{database}: reusing ({sum(marker['counts'].values()):,} rows)")
+    if marker := _reuse_or_recreate(database, wanted, reseed, log, "rows"):
         return marker
-    log(f"{database}: seeding the whole dataset at scale {scale:g}")
-    _recreate(database)
     started = time.perf_counter()
     synthetic.load(admin_params(), database, scale, SEED, create_schema=False, log=log)
     marker = _finish(database, wanted, table_counts(database, synthetic.TABLES), started)
