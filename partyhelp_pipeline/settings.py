@@ -56,6 +56,8 @@ class ConfigError(ValueError):
 
 Driver = Literal["mysqlclient", "pymysql"]
 TaskRunnerName = Literal["threads", "dask"]
+# MySQL's own names for its client's --ssl-mode.
+SslMode = Literal["disabled", "preferred", "required", "verify_ca", "verify_identity"]
 
 BIGQUERY_MAX_LOAD_URIS = 10_000  # source URIs one BigQuery load job accepts
 LOCAL_PROJECT = "partyhelp-local"  # the project when the Google clients use emulators
@@ -250,6 +252,10 @@ class MySQLSettings:
     database: str
     driver: Driver = "mysqlclient"
     connect_timeout: int = 10
+    ssl_mode: SslMode = "preferred"
+    ssl_ca: str | None = None  # PEM files
+    ssl_cert: str | None = None
+    ssl_key: str | None = None
 
 
 class Settings(BaseModel):
@@ -275,6 +281,28 @@ class Settings(BaseModel):
     mysql_driver: Annotated[Driver, _one_of(Driver)] = Field(
         "mysqlclient", validation_alias="PARTYHELP_MYSQL_DRIVER",
         description="or `pymysql` (pure Python, slower, same output)")
+    mysql_ssl_mode: Annotated[SslMode, _one_of(SslMode)] = Field(
+        "preferred", validation_alias="PARTYHELP_MYSQL_SSL_MODE",
+        description="TLS to MySQL, in MySQL's own terms: `disabled`, `preferred`, `required`, "
+                    "`verify_ca` or `verify_identity` (recommended across any network)")
+    mysql_ssl_ca: str | None = Field(
+        None, validation_alias="PARTYHELP_MYSQL_SSL_CA",
+        description="PEM file of the CA that signed the server's certificate")
+    mysql_ssl_ca_block: OptionalBlockName = Field(
+        None, validation_alias="PARTYHELP_MYSQL_SSL_CA_BLOCK",
+        description="or a Prefect `Secret` block holding that PEM")
+    mysql_ssl_cert: str | None = Field(
+        None, validation_alias="PARTYHELP_MYSQL_SSL_CERT",
+        description="PEM file of a client certificate, where the server asks for one")
+    mysql_ssl_cert_block: OptionalBlockName = Field(
+        None, validation_alias="PARTYHELP_MYSQL_SSL_CERT_BLOCK",
+        description="or a Prefect `Secret` block holding that PEM")
+    mysql_ssl_key: str | None = Field(
+        None, repr=False, validation_alias="PARTYHELP_MYSQL_SSL_KEY",
+        description="PEM file of the client certificate's key")
+    mysql_ssl_key_block: OptionalBlockName = Field(
+        None, validation_alias="PARTYHELP_MYSQL_SSL_KEY_BLOCK",
+        description="or a Prefect `Secret` block holding that PEM")
     gcs_bucket: Annotated[str, _checked(validate_bucket)] = Field(
         validation_alias="PARTYHELP_GCS_BUCKET", description="bucket of the exports")
     gcs_prefix: Annotated[str, _checked(validate_prefix)] = Field(
@@ -339,6 +367,14 @@ class Settings(BaseModel):
         None, validation_alias="PARTYHELP_GCS_RETRY_SECONDS",
         json_schema_extra=_shown("unset (the library's 120 s)"),
         description="the same for one upload of a part or a manifest to GCS")
+    flow_timeout_seconds: Annotated[float, _seconds(allow_zero=False)] = Field(
+        4 * 3600.0, validation_alias="PARTYHELP_FLOW_TIMEOUT_SECONDS",
+        description="a run still going after this long ends TimedOut (which alerts)")
+    max_row_drop_percent: Annotated[int, _whole(0, 100)] = Field(
+        20, validation_alias="PARTYHELP_MAX_ROW_DROP_PERCENT",
+        description="a table whose rows fall more than this below its last published count "
+                    "is not published (the run fails naming both counts); "
+                    "`--allow-row-drop` publishes anyway")
     task_runner: Annotated[TaskRunnerName, _one_of(TaskRunnerName)] = Field(
         "threads", validation_alias="PARTYHELP_TASK_RUNNER",
         description="or `dask` (see Scaling out)")
@@ -372,7 +408,9 @@ class Settings(BaseModel):
         """How to reach the source database."""
         return MySQLSettings(host=self.mysql_host, port=self.mysql_port, user=self.mysql_user,
                              password=self.mysql_password, database=self.mysql_database,
-                             driver=self.mysql_driver)
+                             driver=self.mysql_driver, ssl_mode=self.mysql_ssl_mode,
+                             ssl_ca=self.mysql_ssl_ca, ssl_cert=self.mysql_ssl_cert,
+                             ssl_key=self.mysql_ssl_key)
 
     @property
     def uses_emulators(self) -> bool:
