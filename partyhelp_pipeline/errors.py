@@ -44,9 +44,32 @@ def is_driver_error(exc: BaseException) -> bool:
     return type(exc).__module__.startswith(("pymysql", "MySQLdb", "_mysql"))
 
 
+# "SSL connection error": the TLS handshake or one of its checks failed (both drivers).
+SSL_CONNECTION_ERROR = 2026
+CANNOT_CONNECT = 2003
+# A handshake cut by the network, not refused by a check: a retry can heal it.
+_TLS_CONNECTION_LOST = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
+
+
+def is_tls_failure(exc: BaseException) -> bool:
+    """Whether a driver error is a failed TLS handshake or check: an unknown CA, a host name
+    not in the server's certificate, a server without TLS when TLS is required.
+
+    mysqlclient reports these as error 2026. PyMySQL reports a failed handshake as 2003,
+    "can't connect", with the ``ssl.SSLError`` it caught as ``original_exception``.
+    """
+    code = mysql_error_code(exc)
+    if code == SSL_CONNECTION_ERROR:
+        return True
+    cause = getattr(exc, "original_exception", None)
+    return (code == CANNOT_CONNECT and isinstance(cause, ssl.SSLError)
+            and not isinstance(cause, _TLS_CONNECTION_LOST))
+
+
 def is_transient_mysql_error(exc: BaseException) -> bool:
-    """Whether a driver error is a lost or refused connection that a retry can heal."""
-    return mysql_error_code(exc) in TRANSIENT_MYSQL_ERRORS
+    """Whether a driver error is a lost or refused connection that a retry can heal.
+    A failed TLS check is not: a retry meets the same certificate."""
+    return mysql_error_code(exc) in TRANSIENT_MYSQL_ERRORS and not is_tls_failure(exc)
 
 
 class SyncError(Exception):
@@ -95,6 +118,16 @@ class DamagedExportError(ExportIntegrityError):
 
 class ReconciliationError(SyncError):
     """What BigQuery holds differs from what the source held."""
+
+
+class PreflightError(SyncError):
+    """Something the run needs is missing or misconfigured (a bucket, a dataset's location):
+    no retry heals it, an operator does."""
+
+
+class RowDropError(SyncError):
+    """A table's rows fell further below its last published count than allowed: a source
+    accident (a truncated table, a bad migration) is not published."""
 
 
 class LoadError(SyncError):

@@ -8,13 +8,19 @@ cursor. Two drivers are supported: mysqlclient (C, the fast default) and PyMySQL
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import os
+import ssl
+import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from partyhelp_pipeline.errors import (
     SourceUnavailableError,
+    is_tls_failure,
     is_transient_mysql_error,
     mysql_error_code,
 )
@@ -31,8 +37,153 @@ def _driver_module(driver: str) -> Any:
     return pymysql
 
 
+# ------------------------------------------------------------------------- TLS
+#
+# PARTYHELP_MYSQL_SSL_MODE takes MySQL's names. What each mode asks of the drivers:
+#   disabled         no TLS
+#   preferred        TLS when the server offers it, else plain; the certificate is not checked
+#   required         TLS or no connection; the certificate is not checked
+#   verify_ca        and the certificate is signed by the CA (the system's CAs without one)
+#   verify_identity  and it names the host connected to
+# mysqlclient here is built on MariaDB Connector/C, which has no MYSQL_OPT_SSL_MODE:
+# mysqlclient maps the mode onto "enforce TLS" and "verify the certificate", and the latter
+# always checks the host name too, so verify_ca is as strict as verify_identity there.
+
+ENCRYPTED_MODES = ("required", "verify_ca", "verify_identity")
+ACCESS_DENIED = 1045
+# With no TLS option at all, Connector/C never starts TLS; OpenSSL's default cipher list is
+# an option that asks for TLS and changes nothing else.
+_ASK_FOR_TLS = {"cipher": "DEFAULT"}
+# Connector/C takes host "localhost" to mean its default Unix socket, ignoring the port (and
+# so skipping TLS); the settings mean host:port over TCP, as PyMySQL does. Option files are
+# the only way mysqlclient lets us set the protocol (1 = MYSQL_PROTOCOL_TCP).
+_TCP_OPTION_FILE = "[client]\nprotocol=1\n"
+_option_files: list[str] = []
+_option_lock = threading.Lock()  # tasks on threads connect at once
+
+
+def _tcp_option_file() -> str:
+    """A private option file that makes Connector/C use TCP; one per process (made again
+    if a temp-file cleaner removed it), removed at exit."""
+    with _option_lock:
+        if not _option_files or not os.path.exists(_option_files[-1]):
+            handle, path = tempfile.mkstemp(prefix="partyhelp-mysql-", suffix=".cnf")
+            with os.fdopen(handle, "w") as out:
+                out.write(_TCP_OPTION_FILE)
+            atexit.register(_remove_file, path)
+            _option_files.append(path)
+        return _option_files[-1]
+
+
+def _remove_file(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.remove(path)
+
+
+def _mysqlclient_tls(settings: MySQLSettings) -> dict[str, Any]:
+    """mysqlclient's ``ssl_mode`` and ``ssl`` arguments for ``settings.ssl_mode``."""
+    options: dict[str, Any] = {"ssl_mode": settings.ssl_mode.upper()}
+    if settings.host == "localhost":
+        options.update(read_default_file=_tcp_option_file(), read_default_group="client")
+    if settings.ssl_mode == "disabled":
+        return options  # any TLS file would make Connector/C try TLS
+    files = {"cert": settings.ssl_cert, "key": settings.ssl_key}
+    if settings.ssl_mode.startswith("verify"):
+        files["ca"] = settings.ssl_ca  # with a CA, Connector/C checks the chain in any mode
+    options["ssl"] = {name: path for name, path in files.items() if path} or _ASK_FOR_TLS
+    return options
+
+
+def tls_context(settings: MySQLSettings) -> ssl.SSLContext:
+    """The TLS context of a PyMySQL connection in ``settings.ssl_mode`` (not disabled)."""
+    verify = settings.ssl_mode.startswith("verify")
+    try:
+        context = ssl.create_default_context(cafile=settings.ssl_ca if verify else None)
+        if settings.ssl_cert:
+            context.load_cert_chain(settings.ssl_cert, settings.ssl_key)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise SourceUnavailableError(
+            f"TLS to MySQL at {settings.host}:{settings.port}: cannot read the CA, "
+            f"certificate or key (PARTYHELP_MYSQL_SSL_CA, _CERT, _KEY): {exc}",
+            transient=False) from None
+    context.check_hostname = settings.ssl_mode == "verify_identity"
+    if not verify:
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _open(module: Any, settings: MySQLSettings, kwargs: dict[str, Any]) -> Any:
+    """A driver connection in the TLS mode of ``settings``."""
+    if settings.driver == "mysqlclient":
+        return module.connect(**kwargs, **_mysqlclient_tls(settings))
+    if settings.ssl_mode == "disabled":
+        return module.connect(**kwargs, ssl_disabled=True)
+    if settings.ssl_mode != "preferred":
+        return module.connect(**kwargs, ssl=tls_context(settings))  # TLS or an error
+    # Without TLS options PyMySQL prefers TLS and falls back to plain, as MySQL's client
+    # does; a client certificate goes into that same context, before it connects.
+    connection = module.connect(**kwargs, defer_connect=True)
+    if settings.ssl_cert:
+        connection.ctx = tls_context(settings)
+    connection.connect()
+    return connection
+
+
+def session_cipher(connection: Any) -> str:
+    """The TLS cipher of the connection's session, or "" when it is not encrypted."""
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        row = cursor.fetchone()
+    return str(row[1] or "") if row else ""
+
+
+# ------------------------------------------------------------------------- connecting
+
+
+def _connect_error(settings: MySQLSettings, exc: BaseException) -> SourceUnavailableError:
+    """One line naming host, port, user and, for a TLS failure, TLS; never the password."""
+    code = mysql_error_code(exc)
+    # The server's reason ("Can't connect ...", "Access denied ...") never holds the
+    # password; it is masked all the same, in case a driver ever echoed it.
+    reason = str(exc.args[-1]) if len(exc.args) > 1 else ""
+    cause = getattr(exc, "original_exception", None)
+    tls = is_tls_failure(exc)
+    if tls and isinstance(cause, ssl.SSLError):  # PyMySQL: the check that failed, alone
+        reason = getattr(cause, "verify_message", None) or cause.reason or str(cause)
+    if settings.password.get_secret_value():
+        reason = reason.replace(settings.password.get_secret_value(), "***")
+    where = f"MySQL at {settings.host}:{settings.port} as {settings.user}"
+    mode = f"PARTYHELP_MYSQL_SSL_MODE={settings.ssl_mode}"
+    if tls:
+        message = f"TLS to {where} failed ({mode}): {reason.rstrip('.')}"
+        # A failed check, not a server without TLS ("... does not support it"): say what
+        # to check.
+        if settings.ssl_mode.startswith("verify") and "support" not in reason:
+            message += (f"; check that PARTYHELP_MYSQL_SSL_CA holds the CA of the server's "
+                        f"certificate and that the certificate names {settings.host!r}")
+    else:
+        message = f"cannot connect to {where}: error {code}" + (f": {reason}" if reason else "")
+        if settings.ssl_mode == "disabled" and code == ACCESS_DENIED:
+            message += f" ({mode}: if the user was created REQUIRE SSL, it needs TLS)"
+    return SourceUnavailableError(" ".join(message.split()),  # one line
+                                  transient=is_transient_mysql_error(exc))
+
+
+def _refuse_plain(connection: Any, settings: MySQLSettings) -> None:
+    """In a mode that requires TLS, fail unless the session really is encrypted:
+    Connector/C's "enforce" lets a server without TLS answer in plain."""
+    if settings.ssl_mode in ENCRYPTED_MODES and not session_cipher(connection):
+        with contextlib.suppress(Exception):
+            connection.close()
+        raise SourceUnavailableError(
+            f"TLS to MySQL at {settings.host}:{settings.port} as {settings.user} failed "
+            f"(PARTYHELP_MYSQL_SSL_MODE={settings.ssl_mode}): the server offers no TLS",
+            transient=False)
+
+
 def connect(settings: MySQLSettings) -> Any:
-    """Open a connection at ``+00:00``; failures name host and port, never the password."""
+    """Open a connection at ``+00:00``, over TLS as ``settings.ssl_mode`` says; failures
+    name host and port (and TLS, when TLS failed), never the password."""
     module = _driver_module(settings.driver)
     kwargs: dict[str, Any] = {
         "host": settings.host,
@@ -48,19 +199,10 @@ def connect(settings: MySQLSettings) -> Any:
         kwargs["passwd"] = kwargs.pop("password")
         kwargs["db"] = kwargs.pop("database")
     try:
-        connection = module.connect(**kwargs)
+        connection = _open(module, settings, kwargs)
     except module.Error as exc:
-        code = mysql_error_code(exc)
-        # The server's reason ("Can't connect ...", "Access denied ...") never holds the
-        # password; it is masked all the same, in case a driver ever echoed it.
-        reason = str(exc.args[-1]) if len(exc.args) > 1 else ""
-        if settings.password.get_secret_value():
-            reason = reason.replace(settings.password.get_secret_value(), "***")
-        raise SourceUnavailableError(
-            f"cannot connect to MySQL at {settings.host}:{settings.port} as {settings.user}: "
-            f"error {code}" + (f": {reason}" if reason else ""),
-            transient=is_transient_mysql_error(exc),
-        ) from None
+        raise _connect_error(settings, exc) from None
+    _refuse_plain(connection, settings)
     with connection.cursor() as cursor:
         cursor.execute("SET SESSION time_zone = '+00:00'")
     return connection

@@ -8,6 +8,12 @@ finished, and a new run never reuses an earlier run's results.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import hashlib
+import os
+import tempfile
+import threading
 from typing import Any
 
 from prefect.client.schemas.objects import State, TaskRun
@@ -39,10 +45,46 @@ RETRY_OPTIONS: dict[str, Any] = {
 
 
 def runtime_settings() -> Settings:
-    """Settings from the environment, with secrets from Prefect ``Secret`` blocks if named."""
+    """Settings from the environment, with secrets from Prefect ``Secret`` blocks if named.
+
+    The drivers read TLS material from files only: a CA, certificate or key named by its
+    ``PARTYHELP_MYSQL_SSL_*_BLOCK`` goes to a private file, whose path wins over the
+    variable's own path (as the password block wins over the password).
+    """
     password = _secret_block(read_setting("mysql_password_block"))
     salt = _secret_block(read_setting("pii_salt_block"))
-    return load_settings(mysql_password=password, pii_salt=salt)
+    settings = load_settings(mysql_password=password, pii_salt=salt)
+    pem_files = {}
+    for field in TLS_FILE_SETTINGS:
+        pem = _secret_block(read_setting(f"{field}_block"))
+        if pem is not None:
+            pem_files[field] = _private_pem_file(pem)
+    return settings.model_copy(update=pem_files) if pem_files else settings
+
+
+# The settings holding a PEM file's path, each with a ``*_block`` twin naming a Secret.
+TLS_FILE_SETTINGS = ("mysql_ssl_ca", "mysql_ssl_cert", "mysql_ssl_key")
+_pem_files: dict[str, str] = {}  # digest of a PEM -> its file, one per PEM and process
+_pem_lock = threading.Lock()  # tasks on threads ask for settings at once
+
+
+def _private_pem_file(pem: str) -> str:
+    """A file holding ``pem``, readable by this user only and removed at exit."""
+    digest = hashlib.sha256(pem.encode()).hexdigest()
+    with _pem_lock:
+        path = _pem_files.get(digest)
+        if path is None or not os.path.exists(path):
+            handle, path = tempfile.mkstemp(prefix="partyhelp-tls-", suffix=".pem")  # 0600
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(pem if pem.endswith("\n") else pem + "\n")
+            atexit.register(_remove_file, path)
+            _pem_files[digest] = path
+        return path
+
+
+def _remove_file(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.remove(path)
 
 
 def _secret_block(name: str | None) -> str | None:
