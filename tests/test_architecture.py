@@ -22,6 +22,7 @@ STAGES = [
     "clients", "manifest", "parts",
     "export",
     "warehouse",
+    "preflight",
     "report",
 ]
 FIRST_PARTY = ("partyhelp_pipeline", "flows", "tasks", "scripts", "benchmarks", "tests")

@@ -1,0 +1,491 @@
+"""The pre-flight check: is every setting, credential and resource the sync needs in place?
+
+``main_check`` (the command ``python -m flows.partyhelp_sync check``) prints one line per
+check, ``ok`` or ``FAIL`` with what was found, and returns 0 when every check passed, 1
+otherwise. In order:
+
+- ``settings``: every missing or bad setting, named at once (``load_settings``);
+- ``mysql``: the user connects, and has SELECT only on the database. A user that could
+  write (anything beyond SELECT, USAGE and SHOW VIEW on the database, one of its tables or
+  globally) is a FAIL: the sync never writes to MySQL, and its credentials must not be able
+  to. The flow itself does not run this check, so such a user does not stop the sync;
+- ``bucket``: it exists, and one create-only object (``PREFIX/_preflight/<time>-<random>``)
+  can be written under the prefix; it is deleted again at once;
+- ``location``: the bucket's location against the dataset's (or, for a dataset the flow
+  will create, ``PARTYHELP_BQ_LOCATION``): BigQuery loads only from a bucket colocated with
+  the dataset (except into its US multi-region, which loads from anywhere);
+- ``bigquery``: a dry-run query of the dataset's ``INFORMATION_SCHEMA.TABLES`` (``SELECT 1``
+  when the dataset does not exist yet): a job can be created and the tables listed. The
+  BigQuery emulator runs dry runs (it parses and resolves the query, runs nothing) but
+  checks no permissions, and the line says so;
+- ``drift``: every spec against the source's columns (``drift.check_source_schema``);
+- ``plan <table>``: the chunk plan of each table, with its row count, in one snapshot.
+
+A check that needs an earlier one that failed says ``not checked`` (and counts as failed).
+Nothing is written but the test object; MySQL is only read (in ``READ ONLY`` snapshots).
+Every call to GCS and BigQuery has a per-request timeout and a retry window of at most
+``RETRY_WINDOW_SECONDS`` (less when ``PARTYHELP_GCS_RETRY_SECONDS`` /
+``PARTYHELP_BQ_RETRY_SECONDS`` say so), so a dead endpoint fails its line within that.
+
+The flow's first task calls ``cheap_checks``: the bucket exists (a metadata read, nothing
+written) and its location suits the dataset's, before MySQL is read. No function here
+raises for a failed check: each returns ``CheckResult``s.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TextIO
+
+from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry
+from google.cloud import bigquery
+from google.cloud.storage.retry import DEFAULT_RETRY as GCS_RETRY
+
+from partyhelp_pipeline.clients import bigquery_client, storage_client
+from partyhelp_pipeline.clock import utc_now
+from partyhelp_pipeline.drift import check_source_schema
+from partyhelp_pipeline.errors import SchemaDriftError
+from partyhelp_pipeline.settings import ConfigError, Settings, load_settings
+from partyhelp_pipeline.source import connect, plan_chunks, snapshot
+from partyhelp_pipeline.spec import TABLES
+
+CALL_TIMEOUT_SECONDS = 10.0  # one HTTP request to GCS or BigQuery
+RETRY_WINDOW_SECONDS = 30.0  # all the retries of one call
+PREFLIGHT_FOLDER = "_preflight"  # under PARTYHELP_GCS_PREFIX: the one test object
+READ_ONLY_PRIVILEGES = frozenset({"SELECT", "USAGE", "SHOW VIEW"})
+SETUP = "run python -m scripts.setup (docs/OPERATIONS.md, section 1)"
+IAM = "docs/OPERATIONS.md, section 8"
+# The checks after ``settings``, named when they cannot run.
+LATER_CHECKS = ("mysql", "bucket", "location", "bigquery", "drift", "plan")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check: its name, whether it passed, and what was found (one line)."""
+
+    name: str
+    ok: bool
+    detail: str
+
+    @property
+    def line(self) -> str:
+        """``ok    name: detail`` or ``FAIL  name: detail``, on one line."""
+        detail = " ".join(self.detail.splitlines())
+        return f"{'ok' if self.ok else 'FAIL':<6}{self.name}: {detail}"
+
+
+def _one_line(error: BaseException) -> str:
+    """An error's first non-empty line (its type's name when it has none)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def _guarded(name: str, check: Callable[[], CheckResult], context: str = "") -> CheckResult:
+    """``check()``, or a FAIL naming the unexpected error (after ``context``, e.g. what was
+    being asked of whom): a check never raises."""
+    try:
+        return check()
+    except Exception as exc:
+        lead = f"{context}: " if context else ""
+        return CheckResult(name, False, f"{lead}{type(exc).__name__}: {_one_line(exc)}")
+
+
+def _not_checked(name: str, needs: str) -> CheckResult:
+    return CheckResult(name, False, f"not checked: needs {needs}")
+
+
+# ------------------------------------------------------------------ retry windows
+
+
+def _window(configured: float | None) -> float:
+    return RETRY_WINDOW_SECONDS if configured is None else min(configured, RETRY_WINDOW_SECONDS)
+
+
+def bounded(settings: Settings) -> Settings:
+    """``settings`` whose Google calls retry for at most ``RETRY_WINDOW_SECONDS``: the
+    BigQuery client of these settings caps every call's retry (``clients.bigquery_client``),
+    the dataset lookup it makes when built included."""
+    return settings.model_copy(update={"bq_retry_seconds": _window(settings.bq_retry_seconds),
+                                       "gcs_retry_seconds": _window(settings.gcs_retry_seconds)})
+
+
+def _gcs_call(settings: Settings) -> dict[str, Any]:
+    """``timeout`` and ``retry`` of one GCS call."""
+    retry: Retry = GCS_RETRY
+    return {"timeout": CALL_TIMEOUT_SECONDS,
+            "retry": retry.with_timeout(_window(settings.gcs_retry_seconds))}
+
+
+def _bigquery(settings: Settings) -> bigquery.Client:
+    """``bigquery_client`` for these settings, waited for at most one call's timeout and
+    retry window. Building it looks the dataset up (to run jobs in its location) with no
+    per-request timeout, and a BigQuery that accepts connections but never answers held that
+    for minutes: the lookup runs in a daemon thread, left to finish on its own if late."""
+    built: list[bigquery.Client | BaseException] = []
+
+    def build() -> None:
+        try:
+            built.append(bigquery_client(bounded(settings)))
+        except Exception as exc:
+            built.append(exc)
+
+    deadline = CALL_TIMEOUT_SECONDS + _window(settings.bq_retry_seconds)
+    thread = threading.Thread(target=build, name="preflight-bigquery-client", daemon=True)
+    thread.start()
+    thread.join(deadline)
+    if not built:
+        raise TimeoutError(f"no answer within {deadline:g} s")
+    if isinstance(built[0], BaseException):
+        raise built[0]
+    return built[0]
+
+
+def _bq_call(settings: Settings) -> dict[str, Any]:
+    """``timeout`` and ``retry`` of one BigQuery call."""
+    retry: Retry = bigquery.DEFAULT_RETRY
+    return {"timeout": CALL_TIMEOUT_SECONDS,
+            "retry": retry.with_timeout(_window(settings.bq_retry_seconds))}
+
+
+# ------------------------------------------------------------------ settings
+
+
+def check_settings(env: Mapping[str, str] | None, mysql_password: str | None = None,
+                   pii_salt: str | None = None, load: Callable[[], Settings] | None = None
+                   ) -> tuple[CheckResult, Settings | None]:
+    """Every setting read and validated (by ``load`` when given: the flow's reader, with
+    secrets from Prefect blocks); the settings when they are all good."""
+    try:
+        settings = load() if load else load_settings(env, mysql_password=mysql_password,
+                                                     pii_salt=pii_salt)
+    except ConfigError as exc:
+        return CheckResult("settings", False, str(exc)), None
+    except Exception as exc:  # not expected: load_settings reports in ConfigErrors
+        return CheckResult("settings", False, f"{type(exc).__name__}: {_one_line(exc)}"), None
+    prefix = f"/{settings.gcs_prefix}/" if settings.gcs_prefix else "/"
+    where = " (emulators)" if settings.uses_emulators else ""
+    return CheckResult("settings", True, (
+        f"MySQL {settings.mysql_user}@{settings.mysql_host}:{settings.mysql_port}/"
+        f"{settings.mysql_database}, gs://{settings.gcs_bucket}{prefix}, BigQuery "
+        f"{settings.bq_project}.{settings.bq_dataset}{where}")), settings
+
+
+# ------------------------------------------------------------------ MySQL
+
+
+_GRANT = re.compile(r"^GRANT (?P<privileges>.+?) ON (?:(?:PROCEDURE|FUNCTION|PACKAGE BODY|"
+                    r"PACKAGE) )?(?P<scope>\S+) TO ", re.IGNORECASE)
+_SCOPE = re.compile(r"^(?:`(?P<quoted>(?:[^`]|``)+)`|(?P<plain>[^.`]+))\.")
+
+
+def _database_matches(pattern: str, database: str) -> bool:
+    """Whether a grant's database (``*``, a name, or a LIKE pattern: ``_`` and ``%`` are
+    wildcards unless escaped, as MySQL reads database grants) covers ``database``."""
+    if pattern == "*":
+        return True
+    regex = []
+    for token in re.findall(r"\\.|%|_|[^\\%_]+|\\", pattern):
+        if token in ("%", "_"):
+            regex.append(".*" if token == "%" else ".")
+        else:
+            regex.append(re.escape(token[1:] if len(token) == 2 and token[0] == "\\"
+                                   else token))
+    return re.fullmatch("".join(regex), database, re.IGNORECASE | re.DOTALL) is not None
+
+
+def write_privileges(grants: list[str], database: str) -> list[str]:
+    """``PRIVILEGES on scope`` for each ``SHOW GRANTS`` line that gives more than reading
+    on ``database`` (there, on one of its tables, or globally)."""
+    found = []
+    for grant in grants:
+        match = _GRANT.match(grant)
+        scope = _SCOPE.match(match.group("scope")) if match else None
+        if match is None or scope is None:
+            continue  # a role granted, a proxy: not a privilege on data
+        db = scope.group("plain") or scope.group("quoted").replace("``", "`")
+        if not _database_matches(db, database):
+            continue
+        named = re.sub(r"\s*\([^)]*\)", "", match.group("privileges"))  # column lists
+        privileges = [p.strip().upper() for p in named.split(",") if p.strip()]
+        if re.search(r"WITH GRANT OPTION", grant, re.IGNORECASE):
+            privileges.append("GRANT OPTION")
+        extra = [p for p in privileges if p not in READ_ONLY_PRIVILEGES]
+        if extra:
+            found.append(f"{', '.join(extra)} on {match.group('scope')}")
+    return found
+
+
+def _own_grants(connection: Any) -> list[str]:
+    """The session user's ``SHOW GRANTS`` lines (its active roles' too, on MariaDB)."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW GRANTS")
+            return [str(row[0]) for row in cursor.fetchall()]
+    finally:
+        connection.close()
+
+
+def check_mysql(settings: Settings) -> tuple[CheckResult, bool]:
+    """The user connects and can only read; and whether it connected."""
+    mysql = settings.mysql
+    try:
+        connection = connect(mysql)
+    except Exception as exc:
+        return CheckResult("mysql", False, _one_line(exc)), False
+    where = f"connected to {mysql.host}:{mysql.port} as {mysql.user}"
+    try:
+        grants = _own_grants(connection)
+    except Exception as exc:
+        return CheckResult("mysql", False, f"{where}, but SHOW GRANTS failed: "
+                                           f"{_one_line(exc)}"), True
+    extra = write_privileges(grants, mysql.database)
+    if extra:
+        return CheckResult("mysql", False, (
+            f"{where}, which could write: {'; '.join(extra)}. The sync needs SELECT only on "
+            f"`{mysql.database}`: revoke the rest")), True
+    return CheckResult("mysql", True, f"{where}; SELECT only on `{mysql.database}`"), True
+
+
+# ------------------------------------------------------------------ GCS
+
+
+def _read_bucket(settings: Settings) -> tuple[CheckResult, Any]:
+    """The bucket's metadata (a read, no write), or a FAIL naming the bucket."""
+    name = f"gs://{settings.gcs_bucket}"
+    try:
+        bucket = storage_client(settings).get_bucket(settings.gcs_bucket,
+                                                     **_gcs_call(settings))
+    except gexc.NotFound:
+        return CheckResult("bucket", False, f"{name} does not exist: {SETUP}"), None
+    except gexc.Forbidden as exc:
+        return CheckResult("bucket", False, (
+            f"{name}: no permission to read the bucket ({_one_line(exc)}): grant "
+            f"roles/storage.legacyBucketReader on it ({IAM})")), None
+    except Exception as exc:
+        return CheckResult("bucket", False,
+                           f"{name}: GCS did not answer: {_one_line(exc)}"), None
+    return CheckResult("bucket", True, f"{name} exists ({bucket.location})"), bucket
+
+
+def preflight_object_name(prefix: str) -> str:
+    """A new, unique name for the test object, under ``prefix``."""
+    stamp = f"{utc_now():%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+    return "/".join(part for part in (prefix, PREFLIGHT_FOLDER, stamp) if part)
+
+
+def _write_test(settings: Settings, bucket: Any, found: CheckResult) -> CheckResult:
+    """One create-only object written under the prefix, then deleted."""
+    uri = f"gs://{settings.gcs_bucket}/{preflight_object_name(settings.gcs_prefix)}"
+    blob = bucket.blob(uri.split("/", 3)[3])
+    try:
+        blob.upload_from_string(b"partyhelp pre-flight check\n", content_type="text/plain",
+                                if_generation_match=0, **_gcs_call(settings))
+    except Exception as exc:
+        hint = f": grant roles/storage.objectCreator under the prefix ({IAM})" \
+            if isinstance(exc, gexc.Forbidden) else ""
+        return CheckResult("bucket", False, f"{found.detail}, but writing {uri} failed: "
+                                            f"{_one_line(exc)}{hint}")
+    try:
+        blob.delete(**_gcs_call(settings))  # this generation only: blob holds it
+    except gexc.NotFound:
+        pass  # a retried delete that had succeeded
+    except Exception as exc:
+        return CheckResult("bucket", False, (
+            f"{found.detail} and can be written, but the test object {uri} could not be "
+            f"deleted ({_one_line(exc)}): delete it, and allow the deletion under "
+            f"{PREFLIGHT_FOLDER}/ (docs/OPERATIONS.md, Pre-flight check)"))
+    return CheckResult("bucket", True,
+                       f"{found.detail} and can be written (wrote and deleted {uri})")
+
+
+# ------------------------------------------------------------------ BigQuery
+
+
+def _find_dataset(settings: Settings, client: bigquery.Client) -> bigquery.Dataset | None:
+    try:
+        return client.get_dataset(f"{settings.bq_project}.{settings.bq_dataset}",
+                                  **_bq_call(settings))
+    except gexc.NotFound:
+        return None
+
+
+# Regions are compared as BigQuery names them (lower case); GCS says ``AUSTRALIA-SOUTHEAST1``.
+def location_problem(bucket_location: str, dataset_location: str) -> str | None:
+    """Why BigQuery would refuse to load this bucket's objects into this dataset, or None.
+
+    BigQuery's rule: a dataset in the US multi-region loads from any bucket; any other
+    dataset loads from a bucket in its own region, or, for the EU multi-region, from a
+    bucket inside it (taken here as a ``europe-*`` region or an ``eur*`` dual-region).
+    """
+    bucket, dataset = bucket_location.lower(), dataset_location.lower()
+    if dataset == "us" or bucket == dataset:
+        return None
+    if dataset == "eu" and bucket.startswith(("europe-", "eur")):
+        return None
+    return ("BigQuery loads into it only from a bucket in that location" +
+            (" or inside it" if dataset == "eu" else ""))
+
+
+def _location(settings: Settings, bucket: Any) -> CheckResult:
+    client = _bigquery(settings)
+    reference = f"{settings.bq_project}.{settings.bq_dataset}"
+    dataset = _find_dataset(settings, client)
+    if dataset is None:
+        where = settings.bq_location
+        subject = f"dataset {reference} does not exist: it will be created in " \
+                  f"PARTYHELP_BQ_LOCATION={where}"
+    else:
+        where = dataset.location or "US"  # BigQuery's default location
+        subject = f"dataset {reference} is in {where}"
+    held = f"bucket gs://{settings.gcs_bucket} is in {bucket.location}"
+    problem = location_problem(str(bucket.location), where)
+    if problem:
+        return CheckResult("location", False, f"{subject}, but {held}: {problem}")
+    return CheckResult("location", True, f"{subject}; {held}: BigQuery can load from it")
+
+
+def check_location(settings: Settings, bucket: Any) -> CheckResult:
+    """The location of ``bucket`` (as ``get_bucket`` returned it) against the dataset's."""
+    return _guarded("location", partial(_location, settings, bucket),
+                    f"BigQuery, asked for dataset {settings.bq_project}.{settings.bq_dataset}")
+
+
+def _dry_run(settings: Settings) -> CheckResult:
+    client = _bigquery(settings)
+    reference = f"{settings.bq_project}.{settings.bq_dataset}"
+    exists = _find_dataset(settings, client) is not None
+    what = f"{reference}.INFORMATION_SCHEMA.TABLES" if exists else "SELECT 1"
+    sql = f"SELECT table_name FROM `{what}`" if exists else what
+    config = bigquery.QueryJobConfig(dry_run=True, use_query_cache=False)
+    try:
+        client.query(sql, job_config=config, **_bq_call(settings))
+    except (gexc.Forbidden, gexc.Unauthorized) as exc:
+        return CheckResult("bigquery", False, (
+            f"dry-run query of {what} refused: {_one_line(exc)}: grant roles/bigquery.jobUser "
+            f"on the project and roles/bigquery.dataEditor on {reference} ({IAM})"))
+    proves = "jobs can be created and its tables listed" if exists else \
+        f"jobs can be created ({reference} does not exist yet)"
+    if settings.bigquery_emulator_host:
+        return CheckResult("bigquery", True, (
+            f"dry-run query of {what} accepted by the BigQuery emulator, which checks no "
+            f"permissions; on BigQuery it proves {proves}"))
+    return CheckResult("bigquery", True, f"dry-run query of {what} accepted: {proves}")
+
+
+def check_bigquery(settings: Settings) -> CheckResult:
+    """A dry-run query: BigQuery answers, and this identity may run jobs on the dataset."""
+    return _guarded("bigquery", partial(_dry_run, settings),
+                    f"BigQuery, asked for dataset {settings.bq_project}.{settings.bq_dataset}")
+
+
+# ------------------------------------------------------------------ the source
+
+
+def check_drift(settings: Settings) -> CheckResult:
+    """Every spec against the source's columns, in one look at information_schema."""
+    specs = list(TABLES.values())
+    try:
+        check_source_schema(settings.mysql, specs)
+    except SchemaDriftError as exc:
+        return CheckResult("drift", False, str(exc))
+    columns = sum(len(spec.source_columns) for spec in specs)
+    return CheckResult("drift", True, f"the {columns} source columns of the {len(specs)} "
+                                      "tables are present, in types the export holds exactly")
+
+
+def _plan_one(settings: Settings, connection: Any, table: str) -> CheckResult:
+    spec = TABLES[table]
+    chunks = plan_chunks(connection, spec.source_table, settings.chunk_rows, spec.key_column)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM `{spec.source_table}`")  # a spec's own name
+        (rows,) = cursor.fetchone()
+    first, last = chunks[0][0], chunks[-1][1]
+    span = f"ids {first:,}..{last:,}" if rows else "empty"
+    return CheckResult(f"plan {table}", True, (
+        f"{int(rows):,} rows of {spec.source_table} in {len(chunks)} chunk"
+        f"{'' if len(chunks) == 1 else 's'} of at most {settings.chunk_rows:,} rows ({span})"))
+
+
+def check_plan(settings: Settings) -> list[CheckResult]:
+    """Each table's chunk plan and row count, read in one consistent snapshot."""
+    try:
+        with snapshot(settings.mysql) as connection:
+            return [_guarded(f"plan {table}", partial(_plan_one, settings, connection, table))
+                    for table in TABLES]
+    except Exception as exc:
+        return [CheckResult("plan", False, _one_line(exc))]
+
+
+# ------------------------------------------------------------------ all of them
+
+
+def cheap_checks(settings: Settings) -> list[CheckResult]:
+    """What the flow checks first, before MySQL is read: the bucket exists (a metadata
+    read) and its location suits the dataset's. Nothing is written."""
+    found, bucket = _read_bucket(settings)
+    if bucket is None:
+        return [found, _not_checked("location", "the bucket (see bucket)")]
+    return [found, check_location(settings, bucket)]
+
+
+def _checks(settings: Settings) -> Iterator[CheckResult]:
+    mysql, connected = check_mysql(settings)
+    yield mysql
+    found, bucket = _read_bucket(settings)
+    if bucket is None:
+        yield found
+        yield _not_checked("location", "the bucket (see bucket)")
+    else:
+        yield _guarded("bucket", partial(_write_test, settings, bucket, found),
+                       f"gs://{settings.gcs_bucket}")
+        yield check_location(settings, bucket)
+    yield check_bigquery(settings)
+    if not connected:
+        yield from (_not_checked(name, "MySQL (see mysql)") for name in ("drift", "plan"))
+        return
+    yield _guarded("drift", partial(check_drift, settings))
+    yield from check_plan(settings)
+
+
+def iter_checks(env: Mapping[str, str] | None = None, *, mysql_password: str | None = None,
+                pii_salt: str | None = None,
+                load: Callable[[], Settings] | None = None) -> Iterator[CheckResult]:
+    """Every check in order, each as it finishes. ``env``: ``os.environ`` when None;
+    ``mysql_password``/``pii_salt`` as ``load_settings`` takes them (from Secret blocks);
+    ``load``: how to read the settings instead (see ``check_settings``)."""
+    result, settings = check_settings(env, mysql_password, pii_salt, load)
+    yield result
+    if settings is None:
+        yield from (_not_checked(name, "valid settings (see settings)") for name in LATER_CHECKS)
+        return
+    secret = settings.mysql_password.get_secret_value()
+    for result in _checks(settings):
+        yield CheckResult(result.name, result.ok, result.detail.replace(secret, "***")
+                          if secret else result.detail)
+
+
+def run_checks(env: Mapping[str, str] | None = None, *, mysql_password: str | None = None,
+               pii_salt: str | None = None) -> list[CheckResult]:
+    """Every check, in order (see the module's docstring)."""
+    return list(iter_checks(env, mysql_password=mysql_password, pii_salt=pii_salt))
+
+
+def main_check(env: Mapping[str, str] | None = None, out: TextIO | None = None, *,
+               mysql_password: str | None = None, pii_salt: str | None = None,
+               load: Callable[[], Settings] | None = None) -> int:
+    """Print one line per check as it finishes (to ``out``, default ``sys.stdout``);
+    0 when every check passed, 1 otherwise."""
+    stream = sys.stdout if out is None else out
+    passed = True
+    for result in iter_checks(env, mysql_password=mysql_password, pii_salt=pii_salt,
+                              load=load):
+        print(result.line, file=stream, flush=True)
+        passed = passed and result.ok
+    return 0 if passed else 1

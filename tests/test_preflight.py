@@ -1,0 +1,363 @@
+"""The pre-flight check (``partyhelp_pipeline.preflight``) on the real local stack.
+
+Every test makes its own source database (with its SELECT-only reader), bucket and dataset
+name. A healthy configuration passes every check and leaves its bucket exactly as it was;
+each way of breaking it gives a FAIL line naming what is wrong: two missing settings at once,
+a wrong MySQL password, a user that could write, a missing bucket (nothing written anywhere),
+a dataset in another location than the bucket, a dropped source column. ``main_check``
+prints one line per check and exits 0 or 1. Dead GCS and BigQuery endpoints fail their
+lines within the retry window instead of hanging, and so do hung ones (SIGSTOPped emulators
+of a private pair) within a call's timeout more.
+
+The emulators' own behaviour, relied on here: fake-gcs-server puts every bucket in its one
+``-location`` (``US-CENTRAL1`` by default), whatever the create request asks (the tests read
+it back rather than assume it); the BigQuery
+emulator keeps a dataset's location as created, and runs dry-run queries (it parses and
+resolves them, runs nothing) without checking any permission.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from google.auth.credentials import AnonymousCredentials, Credentials
+from google.cloud import bigquery, storage
+
+from partyhelp_pipeline.preflight import (
+    CALL_TIMEOUT_SECONDS,
+    LATER_CHECKS,
+    CheckResult,
+    cheap_checks,
+    location_problem,
+    main_check,
+    run_checks,
+    write_privileges,
+)
+from partyhelp_pipeline.settings import EMULATOR_VARIABLES, load_settings
+from partyhelp_pipeline.spec import TABLES
+from tests.conftest import READER_PASSWORD, admin_connection, create_bucket
+from tests.emulators import free_port, private_emulators
+from tests.faultkit import Source, new_target, source_database
+
+pytestmark = pytest.mark.usefixtures("stack")
+
+PLAN_CHECKS = [f"plan {name}" for name in TABLES]
+ALL_CHECKS = ["settings", "mysql", "bucket", "location", "bigquery", "drift", *PLAN_CHECKS]
+PROJECT = "partyhelp-test"
+
+
+@pytest.fixture()
+def source() -> Iterator[Source]:
+    """This test's own small source database and its SELECT-only reader."""
+    with source_database("ph_preflight", scale=0.02, seed=11, edge_cases=False) as made:
+        yield made
+
+
+@pytest.fixture()
+def env(source: Source) -> dict[str, str]:
+    """The variables of a healthy configuration: this test's database, a new bucket
+    (created) and a new dataset name (not created: the flow would create it, in US)."""
+    emulators = {name: os.environ[name] for name in EMULATOR_VARIABLES}
+    return {**emulators, **new_target(source, "preflight")}
+
+
+def by_name(results: list[CheckResult]) -> dict[str, CheckResult]:
+    return {result.name: result for result in results}
+
+
+def anonymous() -> Credentials:
+    make: Callable[[], Credentials] = AnonymousCredentials  # the emulators' credentials
+    return make()
+
+
+def gcs() -> storage.Client:
+    return storage.Client(project=PROJECT, credentials=anonymous())
+
+
+def bucket_state(bucket: str) -> dict[str, int]:
+    """Every object of the bucket, with its generation."""
+    return {blob.name: blob.generation for blob in gcs().list_blobs(bucket)}
+
+
+def bucket_names() -> set[str]:
+    return {bucket.name for bucket in gcs().list_buckets()}
+
+
+def bucket_location(bucket: str) -> str:
+    """Where the emulator put the bucket (fake-gcs-server: its ``-location``, for all)."""
+    return str(gcs().get_bucket(bucket).location)
+
+
+def another_location(location: str) -> str:
+    """A BigQuery region other than ``location``, so not colocated with it."""
+    return "europe-west1" if location.lower() == "australia-southeast1" \
+        else "australia-southeast1"
+
+
+def create_dataset(env: dict[str, str], location: str) -> None:
+    client = bigquery.Client(project=PROJECT, credentials=anonymous(),
+                             client_options={"api_endpoint": env["BIGQUERY_EMULATOR_HOST"]})
+    dataset = bigquery.Dataset(f"{PROJECT}.{env['PARTYHELP_BQ_DATASET']}")
+    dataset.location = location
+    client.create_dataset(dataset)
+
+
+def source_count(database: str, table: str) -> int:
+    with admin_connection(database) as connection, connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM `{table}`")
+        (rows,) = cursor.fetchone()
+    return int(rows)
+
+
+def grant(source: Source, privileges: str, scope: str) -> None:
+    with admin_connection() as connection, connection.cursor() as cursor:
+        for host in ("localhost", "127.0.0.1", "%"):
+            cursor.execute(f"GRANT {privileges} ON {scope} TO %s@%s", (source.user, host))
+
+
+# ------------------------------------------------------------------ a healthy configuration
+
+
+def test_healthy_configuration_passes_and_leaves_the_bucket_as_it_was(
+        env: dict[str, str], source: Source) -> None:
+    bucket = env["PARTYHELP_GCS_BUCKET"]
+    gcs().bucket(bucket).blob("exports/sync_date=2026-01-01/kept.txt").upload_from_string(b"x")
+    before = bucket_state(bucket)
+
+    results = run_checks(env)
+
+    assert [r.name for r in results] == ALL_CHECKS
+    assert [r for r in results if not r.ok] == []
+    assert bucket_state(bucket) == before  # the test object was written and deleted
+    checks = by_name(results)
+    assert checks["mysql"].detail == (f"connected to 127.0.0.1:3306 as {source.user}; "
+                                      f"SELECT only on `{source.database}`")
+    assert f"wrote and deleted gs://{bucket}/exports/_preflight/" in checks["bucket"].detail
+    assert "will be created in PARTYHELP_BQ_LOCATION=US" in checks["location"].detail
+    assert f"gs://{bucket} is in {bucket_location(bucket)}" in checks["location"].detail
+    assert "emulator, which checks no permissions" in checks["bigquery"].detail
+    for spec in TABLES.values():
+        rows = source_count(source.database, spec.source_table)
+        assert checks[f"plan {spec.name}"].detail.startswith(
+            f"{rows:,} rows of {spec.source_table} in 1 chunk of at most 5,000,000 rows")
+    assert all(READER_PASSWORD not in r.line and "\n" not in r.line for r in results)
+
+
+def test_existing_dataset_in_the_bucket_s_location_passes(env: dict[str, str]) -> None:
+    create_dataset(env, "US")
+    checks = by_name(run_checks(env))
+    assert checks["location"].ok, checks["location"].line
+    assert checks["location"].detail.startswith(
+        f"dataset {PROJECT}.{env['PARTYHELP_BQ_DATASET']} is in US;")
+    assert checks["bigquery"].ok, checks["bigquery"].line
+    assert "INFORMATION_SCHEMA.TABLES" in checks["bigquery"].detail
+
+
+def test_cheap_checks_read_the_bucket_and_the_dataset_only(env: dict[str, str]) -> None:
+    bucket = env["PARTYHELP_GCS_BUCKET"]
+    before = bucket_state(bucket)
+    # MySQL on a port nobody listens on: the cheap checks never ask it.
+    settings = load_settings({**env, "PARTYHELP_MYSQL_PORT": str(free_port())})
+    results = cheap_checks(settings)
+    assert [(r.name, r.ok) for r in results] == [("bucket", True), ("location", True)]
+    assert results[0].detail == f"gs://{bucket} exists ({bucket_location(bucket)})"
+    assert bucket_state(bucket) == before
+
+
+# ------------------------------------------------------------------ each failure, named
+
+
+def test_two_missing_settings_are_named_at_once(env: dict[str, str]) -> None:
+    del env["PARTYHELP_MYSQL_HOST"], env["PARTYHELP_GCS_BUCKET"]
+    results = run_checks(env)
+    settings = results[0]
+    assert settings.name == "settings" and not settings.ok
+    assert "PARTYHELP_MYSQL_HOST is not set" in settings.detail
+    assert "PARTYHELP_GCS_BUCKET is not set" in settings.detail
+    assert [r.name for r in results[1:]] == list(LATER_CHECKS)
+    assert all(not r.ok and r.detail == "not checked: needs valid settings (see settings)"
+               for r in results[1:])
+
+
+def test_wrong_mysql_password_fails_mysql_and_the_source_checks(env: dict[str, str],
+                                                                source: Source) -> None:
+    wrong = "wrong-" + secrets.token_hex(8)
+    results = run_checks({**env, "PARTYHELP_MYSQL_PASSWORD": wrong})
+    checks = by_name(results)
+    mysql = checks["mysql"]
+    assert not mysql.ok
+    assert mysql.detail.startswith(f"cannot connect to MySQL at 127.0.0.1:3306 as {source.user}")
+    assert "Access denied" in mysql.detail
+    assert [(r.name, r.ok, r.detail) for r in results[-2:]] == [
+        ("drift", False, "not checked: needs MySQL (see mysql)"),
+        ("plan", False, "not checked: needs MySQL (see mysql)")]
+    assert checks["bucket"].ok and checks["location"].ok and checks["bigquery"].ok
+    assert all(wrong not in r.line for r in results)
+
+
+def test_a_user_that_could_write_fails(env: dict[str, str], source: Source) -> None:
+    grant(source, "INSERT, UPDATE, DELETE", f"`{source.database}`.*")
+    checks = by_name(run_checks(env))
+    mysql = checks["mysql"]
+    assert not mysql.ok
+    assert mysql.detail.startswith(f"connected to 127.0.0.1:3306 as {source.user}, which "
+                                   f"could write: INSERT, UPDATE, DELETE on `{source.database}`.*")
+    assert mysql.detail.endswith(f"The sync needs SELECT only on `{source.database}`: "
+                                 "revoke the rest")
+    assert checks["drift"].ok and all(checks[name].ok for name in PLAN_CHECKS)
+
+
+def test_missing_bucket_fails_naming_it_and_writes_nothing(env: dict[str, str]) -> None:
+    missing = f"ph-preflight-missing-{secrets.token_hex(4)}"
+    env["PARTYHELP_GCS_BUCKET"] = missing
+    buckets = bucket_names()
+
+    results = run_checks(env)
+    cheap = cheap_checks(load_settings(env))
+
+    assert bucket_names() == buckets  # nothing was created
+    expected = CheckResult("bucket", False, f"gs://{missing} does not exist: run python -m "
+                                            "scripts.setup (docs/OPERATIONS.md, section 1)")
+    assert by_name(results)["bucket"] == expected
+    assert expected.line.startswith(f"FAIL  bucket: gs://{missing} does not exist")
+    assert by_name(results)["location"] == CheckResult(
+        "location", False, "not checked: needs the bucket (see bucket)")
+    assert cheap == [expected, by_name(results)["location"]]
+
+
+def test_dataset_in_another_location_than_the_bucket_fails(env: dict[str, str]) -> None:
+    dataset, bucket = f"{PROJECT}.{env['PARTYHELP_BQ_DATASET']}", env["PARTYHELP_GCS_BUCKET"]
+    held = bucket_location(bucket)
+    elsewhere = another_location(held)
+    create_dataset(env, elsewhere)
+    expected = (f"dataset {dataset} is in {elsewhere}, but bucket gs://{bucket} is in {held}: "
+                "BigQuery loads into it only from a bucket in that location")
+
+    location = by_name(run_checks(env))["location"]
+    cheap = cheap_checks(load_settings(env))
+
+    assert location == CheckResult("location", False, expected)
+    assert cheap[1] == location
+
+
+def test_dataset_to_be_created_in_another_location_fails(env: dict[str, str]) -> None:
+    bucket = env["PARTYHELP_GCS_BUCKET"]
+    held = bucket_location(bucket)
+    env["PARTYHELP_BQ_LOCATION"] = elsewhere = another_location(held)
+    location = cheap_checks(load_settings(env))[1]
+    assert not location.ok
+    assert location.detail == (
+        f"dataset {PROJECT}.{env['PARTYHELP_BQ_DATASET']} does not exist: it will be created "
+        f"in PARTYHELP_BQ_LOCATION={elsewhere}, but bucket gs://{bucket} is in {held}: "
+        "BigQuery loads into it only from a bucket in that location")
+
+
+def test_dropped_source_column_fails_drift(env: dict[str, str], source: Source) -> None:
+    with admin_connection(source.database) as connection, connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE venues DROP COLUMN suburb")
+    checks = by_name(run_checks(env))
+    drift = checks["drift"]
+    assert not drift.ok
+    assert "ph_venues: source column venues.suburb is missing" in drift.detail
+    assert checks["mysql"].ok and all(checks[name].ok for name in PLAN_CHECKS)
+
+
+def test_dead_endpoints_fail_within_the_retry_window(env: dict[str, str]) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    settings = load_settings({**env, "STORAGE_EMULATOR_HOST": dead,
+                              "BIGQUERY_EMULATOR_HOST": dead,
+                              "PARTYHELP_GCS_RETRY_SECONDS": "1",
+                              "PARTYHELP_BQ_RETRY_SECONDS": "1"})
+    started = time.monotonic()
+    results = cheap_checks(settings)
+    assert time.monotonic() - started < 30
+    assert not results[0].ok
+    assert results[0].detail.startswith(f"gs://{env['PARTYHELP_GCS_BUCKET']}: GCS did not answer")
+
+
+def test_hung_endpoints_fail_within_a_call_timeout_and_the_retry_window() -> None:
+    """Services that accept connections but never answer (SIGSTOPped, on a private pair):
+    each cheap check fails in about ``CALL_TIMEOUT_SECONDS`` plus the retry window."""
+    with private_emulators() as pair:
+        bucket, dataset = f"ph-preflight-hung-{secrets.token_hex(4)}", "ph_preflight_hung"
+        create_bucket(bucket)
+        settings = load_settings({
+            **pair.client_env, "PARTYHELP_MYSQL_HOST": "127.0.0.1",
+            "PARTYHELP_MYSQL_USER": "nobody", "PARTYHELP_MYSQL_DATABASE": "nothing",
+            "PARTYHELP_GCS_BUCKET": bucket, "PARTYHELP_BQ_DATASET": dataset,
+            "PARTYHELP_BQ_LOCATION": "US", "PARTYHELP_GCS_RETRY_SECONDS": "1",
+            "PARTYHELP_BQ_RETRY_SECONDS": "1"})
+        bound = CALL_TIMEOUT_SECONDS + 1 + 5  # the call's timeout, the window, some slack
+        for service, failed in (("gcs", 0), ("bigquery", 1)):
+            pair.freeze(service)
+            try:
+                started = time.monotonic()
+                results = cheap_checks(settings)
+                took = time.monotonic() - started
+            finally:
+                pair.thaw(service)
+            assert took < bound, (service, took, results)
+            assert not results[failed].ok, results
+            named = f"gs://{bucket}" if service == "gcs" else f"dataset partyhelp-local.{dataset}"
+            assert named in results[failed].detail
+
+
+# ------------------------------------------------------------------ the command's output
+
+
+def test_main_check_prints_one_line_per_check_and_exits_0_or_1(env: dict[str, str]) -> None:
+    out = io.StringIO()
+    assert main_check(env, out) == 0
+    lines = out.getvalue().splitlines()
+    assert [line.split(":", 1)[0] for line in lines] == [f"ok    {n}" for n in ALL_CHECKS]
+
+    env["PARTYHELP_MYSQL_PASSWORD"] = "wrong-" + secrets.token_hex(8)
+    out = io.StringIO()
+    assert main_check(env, out) == 1
+    lines = out.getvalue().splitlines()
+    assert len(lines) == len(ALL_CHECKS) - len(PLAN_CHECKS) + 1
+    assert [line[:6] for line in lines] == ["ok    ", "FAIL  ", "ok    ", "ok    ", "ok    ",
+                                            "FAIL  ", "FAIL  "]
+    assert lines[1].startswith("FAIL  mysql: cannot connect to MySQL at 127.0.0.1:3306")
+
+
+# ------------------------------------------------------------------ the rules, as data
+
+
+def test_write_privileges_reads_show_grants_lines() -> None:
+    lines = [
+        "GRANT USAGE ON *.* TO `rd`@`%` IDENTIFIED BY PASSWORD '*ABC'",
+        "GRANT SELECT, SHOW VIEW ON `ph_db`.* TO `rd`@`%`",
+        "GRANT INSERT ON `other_db`.* TO `rd`@`%`",
+        "GRANT SELECT (`id`), UPDATE (`name`) ON `ph_db`.`venues` TO `rd`@`%`",
+        "GRANT `reporting` TO `rd`@`%`",
+    ]
+    assert write_privileges(lines, "ph_db") == ["UPDATE on `ph_db`.`venues`"]
+    assert write_privileges(["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` "
+                             "WITH GRANT OPTION"], "ph_db") == [
+        "ALL PRIVILEGES, GRANT OPTION on *.*"]
+    # A database grant's _ and % are wildcards unless escaped.
+    assert write_privileges(["GRANT DELETE ON `ph_%`.* TO `rd`@`%`"], "ph_db") == [
+        "DELETE on `ph_%`.*"]
+    assert write_privileges(["GRANT DELETE ON `ph\\_db`.* TO `rd`@`%`"], "phxdb") == []
+    assert write_privileges(lines[:2], "ph_db") == []
+
+
+@pytest.mark.parametrize(("bucket", "dataset", "ok"), [
+    ("US-CENTRAL1", "US", True),              # the US multi-region loads from anywhere
+    ("AUSTRALIA-SOUTHEAST1", "US", True),
+    ("AUSTRALIA-SOUTHEAST1", "australia-southeast1", True),
+    ("EU", "EU", True),
+    ("EUROPE-WEST1", "EU", True),             # a region inside the EU multi-region
+    ("US", "australia-southeast1", False),
+    ("ASIA", "australia-southeast1", False),
+    ("US-CENTRAL1", "EU", False),
+    ("EU", "europe-west1", False),            # a regional dataset needs its own region
+])
+def test_location_rule(bucket: str, dataset: str, ok: bool) -> None:
+    assert (location_problem(bucket, dataset) is None) == ok
