@@ -13,21 +13,24 @@ import contextlib
 import datetime as dt
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
-from partyhelp_pipeline.clients import bigquery_client
-from partyhelp_pipeline.errors import LoadError, ReconciliationError, is_transient
+from partyhelp_pipeline.clients import bigquery_client, bigquery_window, query_options
+from partyhelp_pipeline.errors import LoadError, ReconciliationError, RowDropError, is_transient
 from partyhelp_pipeline.logs import get_logger
 from partyhelp_pipeline.manifest import Manifest
 from partyhelp_pipeline.settings import Settings, validate_table
 from partyhelp_pipeline.spec import AUDIT_TABLE, Column, TableSpec, ViewSpec
-from partyhelp_pipeline.spec.sql import bigquery_totals_query, view_query
+from partyhelp_pipeline.spec.sql import bigquery_totals_query, freshness_query, view_query
+from partyhelp_pipeline.spec.tables import FRESHNESS_VIEW
 
 DATASET_DESCRIPTION = (
     "Partyhelp reporting tables, replaced daily by the partyhelp-bigquery-sync Prefect flow "
@@ -43,15 +46,37 @@ def schema_fields(columns: Iterable[Column] | list[dict[str, str]]) -> list[bigq
     ]
 
 
+def run_query(settings: Settings, sql: str,
+              config: bigquery.QueryJobConfig | None = None) -> Iterable[Any]:
+    """Run one query to its end, every retry within ``PARTYHELP_BQ_RETRY_SECONDS``; the
+    job carries the labels of ``labelled_jobs`` (added to ``config``'s own)."""
+    if labels := current_job_labels():
+        config = config or bigquery.QueryJobConfig()
+        config.labels = {**labels, **config.labels}
+    options = query_options(settings)
+    job = bigquery_client(settings).query(sql, job_config=config, **options)
+    return job.result(**options)
+
+
 def ensure_dataset(settings: Settings) -> bigquery.Dataset:
-    """Create the dataset in the configured location if it is absent."""
+    """Create the dataset in the configured location if it is absent; set its ``source``
+    and ``pii`` labels (``resource_labels``) when they differ."""
     client = bigquery_client(settings)
     reference = f"{settings.bq_project}.{settings.bq_dataset}"
+    labels = resource_labels(settings.include_pii_hashes)
     with contextlib.suppress(gexc.NotFound):
-        return client.get_dataset(reference)  # a read: concurrent loads need not write
+        existing = client.get_dataset(reference)  # a read: concurrent loads need not write
+        if not labels_differ(existing.labels, labels):
+            return existing
+        # A new object, without the read's etag: concurrent loads may all update (a PATCH of
+        # the same labels), none fails on a precondition; other labels are kept.
+        patch = bigquery.Dataset(reference)
+        patch.labels = labels
+        return client.update_dataset(patch, ["labels"])
     dataset = bigquery.Dataset(reference)
     dataset.location = settings.bq_location
     dataset.description = DATASET_DESCRIPTION
+    dataset.labels = labels
     return client.create_dataset(dataset, exists_ok=True)
 
 
@@ -68,6 +93,8 @@ class LoadResult:
     started_at: str
     finished_at: str
     bigquery_totals: dict[str, int]
+    previous_rows: int | None = None  # the last published count (ph_sync_runs)
+    row_drop_allowed: bool = False  # published although it fell past the allowed drop
 
 
 def _job_error(table: str, step: str, exc: Exception) -> LoadError:
@@ -85,9 +112,8 @@ def _staging_name(manifest: Manifest) -> str:
 
 def bigquery_totals(settings: Settings, table: str, spec: TableSpec) -> dict[str, int]:
     """Row count and money sums (in cents) of a table in the dataset: one aggregate query."""
-    client = bigquery_client(settings)
     sql = bigquery_totals_query(spec, settings.quoted_table_ref(table))
-    row = next(iter(client.query(sql).result()))
+    row = next(iter(run_query(settings, sql)))
     totals = {"row_count": int(row["row_count"])}
     for column in spec.money_columns:
         value = row[column.name]
@@ -144,54 +170,106 @@ def _run_load_job(client: bigquery.Client, spec: TableSpec, uris: list[str], sta
             time.sleep(min(2 ** attempt, 30))
 
 
-def replace_table(settings: Settings, spec: TableSpec, manifest: Manifest) -> LoadResult:
-    """Load the manifest's parts, verify them in staging, then atomically replace the table."""
+def _load_staging(client: bigquery.Client, settings: Settings, spec: TableSpec,
+                  manifest: Manifest, staging: str) -> list[str]:
+    """Load the manifest's parts into the staging table; the load job ids."""
+    # One load job takes at most settings.load_max_uris parts (BigQuery's limit is 10,000
+    # URIs a job): the first replaces the staging table, the rest append to it. Staging is
+    # published only once every job has loaded and the sums agree.
+    uris, schema = manifest.part_uris, schema_fields(manifest.bigquery_schema)
+    job_ids = []
+    for start in range(0, len(uris), settings.load_max_uris):
+        config = bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.AVRO,
+            use_avro_logical_types=True,
+            write_disposition=bigquery.WriteDisposition.WRITE_APPEND if start
+            else bigquery.WriteDisposition.WRITE_TRUNCATE,
+            schema=schema,
+            labels=current_job_labels(),
+        )
+        load_job = _run_load_job(client, spec, uris[start:start + settings.load_max_uris],
+                                 staging, config, manifest.sync_date)
+        job_ids.append(load_job.job_id)
+    return job_ids
+
+
+def _publish(client: bigquery.Client, spec: TableSpec, staging: str,
+             final: str) -> bigquery.CopyJob:
+    """Replace the reporting table with the checked staging table, atomically."""
+    try:
+        copy_job = client.copy_table(
+            staging, final,
+            job_config=bigquery.CopyJobConfig(
+                write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+                labels=current_job_labels()),
+            job_id_prefix=f"partyhelp_{spec.name}_publish_")
+        copy_job.result()
+    except (gexc.GoogleAPIError, OSError) as exc:
+        raise _job_error(spec.name, "copy", exc) from None
+    return copy_job
+
+
+def last_published_rows(settings: Settings, table: str) -> int | None:
+    """The rows of the table's last published (Completed) run, as ``ph_sync_runs`` records
+    it; None before the first."""
+    sql = (f"SELECT rows_loaded FROM {settings.quoted_table_ref(AUDIT_TABLE.name)}\n"
+           "WHERE table_name = @table AND status = 'Completed' AND rows_loaded IS NOT NULL\n"
+           "ORDER BY ended_at DESC LIMIT 1")
+    config = bigquery.QueryJobConfig(
+        query_parameters=[bigquery.ScalarQueryParameter("table", "STRING", table)])
+    try:
+        rows = list(run_query(settings, sql, config))
+    except gexc.NotFound:  # no audit table yet: nothing was published
+        return None
+    return int(rows[0]["rows_loaded"]) if rows else None
+
+
+def check_row_drop(table: str, previous: int | None, rows: int, max_drop_percent: int,
+                   allow: bool) -> bool:
+    """Whether ``rows`` fall more than ``max_drop_percent`` below ``previous``; refused
+    (``RowDropError``, naming both counts) unless ``allow``."""
+    if not previous or rows >= previous * (100 - max_drop_percent) / 100:
+        return False
+    if allow:
+        return True
+    drop = 100 * (previous - rows) / previous
+    raise RowDropError(
+        f"{table}: {rows} rows would replace the {previous} last published, a drop of "
+        f"{drop:.0f}% (PARTYHELP_MAX_ROW_DROP_PERCENT={max_drop_percent}); not published. "
+        "For a deliberate purge run again with --allow-row-drop", table=table)
+
+
+def replace_table(settings: Settings, spec: TableSpec, manifest: Manifest,
+                  allow_row_drop: bool = False) -> LoadResult:
+    """Load the manifest's parts, verify them in staging, then atomically replace the table,
+    unless its rows fell too far below the last published count (``check_row_drop``)."""
     client = bigquery_client(settings)
     started = dt.datetime.now(dt.UTC)
     staging_name = _staging_name(manifest)
     staging = settings.table_ref(staging_name)
     final = settings.table_ref(spec.name)
-    load_job_ids: list[str] = []
+    previous = last_published_rows(settings, spec.name)
     try:
-        # One load job takes at most settings.load_max_uris parts (BigQuery's limit is
-        # 10,000 URIs a job): the first replaces the staging table, the rest append to it.
-        # Staging is published only once every job has loaded and the sums agree.
-        uris, schema = manifest.part_uris, schema_fields(manifest.bigquery_schema)
-        for start in range(0, len(uris), settings.load_max_uris):
-            config = bigquery.LoadJobConfig(
-                source_format=bigquery.SourceFormat.AVRO,
-                use_avro_logical_types=True,
-                write_disposition=bigquery.WriteDisposition.WRITE_APPEND if start
-                else bigquery.WriteDisposition.WRITE_TRUNCATE,
-                schema=schema,
-            )
-            load_job = _run_load_job(client, spec, uris[start:start + settings.load_max_uris],
-                                     staging, config, manifest.sync_date)
-            load_job_ids.append(load_job.job_id)
+        load_job_ids = _load_staging(client, settings, spec, manifest, staging)
         loaded = bigquery_totals(settings, staging_name, spec)
         reconcile(spec, manifest, loaded)
-        try:
-            copy_job = client.copy_table(
-                staging, final,
-                job_config=bigquery.CopyJobConfig(
-                    write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE),
-                job_id_prefix=f"partyhelp_{spec.name}_publish_")
-            copy_job.result()
-        except (gexc.GoogleAPIError, OSError) as exc:
-            raise _job_error(spec.name, "copy", exc) from None
+        dropped = check_row_drop(spec.name, previous, manifest.rows,
+                                 settings.max_row_drop_percent, allow_row_drop)
+        copy_job = _publish(client, spec, staging, final)
     finally:
         # A stray staging table is harmless: the next export's staging name differs.
         with contextlib.suppress(gexc.GoogleAPIError, OSError):
             client.delete_table(staging, not_found_ok=True)
     table = document_table(client, final, spec.description,
-                           {f["name"]: f["description"] for f in manifest.bigquery_schema})
+                           {f["name"]: f["description"] for f in manifest.bigquery_schema},
+                           loaded_table_labels(spec, manifest))
     if table.num_rows != manifest.rows:
         raise ReconciliationError(
             f"{spec.name}: BigQuery holds {table.num_rows} rows after the load but the "
             f"manifest lists {manifest.rows}", table=spec.name)
     return LoadResult(spec.name, manifest.uri, manifest.export_id, int(table.num_rows or 0),
                       ",".join(load_job_ids), copy_job.job_id, started.isoformat(),
-                      dt.datetime.now(dt.UTC).isoformat(), loaded)
+                      dt.datetime.now(dt.UTC).isoformat(), loaded, previous, dropped)
 
 
 def view_sql(settings: Settings, view: ViewSpec) -> str:
@@ -200,39 +278,54 @@ def view_sql(settings: Settings, view: ViewSpec) -> str:
 
 
 def refresh_view(settings: Settings, view: ViewSpec) -> str:
-    """CREATE OR REPLACE the view, then document its columns; returns its reference."""
+    """CREATE OR REPLACE the view, then document and label it; returns its reference."""
     client = bigquery_client(settings)
     target = settings.quoted_table_ref(view.name)
-    client.query(f"CREATE OR REPLACE VIEW {target} AS\n{view_sql(settings, view)}").result()
-    # Descriptions go through the API, not DDL text: no value is ever formatted into SQL.
+    run_query(settings, f"CREATE OR REPLACE VIEW {target} AS\n{view_sql(settings, view)}")
+    # Descriptions and labels go through the API, not DDL text: no value is ever formatted
+    # into SQL (and CREATE OR REPLACE drops the labels a view had).
     document_table(client, settings.table_ref(view.name), view.description,
-                   {c.name: c.description for c in view.columns})
+                   {c.name: c.description for c in view.columns},
+                   resource_labels(any(c.pii for c in view.columns)))
     return settings.table_ref(view.name)
 
 
 def document_table(client: bigquery.Client, table_ref: str, description: str,
-                   columns: Mapping[str, str]) -> bigquery.Table:
-    """Set the table's and its columns' descriptions where they differ from the spec's."""
+                   columns: Mapping[str, str],
+                   labels: Mapping[str, str] | None = None) -> bigquery.Table:
+    """Set the table's and its columns' descriptions where they differ from the spec's, and
+    its ``labels`` where one differs (other labels are kept)."""
     table = client.get_table(table_ref)
     schema = [
         bigquery.SchemaField(f.name, f.field_type, mode=f.mode,
                              description=columns.get(f.name, f.description))
         for f in table.schema
     ]
-    if table.description == description and schema == list(table.schema):
+    relabel = dict(labels) if labels and labels_differ(table.labels, labels) else None
+    if table.description == description and schema == list(table.schema) and not relabel:
         return table
     table.description = description
     table.schema = schema
-    return client.update_table(table, ["description", "schema"])
+    fields = ["description", "schema"]
+    if relabel:
+        table.labels = relabel
+        fields.append("labels")
+    return client.update_table(table, fields)
 
 
 def ensure_audit_table(settings: Settings) -> bigquery.Table:
-    """Create the ``ph_sync_runs`` audit table if it is absent."""
+    """Create the ``ph_sync_runs`` audit table if it is absent; set its labels when they
+    differ."""
     client = bigquery_client(settings)
     table = bigquery.Table(settings.table_ref(AUDIT_TABLE.name),
                            schema=schema_fields(AUDIT_TABLE.columns))
     table.description = AUDIT_TABLE.description
-    return client.create_table(table, exists_ok=True)
+    table.labels = labels = resource_labels(pii=False)
+    table = client.create_table(table, exists_ok=True)  # the existing one, if any
+    if not labels_differ(table.labels, labels):
+        return table
+    table.labels = labels
+    return client.update_table(table, ["labels"])
 
 
 def append_audit_rows(settings: Settings, rows: list[dict[str, Any]]) -> None:
@@ -240,12 +333,86 @@ def append_audit_rows(settings: Settings, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     client = bigquery_client(settings)
+    ensure_dataset(settings)  # a run that failed before any load may be the first one
     ensure_audit_table(settings)
     job = client.load_table_from_json(
         rows, settings.table_ref(AUDIT_TABLE.name),
         job_config=bigquery.LoadJobConfig(
             schema=schema_fields(AUDIT_TABLE.columns),
             source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
-            write_disposition=bigquery.WriteDisposition.WRITE_APPEND),
-        job_id_prefix="partyhelp_audit_")
+            write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
+            labels=current_job_labels()),
+        job_id_prefix="partyhelp_audit_", timeout=bigquery_window(settings))
     job.result()
+
+
+# ---------------------------------------------------------------- the trace: freshness, labels
+
+PIPELINE_LABEL = "partyhelp-bigquery-sync"  # the flow's name
+SOURCE_LABEL = "partyhelp-mysql"
+_NOT_LABEL_TEXT = re.compile(r"[^a-z0-9_-]")
+_JOB_LABELS: ContextVar[Mapping[str, str]] = ContextVar("partyhelp_job_labels",
+                                                        default=MappingProxyType({}))
+
+
+def label_value(text: str) -> str:
+    """``text`` as BigQuery accepts a label value: lowercase letters, digits, ``_`` and
+    ``-`` (anything else becomes ``-``), at most 63 characters."""
+    return _NOT_LABEL_TEXT.sub("-", text.lower())[:63]
+
+
+def job_labels(table: str, sync_date: str | dt.date, flow_run_id: str | None) -> dict[str, str]:
+    """The labels of every BigQuery job of a run, for cost and lineage: the pipeline, the
+    table the job is for, the reporting day (``2026-11-25``) and the Prefect flow run
+    (``local`` outside one)."""
+    return {"pipeline": PIPELINE_LABEL, "table": label_value(table),
+            "sync_date": label_value(str(sync_date)),
+            "flow_run": label_value(str(flow_run_id or "local"))}
+
+
+@contextlib.contextmanager
+def labelled_jobs(labels: Mapping[str, str]) -> Iterator[None]:
+    """Every job this context (thread, task) starts inside the block carries ``labels``:
+    load, copy and query jobs, whichever helper starts them."""
+    token = _JOB_LABELS.set(MappingProxyType(dict(labels)))
+    try:
+        yield
+    finally:
+        _JOB_LABELS.reset(token)
+
+
+def current_job_labels() -> dict[str, str]:
+    """The labels of ``labelled_jobs`` around the caller; none outside it."""
+    return dict(_JOB_LABELS.get())
+
+
+def resource_labels(pii: bool) -> dict[str, str]:
+    """The labels of the dataset and of a table or view: where the data comes from, and
+    whether it holds (hashed) personal data."""
+    return {"source": SOURCE_LABEL, "pii": "hashed" if pii else "none"}
+
+
+def loaded_table_labels(spec: TableSpec, manifest: Manifest) -> dict[str, str]:
+    """``resource_labels`` of a table loaded from ``manifest``: ``pii`` is ``hashed`` when
+    the export holds one of the spec's hashed PII columns."""
+    hashed = {column.name for column in spec.columns if column.pii}
+    return resource_labels(any(field["name"] in hashed for field in manifest.bigquery_schema))
+
+
+def labels_differ(current: Mapping[str, str] | None, wanted: Mapping[str, str]) -> bool:
+    """Whether a resource's labels lack one of ``wanted`` (other labels are left alone)."""
+    return any((current or {}).get(key) != value for key, value in wanted.items())
+
+
+def refresh_freshness_view(settings: Settings) -> str:
+    """CREATE OR REPLACE ``ph_sync_freshness`` over the audit table, then document and
+    label it; returns its reference."""
+    target = settings.quoted_table_ref(FRESHNESS_VIEW.name)
+    audit = settings.quoted_table_ref(FRESHNESS_VIEW.base.name)
+    run_query(settings, f"CREATE OR REPLACE VIEW {target} AS\n"
+                        f"{freshness_query(FRESHNESS_VIEW, audit)}")
+    reference = settings.table_ref(FRESHNESS_VIEW.name)
+    document_table(bigquery_client(settings), reference, FRESHNESS_VIEW.description,
+                   {c.name: c.description for c in FRESHNESS_VIEW.columns},
+                   resource_labels(pii=False))
+    return reference

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from partyhelp_pipeline.settings import settings_table
 from partyhelp_pipeline.spec import AUDIT_TABLE, SALES_BILLING_SUMMARY, TABLES, TYPES, Column
-from partyhelp_pipeline.spec.sql import flattening_query, totals_query, view_query
+from partyhelp_pipeline.spec.sql import flattening_query, freshness_query, totals_query, view_query
+from partyhelp_pipeline.spec.tables import FRESHNESS_VIEW
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "tables.md"
@@ -33,6 +34,9 @@ def render_sql_files() -> dict[Path, str]:
     view = SALES_BILLING_SUMMARY
     base = f"`PROJECT.DATASET.{view.base.name}`"  # the configured project and dataset
     files[ROOT / "sql" / "bigquery" / f"{view.name}.sql"] = SQL_HEADER + view_query(view, base)
+    audit = f"`PROJECT.DATASET.{FRESHNESS_VIEW.base.name}`"
+    files[ROOT / "sql" / "bigquery" / f"{FRESHNESS_VIEW.name}.sql"] = \
+        SQL_HEADER + freshness_query(FRESHNESS_VIEW, audit)
     return files
 
 
@@ -96,6 +100,11 @@ def render() -> str:
     lines += _column_rows(view.columns)
     lines += ["", f"## `{AUDIT_TABLE.name}` (audit)", "", AUDIT_TABLE.description, ""]
     lines += _column_rows(AUDIT_TABLE.columns)
+    lines += ["", f"## `{FRESHNESS_VIEW.name}` (view)", "", FRESHNESS_VIEW.description, "",
+              f"`CREATE OR REPLACE VIEW` over `{AUDIT_TABLE.name}` "
+              f"(`sql/bigquery/{FRESHNESS_VIEW.name}.sql`), refreshed when a run appends "
+              "its audit rows.", ""]
+    lines += _column_rows(FRESHNESS_VIEW.columns)
     return "\n".join(lines) + "\n"
 
 

@@ -1,36 +1,72 @@
-"""The BigQuery tasks: replace a table from its manifest, refresh the view, append the audit."""
+"""The BigQuery tasks: replace a table from its manifest, refresh the view, append the audit.
+
+Every BigQuery job they start carries the labels ``pipeline``, ``table``, ``sync_date`` and
+``flow_run`` (``warehouse.job_labels``): the tasks know the flow run, the package does not.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from prefect import task
+from prefect.runtime import flow_run
 
 from partyhelp_pipeline import manifest as mf
 from partyhelp_pipeline import warehouse
 from partyhelp_pipeline.clients import storage_client
-from partyhelp_pipeline.spec import SALES_BILLING_SUMMARY, TABLES
+from partyhelp_pipeline.logs import get_logger
+from partyhelp_pipeline.spec import AUDIT_TABLE, SALES_BILLING_SUMMARY, TABLES
+from partyhelp_pipeline.spec.tables import FRESHNESS_VIEW
+from tasks.locks import publish_lock
 from tasks.options import RETRY_OPTIONS, runtime_settings
 
 
 @task(name="load", task_run_name="load-{manifest.table}", **RETRY_OPTIONS)
-def load_table(manifest: mf.Manifest) -> warehouse.LoadResult:
+def load_table(manifest: mf.Manifest, allow_row_drop: bool = False) -> warehouse.LoadResult:
     """Replace a BigQuery table with the manifest's parts, verified against the source."""
     settings = runtime_settings()
     mf.verify_parts(storage_client(settings), manifest)
     warehouse.ensure_dataset(settings)  # idempotent; here so that BigQuery is only needed now
-    return warehouse.replace_table(settings, TABLES[manifest.table], manifest)
+    labels = warehouse.job_labels(manifest.table, manifest.sync_date, flow_run.get_id())
+    # One publish of a table at a time, across runs (two command-line runs of one day).
+    with warehouse.labelled_jobs(labels), publish_lock(settings, manifest.table):
+        return warehouse.replace_table(settings, TABLES[manifest.table], manifest, allow_row_drop)
 
 
 @task(name="refresh-view", task_run_name="refresh-view-ph_sales_billing_summary",
       **RETRY_OPTIONS)
-def refresh_view() -> str:
-    """CREATE OR REPLACE the billing summary view."""
-    return warehouse.refresh_view(runtime_settings(), SALES_BILLING_SUMMARY)
+def refresh_view(sync_date: str | None = None) -> str:
+    """CREATE OR REPLACE the billing summary view (its job labelled with ``sync_date``, by
+    default the flow run's)."""
+    settings = runtime_settings()
+    day = sync_date or run_sync_date(settings.timezone)
+    with warehouse.labelled_jobs(warehouse.job_labels(SALES_BILLING_SUMMARY.name, day,
+                                                      flow_run.get_id())):
+        return warehouse.refresh_view(settings, SALES_BILLING_SUMMARY)
 
 
 @task(name="record-audit", **RETRY_OPTIONS)
 def record_audit(rows: list[dict[str, Any]]) -> int:
-    """Append this run's rows to ``ph_sync_runs``."""
-    warehouse.append_audit_rows(runtime_settings(), rows)
+    """Append this run's rows to ``ph_sync_runs``, then refresh ``ph_sync_freshness``."""
+    if not rows:
+        return 0
+    settings = runtime_settings()
+    day, run_id = rows[0]["sync_date"], flow_run.get_id()
+    with warehouse.labelled_jobs(warehouse.job_labels(AUDIT_TABLE.name, day, run_id)):
+        warehouse.append_audit_rows(settings, rows)
+    try:
+        with warehouse.labelled_jobs(warehouse.job_labels(FRESHNESS_VIEW.name, day, run_id)):
+            warehouse.refresh_freshness_view(settings)
+    except Exception as exc:  # the rows are in: a retry of this task would append them twice
+        get_logger().warning("could not refresh %s (the next run will): %s",
+                             FRESHNESS_VIEW.name, exc)
     return len(rows)
+
+
+def run_sync_date(timezone: str) -> str:
+    """The flow run's reporting day, for a task not told it: the run's ``sync_date``
+    parameter, else today in the reporting time zone (as the flow resolves it)."""
+    requested = flow_run.get_parameters().get("sync_date")
+    return str(requested or dt.datetime.now(ZoneInfo(timezone)).date())

@@ -6,6 +6,7 @@ generated from them.
 
 from partyhelp_pipeline.spec.tables import (
     AUDIT_TABLE,
+    FRESHNESS_VIEW,
     SALES_BILLING_SUMMARY,
     TABLES,
     AuditTableSpec,
@@ -29,6 +30,7 @@ from partyhelp_pipeline.spec.types import (
 
 __all__ = [
     "AUDIT_TABLE",
+    "FRESHNESS_VIEW",
     "MAX_DECIMAL_INTEGER_DIGITS",
     "NUMERIC_PRECISION",
     "NUMERIC_SCALE",

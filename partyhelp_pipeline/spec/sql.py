@@ -1,4 +1,4 @@
-"""SQL generated from the specs: each table's flattening and totals queries, and the view.
+"""SQL generated from the specs: each table's flattening and totals queries, and the views.
 
 The exporter runs exactly these strings; ``python -m scripts.generate_docs`` also writes
 them under ``sql/`` so a person can read them (a test fails when those files are stale).
@@ -10,7 +10,13 @@ hashes. Identifiers come from the specs, never from input.
 
 from __future__ import annotations
 
-from partyhelp_pipeline.spec.tables import QueryColumn, TableSpec, ViewSpec, split_source
+from partyhelp_pipeline.spec.tables import (
+    AuditViewSpec,
+    QueryColumn,
+    TableSpec,
+    ViewSpec,
+    split_source,
+)
 from partyhelp_pipeline.spec.types import TYPES
 
 # MySQL reserved words that a spec uses as a column name: quoted wherever they appear.
@@ -84,3 +90,33 @@ def view_query(view: ViewSpec, base_ref: str) -> str:
     """The view's SELECT over its base table (``base_ref``: quoted, validated)."""
     columns = ",\n    ".join(f"`{c.name}`" for c in view.columns)
     return f"SELECT\n    {columns}\nFROM {base_ref}\n"
+
+
+# The freshness view's columns (FRESHNESS_VIEW, in its order), each an expression over one
+# Completed audit row; ``newest_first`` orders a table's Completed runs, the last first.
+_FRESHNESS_EXPRESSIONS = {
+    "table_name": "table_name",
+    "sync_date": "sync_date",
+    "synced_at": "ended_at",
+    "hours_since": "ROUND(TIMESTAMP_DIFF(CURRENT_TIMESTAMP(), ended_at, SECOND) / 3600, 2)",
+    "rows_loaded": "rows_loaded",
+    "previous_rows_loaded": "LEAD(rows_loaded) OVER newest_first",
+    "rows_change": "rows_loaded - LEAD(rows_loaded) OVER newest_first",
+    "flow_run_id": "flow_run_id",
+}
+
+
+def freshness_query(view: AuditViewSpec, audit_ref: str) -> str:
+    """Per table, its last Completed run of the audit table and the change in rows against
+    the Completed run before it (``audit_ref``: quoted, validated)."""
+    items = ",\n".join(f"    {_FRESHNESS_EXPRESSIONS[c.name]} AS `{c.name}`"
+                       for c in view.columns)
+    return "\n".join([
+        "SELECT",
+        items,
+        f"FROM {audit_ref}",
+        "WHERE status = 'Completed'",
+        "QUALIFY ROW_NUMBER() OVER newest_first = 1",
+        "WINDOW newest_first AS (PARTITION BY table_name ORDER BY ended_at DESC, "
+        "sync_date DESC)",
+    ]) + "\n"

@@ -525,3 +525,36 @@ AUDIT_TABLE = AuditTableSpec(
         Column("error", "STRING", "First line of the error, for a failed table."),
     ),
 )
+
+
+@dataclass(frozen=True)
+class AuditViewSpec:
+    """A view over the audit table: its columns here, its SQL in ``spec/sql.py``."""
+
+    name: str
+    description: str
+    base: AuditTableSpec
+    columns: tuple[Column, ...]
+
+
+FRESHNESS_VIEW = AuditViewSpec(
+    name="ph_sync_freshness",
+    description="Freshness: one row per reporting table with its last completed sync, the "
+    "hours since, its rows and the change against the completed run before; a view over "
+    "ph_sync_runs.",
+    base=AUDIT_TABLE,
+    columns=(
+        Column("table_name", "STRING", "Reporting table, e.g. ph_leads."),
+        Column("sync_date", "DATE", "Reporting day of the last completed run."),
+        Column("synced_at", "TIMESTAMP",
+               "When the last completed run published the table (its ended_at)."),
+        Column("hours_since", "FLOAT64",
+               "Hours from synced_at to the time of the query, to 0.01."),
+        Column("rows_loaded", "INT64", "Rows the last completed run published."),
+        Column("previous_rows_loaded", "INT64", "Rows the completed run before it "
+               "published; NULL while the table has completed only once."),
+        Column("rows_change", "INT64", "rows_loaded - previous_rows_loaded: negative when "
+               "rows went away; NULL while the table has completed only once."),
+        Column("flow_run_id", "STRING", "Prefect flow run of the last completed run."),
+    ),
+)
