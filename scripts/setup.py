@@ -4,6 +4,8 @@
         [--results-folder prefect-results] [--mysql-password-block partyhelp-mysql-password]
         [--gcp-credentials-block NAME [--service-account-key-file KEY.json]]
         [--retention-days 400]
+        [--notify-block NAME [--completed-within 4h]
+         [--alert-deployment partyhelp-bigquery-sync/daily] [--ui-url URL]]
 
 It reads the flow's own PARTYHELP_* variables for the export bucket and prefix and the
 BigQuery project, dataset and location (MySQL is not contacted), and creates or updates:
@@ -16,6 +18,11 @@ in Prefect
   - the ``GcsBucket`` block where task results persist (prefect.yaml's
     PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK names it), so a retried run skips finished work
     (``--results-block ''`` skips it: a local process worker keeps results on its disk);
+  - with ``--notify-block NAME``, the two automations of ``automations.yaml``, sending through
+    the notification block NAME (Slack, Teams, email, custom webhook: whichever exists):
+    a run of the flow ended Failed, Crashed or TimedOut; a run of the deployment has not
+    Completed within ``--completed-within`` (default 4h) of its start (a paused automation
+    stays paused);
 in GCP
   - the BigQuery dataset, in its location, with its description;
   - the export bucket (if missing, in the dataset's location) and its lifecycle rule that
@@ -31,10 +38,13 @@ import datetime as dt
 import getpass
 import json
 import os
+import re
+import string
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from google.api_core import exceptions as gexc
 
@@ -44,6 +54,10 @@ from partyhelp_pipeline.settings import ConfigError, Settings, load_settings
 from partyhelp_pipeline.warehouse import DATASET_DESCRIPTION, ensure_dataset
 
 DEFAULT_RETENTION_DAYS = 400
+AUTOMATIONS_FILE = Path(__file__).resolve().parent.parent / "automations.yaml"
+DEFAULT_ALERT_DEPLOYMENT = "partyhelp-bigquery-sync/daily"
+DEFAULT_COMPLETED_WITHIN = "4h"
+MIN_COMPLETED_WITHIN = 10  # seconds: Prefect's minimum window of a proactive trigger
 # Settings of the flow that setup does not use: MySQL is never contacted here.
 _NOT_USED_HERE = {"PARTYHELP_MYSQL_HOST": "-", "PARTYHELP_MYSQL_USER": "-",
                   "PARTYHELP_MYSQL_DATABASE": "-"}
@@ -157,6 +171,117 @@ def setup_results_block(name: str, bucket: str, folder: str,
     say("GcsBucket block", what, "created" if stored is None else "updated")
 
 
+# ------------------------------------------------------------------ Prefect automations
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_UNIT_WORDS = {"d": "day", "h": "hour", "m": "minute", "s": "second"}
+
+
+def parse_duration(text: str) -> int:
+    """Seconds of ``4h``, ``90m``, ``20s``, ``1d`` or a plain number of seconds."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", text.lower())
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 4h, 90m, 20s)")
+    return int(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+def duration_text(seconds: int) -> str:
+    """``14400`` -> ``4 hours``; ``90`` -> ``90 seconds``."""
+    for unit in "dhm":
+        if seconds % _UNITS[unit] == 0:
+            count = seconds // _UNITS[unit]
+            return f"{count} {_UNIT_WORDS[unit]}{'s' if count != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
+def find_notification_block(name: str) -> UUID:
+    """The id of the notification block ``NAME`` (any type that can notify) or ``TYPE/NAME``."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    slug, _, block_name = name.rpartition("/")
+    with get_client(sync_client=True) as client:
+        if slug:
+            try:
+                found = [client.read_block_document_by_name(block_name, slug,
+                                                            include_secrets=False)]
+            except ObjectNotFound:
+                found = []
+        else:
+            found, offset = [], 0
+            while page := client.read_block_documents(offset=offset, limit=200,
+                                                      include_secrets=False):
+                found += [doc for doc in page if doc.name == block_name]
+                offset += len(page)
+    found = [doc for doc in found
+             if doc.block_schema and "notify" in doc.block_schema.capabilities]
+    if not found:
+        raise SystemExit(f"setup: no notification block named {name!r}: make one (Slack, "
+                         "Teams, email or custom webhook), see docs/OPERATIONS.md, Alerts")
+    if len(found) > 1:
+        kinds = ", ".join(f"{doc.block_type.slug}/{block_name}" for doc in found
+                          if doc.block_type)
+        raise SystemExit(f"setup: several notification blocks are named {name!r}: "
+                         f"pass one of {kinds}")
+    return found[0].id
+
+
+def declared_automations(values: Mapping[str, object],
+                         path: Path = AUTOMATIONS_FILE) -> list[Any]:
+    """The automations of ``automations.yaml``, its ``$placeholders`` filled in."""
+    import yaml
+    from prefect.automations import Automation
+
+    text = string.Template(path.read_text()).substitute(
+        {key: str(value) for key, value in values.items()})
+    return [Automation.model_validate(item) for item in yaml.safe_load(text)["automations"]]
+
+
+def _comparable(automation: Any) -> dict[str, Any]:
+    """What setup declares of an automation: not its id, owner, nor whether it is paused."""
+    # Python mode: the trigger's event sets compare as sets, whatever their order.
+    data: dict[str, Any] = automation.model_dump(exclude={"id", "enabled", "owner_resource"})
+    return data
+
+
+def setup_automation(wanted: Any) -> None:
+    """Create the automation, or update the one of that name; a paused one stays paused.
+    Others of the same name (a second `prefect automation create`) are deleted."""
+    from prefect.automations import Automation
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        stored = [Automation(**a.model_dump()) for a in
+                  client.read_automations_by_name(wanted.name)]
+    extra = ""
+    for duplicate in stored[1:]:
+        duplicate.delete()
+        extra = f", {len(stored) - 1} duplicate(s) of that name deleted"
+    if not stored:
+        wanted.create()
+        say("Automation", wanted.name, "created")
+        return
+    current = stored[0]
+    paused = "" if current.enabled else " (paused)"
+    if _comparable(current) == _comparable(wanted):
+        say("Automation", wanted.name, f"unchanged{paused}{extra}")
+        return
+    wanted.id, wanted.enabled = current.id, current.enabled
+    wanted.update()
+    say("Automation", wanted.name, f"updated{paused}{extra}")
+
+
+def setup_automations(block: str, deployment: str, within: int, ui_url: str) -> None:
+    """Both automations of ``automations.yaml``, sending through the block ``block``."""
+    flow, _, deployment_name = deployment.partition("/")
+    values = {"notify_block_id": find_notification_block(block), "flow": flow,
+              "deployment": deployment_name, "completed_within": within,
+              "within_text": duration_text(within), "ui_url": ui_url.rstrip("/")}
+    for automation in declared_automations(values):
+        setup_automation(automation)
+
+
 # ------------------------------------------------------------------ GCP
 
 
@@ -212,6 +337,24 @@ def setup_bucket(settings: Settings, days: int) -> None:
 # ------------------------------------------------------------------ command
 
 
+def _add_alert_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--notify-block", default=None, metavar="NAME",
+                        help="create or update the automations of automations.yaml, sending "
+                             "through this notification block (NAME or TYPE/NAME; default: "
+                             "leave the automations alone)")
+    parser.add_argument("--completed-within", type=parse_duration,
+                        default=parse_duration(DEFAULT_COMPLETED_WITHIN), metavar="DURATION",
+                        help="alert when a run of --alert-deployment has not Completed this "
+                             "long after it started or became Late, e.g. 4h, 90m, 20s "
+                             f"(default: {DEFAULT_COMPLETED_WITHIN})")
+    parser.add_argument("--alert-deployment", default=DEFAULT_ALERT_DEPLOYMENT,
+                        metavar="FLOW/DEPLOYMENT",
+                        help="the deployment watched for missing runs (default: %(default)s)")
+    parser.add_argument("--ui-url", default=None,
+                        help="the Prefect UI's address in the links of notifications "
+                             "(default: PREFECT_UI_URL, which follows PREFECT_API_URL)")
+
+
 def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m scripts.setup", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -237,12 +380,27 @@ def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> argparse.Namespac
                         help="save this key into --gcp-credentials-block first")
     parser.add_argument("--retention-days", type=int, default=DEFAULT_RETENTION_DAYS,
                         help="delete exports older than this (default: %(default)s)")
+    _add_alert_args(parser)
     args = parser.parse_args(argv)
+    if args.completed_within < MIN_COMPLETED_WITHIN:
+        parser.error(f"--completed-within must be at least {MIN_COMPLETED_WITHIN}s")
+    if not re.fullmatch(r"[^/]+/[^/]+", args.alert_deployment):
+        parser.error("--alert-deployment must be FLOW/DEPLOYMENT")
     if args.retention_days < 1:
         parser.error("--retention-days must be at least 1")
     if args.service_account_key_file and not args.gcp_credentials_block:
         parser.error("--service-account-key-file needs --gcp-credentials-block NAME")
     return args
+
+
+def _prefect_ui_url() -> str:
+    from prefect.settings import PREFECT_UI_URL
+
+    url = PREFECT_UI_URL.value()
+    if not url:
+        raise SystemExit("setup: no Prefect UI address for the links in notifications: set "
+                         "PREFECT_API_URL (or PREFECT_UI_URL), or pass --ui-url")
+    return str(url)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -264,6 +422,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.results_block:
         setup_results_block(args.results_block, args.results_bucket or settings.gcs_bucket,
                             args.results_folder, credentials)
+    if args.notify_block:
+        setup_automations(args.notify_block, args.alert_deployment, args.completed_within,
+                          args.ui_url or _prefect_ui_url())
     setup_dataset(settings)
     setup_bucket(settings, args.retention_days)
     return 0

@@ -218,3 +218,36 @@ def test_export_prefix_matches_where_exports_live() -> None:
     assert setup.export_prefix("") == "sync_date="  # never the whole bucket
     with pytest.raises(SystemExit):
         setup.parse_args(["--retention-days", "0"], {})
+
+
+def test_alert_options_and_the_declaration_they_fill() -> None:
+    """`--notify-block`'s companions, and automations.yaml with every placeholder filled in
+    (the automations themselves, on a real server: tests/test_alerts.py)."""
+    import datetime as dt
+    import uuid
+
+    args = setup.parse_args([], {})
+    assert (args.notify_block, args.completed_within, args.alert_deployment) == \
+        (None, 4 * 3600, "partyhelp-bigquery-sync/daily")  # no --notify-block: left alone
+    assert setup.parse_args(["--completed-within", "90m"], {}).completed_within == 5400
+    for wrong in (["--completed-within", "5s"], ["--completed-within", "4 hours"],
+                  ["--alert-deployment", "daily"]):
+        with pytest.raises(SystemExit):
+            setup.parse_args(wrong, {})
+    assert [setup.duration_text(s) for s in (14400, 86400, 5400, 20, 61)] == \
+        ["4 hours", "1 day", "90 minutes", "20 seconds", "61 seconds"]
+
+    block = uuid.uuid4()
+    failed, missing = setup.declared_automations(
+        {"notify_block_id": block, "flow": "partyhelp-bigquery-sync", "deployment": "daily",
+         "completed_within": 14400, "within_text": "4 hours", "ui_url": "https://prefect.example"})
+    assert (failed.name, missing.name) == ("partyhelp-sync-run-failed",
+                                           "partyhelp-sync-daily-not-completed")
+    assert missing.trigger.within == dt.timedelta(hours=4)
+    assert missing.trigger.after == {"prefect.flow-run.Late", "prefect.flow-run.Pending",
+                                     "prefect.flow-run.Running", "prefect.flow-run.AwaitingRetry"}
+    for automation in (failed, missing):
+        assert automation.actions[0].block_document_id == block
+        text = json.dumps(automation.model_dump(mode="json"))
+        assert "$" not in text  # every placeholder filled
+        assert "https://prefect.example/runs/flow-run/{{ flow_run.id }}" in text
