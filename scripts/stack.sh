@@ -4,7 +4,7 @@
 #
 # Usage: scripts/stack.sh COMMAND
 #   install                 project venv .venv (requirements-dev.txt, the project editable)
-#                           + emulators; idempotent
+#                           + emulators + Debian's chromium (the UI tests' browser); idempotent
 #   start | stop | restart  every service (stop leaves MariaDB alone: it is the machine's)
 #   start-SVC | stop-SVC | restart-SVC   one service: gcs, bigquery, prefect (start-mariadb too)
 #   status [SVC...]         one line per service; exit 1 if any listed service is down
@@ -38,6 +38,7 @@ LOG_DIR=$STACK_HOME/logs
 RUN_DIR=$STACK_HOME/run
 DATA_DIR=${PARTYHELP_STACK_DATA:-$STACK_HOME/data}
 MARIADBD=/usr/sbin/mariadbd
+CHROMIUM=/usr/bin/chromium
 
 # DuckDB pinned to a release whose extensions are on PyPI, so the emulator needs no internet.
 LOCAL_BIGQUERY=local-bigquery==0.4.0
@@ -87,6 +88,9 @@ apt_install_missing() {
     "$py" -c 'import os,sysconfig as s;os.stat(s.get_paths()["include"]+"/Python.h")' \
         2>/dev/null || missing+=(python3-dev)
     command -v mariadbd >/dev/null || [[ -x $MARIADBD ]] || missing+=(mariadb-server)
+    # The browser the UI tests drive with Playwright (executable_path): Debian's package, so
+    # nothing ever runs `playwright install`, which downloads one.
+    [[ -x $CHROMIUM ]] || missing+=(chromium)
     ((${#missing[@]})) || return 0
     log "apt-get install ${missing[*]}"
     as_root apt-get update
@@ -219,8 +223,12 @@ print(s._get_binary_path())') || die "no fake-gcs-server in .venv: run install f
         ;;
     prefect)
         [[ -x $VENV/bin/prefect ]] || die "no prefect in .venv: run install first"
+        # The UI calls PREFECT_UI_API_URL, else PREFECT_API_URL (perhaps inherited, another
+        # server's), else port 4200 whatever --port says; links in notifications use
+        # PREFECT_UI_URL. All point at this server, on whichever port it listens.
         SVC_ENV=(PREFECT_HOME="$STACK_HOME/prefect" PREFECT_SERVER_ANALYTICS_ENABLED=false
-            DO_NOT_TRACK=1)
+            DO_NOT_TRACK=1 PREFECT_UI_API_URL="http://$HOST:$PREFECT_PORT/api"
+            PREFECT_UI_URL="http://$HOST:$PREFECT_PORT")
         SVC_CMD=("$VENV/bin/prefect" server start --host "$HOST" --port "$PREFECT_PORT")
         ;;
     esac
