@@ -26,14 +26,17 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows.table_pipeline import run_table_pipelines
 from partyhelp_pipeline import manifest as mf
+from partyhelp_pipeline import preflight
 from partyhelp_pipeline.clients import storage_client
+from partyhelp_pipeline.clock import iso, utc_now
 from partyhelp_pipeline.errors import SyncError
 from partyhelp_pipeline.logs import get_logger
-from partyhelp_pipeline.report import RunReport, first_line, named
+from partyhelp_pipeline.report import RunReport, TableOutcome, first_line, named
 from partyhelp_pipeline.settings import read_setting
 from partyhelp_pipeline.spec import SALES_BILLING_SUMMARY, TABLES, select_tables
 from tasks import gcs_to_bigquery as load
 from tasks import mysql_to_gcs as extract
+from tasks import preflight as first_checks
 from tasks.options import runtime_settings
 
 ARTIFACT_KEY = "partyhelp-sync-summary"
@@ -84,7 +87,7 @@ def refresh_view(report: RunReport) -> None:
     if base is None or base.status != "Completed":
         return
     try:
-        report.view = load.refresh_view()
+        report.view = load.refresh_view(report.sync_date)
     except Exception as exc:
         report.view_error = named(SALES_BILLING_SUMMARY.name, first_line(exc))
 
@@ -102,17 +105,42 @@ def publish_report(report: RunReport, run_id: str | None) -> None:
         log.warning("could not append to ph_sync_runs: %s", audit.message)
 
 
+def fail_early(names: list[str], day: dt.date, mode: str, run_id: str | None,
+               cause: BaseException) -> None:
+    """A run that fails before its tables' pipelines still leaves a trace: the summary and
+    one ``ph_sync_runs`` row per table with the cause, whenever BigQuery answers."""
+    outcomes = [TableOutcome(name, mode, day.isoformat(), iso(utc_now())) for name in names]
+    for outcome in outcomes:
+        outcome.fail(cause)
+        outcome.end()
+    publish_report(RunReport(day.isoformat(), mode, outcomes), run_id)
+
+
+def start_checks(names: list[str], day: dt.date, from_exports: bool) -> dict[str, mf.Manifest]:
+    """What must hold before any table is touched; a replay's kept exports."""
+    # The bucket and the dataset's location, before MySQL is read. Submitted, not called:
+    # the task runner starts here (a Dask cluster starts lazily, not from several threads).
+    first_checks.cheap_checks.submit().result()
+    if from_exports:
+        return find_kept_exports(names, day)
+    extract.check_source_schema(names)  # drift fails the run before anything is written
+    return {}
+
+
 @flow(name="partyhelp-bigquery-sync", task_runner=build_task_runner(), persist_result=True,
-      log_prints=True)
+      log_prints=True, timeout_seconds=read_setting("flow_timeout_seconds"))
 def partyhelp_bigquery_sync(
     sync_date: dt.date | None = None,
     tables: list[str] | None = None,
     from_exports: bool = False,
+    allow_row_drop: bool = False,
 ) -> dict[str, Any]:
     """Sync the Partyhelp reporting tables to BigQuery for one day.
 
     With ``from_exports`` the day's kept Avro exports are reloaded (MySQL is not read):
-    a replay. Returns a per-table summary; raises ``SyncFailed`` naming failed tables.
+    a replay. ``allow_row_drop`` publishes a table whose rows fell past
+    ``PARTYHELP_MAX_ROW_DROP_PERCENT`` (a deliberate purge). Returns a per-table summary;
+    raises ``SyncFailed`` naming failed tables.
     """
     settings = runtime_settings()  # a missing setting fails here, naming the variable
     names = [spec.name for spec in select_tables(tables)]
@@ -120,14 +148,13 @@ def partyhelp_bigquery_sync(
     mode, run_id = ("replay" if from_exports else "sync"), flow_run.get_id()
     get_logger().info("%s of %s for %s into %s.%s", mode, ", ".join(names), day.isoformat(),
                       settings.bq_project, settings.bq_dataset)
-    kept: dict[str, mf.Manifest] = {}
-    if from_exports:
-        kept = find_kept_exports(names, day)
-    else:
-        # Drift fails the run before anything is written. Submitted, not called: the task
-        # runner starts here (a Dask cluster starts lazily, and not from several threads).
-        extract.check_source_schema.submit(names).result()
-    report = RunReport(day.isoformat(), mode, run_table_pipelines(names, day, run_id, kept))
+    try:
+        kept = start_checks(names, day, from_exports)
+    except Exception as cause:
+        fail_early(names, day, mode, run_id, cause)
+        raise
+    outcomes = run_table_pipelines(names, day, run_id, kept, allow_row_drop)
+    report = RunReport(day.isoformat(), mode, outcomes)
     refresh_view(report)
     publish_report(report, run_id)
     if report.failures():
@@ -174,6 +201,8 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
                                      else "python -m flows.partyhelp_sync",
                                      description="Run one Partyhelp -> BigQuery sync.")
     sub = parser.add_subparsers(dest="command")
+    sub.add_parser("check", help="pre-flight check: settings, MySQL, bucket, dataset, "
+                                 "BigQuery, drift, chunk plan; writes one test object only")
     backfill = sub.add_parser("backfill", help="one flow run per day of a range")
     backfill.add_argument("--start", type=dt.date.fromisoformat, required=True)
     backfill.add_argument("--end", type=dt.date.fromisoformat, required=True)
@@ -185,12 +214,18 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--from-exports", type=dt.date.fromisoformat, default=None,
                         metavar="YYYY-MM-DD",
                         help="reload that day's kept exports instead of reading MySQL")
+    parser.add_argument("--allow-row-drop", action="store_true",
+                        help="publish a table whose rows fell past "
+                             "PARTYHELP_MAX_ROW_DROP_PERCENT below its last published count "
+                             "(a deliberate purge)")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; 0 when every table synced, 1 otherwise (the failures are named)."""
     args = _parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command == "check":
+        return preflight.main_check(load=runtime_settings)
     if args.command == "backfill":
         state = partyhelp_bigquery_backfill(args.start, args.end, args.tables,
                                             return_state=True)
@@ -198,6 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         day = args.from_exports or args.date
         state = partyhelp_bigquery_sync(sync_date=day, tables=args.tables,
                                         from_exports=args.from_exports is not None,
+                                        allow_row_drop=args.allow_row_drop,
                                         return_state=True)
     if state.is_completed():
         print(f"partyhelp sync: Completed: {state.result()}")

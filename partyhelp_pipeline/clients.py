@@ -23,6 +23,7 @@ from google.api_core.exceptions import NotFound
 from google.api_core.retry import Retry
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.cloud import bigquery
+from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from partyhelp_pipeline.logs import get_logger
@@ -55,17 +56,46 @@ def _cached_storage(project: str, emulator: str | None, block: str | None) -> st
 
 
 class _BigQueryClient(bigquery.Client):
-    """A BigQuery client whose built-in retry of each API call gives up after ``retry_seconds``."""
+    """A BigQuery client each of whose API requests, and each request's retries, end within
+    ``retry_seconds``.
+
+    Every API request of the client goes through ``_call_api``, the polling of load and
+    copy jobs included, which no public parameter reaches: ``LoadJob.result(timeout=)`` bounds
+    the whole wait for the job instead (a large load legitimately takes minutes), and without
+    a per-request timeout a hung server (connections accepted, nothing answered) holds a
+    request for ever. Calls that pass their own ``retry``/``timeout`` keep the smaller.
+    """
 
     def __init__(self, *args: Any, retry_seconds: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._retry_seconds = retry_seconds
 
     def _call_api(self, retry: Any, *args: Any, **kwargs: Any) -> Any:
-        # Every API request of the client (job polling included) goes through here.
         if retry is not None and (retry.timeout is None or retry.timeout > self._retry_seconds):
             retry = retry.with_timeout(self._retry_seconds)
+        timeout = kwargs.get("timeout")
+        if not isinstance(timeout, int | float) or timeout > self._retry_seconds:
+            kwargs["timeout"] = self._retry_seconds
         return super()._call_api(retry, *args, **kwargs)
+
+
+LIBRARY_BQ_RETRY_SECONDS = 600.0  # google-cloud-bigquery's own deadline of a call's retries
+
+
+def bigquery_window(settings: Settings) -> float:
+    """How long one BigQuery call may keep retrying: ``PARTYHELP_BQ_RETRY_SECONDS``, else the
+    library's 600 s."""
+    return settings.bq_retry_seconds or LIBRARY_BQ_RETRY_SECONDS
+
+
+def query_options(settings: Settings) -> dict[str, Any]:
+    """Public parameters of ``Client.query`` and ``QueryJob.result`` that keep a query within
+    the window: the job retry (which re-runs a query job after a lost connection, for 10
+    minutes by default, and kept a view refresh Running for half an hour with BigQuery
+    down) and the per-request timeout of the job's insertion."""
+    window = bigquery_window(settings)
+    retry: Retry = DEFAULT_JOB_RETRY
+    return {"job_retry": retry.with_timeout(window)}
 
 
 def gcs_upload_retry(settings: Settings) -> Retry:
@@ -86,9 +116,7 @@ def _cached_bigquery(project: str, location: str, emulator: str | None, block: s
         kwargs["client_options"] = {"api_endpoint": emulator}
     elif block:
         kwargs["credentials"] = _block_credentials(block)
-    if retry_seconds is None:
-        return bigquery.Client(**kwargs)
-    return _BigQueryClient(retry_seconds=retry_seconds, **kwargs)
+    return _BigQueryClient(retry_seconds=retry_seconds or LIBRARY_BQ_RETRY_SECONDS, **kwargs)
 
 
 def storage_client(settings: Settings) -> storage.Client:

@@ -180,6 +180,11 @@ def summary_markdown(sync_date: str, mode: str, outcomes: list[TableOutcome],
         lines += [f"- {o.table}: export {o.manifest.replaces} was damaged in GCS (kept as "
                   f"evidence); exported again from MySQL as {o.manifest.export_id}"
                   for o in redone if o.manifest]
+    allowed = [o for o in outcomes if o.load and o.load.row_drop_allowed]
+    if allowed:
+        lines += ["", "## Row drops allowed", ""]
+        lines += [f"- {o.table}: published {o.load.rows_loaded} rows, down from "
+                  f"{o.load.previous_rows}, as --allow-row-drop asked" for o in allowed if o.load]
     failed = [o for o in outcomes if o.status == "Failed"]
     if failed:
         lines += ["", "## Failures", ""]

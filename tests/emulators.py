@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -15,6 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 STACK_SH = Path(__file__).resolve().parents[1] / "scripts" / "stack.sh"
+
+
+def stack_sh(command: str, env: dict[str, str]) -> None:
+    """Run ``scripts/stack.sh COMMAND`` with ``env`` (its ports, home, data); it must succeed."""
+    result = subprocess.run([str(STACK_SH), command], env=env, capture_output=True, text=True,
+                            timeout=180)
+    assert result.returncode == 0, f"stack.sh {command}: {result.stderr[-3000:]}"
 
 
 def free_port() -> int:
@@ -63,9 +71,7 @@ class PrivateEmulators:
                 "BIGQUERY_EMULATOR_HOST": f"http://127.0.0.1:{self.bq_port}"}
 
     def _stack(self, command: str) -> None:
-        result = subprocess.run([str(STACK_SH), command], env={**os.environ, **self.env},
-                                capture_output=True, text=True, timeout=180)
-        assert result.returncode == 0, f"stack.sh {command}: {result.stderr[-2000:]}"
+        stack_sh(command, {**os.environ, **self.env})
 
     def start(self, service: str) -> None:
         """Start ``gcs`` or ``bigquery`` and wait until it answers."""
@@ -74,6 +80,21 @@ class PrivateEmulators:
     def stop(self, service: str) -> None:
         """Stop ``gcs`` or ``bigquery`` (its process group, for real)."""
         self._stack(f"stop-{service}")
+
+    def _group(self, service: str) -> int:
+        home = Path(os.environ.get("PARTYHELP_STACK_HOME",
+                                   Path.home() / ".cache" / "partyhelp-stack"))
+        port = self.gcs_port if service == "gcs" else self.bq_port
+        return int((home / "run" / f"{service}-{port}.pid").read_text().strip())
+
+    def freeze(self, service: str) -> None:
+        """Stall ``service`` for real: SIGSTOP its process group. Connections are still
+        accepted by the kernel, but nothing answers (a hung server, not a dead one)."""
+        os.killpg(self._group(service), signal.SIGSTOP)
+
+    def thaw(self, service: str) -> None:
+        """Let a frozen ``service`` run again."""
+        os.killpg(self._group(service), signal.SIGCONT)
 
     def is_up(self, service: str) -> bool:
         """Whether the service's port accepts connections."""
