@@ -90,12 +90,11 @@ def bigquery_window(settings: Settings) -> float:
 
 def query_options(settings: Settings) -> dict[str, Any]:
     """Public parameters of ``Client.query`` and ``QueryJob.result`` that keep a query within
-    the window: the job retry (which re-runs a query job after a lost connection, for 10
-    minutes by default, and kept a view refresh Running for half an hour with BigQuery
-    down) and the per-request timeout of the job's insertion."""
-    window = bigquery_window(settings)
+    the window: the job retry, which re-runs a query job after a lost connection for 10
+    minutes by default (it kept a view refresh Running for half an hour with BigQuery down).
+    Each request's own timeout and retry are the client's (``_BigQueryClient``)."""
     retry: Retry = DEFAULT_JOB_RETRY
-    return {"job_retry": retry.with_timeout(window)}
+    return {"job_retry": retry.with_timeout(bigquery_window(settings))}
 
 
 def gcs_upload_retry(settings: Settings) -> Retry:

@@ -37,7 +37,6 @@ from __future__ import annotations
 import re
 import secrets
 import sys
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -124,27 +123,9 @@ def _gcs_call(settings: Settings) -> dict[str, Any]:
 
 
 def _bigquery(settings: Settings) -> bigquery.Client:
-    """``bigquery_client`` for these settings, waited for at most one call's timeout and
-    retry window. Building it looks the dataset up (to run jobs in its location) with no
-    per-request timeout, and a BigQuery that accepts connections but never answers held that
-    for minutes: the lookup runs in a daemon thread, left to finish on its own if late."""
-    built: list[bigquery.Client | BaseException] = []
-
-    def build() -> None:
-        try:
-            built.append(bigquery_client(bounded(settings)))
-        except Exception as exc:
-            built.append(exc)
-
-    deadline = CALL_TIMEOUT_SECONDS + _window(settings.bq_retry_seconds)
-    thread = threading.Thread(target=build, name="preflight-bigquery-client", daemon=True)
-    thread.start()
-    thread.join(deadline)
-    if not built:
-        raise TimeoutError(f"no answer within {deadline:g} s")
-    if isinstance(built[0], BaseException):
-        raise built[0]
-    return built[0]
+    """``bigquery_client`` for these settings, bounded: building it looks the dataset up, and
+    that request too ends within the bounded window (the client caps every request)."""
+    return bigquery_client(bounded(settings))
 
 
 def _bq_call(settings: Settings) -> dict[str, Any]:

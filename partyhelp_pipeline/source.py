@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import os
 import ssl
 import tempfile
@@ -58,21 +59,24 @@ _ASK_FOR_TLS = {"cipher": "DEFAULT"}
 # so skipping TLS); the settings mean host:port over TCP, as PyMySQL does. Option files are
 # the only way mysqlclient lets us set the protocol (1 = MYSQL_PROTOCOL_TCP).
 _TCP_OPTION_FILE = "[client]\nprotocol=1\n"
-_option_files: list[str] = []
-_option_lock = threading.Lock()  # tasks on threads connect at once
+_private_files: dict[str, str] = {}  # digest of a text -> the file holding it
+_private_lock = threading.Lock()  # tasks on threads connect at once
 
 
-def _tcp_option_file() -> str:
-    """A private option file that makes Connector/C use TCP; one per process (made again
-    if a temp-file cleaner removed it), removed at exit."""
-    with _option_lock:
-        if not _option_files or not os.path.exists(_option_files[-1]):
-            handle, path = tempfile.mkstemp(prefix="partyhelp-mysql-", suffix=".cnf")
-            with os.fdopen(handle, "w") as out:
-                out.write(_TCP_OPTION_FILE)
+def private_file(text: str, suffix: str) -> str:
+    """A file holding ``text``, readable by this user only (``mkstemp`` makes it 0600): one
+    per distinct text and process, made again if a temp-file cleaner removed it, removed at
+    exit. The drivers read option files and TLS material (PEM) only from files."""
+    key = hashlib.sha256(text.encode()).hexdigest() + suffix
+    with _private_lock:
+        path = _private_files.get(key)
+        if path is None or not os.path.exists(path):
+            handle, path = tempfile.mkstemp(prefix="partyhelp-", suffix=suffix)
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(text)
             atexit.register(_remove_file, path)
-            _option_files.append(path)
-        return _option_files[-1]
+            _private_files[key] = path
+        return path
 
 
 def _remove_file(path: str) -> None:
@@ -84,7 +88,8 @@ def _mysqlclient_tls(settings: MySQLSettings) -> dict[str, Any]:
     """mysqlclient's ``ssl_mode`` and ``ssl`` arguments for ``settings.ssl_mode``."""
     options: dict[str, Any] = {"ssl_mode": settings.ssl_mode.upper()}
     if settings.host == "localhost":
-        options.update(read_default_file=_tcp_option_file(), read_default_group="client")
+        options.update(read_default_file=private_file(_TCP_OPTION_FILE, ".cnf"),
+                       read_default_group="client")
     if settings.ssl_mode == "disabled":
         return options  # any TLS file would make Connector/C try TLS
     files = {"cert": settings.ssl_cert, "key": settings.ssl_key}

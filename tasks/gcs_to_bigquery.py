@@ -6,9 +6,7 @@ Every BigQuery job they start carries the labels ``pipeline``, ``table``, ``sync
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from prefect import task
 from prefect.runtime import flow_run
@@ -37,12 +35,10 @@ def load_table(manifest: mf.Manifest, allow_row_drop: bool = False) -> warehouse
 
 @task(name="refresh-view", task_run_name="refresh-view-ph_sales_billing_summary",
       **RETRY_OPTIONS)
-def refresh_view(sync_date: str | None = None) -> str:
-    """CREATE OR REPLACE the billing summary view (its job labelled with ``sync_date``, by
-    default the flow run's)."""
+def refresh_view(sync_date: str) -> str:
+    """CREATE OR REPLACE the billing summary view (its job labelled with ``sync_date``)."""
     settings = runtime_settings()
-    day = sync_date or run_sync_date(settings.timezone)
-    with warehouse.labelled_jobs(warehouse.job_labels(SALES_BILLING_SUMMARY.name, day,
+    with warehouse.labelled_jobs(warehouse.job_labels(SALES_BILLING_SUMMARY.name, sync_date,
                                                       flow_run.get_id())):
         return warehouse.refresh_view(settings, SALES_BILLING_SUMMARY)
 
@@ -63,10 +59,3 @@ def record_audit(rows: list[dict[str, Any]]) -> int:
         get_logger().warning("could not refresh %s (the next run will): %s",
                              FRESHNESS_VIEW.name, exc)
     return len(rows)
-
-
-def run_sync_date(timezone: str) -> str:
-    """The flow run's reporting day, for a task not told it: the run's ``sync_date``
-    parameter, else today in the reporting time zone (as the flow resolves it)."""
-    requested = flow_run.get_parameters().get("sync_date")
-    return str(requested or dt.datetime.now(ZoneInfo(timezone)).date())

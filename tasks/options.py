@@ -8,12 +8,6 @@ finished, and a new run never reuses an earlier run's results.
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import hashlib
-import os
-import tempfile
-import threading
 from typing import Any
 
 from prefect.client.schemas.objects import State, TaskRun
@@ -21,6 +15,7 @@ from prefect.tasks import Task, exponential_backoff
 
 from partyhelp_pipeline.errors import is_transient
 from partyhelp_pipeline.settings import Settings, load_settings, read_setting
+from partyhelp_pipeline.source import private_file
 
 
 def retry_if_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -58,33 +53,13 @@ def runtime_settings() -> Settings:
     for field in TLS_FILE_SETTINGS:
         pem = _secret_block(read_setting(f"{field}_block"))
         if pem is not None:
-            pem_files[field] = _private_pem_file(pem)
+            pem_files[field] = private_file(pem if pem.endswith("\n") else pem + "\n",
+                                            ".pem")
     return settings.model_copy(update=pem_files) if pem_files else settings
 
 
 # The settings holding a PEM file's path, each with a ``*_block`` twin naming a Secret.
 TLS_FILE_SETTINGS = ("mysql_ssl_ca", "mysql_ssl_cert", "mysql_ssl_key")
-_pem_files: dict[str, str] = {}  # digest of a PEM -> its file, one per PEM and process
-_pem_lock = threading.Lock()  # tasks on threads ask for settings at once
-
-
-def _private_pem_file(pem: str) -> str:
-    """A file holding ``pem``, readable by this user only and removed at exit."""
-    digest = hashlib.sha256(pem.encode()).hexdigest()
-    with _pem_lock:
-        path = _pem_files.get(digest)
-        if path is None or not os.path.exists(path):
-            handle, path = tempfile.mkstemp(prefix="partyhelp-tls-", suffix=".pem")  # 0600
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(pem if pem.endswith("\n") else pem + "\n")
-            atexit.register(_remove_file, path)
-            _pem_files[digest] = path
-        return path
-
-
-def _remove_file(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.remove(path)
 
 
 def _secret_block(name: str | None) -> str | None:
