@@ -46,18 +46,18 @@ def _export_again(outcome: TableOutcome, damage: DamagedExportError, day: dt.dat
 
 
 def table_pipeline(table: str, day: dt.date, run_id: str | None, kept: Manifest | None = None,
-                   allow_row_drop: bool = False) -> TableOutcome:
+                   allow_row_drop: bool = False, replace_current: bool = False) -> TableOutcome:
     """Sync one table (or replay its ``kept`` export); never raises: the outcome says."""
     outcome = TableOutcome(table, "replay" if kept else "sync", day.isoformat(), iso(utc_now()))
     try:
         outcome.manifest = kept or export_table(table, day, run_id)
         try:
-            outcome.load = load.load_table(outcome.manifest, allow_row_drop)
+            outcome.load = load.load_table(outcome.manifest, allow_row_drop, replace_current)
         except DamagedExportError as damage:
             if kept is not None:
                 raise
             outcome.manifest = _export_again(outcome, damage, day, run_id)
-            outcome.load = load.load_table(outcome.manifest, allow_row_drop)
+            outcome.load = load.load_table(outcome.manifest, allow_row_drop, replace_current)
     except Exception as exc:
         outcome.fail(exc)
     outcome.end()
@@ -65,14 +65,15 @@ def table_pipeline(table: str, day: dt.date, run_id: str | None, kept: Manifest 
 
 
 def run_table_pipelines(tables: list[str], day: dt.date, run_id: str | None,
-                        kept: dict[str, Manifest],
-                        allow_row_drop: bool = False) -> list[TableOutcome]:
+                        kept: dict[str, Manifest], allow_row_drop: bool = False,
+                        replace_current: bool = False) -> list[TableOutcome]:
     """Every table's pipeline at once, each in a thread that carries the flow run's context
     (so their tasks belong to the run); outcomes in the order of ``tables``."""
     pool = ThreadPoolExecutor(max_workers=len(tables), thread_name_prefix="table")
     try:
         futures = [pool.submit(contextvars.copy_context().run, table_pipeline, table, day,
-                               run_id, kept.get(table), allow_row_drop) for table in tables]
+                               run_id, kept.get(table), allow_row_drop, replace_current)
+                   for table in tables]
         return [future.result() for future in futures]
     finally:
         # A flow that times out must not wait here for a stalled call to return.

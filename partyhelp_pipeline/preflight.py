@@ -152,10 +152,13 @@ def check_settings(env: Mapping[str, str] | None, mysql_password: str | None = N
         return CheckResult("settings", False, f"{type(exc).__name__}: {_one_line(exc)}"), None
     prefix = f"/{settings.gcs_prefix}/" if settings.gcs_prefix else "/"
     where = " (emulators)" if settings.uses_emulators else ""
+    clock = (f"; WARNING: the test clock PARTYHELP_CLOCK_DATE={settings.clock_date} is set: "
+             "every sync takes that day as today (unset it in production)"
+             if settings.clock_date else "")
     return CheckResult("settings", True, (
         f"MySQL {settings.mysql_user}@{settings.mysql_host}:{settings.mysql_port}/"
         f"{settings.mysql_database}, gs://{settings.gcs_bucket}{prefix}, BigQuery "
-        f"{settings.bq_project}.{settings.bq_dataset}{where}")), settings
+        f"{settings.bq_project}.{settings.bq_dataset}{where}{clock}")), settings
 
 
 # ------------------------------------------------------------------ MySQL

@@ -26,6 +26,7 @@ tests' ``PARTYHELP_TEST_*``.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
 import re
@@ -193,6 +194,17 @@ def _seconds(*, allow_zero: bool) -> BeforeValidator:
     return BeforeValidator(parse)
 
 
+def _day(raw: Any, info: ValidationInfo) -> dt.date | None:
+    """A calendar day written ``YYYY-MM-DD``."""
+    if raw is None or isinstance(raw, dt.date):
+        return raw
+    try:
+        return dt.date.fromisoformat(str(raw))
+    except ValueError:
+        raise ConfigError(f"{_variable(info)}={raw!r} is not a day: expected YYYY-MM-DD") \
+            from None
+
+
 def _boolean(raw: Any, info: ValidationInfo) -> bool:
     if isinstance(raw, bool):
         return raw
@@ -325,7 +337,17 @@ class Settings(BaseModel):
                     "credentials")
     timezone: Annotated[str, _checked(validate_timezone)] = Field(
         "Australia/Melbourne", validation_alias="PARTYHELP_TIMEZONE",
-        description="reporting time zone: the default `sync_date` is today there")
+        description="reporting time zone: a sync from MySQL is a snapshot of today there, "
+                    "its `sync_date`; the financial-period view takes local dates there")
+    history_days: Annotated[int, _whole(0)] = Field(
+        400, validation_alias="PARTYHELP_HISTORY_DAYS",
+        description="days a `ph_<table>_history` partition is kept (BigQuery's partition "
+                    "expiration; the exports' retention); `0` keeps them for ever")
+    clock_date: Annotated[dt.date | None, BeforeValidator(_day)] = Field(
+        None, validation_alias="PARTYHELP_CLOCK_DATE",
+        description="a test clock: the day a sync from MySQL takes as today (YYYY-MM-DD), "
+                    "for tests and drills that make successive days; never set in "
+                    "production (`check` warns when it is)")
     include_pii_hashes: Flag = Field(
         False, validation_alias="PARTYHELP_INCLUDE_PII_HASHES",
         description="opt-in `email_sha256`, `phone_sha256` in `ph_leads` (see PII below)")

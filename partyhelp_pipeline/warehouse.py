@@ -5,6 +5,13 @@ load the manifest's parts into a staging table, check its row count and money su
 against the manifest (which holds the source's figures), then copy it over the
 reporting table with WRITE_TRUNCATE, an atomic replacement. A failure at any step
 leaves the previous table as it was.
+
+Beside each current table, ``ph_<table>_history`` keeps one partition per ``sync_date``.
+The checked staging table replaces its day's partition in one multi-statement transaction
+(DELETE the day, INSERT the staging rows), so a rerun of a day never duplicates a row and
+a failure changes nothing. The current table is replaced only by its newest day: a replay
+of an older day fills its history partition and leaves the current table alone, unless
+``replace_current`` asks.
 """
 
 from __future__ import annotations
@@ -28,8 +35,13 @@ from partyhelp_pipeline.errors import LoadError, ReconciliationError, RowDropErr
 from partyhelp_pipeline.logs import get_logger
 from partyhelp_pipeline.manifest import Manifest
 from partyhelp_pipeline.settings import Settings, validate_table
-from partyhelp_pipeline.spec import AUDIT_TABLE, Column, TableSpec, ViewSpec
-from partyhelp_pipeline.spec.sql import bigquery_totals_query, freshness_query, view_query
+from partyhelp_pipeline.spec import AUDIT_TABLE, Column, PeriodViewSpec, TableSpec, ViewSpec
+from partyhelp_pipeline.spec.sql import (
+    bigquery_totals_query,
+    freshness_query,
+    period_view_query,
+    view_query,
+)
 from partyhelp_pipeline.spec.tables import FRESHNESS_VIEW
 
 DATASET_DESCRIPTION = (
@@ -95,6 +107,8 @@ class LoadResult:
     bigquery_totals: dict[str, int]
     previous_rows: int | None = None  # the last published count (ph_sync_runs)
     row_drop_allowed: bool = False  # published although it fell past the allowed drop
+    current_replaced: bool = True  # False: only the day's history partition was replaced
+    current_day: str | None = None  # the current table's sync_date before this load
 
 
 def _job_error(table: str, step: str, exc: Exception) -> LoadError:
@@ -185,6 +199,9 @@ def _load_staging(client: bigquery.Client, settings: Settings, spec: TableSpec,
             write_disposition=bigquery.WriteDisposition.WRITE_APPEND if start
             else bigquery.WriteDisposition.WRITE_TRUNCATE,
             schema=schema,
+            # the current table's layout: real BigQuery copies only between tables whose
+            # clustering agrees (the emulator does not check)
+            clustering_fields=list(spec.cluster_by) or None,
             labels=current_job_labels(),
         )
         load_job = _run_load_job(client, spec, uris[start:start + settings.load_max_uris],
@@ -196,6 +213,12 @@ def _load_staging(client: bigquery.Client, settings: Settings, spec: TableSpec,
 def _publish(client: bigquery.Client, spec: TableSpec, staging: str,
              final: str) -> bigquery.CopyJob:
     """Replace the reporting table with the checked staging table, atomically."""
+    with contextlib.suppress(gexc.NotFound):  # a first copy creates it with staging's layout
+        table = client.get_table(final)
+        if (table.clustering_fields or []) != list(spec.cluster_by):
+            # Real BigQuery refuses a copy onto a table clustered otherwise than its source.
+            table.clustering_fields = list(spec.cluster_by) or None
+            client.update_table(table, ["clustering_fields"])
     try:
         copy_job = client.copy_table(
             staging, final,
@@ -210,10 +233,11 @@ def _publish(client: bigquery.Client, spec: TableSpec, staging: str,
 
 
 def last_published_rows(settings: Settings, table: str) -> int | None:
-    """The rows of the table's last published (Completed) run, as ``ph_sync_runs`` records
-    it; None before the first."""
+    """The rows of the table's last published (Completed, current table replaced) run, as
+    ``ph_sync_runs`` records it; None before the first."""
     sql = (f"SELECT rows_loaded FROM {settings.quoted_table_ref(AUDIT_TABLE.name)}\n"
            "WHERE table_name = @table AND status = 'Completed' AND rows_loaded IS NOT NULL\n"
+           "AND IFNULL(current_replaced, TRUE)\n"
            "ORDER BY ended_at DESC LIMIT 1")
     config = bigquery.QueryJobConfig(
         query_parameters=[bigquery.ScalarQueryParameter("table", "STRING", table)])
@@ -240,44 +264,147 @@ def check_row_drop(table: str, previous: int | None, rows: int, max_drop_percent
 
 
 def replace_table(settings: Settings, spec: TableSpec, manifest: Manifest,
-                  allow_row_drop: bool = False) -> LoadResult:
-    """Load the manifest's parts, verify them in staging, then atomically replace the table,
-    unless its rows fell too far below the last published count (``check_row_drop``)."""
+                  allow_row_drop: bool = False, replace_current: bool = False) -> LoadResult:
+    """Load the manifest's parts, verify them in staging, then replace the day's history
+    partition and, when the day is not older than the current table's (or
+    ``replace_current``), the current table, unless its rows fell too far below the last
+    published count (``check_row_drop``)."""
     client = bigquery_client(settings)
     started = dt.datetime.now(dt.UTC)
     staging_name = _staging_name(manifest)
     staging = settings.table_ref(staging_name)
-    final = settings.table_ref(spec.name)
-    previous = last_published_rows(settings, spec.name)
+    current_day = published_day(settings, spec.name)
+    publish_current = (replace_current or current_day is None
+                       or manifest.sync_date >= current_day)
+    previous = last_published_rows(settings, spec.name) if publish_current else None
+    copy_job_id, dropped = "", False
     try:
         load_job_ids = _load_staging(client, settings, spec, manifest, staging)
         loaded = bigquery_totals(settings, staging_name, spec)
         reconcile(spec, manifest, loaded)
-        dropped = check_row_drop(spec.name, previous, manifest.rows,
-                                 settings.max_row_drop_percent, allow_row_drop)
-        copy_job = _publish(client, spec, staging, final)
+        if publish_current:
+            dropped = check_row_drop(spec.name, previous, manifest.rows,
+                                     settings.max_row_drop_percent, allow_row_drop)
+        replace_history_partition(settings, spec, manifest, staging_name)
+        if publish_current:
+            copy_job_id = _publish(client, spec, staging, settings.table_ref(spec.name)).job_id
     finally:
         # A stray staging table is harmless: the next export's staging name differs.
         with contextlib.suppress(gexc.GoogleAPIError, OSError):
             client.delete_table(staging, not_found_ok=True)
-    table = document_table(client, final, spec.description,
+    if publish_current:
+        _check_current(client, settings, spec, manifest)
+    return LoadResult(spec.name, manifest.uri, manifest.export_id, manifest.rows,
+                      ",".join(load_job_ids), copy_job_id, started.isoformat(),
+                      dt.datetime.now(dt.UTC).isoformat(), loaded, previous, dropped,
+                      publish_current, current_day)
+
+
+def _check_current(client: bigquery.Client, settings: Settings, spec: TableSpec,
+                   manifest: Manifest) -> None:
+    """Document the published table and check that it holds the manifest's rows."""
+    table = document_table(client, settings.table_ref(spec.name), spec.description,
                            {f["name"]: f["description"] for f in manifest.bigquery_schema},
                            loaded_table_labels(spec, manifest))
     if table.num_rows != manifest.rows:
         raise ReconciliationError(
             f"{spec.name}: BigQuery holds {table.num_rows} rows after the load but the "
             f"manifest lists {manifest.rows}", table=spec.name)
-    return LoadResult(spec.name, manifest.uri, manifest.export_id, int(table.num_rows or 0),
-                      ",".join(load_job_ids), copy_job.job_id, started.isoformat(),
-                      dt.datetime.now(dt.UTC).isoformat(), loaded, previous, dropped)
 
 
-def view_sql(settings: Settings, view: ViewSpec) -> str:
-    """The view's query over its base table, with validated, quoted identifiers."""
-    return view_query(view, settings.quoted_table_ref(view.base.name))
+def published_day(settings: Settings, table: str) -> str | None:
+    """The ``sync_date`` the current table holds (ISO), None when it is absent or empty: the
+    table itself says which day it is, whatever the audit trail holds."""
+    sql = f"SELECT MAX(sync_date) AS day FROM {settings.quoted_table_ref(table)}"
+    try:
+        rows = list(run_query(settings, sql))
+    except gexc.NotFound:
+        return None
+    day = rows[0]["day"] if rows else None
+    return day.isoformat() if day else None
 
 
-def refresh_view(settings: Settings, view: ViewSpec) -> str:
+# ---------------------------------------------------------------- history: a partition a day
+
+DAY_MS = 86_400_000
+
+
+def history_layout(settings: Settings, spec: TableSpec) -> bigquery.TimePartitioning:
+    """DAY partitions on ``sync_date``, expiring after ``PARTYHELP_HISTORY_DAYS`` (0: never)."""
+    return bigquery.TimePartitioning(
+        type_=bigquery.TimePartitioningType.DAY, field="sync_date",
+        expiration_ms=settings.history_days * DAY_MS if settings.history_days else None)
+
+
+def ensure_history_table(settings: Settings, spec: TableSpec,
+                         fields: list[dict[str, str]]) -> bigquery.Table:
+    """Create ``ph_<table>_history`` if absent; add the columns of ``fields`` it lacks and
+    set its partition expiration when it differs."""
+    client = bigquery_client(settings)
+    reference = settings.table_ref(spec.history_name)
+    wanted = bigquery.Table(reference, schema=schema_fields(fields))
+    wanted.time_partitioning = history_layout(settings, spec)
+    wanted.clustering_fields = list(spec.cluster_by) or None
+    wanted.description = (f"History of {spec.name}: the table as each day's sync saw it, one "
+                          f"partition per sync_date. {spec.description}")
+    wanted.labels = resource_labels(any(c.pii for c in spec.columns
+                                        if c.name in {f['name'] for f in fields}))
+    table = client.create_table(wanted, exists_ok=True)  # the existing one, if any
+    table = add_missing_columns(client, table, fields)
+    layout = wanted.time_partitioning
+    if (table.time_partitioning and table.time_partitioning.expiration_ms) \
+            != layout.expiration_ms:
+        table.time_partitioning = layout  # a PATCH; a null expiration removes it
+        table = client.update_table(table, ["time_partitioning"])
+    return table
+
+
+def replace_history_partition(settings: Settings, spec: TableSpec, manifest: Manifest,
+                              staging_name: str) -> None:
+    """Replace the day's partition with the checked staging rows, in one transaction: the
+    day's old rows go and the new ones come together, or nothing changes."""
+    ensure_history_table(settings, spec, manifest.bigquery_schema)
+    columns = ", ".join(f"`{f['name']}`" for f in manifest.bigquery_schema)
+    history = settings.quoted_table_ref(spec.history_name)
+    sql = "\n".join([
+        "BEGIN TRANSACTION;",
+        f"DELETE FROM {history} WHERE sync_date = @sync_date;",
+        f"INSERT INTO {history} ({columns})",
+        f"SELECT {columns} FROM {settings.quoted_table_ref(staging_name)};",
+        "COMMIT TRANSACTION;",
+    ])
+    config = bigquery.QueryJobConfig(query_parameters=[
+        bigquery.ScalarQueryParameter("sync_date", "DATE", manifest.sync_date)])
+    try:
+        run_query(settings, sql, config)
+    except (gexc.GoogleAPIError, OSError) as exc:
+        raise _job_error(spec.name, f"history partition {manifest.sync_date}", exc) from None
+    held = history_rows(settings, spec, manifest.sync_date)
+    if held != manifest.rows:
+        raise ReconciliationError(
+            f"{spec.history_name}: partition {manifest.sync_date} holds {held} rows after "
+            f"the load but the manifest lists {manifest.rows}", table=spec.name)
+
+
+def history_rows(settings: Settings, spec: TableSpec, day: str) -> int:
+    """Rows of one day's partition of the table's history."""
+    config = bigquery.QueryJobConfig(query_parameters=[
+        bigquery.ScalarQueryParameter("sync_date", "DATE", day)])
+    sql = (f"SELECT COUNT(*) AS n FROM {settings.quoted_table_ref(spec.history_name)} "
+           "WHERE sync_date = @sync_date")
+    return int(next(iter(run_query(settings, sql, config)))["n"])
+
+
+def view_sql(settings: Settings, view: ViewSpec | PeriodViewSpec) -> str:
+    """The view's query over its base table, with validated, quoted identifiers (and the
+    reporting time zone, for a view by period)."""
+    base = settings.quoted_table_ref(view.base.name)
+    if isinstance(view, PeriodViewSpec):
+        return period_view_query(view, base, settings.timezone)
+    return view_query(view, base)
+
+
+def refresh_view(settings: Settings, view: ViewSpec | PeriodViewSpec) -> str:
     """CREATE OR REPLACE the view, then document and label it; returns its reference."""
     client = bigquery_client(settings)
     target = settings.quoted_table_ref(view.name)
@@ -322,10 +449,25 @@ def ensure_audit_table(settings: Settings) -> bigquery.Table:
     table.description = AUDIT_TABLE.description
     table.labels = labels = resource_labels(pii=False)
     table = client.create_table(table, exists_ok=True)  # the existing one, if any
+    table = add_missing_columns(client, table, AUDIT_TABLE.columns)
     if not labels_differ(table.labels, labels):
         return table
     table.labels = labels
     return client.update_table(table, ["labels"])
+
+
+def add_missing_columns(client: bigquery.Client, table: bigquery.Table,
+                        columns: Iterable[Column] | list[dict[str, str]]) -> bigquery.Table:
+    """Add the columns the table lacks, NULLABLE (its earlier rows have none): a column the
+    spec gained since the table was created."""
+    have = {field.name for field in table.schema}
+    missing = [bigquery.SchemaField(f.name, f.field_type, mode="NULLABLE",
+                                    description=f.description)
+               for f in schema_fields(columns) if f.name not in have]
+    if not missing:
+        return table
+    table.schema = [*table.schema, *missing]
+    return client.update_table(table, ["schema"])
 
 
 def append_audit_rows(settings: Settings, rows: list[dict[str, Any]]) -> None:

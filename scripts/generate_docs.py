@@ -11,15 +11,30 @@ import argparse
 import sys
 from pathlib import Path
 
-from partyhelp_pipeline.settings import settings_table
-from partyhelp_pipeline.spec import AUDIT_TABLE, SALES_BILLING_SUMMARY, TABLES, TYPES, Column
-from partyhelp_pipeline.spec.sql import flattening_query, freshness_query, totals_query, view_query
+from partyhelp_pipeline.settings import Settings, settings_table
+from partyhelp_pipeline.spec import (
+    AUDIT_TABLE,
+    SALES_BILLING_SUMMARY,
+    SALES_BY_FINANCIAL_PERIOD,
+    TABLES,
+    TYPES,
+    Column,
+    TableSpec,
+)
+from partyhelp_pipeline.spec.sql import (
+    flattening_query,
+    freshness_query,
+    period_view_query,
+    totals_query,
+    view_query,
+)
 from partyhelp_pipeline.spec.tables import FRESHNESS_VIEW
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "tables.md"
 README = ROOT / "README.md"
 SETTINGS_BEGIN, SETTINGS_END = "<!-- settings:begin -->", "<!-- settings:end -->"
+DEFAULT_TIMEZONE = str(Settings.model_fields["timezone"].default)  # the SQL shows the default
 SQL_HEADER = ("-- Generated from partyhelp_pipeline/spec by `python -m scripts.generate_docs`; "
               "do not edit.\n")
 
@@ -34,6 +49,9 @@ def render_sql_files() -> dict[Path, str]:
     view = SALES_BILLING_SUMMARY
     base = f"`PROJECT.DATASET.{view.base.name}`"  # the configured project and dataset
     files[ROOT / "sql" / "bigquery" / f"{view.name}.sql"] = SQL_HEADER + view_query(view, base)
+    period = SALES_BY_FINANCIAL_PERIOD
+    files[ROOT / "sql" / "bigquery" / f"{period.name}.sql"] = SQL_HEADER + period_view_query(
+        period, f"`PROJECT.DATASET.{period.base.name}`", DEFAULT_TIMEZONE)
     audit = f"`PROJECT.DATASET.{FRESHNESS_VIEW.base.name}`"
     files[ROOT / "sql" / "bigquery" / f"{FRESHNESS_VIEW.name}.sql"] = \
         SQL_HEADER + freshness_query(FRESHNESS_VIEW, audit)
@@ -64,6 +82,29 @@ def _source(column: Column) -> str:
     return f"`{column.source}`" if column.source else ""
 
 
+def _clustering(spec: TableSpec) -> str:
+    return ", ".join(f"`{name}`" for name in spec.cluster_by) or "none"
+
+
+def _layout(spec: TableSpec) -> list[str]:
+    return [f"Clustered by {_clustering(spec)}; not partitioned (it holds one day). History: "
+            f"`{spec.history_name}`."]
+
+
+def _history_section() -> list[str]:
+    lines = ["## History tables (`ph_<table>_history`)", "",
+             "Each reporting table has a history beside it, with the same columns, "
+             "`sync_date` included: one partition per `sync_date` (DAY), each day's snapshot "
+             "as that day's run saw the source. A run replaces exactly its day's partition, "
+             "in one transaction, after the same reconciliation as the current table. "
+             "Partitions expire after `PARTYHELP_HISTORY_DAYS` days (default 400; 0 keeps "
+             "them). Columns a table gains later are NULL in earlier days.", "",
+             "| history table | of | partitioned by | clustered by |", "|---|---|---|---|"]
+    lines += [f"| `{spec.history_name}` | `{spec.name}` | `sync_date` (DAY) | "
+              f"{_clustering(spec)} |" for spec in TABLES.values()]
+    return [*lines, ""]
+
+
 def render() -> str:
     """The whole reference as markdown."""
     lines = [
@@ -92,12 +133,19 @@ def render() -> str:
             checks = ", ".join(f"`{c.key_column}` set but `{c.context_column}` NULL "
                                f"(`orphan_{c.parent}`)" for c in spec.orphan_checks)
             lines += ["", f"Orphans counted: {checks}."]
-        lines.append("")
+        lines += ["", *_layout(spec), ""]
+    lines += _history_section()
     view = SALES_BILLING_SUMMARY
     lines += [f"## `{view.name}` (view)", "", view.description, "",
               f"`CREATE OR REPLACE VIEW` over `{view.base.name}` "
               f"(`sql/bigquery/{view.name}.sql`), refreshed after that table loads.", ""]
     lines += _column_rows(view.columns)
+    period = SALES_BY_FINANCIAL_PERIOD
+    lines += ["", f"## `{period.name}` (view)", "", period.description, "",
+              f"`CREATE OR REPLACE VIEW` over `{period.base.name}` "
+              f"(`sql/bigquery/{period.name}.sql`, shown with the default time zone "
+              f"{DEFAULT_TIMEZONE}), refreshed after that table loads.", ""]
+    lines += _column_rows(period.columns)
     lines += ["", f"## `{AUDIT_TABLE.name}` (audit)", "", AUDIT_TABLE.description, ""]
     lines += _column_rows(AUDIT_TABLE.columns)
     lines += ["", f"## `{FRESHNESS_VIEW.name}` (view)", "", FRESHNESS_VIEW.description, "",

@@ -15,32 +15,40 @@ from partyhelp_pipeline import manifest as mf
 from partyhelp_pipeline import warehouse
 from partyhelp_pipeline.clients import storage_client
 from partyhelp_pipeline.logs import get_logger
-from partyhelp_pipeline.spec import AUDIT_TABLE, SALES_BILLING_SUMMARY, TABLES
+from partyhelp_pipeline.spec import AUDIT_TABLE, TABLES, VIEWS
 from partyhelp_pipeline.spec.tables import FRESHNESS_VIEW
 from tasks.locks import publish_lock
 from tasks.options import RETRY_OPTIONS, runtime_settings
 
 
 @task(name="load", task_run_name="load-{manifest.table}", **RETRY_OPTIONS)
-def load_table(manifest: mf.Manifest, allow_row_drop: bool = False) -> warehouse.LoadResult:
-    """Replace a BigQuery table with the manifest's parts, verified against the source."""
+def load_table(manifest: mf.Manifest, allow_row_drop: bool = False,
+               replace_current: bool = False) -> warehouse.LoadResult:
+    """Load the manifest's parts, verified against the source, into the day's history
+    partition and (unless the day is older than it) the current table."""
     settings = runtime_settings()
     mf.verify_parts(storage_client(settings), manifest)
-    warehouse.ensure_dataset(settings)  # idempotent; here so that BigQuery is only needed now
+    warehouse.ensure_dataset(settings)  # a read once ``prepare_dataset`` has created it
     labels = warehouse.job_labels(manifest.table, manifest.sync_date, flow_run.get_id())
     # One publish of a table at a time, across runs (two command-line runs of one day).
     with warehouse.labelled_jobs(labels), publish_lock(settings, manifest.table):
-        return warehouse.replace_table(settings, TABLES[manifest.table], manifest, allow_row_drop)
+        return warehouse.replace_table(settings, TABLES[manifest.table], manifest,
+                                       allow_row_drop, replace_current)
 
 
-@task(name="refresh-view", task_run_name="refresh-view-ph_sales_billing_summary",
-      **RETRY_OPTIONS)
-def refresh_view(sync_date: str) -> str:
-    """CREATE OR REPLACE the billing summary view (its job labelled with ``sync_date``)."""
+@task(name="prepare-dataset", **RETRY_OPTIONS)
+def prepare_dataset() -> str:
+    """Create the dataset once, before the tables load (they would race to create it)."""
+    return str(warehouse.ensure_dataset(runtime_settings()).dataset_id)
+
+
+@task(name="refresh-view", task_run_name="refresh-view-{view}", **RETRY_OPTIONS)
+def refresh_view(view: str, sync_date: str) -> str:
+    """CREATE OR REPLACE one view (its job labelled with ``sync_date``)."""
     settings = runtime_settings()
-    with warehouse.labelled_jobs(warehouse.job_labels(SALES_BILLING_SUMMARY.name, sync_date,
-                                                      flow_run.get_id())):
-        return warehouse.refresh_view(settings, SALES_BILLING_SUMMARY)
+    spec = next(v for v in VIEWS if v.name == view)
+    with warehouse.labelled_jobs(warehouse.job_labels(view, sync_date, flow_run.get_id())):
+        return warehouse.refresh_view(settings, spec)
 
 
 @task(name="record-audit", **RETRY_OPTIONS)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo
 
 from prefect import task
 from prefect.runtime import task_run as current_task_run
@@ -11,6 +10,7 @@ from prefect.runtime import task_run as current_task_run
 from partyhelp_pipeline import drift, export
 from partyhelp_pipeline import manifest as mf
 from partyhelp_pipeline.clients import storage_client
+from partyhelp_pipeline.clock import reporting_today, sync_date_for
 from partyhelp_pipeline.spec import TABLES
 from tasks.options import RETRY_OPTIONS, runtime_settings
 
@@ -24,9 +24,12 @@ def _export_run_name() -> str:
 
 
 @task(name="resolve-sync-date", **RETRY_OPTIONS)
-def resolve_sync_date(requested: dt.date | None, timezone: str) -> dt.date:
-    """The run's reporting day: as requested, else today in the reporting time zone."""
-    return requested or dt.datetime.now(ZoneInfo(timezone)).date()
+def resolve_sync_date(requested: dt.date | None, replay: bool) -> dt.date:
+    """The run's day: today in the reporting time zone for a sync from MySQL (another day is
+    refused), the kept day for a replay; persisted, so a retry after midnight keeps it."""
+    settings = runtime_settings()
+    today = reporting_today(settings.timezone, settings.clock_date)
+    return sync_date_for(requested, replay, today)
 
 
 @task(name="check-source-schema", **RETRY_OPTIONS)

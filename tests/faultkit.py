@@ -98,6 +98,20 @@ def environment(env: dict[str, str]) -> Iterator[Settings]:
         yield runtime_settings()
 
 
+def clock_at(day: dt.date | str) -> dict[str, str]:
+    """The test clock's variable: a sync from MySQL takes ``day`` as today."""
+    return {"PARTYHELP_CLOCK_DATE": str(day)}
+
+
+def sync_on(day: dt.date, **parameters: Any) -> Any:
+    """A sync from MySQL on ``day`` (the test clock says it is today there): the flow's
+    final state. The production path, with only today's date set by the test."""
+    from flows.partyhelp_sync import partyhelp_bigquery_sync
+
+    with env_vars(clock_at(day)):
+        return partyhelp_bigquery_sync(sync_date=day, return_state=True, **parameters)
+
+
 # ---------------------------------------------------------------- BigQuery and GCS
 
 

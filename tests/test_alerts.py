@@ -37,6 +37,7 @@ import pytest
 
 from tests.alerting import NotificationReceiver, private_prefect_server, using_prefect_server
 from tests.conftest import ROOT, admin_connection
+from tests.faultkit import clock_at
 from tests.test_deployment import (
     FLOW_NAME,
     POOLS,
@@ -209,7 +210,8 @@ def locked_table(database: str, table: str) -> Iterator[None]:
 def start_command(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     """`python -m flows.partyhelp_sync ARGS` with ``env`` over this process's environment."""
     return subprocess.Popen([sys.executable, "-m", "flows.partyhelp_sync", *args], cwd=ROOT,
-                            env={**os.environ, **env}, stdout=subprocess.PIPE,
+                            env={**os.environ, **clock_at(SYNC_DATE), **env},
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
 

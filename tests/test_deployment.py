@@ -40,7 +40,7 @@ ENTRYPOINT = "flows/partyhelp_sync.py:partyhelp_bigquery_sync"
 POOLS = {"partyhelp-docker": "docker", "partyhelp-local": "process"}
 DEPLOYMENTS = {"daily": "partyhelp-docker", "daily-local": "partyhelp-local"}
 PARAMETERS = {"sync_date": None, "tables": None, "from_exports": False,
-              "allow_row_drop": False}
+              "allow_row_drop": False, "replace_current": False}
 PREFECT = Path(sys.executable).with_name("prefect")
 # Values `prefect deploy` templates into the production deployment ("{{ $NAME }}").
 DEPLOY_ENV = {"PARTYHELP_MYSQL_HOST": "mysql.partyhelp.internal",

@@ -24,7 +24,6 @@ from typing import Any
 
 import pytest
 
-from flows.partyhelp_sync import partyhelp_bigquery_sync
 from partyhelp_pipeline import drift
 from partyhelp_pipeline import manifest as mf
 from partyhelp_pipeline.clients import bigquery_client
@@ -40,6 +39,7 @@ from tests.faultkit import (
     object_names,
     query,
     source_database,
+    sync_on,
     table_states,
 )
 
@@ -57,7 +57,7 @@ def target(stack: None) -> Iterator[dict[str, str]]:
     with source_database("ph_drift", scale=0.01, seed=17) as base:
         env = new_target(base, "drift", **ONE_CHUNK)
         with environment(env):
-            state = partyhelp_bigquery_sync(sync_date=BASELINE_DAY, return_state=True)
+            state = sync_on(BASELINE_DAY)
         assert state.is_completed(), state.message
         yield env
 
@@ -73,7 +73,7 @@ def drifted(target: dict[str, str]) -> Iterator[tuple[Source, Any]]:
 
 
 def _sync(day: dt.date, tables: list[str] | None = None) -> Any:
-    return partyhelp_bigquery_sync(sync_date=day, tables=tables, return_state=True)
+    return sync_on(day, tables=tables)
 
 
 def _sync_equals_source(source: Source, settings: Any, day: dt.date, tables: list[str]) -> None:

@@ -61,6 +61,7 @@ from tests.faultkit import (
     assert_table_equals_source,
     assert_totals_equal_source,
     bq_totals,
+    clock_at,
     env_vars,
     flow_run_record,
     free_port,
@@ -70,6 +71,7 @@ from tests.faultkit import (
     query,
     retry_flow_run,
     source_database,
+    sync_on,
     table_states,
 )
 from tests.oracle import bigquery_rows, diff_tables, expected_tables
@@ -127,14 +129,13 @@ def published(source: Source, emulators: PrivateEmulators) -> dict[str, str]:
     env = _target(source, emulators, "pub")
     with pytest.MonkeyPatch.context() as monkeypatch:
         _use(monkeypatch, env)
-        state = partyhelp_bigquery_sync(sync_date=BASELINE_DAY, tables=TWO_TABLES,
-                                        return_state=True)
+        state = sync_on(BASELINE_DAY, tables=TWO_TABLES)
     assert state.is_completed(), state.message
     return env
 
 
 def _run(day: dt.date, tables: list[str]) -> Any:
-    return partyhelp_bigquery_sync(sync_date=day, tables=tables, return_state=True)
+    return sync_on(day, tables=tables)
 
 
 def _equals_source(settings: Any, source: Source, table: str, day: dt.date) -> None:
@@ -428,7 +429,7 @@ def test_a_gcs_outage_longer_than_the_client_retries_is_healed_by_the_task_retry
     with _alongside(stop_gcs_until_the_retry_is_scheduled, stop, emulators):
         completed = subprocess.run(
             [sys.executable, "-m", "flows.partyhelp_sync", "--date", day.isoformat(),
-             "--tables", "ph_lead_matches"], cwd=ROOT, env={**os.environ, **env},
+             "--tables", "ph_lead_matches"], cwd=ROOT, env={**os.environ, **env, **clock_at(day)},
             capture_output=True, text=True, timeout=400)
     assert outage == {"down": True, "retry_scheduled": True}, completed.stderr[-3000:]
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -596,7 +597,7 @@ def test_a_load_of_a_corrupt_part_fails_in_bigquery_and_changes_nothing(
     with pytest.raises(LoadError, match=r"^ph_venues: BigQuery load failed"):
         warehouse.replace_table(settings, spec, broken)
     after = table_states(settings)
-    assert after["ph_venues"] == before["ph_venues"]
+    assert after == before  # the current tables and every history partition
     assert not [t for t in after if t.startswith("_staging_")]
 
 
@@ -645,7 +646,7 @@ def test_a_sigkilled_run_is_followed_by_a_run_that_completes_correctly(
     folder = mf.table_folder(settings.gcs_prefix, day, "ph_lead_matches") + "/"
     process = subprocess.Popen(
         [sys.executable, "-m", "flows.partyhelp_sync", "--date", day.isoformat(),
-         "--tables", "ph_lead_matches"], cwd=ROOT, env={**os.environ, **env},
+         "--tables", "ph_lead_matches"], cwd=ROOT, env={**os.environ, **env, **clock_at(day)},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         streaming = _first_part_appears(settings, folder, threading.Event())
@@ -752,5 +753,5 @@ def test_bigquery_reconciliation_refuses_a_table_that_differs_from_the_source(
         f"ph_venues: credit_balance differ between BigQuery and the source: "
         f"{Decimal(balance + 1).scaleb(-2)} vs {Decimal(balance).scaleb(-2)}")
     after = table_states(settings)
-    assert after["ph_venues"] == before["ph_venues"]
+    assert after == before  # the current tables and every history partition
     assert not [t for t in after if t.startswith("_staging_")]

@@ -12,13 +12,13 @@ from decimal import Decimal
 import fastavro
 import pytest
 
-from flows.partyhelp_sync import partyhelp_bigquery_sync
 from partyhelp_pipeline import manifest as mf
 from partyhelp_pipeline.avro_encoding import table_schema
 from partyhelp_pipeline.clients import bigquery_client, storage_client
 from partyhelp_pipeline.settings import load_settings
 from partyhelp_pipeline.spec import SALES_BILLING_SUMMARY, TABLES
 from tests.conftest import ROOT, admin_connection
+from tests.faultkit import clock_at, sync_on
 from tests.oracle import bigquery_rows, diff_tables, expected_tables
 
 SYNC_DATE = dt.date(2026, 11, 25)
@@ -37,7 +37,7 @@ def synced(source_db: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     create_bucket(bucket)
     env = sync_environment(source_db["database"], source_db["user"], bucket, dataset)
     with env_vars(env):
-        state = partyhelp_bigquery_sync(sync_date=SYNC_DATE, return_state=True)
+        state = sync_on(SYNC_DATE)
         yield {"state": state, "settings": load_settings(), "env": env}
 
 
@@ -171,8 +171,8 @@ def test_audit_rows_and_artifact(synced: dict) -> None:
 
 
 def test_command_runs_one_table_and_exits_zero(synced: dict) -> None:
-    env = {**os.environ, **synced["env"], "PARTYHELP_BQ_DATASET": synced["env"][
-        "PARTYHELP_BQ_DATASET"] + "_cli"}
+    env = {**os.environ, **synced["env"], **clock_at(SYNC_DATE),
+           "PARTYHELP_BQ_DATASET": synced["env"]["PARTYHELP_BQ_DATASET"] + "_cli"}
     result = subprocess.run(
         [sys.executable, "-m", "flows.partyhelp_sync", "--date", "2026-11-25",
          "--tables", "ph_venues"], cwd=ROOT, env=env, capture_output=True, text=True,

@@ -33,6 +33,7 @@ from partyhelp_pipeline.preflight import (
     LATER_CHECKS,
     CheckResult,
     cheap_checks,
+    check_settings,
     location_problem,
     main_check,
     run_checks,
@@ -182,6 +183,15 @@ def test_two_missing_settings_are_named_at_once(env: dict[str, str]) -> None:
     assert [r.name for r in results[1:]] == list(LATER_CHECKS)
     assert all(not r.ok and r.detail == "not checked: needs valid settings (see settings)"
                for r in results[1:])
+
+
+def test_the_settings_check_warns_when_the_test_clock_is_set(env: dict[str, str]) -> None:
+    quiet, _ = check_settings(env)
+    loud, _ = check_settings({**env, "PARTYHELP_CLOCK_DATE": "2026-11-25"})
+    assert quiet.ok and loud.ok and "WARNING" not in quiet.line
+    assert loud.line.endswith("; WARNING: the test clock PARTYHELP_CLOCK_DATE=2026-11-25 is "
+                              "set: every sync takes that day as today (unset it in "
+                              "production)")
 
 
 def test_wrong_mysql_password_fails_mysql_and_the_source_checks(env: dict[str, str],

@@ -17,12 +17,11 @@ from typing import Any
 
 import pytest
 
-from flows.partyhelp_sync import partyhelp_bigquery_sync
 from partyhelp_pipeline.clients import bigquery_client
 from partyhelp_pipeline.spec import TABLES, TableSpec
 from partyhelp_pipeline.spec.sql import flattening_query, totals_query
 from tests.conftest import admin_connection
-from tests.faultkit import Source, environment, new_target, source_database
+from tests.faultkit import Source, environment, new_target, source_database, sync_on
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -55,7 +54,7 @@ def logged_run() -> Iterator[dict[str, Any]]:
             cursor.execute("SET GLOBAL general_log = 1")
         try:
             with environment(env) as settings:
-                state = partyhelp_bigquery_sync(sync_date=SYNC_DATE, return_state=True)
+                state = sync_on(SYNC_DATE)
         finally:
             with admin_connection() as connection, connection.cursor() as cursor:
                 cursor.execute(f"SET GLOBAL general_log = {int(general_log)}")

@@ -37,7 +37,6 @@ from typing import Any
 import pymysql
 import pytest
 
-from flows.partyhelp_sync import partyhelp_bigquery_sync
 from partyhelp_pipeline import manifest as mf
 from partyhelp_pipeline.clients import bigquery_client
 from partyhelp_pipeline.settings import ConfigError, load_settings, quote_table_ref, validate_table
@@ -46,6 +45,7 @@ from tests.faultkit import (
     Source,
     avro_records,
     bucket_objects,
+    clock_at,
     decoded_text,
     env_vars,
     environment,
@@ -54,6 +54,7 @@ from tests.faultkit import (
     new_target,
     query,
     source_database,
+    sync_on,
 )
 
 pytestmark = pytest.mark.usefixtures("stack", "emulators")  # emulators: conftest.py
@@ -125,13 +126,12 @@ def runs(source: Source, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
                           ("wrong_password", {**base, "PARTYHELP_MYSQL_PASSWORD": WRONG_PASSWORD}),
                           ("mysql_down", {**base, "PARTYHELP_MYSQL_PORT": str(free_port())})):
             with environment(env):
-                out["states"][name] = partyhelp_bigquery_sync(sync_date=DAY,
-                                                              tables=TABLES_SYNCED,
-                                                              return_state=True)
+                out["states"][name] = sync_on(DAY, tables=TABLES_SYNCED)
         command = subprocess.run(
             [sys.executable, "-m", "flows.partyhelp_sync", "--date", DAY.isoformat(),
              "--tables", "ph_venues"], cwd=ROOT, capture_output=True, text=True, timeout=300,
-            env={**os.environ, **base, "PARTYHELP_MYSQL_PASSWORD": WRONG_PASSWORD})
+            env={**os.environ, **base, **clock_at(DAY),
+                 "PARTYHELP_MYSQL_PASSWORD": WRONG_PASSWORD})
         out["command"] = command
         out["checksums"] = (checksums_before, _checksums(source))
         out["results"] = [p for p in results_dir.rglob("*")
@@ -362,7 +362,7 @@ def test_an_injection_in_the_dataset_name_never_reaches_a_query(runs: dict[str, 
         client.query(f"CREATE TABLE `{sentinel}` AS SELECT 1 AS kept").result()
         datasets = {d.dataset_id for d in client.list_datasets()}
     with env_vars({**runs["base"], "PARTYHELP_BQ_DATASET": INJECTION}):
-        state = partyhelp_bigquery_sync(sync_date=DAY, tables=["ph_venues"], return_state=True)
+        state = sync_on(DAY, tables=["ph_venues"])
     assert state.is_failed()
     assert f"PARTYHELP_BQ_DATASET={INJECTION!r} is not a valid BigQuery dataset id" \
         in state.message

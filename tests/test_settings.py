@@ -127,7 +127,9 @@ def test_a_bad_setting_read_at_import_stops_the_command_naming_it(variable: str,
                                                                    message: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARTYHELP_")}
     result = subprocess.run([sys.executable, "-m", "flows.partyhelp_sync", "--date",
-                             "2026-11-25"], cwd=ROOT, env={**env, **VALID, variable: value},
+                             "2026-11-25"], cwd=ROOT,
+                            env={**env, **VALID, "PARTYHELP_CLOCK_DATE": "2026-11-25",
+                                 variable: value},
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert f"ConfigError: {message}" in result.stderr, result.stderr[-2000:]

@@ -36,12 +36,19 @@ import pymysql
 import pytest
 from pydantic import SecretStr
 
-from flows.partyhelp_sync import partyhelp_bigquery_sync
 from partyhelp_pipeline.errors import SourceUnavailableError, is_tls_failure, is_transient
 from partyhelp_pipeline.settings import Driver, MySQLSettings, SslMode
 from partyhelp_pipeline.source import connect, session_cipher
 from tests.conftest import MYSQL_HOST, MYSQL_PORT, READER_PASSWORD, ROOT
-from tests.faultkit import Source, environment, flow_run_record, free_port, new_target, query
+from tests.faultkit import (
+    Source,
+    environment,
+    flow_run_record,
+    free_port,
+    new_target,
+    query,
+    sync_on,
+)
 from tests.tls_mariadb import TlsMariaDB, issue, make_authority, tls_mariadb, write_private
 
 pytestmark = pytest.mark.usefixtures("stack")
@@ -154,8 +161,7 @@ def test_a_sync_with_verify_identity_completes(server: TlsMariaDB, pki: Pki,
     env = new_target(Source(DATABASE, TLS_USER), "tls", **_tls_env(server, pki),
                      PARTYHELP_MYSQL_DRIVER=driver)
     with environment(env) as settings:
-        state = partyhelp_bigquery_sync(sync_date=DAY, tables=["ph_venues"],
-                                        return_state=True)
+        state = sync_on(DAY, tables=["ph_venues"])
         assert state.is_completed(), state.message
         table = settings.quoted_table_ref("ph_venues")
         loaded = query(settings, f"SELECT COUNT(*) AS n FROM {table}")[0]["n"]
@@ -202,8 +208,7 @@ def test_the_flow_fails_on_a_tls_error_without_a_retry(server: TlsMariaDB, pki: 
                      **_tls_env(server, pki, PARTYHELP_MYSQL_DRIVER=driver, **change))
     aborted = int(server.sql("SHOW GLOBAL STATUS LIKE 'Aborted_connects'")[0][1])
     with environment(env):
-        state = partyhelp_bigquery_sync(sync_date=DAY, tables=["ph_venues"],
-                                        return_state=True)
+        state = sync_on(DAY, tables=["ph_venues"])
     print(f"{case} ({driver}): {state.message}")
     assert state.is_failed()
     assert "TLS to MySQL at " in str(state.message)

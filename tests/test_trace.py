@@ -28,13 +28,20 @@ from typing import Any
 import pytest
 from google.cloud import bigquery
 
-from flows.partyhelp_sync import partyhelp_bigquery_sync
 from partyhelp_pipeline import warehouse
 from partyhelp_pipeline.clients import bigquery_client
 from partyhelp_pipeline.settings import Settings
 from partyhelp_pipeline.spec import AUDIT_TABLE, SALES_BILLING_SUMMARY, TABLES
 from partyhelp_pipeline.spec.tables import FRESHNESS_VIEW
-from tests.faultkit import Source, environment, manifests, new_target, query, source_database
+from tests.faultkit import (
+    Source,
+    environment,
+    manifests,
+    new_target,
+    query,
+    source_database,
+    sync_on,
+)
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -60,7 +67,7 @@ class Runs:
 
 
 def _sync(day: dt.date) -> str:
-    state = partyhelp_bigquery_sync(sync_date=day, tables=SYNCED, return_state=True)
+    state = sync_on(day, tables=SYNCED)
     assert state.is_completed(), state.message
     return str(state.state_details.flow_run_id)
 

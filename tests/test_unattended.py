@@ -25,11 +25,13 @@ from partyhelp_pipeline.spec import SALES_BILLING_SUMMARY
 from tests.emulators import PrivateEmulators, free_port
 from tests.faultkit import (
     Source,
+    clock_at,
     environment,
     flow_run_record,
     new_target,
     query,
     source_database,
+    sync_on,
     table_states,
 )
 
@@ -46,7 +48,7 @@ def source(stack: None) -> Iterator[Source]:
 
 
 def _sync(day: dt.date, tables: list[str], **parameters: Any) -> Any:
-    return partyhelp_bigquery_sync(sync_date=day, tables=tables, return_state=True,
+    return sync_on(day, tables=tables,
                                    **parameters)
 
 
@@ -151,7 +153,8 @@ def test_a_hung_run_ends_timed_out(source: Source, emulators: PrivateEmulators) 
     assert partyhelp_bigquery_sync.timeout_seconds == read_setting("flow_timeout_seconds") \
         == 4 * 3600
     day = DAY + dt.timedelta(days=7)
-    env = {**os.environ, **new_target(source, "hung"), "PARTYHELP_FLOW_TIMEOUT_SECONDS": "15"}
+    env = {**os.environ, **new_target(source, "hung"), **clock_at(day),
+           "PARTYHELP_FLOW_TIMEOUT_SECONDS": "15"}
     since = dt.datetime.now(dt.UTC)
     emulators.freeze("bigquery")
     command = subprocess.Popen([sys.executable, "-m", "flows.partyhelp_sync", "--date",

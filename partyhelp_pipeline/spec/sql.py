@@ -10,8 +10,11 @@ hashes. Identifiers come from the specs, never from input.
 
 from __future__ import annotations
 
+import re
+
 from partyhelp_pipeline.spec.tables import (
     AuditViewSpec,
+    PeriodViewSpec,
     QueryColumn,
     TableSpec,
     ViewSpec,
@@ -115,8 +118,57 @@ def freshness_query(view: AuditViewSpec, audit_ref: str) -> str:
         "SELECT",
         items,
         f"FROM {audit_ref}",
-        "WHERE status = 'Completed'",
+        # a replay of an older day filled only its history: the current table is older
+        "WHERE status = 'Completed' AND IFNULL(current_replaced, TRUE)",
         "QUALIFY ROW_NUMBER() OVER newest_first = 1",
         "WINDOW newest_first AS (PARTITION BY table_name ORDER BY ended_at DESC, "
         "sync_date DESC)",
+    ]) + "\n"
+
+
+# The financial-period view's columns (in its order) over the inner query's ``local_date``
+# (the moment's date in the reporting time zone) and ``fy_start`` (the calendar year in which
+# its financial year starts: July to December count in their own year).
+_PERIOD_EXPRESSIONS = {
+    "financial_year": "CONCAT('FY', CAST(fy_start AS STRING), '-', "
+                      "LPAD(CAST(MOD(fy_start + 1, 100) AS STRING), 2, '0'))",
+    "fy_quarter": "DIV(MOD(EXTRACT(MONTH FROM local_date) + 5, 12), 3) + 1",
+    "month": "DATE_TRUNC(local_date, MONTH)",
+    "purchases": "COUNT(*)",
+    "revenue": "IFNULL(SUM(`{money}`), 0)",
+    "average_sale": "ROUND(IFNULL(SUM(`{money}`), 0) / COUNT(*), 2)",
+}
+_MONEY = {"revenue", "average_sale"}
+_AGGREGATES = {"purchases", "revenue", "average_sale"}
+_TIME_ZONE_NAME = re.compile(r"^[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*$")
+
+
+def period_view_query(view: PeriodViewSpec, base_ref: str, timezone: str) -> str:
+    """The view's aggregate by period over its base table (``base_ref``: quoted, validated).
+
+    ``timezone`` is an IANA name (validated by the settings, checked again here: it is the
+    one value written into the SQL text: a view takes no parameters).
+    """
+    if not _TIME_ZONE_NAME.match(timezone):
+        raise ValueError(f"{timezone!r} is not a time zone name")
+    items, keys = [], []
+    for column in view.columns:
+        if column.name in _PERIOD_EXPRESSIONS:
+            expression = _PERIOD_EXPRESSIONS[column.name].format(money=view.amount)
+            if column.name in _MONEY:
+                expression = f"CAST({expression} AS NUMERIC)"
+        else:
+            expression = f"`{column.name}`"
+        items.append(f"    {expression} AS `{column.name}`")
+        if column.name not in _AGGREGATES:
+            keys.append(f"`{column.name}`")
+    return "\n".join([
+        "SELECT",
+        ",\n".join(items),
+        "FROM (",
+        "    SELECT *, EXTRACT(YEAR FROM local_date)"
+        " - IF(EXTRACT(MONTH FROM local_date) < 7, 1, 0) AS fy_start",
+        f"    FROM (SELECT *, DATE(`{view.moment}`, '{timezone}') AS local_date FROM {base_ref})",
+        ")",
+        f"GROUP BY {', '.join(keys)}",
     ]) + "\n"

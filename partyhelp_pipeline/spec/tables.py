@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
-from partyhelp_pipeline.spec.types import DERIVATION_INPUT_TYPE, BigQueryType
+from partyhelp_pipeline.spec.types import DERIVATION_INPUT_TYPE, TYPES, BigQueryType
 
 Mode = Literal["NULLABLE", "REQUIRED"]
 Derivation = Literal["occasion_label", "location_display", "sync_date", "hmac_email", "hmac_phone"]
@@ -125,11 +125,18 @@ class TableSpec:
     joins: tuple[Join, ...] = ()
     inputs: tuple[QueryInput, ...] = ()
     orphan_checks: tuple[OrphanCheck, ...] = ()
+    # BigQuery clustering of the current table and of its history (at most 4 columns): the
+    # columns reports filter on, so a query reads only their blocks at 100x today's size.
+    cluster_by: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
         if len(set(names)) != len(names):
             raise ValueError(f"{self.name}: duplicate column names")
+        if unruled := [c.name for c in self.columns if c.type not in TYPES]:
+            raise ValueError(f"{self.name}: no type rule for {', '.join(unruled)}")
+        if len(self.cluster_by) > 4 or not set(self.cluster_by) <= set(names):
+            raise ValueError(f"{self.name}: cluster_by names at most 4 of its columns")
         for source in self._sources():
             if split_source(source)[0] not in self.tables_by_alias:
                 raise ValueError(f"{self.name}: source {source!r} names an unknown alias")
@@ -139,6 +146,11 @@ class TableSpec:
                                  f"{self.alias}.*")
         if self.column(self.primary_key).source is None:
             raise ValueError(f"{self.name}: primary key {self.primary_key} has no source")
+
+    @property
+    def history_name(self) -> str:
+        """Its history table: one partition per ``sync_date``, ``ph_<table>_history``."""
+        return f"{self.name}_history"
 
     def _sources(self) -> list[str]:
         return ([c.source for c in self.columns if c.source] + [i.source for i in self.inputs]
@@ -243,6 +255,7 @@ PH_LEADS = TableSpec(
     alias="l",
     joins=(_OCCASION_LABEL,),
     primary_key="lead_id",
+    cluster_by=("occasion_type", "status"),
     columns=(
         _id("lead_id", "l.id", "Primary key: source leads.id."),
         Column("occasion_type", "STRING", "Occasion key, e.g. 21st_birthday, wedding_reception.",
@@ -302,6 +315,7 @@ PH_VENUES = TableSpec(
     alias="v",
     joins=(Join("areas", "a", "id", "v.area_id"),),
     primary_key="venue_id",
+    cluster_by=("venue_id",),
     columns=(
         _id("venue_id", "v.id", "Primary key: source venues.id."),
         Column("business_name", "STRING", "Venue's business name.", "v.business_name"),
@@ -340,6 +354,7 @@ PH_LEAD_PURCHASES = TableSpec(
         Join("areas", "a", "id", "v.area_id"),
     ),
     primary_key="lead_purchase_id",
+    cluster_by=("venue_id", "occasion_type"),
     columns=(
         _id("lead_purchase_id", "lp.id", "Primary key: source lead_purchases.id."),
         Column("lead_id", "INT64", "Purchased lead (source lead_purchases.lead_id).",
@@ -379,6 +394,7 @@ PH_CREDIT_TRANSACTIONS = TableSpec(
     alias="ct",
     joins=(Join("venues", "v", "id", "ct.venue_id"),),
     primary_key="credit_transaction_id",
+    cluster_by=("venue_id", "type"),
     columns=(
         _id("credit_transaction_id", "ct.id", "Primary key: source credit_transactions.id."),
         Column("venue_id", "INT64", "Venue whose balance moved.", "ct.venue_id"),
@@ -408,6 +424,7 @@ PH_LEAD_MATCHES = TableSpec(
     alias="lm",
     joins=(Join("venues", "v", "id", "lm.venue_id"),),
     primary_key="lead_match_id",
+    cluster_by=("venue_id", "status"),
     columns=(
         _id("lead_match_id", "lm.id", "Primary key: source lead_matches.id."),
         Column("lead_id", "INT64", "Matched lead.", "lm.lead_id"),
@@ -472,6 +489,51 @@ SALES_BILLING_SUMMARY = ViewSpec(
 )
 
 
+@dataclass(frozen=True)
+class PeriodViewSpec:
+    """An aggregate view over one reporting table by reporting period: its columns here, its
+    SQL in ``spec/sql.py`` (periods from local dates in the reporting time zone)."""
+
+    name: str
+    description: str
+    base: TableSpec
+    moment: str  # the base table's TIMESTAMP column that places a row in a period
+    amount: str  # the base table's money column that revenue sums
+    columns: tuple[Column, ...]
+
+
+SALES_BY_FINANCIAL_PERIOD = PeriodViewSpec(
+    name="ph_sales_by_financial_period",
+    description="Lead sales by Australian financial year (1 July to 30 June), quarter and "
+    "month, per occasion and venue; periods from purchased_at's local date in the reporting "
+    "time zone (PARTYHELP_TIMEZONE). Purchases without purchased_at form rows whose period "
+    "is NULL. A view over ph_lead_purchases.",
+    base=PH_LEAD_PURCHASES,
+    moment="purchased_at",
+    amount="amount_paid",
+    columns=(
+        Column("financial_year", "STRING", "Australian financial year of the purchase's "
+               "local date, e.g. FY2026-27 (1 July 2026 to 30 June 2027); NULL without "
+               "purchased_at."),
+        Column("fy_quarter", "INT64", "Quarter of the financial year: 1 = July to September, "
+               "4 = April to June; NULL without purchased_at."),
+        Column("month", "DATE", "First day of the purchase's local month; NULL without "
+               "purchased_at."),
+        PH_LEAD_PURCHASES.column("occasion_type"),
+        PH_LEAD_PURCHASES.column("occasion_label"),
+        PH_LEAD_PURCHASES.column("venue_id"),
+        PH_LEAD_PURCHASES.column("venue_business_name"),
+        PH_LEAD_PURCHASES.column("venue_area_name"),
+        Column("purchases", "INT64", "Purchases in the period.", mode="REQUIRED"),
+        Column("revenue", "NUMERIC", "Sum of amount_paid, AUD (0 when every amount is NULL).",
+               mode="REQUIRED"),
+        Column("average_sale", "NUMERIC", "revenue / purchases, AUD, rounded to the cent "
+               "(half away from zero).", mode="REQUIRED"),
+    ),
+)
+VIEWS: tuple[ViewSpec | PeriodViewSpec, ...] = (SALES_BILLING_SUMMARY, SALES_BY_FINANCIAL_PERIOD)
+
+
 def select_tables(names: Iterable[str] | None) -> list[TableSpec]:
     """The specs for ``names`` (all five when None), refusing unknown names."""
     if names is None:
@@ -519,10 +581,14 @@ AUDIT_TABLE = AuditTableSpec(
         Column("quality", "STRING", "JSON: every data-quality counter with example row ids."),
         Column("load_job_id", "STRING", "BigQuery load job id (several, comma-separated, "
                "when the parts took more than one job)."),
-        Column("copy_job_id", "STRING", "BigQuery copy job that published the table."),
+        Column("copy_job_id", "STRING", "BigQuery copy job that published the table; NULL "
+               "when the run left the current table alone (an older day's replay)."),
         Column("started_at", "TIMESTAMP", "When the table's export (or replay) started."),
         Column("ended_at", "TIMESTAMP", "When the table's load finished or failed."),
         Column("error", "STRING", "First line of the error, for a failed table."),
+        Column("current_replaced", "BOOL", "Whether the run replaced the current table; "
+               "false when it filled only its day's history partition (a replay of an "
+               "older day). NULL in rows written before the history tables existed."),
     ),
 )
 

@@ -19,7 +19,9 @@ from typing import Literal
 
 import pyarrow as pa
 
-BigQueryType = Literal["INT64", "STRING", "DATE", "TIMESTAMP", "NUMERIC", "FLOAT64"]
+# BOOL is for the tables the flow writes itself (the audit): no reporting column has it, so
+# it has no rule in ``TYPES`` (a TableSpec refuses a column type without one).
+BigQueryType = Literal["INT64", "STRING", "DATE", "TIMESTAMP", "NUMERIC", "FLOAT64", "BOOL"]
 AvroKind = Literal["long", "string", "decimal", "double"]
 AvroLogicalType = Literal["date", "timestamp-micros"]
 

@@ -9,6 +9,6 @@ SELECT
     rows_loaded - LEAD(rows_loaded) OVER newest_first AS `rows_change`,
     flow_run_id AS `flow_run_id`
 FROM `PROJECT.DATASET.ph_sync_runs`
-WHERE status = 'Completed'
+WHERE status = 'Completed' AND IFNULL(current_replaced, TRUE)
 QUALIFY ROW_NUMBER() OVER newest_first = 1
 WINDOW newest_first AS (PARTITION BY table_name ORDER BY ended_at DESC, sync_date DESC)
