@@ -1,13 +1,15 @@
 """The daily Partyhelp -> BigQuery sync, as a Prefect flow and a command.
 
-    python -m flows.partyhelp_sync [--date YYYY-MM-DD] [--tables ph_venues,ph_leads]
+    python -m flows.partyhelp_sync [--tables ph_venues,ph_leads]   # today, from MySQL
     python -m flows.partyhelp_sync --from-exports 2026-11-20      # replay kept exports
     python -m flows.partyhelp_sync backfill --start 2026-11-01 --end 2026-11-20
 
 Per table: plan -> export chunks (MySQL -> Avro in GCS) -> manifest -> load (GCS ->
-BigQuery), see ``flows/table_pipeline.py``; tables run concurrently. The billing view is
-refreshed once the table it reads has loaded. The command exits non-zero when any table
-failed, naming it.
+BigQuery: the day's history partition, and the current table unless the day is older than
+it), see ``flows/table_pipeline.py``; tables run concurrently. The views are refreshed once
+the table they read has loaded. The command (its arguments, checks and output in
+``flows/cli.py``) exits 1 when a table, a view or a day failed, naming each in its last line,
+and 2 on a usage or settings error, before any flow run starts.
 """
 
 from __future__ import annotations
@@ -17,30 +19,30 @@ import datetime as dt
 import sys
 from collections.abc import Sequence
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from flows import cli
 from flows.table_pipeline import run_table_pipelines
 from partyhelp_pipeline import manifest as mf
 from partyhelp_pipeline import preflight
 from partyhelp_pipeline.clients import storage_client
-from partyhelp_pipeline.clock import iso, utc_now
+from partyhelp_pipeline.clock import iso, reporting_today, utc_now
 from partyhelp_pipeline.errors import SyncError
 from partyhelp_pipeline.logs import get_logger
-from partyhelp_pipeline.report import RunReport, TableOutcome, first_line, named
+from partyhelp_pipeline.report import RunReport, TableOutcome, Target, first_line, named
 from partyhelp_pipeline.settings import read_setting
-from partyhelp_pipeline.spec import SALES_BILLING_SUMMARY, TABLES, select_tables
+from partyhelp_pipeline.spec import VIEWS, select_tables
 from tasks import gcs_to_bigquery as load
 from tasks import mysql_to_gcs as extract
 from tasks import preflight as first_checks
 from tasks.options import runtime_settings
 
 ARTIFACT_KEY = "partyhelp-sync-summary"
-CONSOLE_SCRIPT = "partyhelp-sync"
+CONSOLE_SCRIPT = cli.CONSOLE_SCRIPT
 
 
 class SyncFailed(SyncError):
@@ -81,23 +83,36 @@ def _exception(future: Any) -> BaseException | None:
     return None
 
 
-def refresh_view(report: RunReport) -> None:
-    """Refresh the billing view when the table it reads has just loaded."""
-    base = next((o for o in report.outcomes if o.table == SALES_BILLING_SUMMARY.base.name), None)
-    if base is None or base.status != "Completed":
-        return
+def refresh_views(report: RunReport) -> None:
+    """Refresh each view whose table has just loaded."""
+    loaded = {o.table for o in report.outcomes if o.status == "Completed"}
+    for view in VIEWS:
+        if view.base.name not in loaded:
+            continue
+        try:
+            report.views.append(load.refresh_view(view.name, report.sync_date))
+        except Exception as exc:
+            report.view_errors.append(named(view.name, first_line(exc)))
+
+
+def summary_target() -> Target | None:
+    """Where the run writes, for the summary's links: the console on GCP, plain names on
+    the emulators; None (no links) when the settings cannot be read again."""
     try:
-        report.view = load.refresh_view(report.sync_date)
-    except Exception as exc:
-        report.view_error = named(SALES_BILLING_SUMMARY.name, first_line(exc))
+        settings = runtime_settings()
+    except Exception:  # the run's own cause must stay the one reported, not this
+        return None
+    return Target(settings.bq_project, settings.bq_dataset, console=not settings.uses_emulators)
 
 
 def publish_report(report: RunReport, run_id: str | None) -> None:
-    """Log quality counters, write the run's artifact and append its audit rows."""
+    """Log quality counters (anomalies as warnings, derived values as information), write
+    the run's artifact and append its audit rows."""
     log = get_logger()
-    for outcome in report.outcomes:
-        if line := outcome.quality_line():
-            log.warning("%s data quality: %s", outcome.table, line)
+    for level, line in report.quality_log_lines():
+        log.log(level, line)
+    report.target = summary_target()
+    report.attempt = flow_run.run_count or 1  # above 1 when the run was retried
     create_markdown_artifact(key=ARTIFACT_KEY, markdown=report.markdown(),
                              description=f"Partyhelp sync {report.sync_date} ({report.mode})")
     audit = load.record_audit(report.audit_rows(run_id), return_state=True)
@@ -121,6 +136,9 @@ def start_checks(names: list[str], day: dt.date, from_exports: bool) -> dict[str
     # The bucket and the dataset's location, before MySQL is read. Submitted, not called:
     # the task runner starts here (a Dask cluster starts lazily, not from several threads).
     first_checks.cheap_checks.submit().result()
+    dataset = load.prepare_dataset(return_state=True)
+    if not dataset.is_completed():  # BigQuery may be back by the loads, which ensure it too
+        get_logger().warning("could not prepare the dataset yet: %s", dataset.message)
     if from_exports:
         return find_kept_exports(names, day)
     extract.check_source_schema(names)  # drift fails the run before anything is written
@@ -134,17 +152,21 @@ def partyhelp_bigquery_sync(
     tables: list[str] | None = None,
     from_exports: bool = False,
     allow_row_drop: bool = False,
+    replace_current: bool = False,
 ) -> dict[str, Any]:
-    """Sync the Partyhelp reporting tables to BigQuery for one day.
+    """Sync the Partyhelp reporting tables to BigQuery: today's snapshot from MySQL.
 
-    With ``from_exports`` the day's kept Avro exports are reloaded (MySQL is not read):
-    a replay. ``allow_row_drop`` publishes a table whose rows fell past
+    A sync from MySQL is for today in the reporting time zone (``sync_date`` may only name
+    that day). With ``from_exports`` the ``sync_date``'s kept Avro exports are reloaded
+    (MySQL is not read): a replay, which replaces the day's history partitions, and the
+    current tables only when the day is not older than theirs or ``replace_current`` asks.
+    ``allow_row_drop`` publishes a table whose rows fell past
     ``PARTYHELP_MAX_ROW_DROP_PERCENT`` (a deliberate purge). Returns a per-table summary;
     raises ``SyncFailed`` naming failed tables.
     """
     settings = runtime_settings()  # a missing setting fails here, naming the variable
     names = [spec.name for spec in select_tables(tables)]
-    day = extract.resolve_sync_date(sync_date, settings.timezone)
+    day = extract.resolve_sync_date(sync_date, from_exports)
     mode, run_id = ("replay" if from_exports else "sync"), flow_run.get_id()
     get_logger().info("%s of %s for %s into %s.%s", mode, ", ".join(names), day.isoformat(),
                       settings.bq_project, settings.bq_dataset)
@@ -153,9 +175,9 @@ def partyhelp_bigquery_sync(
     except Exception as cause:
         fail_early(names, day, mode, run_id, cause)
         raise
-    outcomes = run_table_pipelines(names, day, run_id, kept, allow_row_drop)
+    outcomes = run_table_pipelines(names, day, run_id, kept, allow_row_drop, replace_current)
     report = RunReport(day.isoformat(), mode, outcomes)
-    refresh_view(report)
+    refresh_views(report)
     publish_report(report, run_id)
     if report.failures():
         raise SyncFailed("; ".join(report.failures()))
@@ -169,9 +191,11 @@ def partyhelp_bigquery_backfill(start: dt.date, end: dt.date,
 
     MySQL only holds today's state, so a past day without kept exports cannot be rebuilt;
     such days are reported, not faked. Today (reporting time zone) is synced from MySQL.
+    A replayed day fills its history partitions; it never puts old data into the current
+    tables (each table keeps its newest day).
     """
     settings = runtime_settings()
-    today = dt.datetime.now(ZoneInfo(settings.timezone)).date()
+    today = reporting_today(settings.timezone, settings.clock_date)
     client = storage_client(settings)
     results: dict[str, str] = {}
     names = [s.name for s in select_tables(tables)]
@@ -191,58 +215,40 @@ def partyhelp_bigquery_backfill(start: dt.date, end: dt.date,
     get_logger().info("backfill %s..%s: %s", start, end, results)
     if any(r.startswith("failed") for r in results.values()):
         raise SyncFailed("backfill: " + "; ".join(f"{d} {r}" for d, r in results.items()
-                                                  if r.startswith("failed")))
+                                                  if r not in ("replayed", "synced")))
     return results
 
 
-def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    installed = sys.argv[0].endswith(CONSOLE_SCRIPT)  # the console script of pyproject.toml
-    parser = argparse.ArgumentParser(prog=CONSOLE_SCRIPT if installed
-                                     else "python -m flows.partyhelp_sync",
-                                     description="Run one Partyhelp -> BigQuery sync.")
-    sub = parser.add_subparsers(dest="command")
-    sub.add_parser("check", help="pre-flight check: settings, MySQL, bucket, dataset, "
-                                 "BigQuery, drift, chunk plan; writes one test object only")
-    backfill = sub.add_parser("backfill", help="one flow run per day of a range")
-    backfill.add_argument("--start", type=dt.date.fromisoformat, required=True)
-    backfill.add_argument("--end", type=dt.date.fromisoformat, required=True)
-    backfill.add_argument("--tables", type=lambda s: s.split(","), default=None)
-    parser.add_argument("--date", type=dt.date.fromisoformat, default=None,
-                        help="reporting day (default: today in PARTYHELP_TIMEZONE)")
-    parser.add_argument("--tables", type=lambda s: s.split(","), default=None,
-                        help=f"comma-separated subset of {','.join(TABLES)}")
-    parser.add_argument("--from-exports", type=dt.date.fromisoformat, default=None,
-                        metavar="YYYY-MM-DD",
-                        help="reload that day's kept exports instead of reading MySQL")
-    parser.add_argument("--allow-row-drop", action="store_true",
-                        help="publish a table whose rows fell past "
-                             "PARTYHELP_MAX_ROW_DROP_PERCENT below its last published count "
-                             "(a deliberate purge)")
-    return parser.parse_args(argv)
+def _run(args: argparse.Namespace) -> Any:
+    """Start the flow the arguments ask for; its final state."""
+    if args.command == "backfill":
+        return partyhelp_bigquery_backfill(args.start, args.end, args.tables, return_state=True)
+    return partyhelp_bigquery_sync(sync_date=args.from_exports or args.date, tables=args.tables,
+                                   from_exports=args.from_exports is not None,
+                                   allow_row_drop=args.allow_row_drop,
+                                   replace_current=args.replace_current, return_state=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; 0 when every table synced, 1 otherwise (the failures are named)."""
-    args = _parse_args(sys.argv[1:] if argv is None else argv)
+    """Run the command: 0 done; 1 a table, a view or a day failed (the last line names
+    each); 2 a usage or settings error, before any flow run starts (``flows/cli.py``)."""
+    parser = cli.build_parser(cli.program_name())
+    args = cli.parse_args(parser, sys.argv[1:] if argv is None else argv)
     if args.command == "check":
         return preflight.main_check(load=runtime_settings)
-    if args.command == "backfill":
-        state = partyhelp_bigquery_backfill(args.start, args.end, args.tables,
-                                            return_state=True)
-    else:
-        day = args.from_exports or args.date
-        state = partyhelp_bigquery_sync(sync_date=day, tables=args.tables,
-                                        from_exports=args.from_exports is not None,
-                                        allow_row_drop=args.allow_row_drop,
-                                        return_state=True)
-    if state.is_completed():
-        print(f"partyhelp sync: Completed: {state.result()}")
-        return 0
     try:
-        state.result()
-    except BaseException as exc:
-        print(f"partyhelp sync: FAILED: {first_line(exc)}", file=sys.stderr)
-    return 1
+        settings = runtime_settings()  # every missing or bad setting, named in one line
+    except ValueError as exc:  # ConfigError, or a Secret block that does not exist
+        return cli.settings_error(exc)
+    except Exception as exc:  # the Prefect API, asked for a Secret block, did not answer
+        return cli.failed(exc, args.verbose)
+    cli.check_sync_day(parser, args, settings)
+    with cli.console_tracebacks(shown=args.verbose):
+        try:
+            state = _run(args)
+        except Exception as exc:  # e.g. the Prefect API did not answer: no run to report
+            return cli.failed(exc, args.verbose)
+        return cli.finish(state, backfill=args.command == "backfill", verbose=args.verbose)
 
 
 if __name__ == "__main__":

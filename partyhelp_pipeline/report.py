@@ -1,15 +1,26 @@
 """What a run tells people: each table's outcome, the errors named once, audit rows for
-``ph_sync_runs``, the markdown summary and the command's result."""
+``ph_sync_runs``, the data-quality log lines, the markdown summary and the command's table.
+
+The summary is read in the Prefect UI: it keeps its main table narrow (a 1400-pixel screen
+shows it whole), sizes in KiB/MiB, each table's own work time, and links written as
+``[text](url)`` only (the UI escapes the text of a bare URL, showing ``&amp;``); console links
+on GCP, plain ``gs://`` text on the emulators, which have no console.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from partyhelp_pipeline.clock import iso, parse_iso, utc_now
 from partyhelp_pipeline.manifest import Manifest
 from partyhelp_pipeline.warehouse import LoadResult
+
+CONSOLE = "https://console.cloud.google.com"
 
 
 def first_line(exc: BaseException) -> str:
@@ -21,6 +32,61 @@ def first_line(exc: BaseException) -> str:
 def named(subject: str, error: str) -> str:
     """``subject: error``, unless the error already starts with that name."""
     return error if error.startswith(subject) else f"{subject}: {error}"
+
+
+def is_derivation(counter: str) -> bool:
+    """A counter of values derived by design, as the README explains (an occasion label made
+    from its key), not an anomaly of the source (zero dates, orphans, unreadable JSON)."""
+    return counter.endswith("_derived")
+
+
+def readable_bytes(size: int) -> str:
+    """A size as people read it: ``512 B``, ``41.2 KiB``, ``3.4 MiB``, ``1.2 GiB``."""
+    if size < 1024:
+        return f"{size} B"
+    value, units = size / 1024, ["KiB", "MiB", "GiB", "TiB"]
+    while value >= 1024 and len(units) > 1:
+        value, units = value / 1024, units[1:]
+    return f"{value:.1f} {units[0]}"
+
+
+def readable_seconds(seconds: float) -> str:
+    """A duration as people read it: ``12.3 s``, ``4 min 05 s``, ``1 h 02 min``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+
+
+Span = tuple[dt.datetime, dt.datetime]
+
+
+def busy_seconds(spans: list[Span]) -> float:
+    """Seconds covered by ``spans``, an overlap counted once."""
+    total, covered_to = 0.0, None
+    for start, stop in sorted(spans):
+        if covered_to is not None:
+            start = max(start, covered_to)
+        if stop > start:
+            total += (stop - start).total_seconds()
+            covered_to = stop
+    return total
+
+
+def work_spans(manifest: Manifest | None, load: LoadResult | None) -> list[Span]:
+    """When a table's own steps ran: each export chunk, the manifest commit after the last
+    chunk, and the load inside its publish lock (a wait for a slot or a lock is not work)."""
+    spans = []
+    if manifest is not None:
+        spans = [(parse_iso(c["started_at"]), parse_iso(c["finished_at"]))
+                 for c in manifest.chunks if c.get("started_at") and c.get("finished_at")]
+        if spans and manifest.completed_at:
+            spans.append((max(stop for _, stop in spans), parse_iso(manifest.completed_at)))
+    if load is not None:
+        spans.append((parse_iso(load.started_at), parse_iso(load.finished_at)))
+    return spans
 
 
 @dataclass
@@ -44,10 +110,21 @@ class TableOutcome:
 
     @property
     def duration_seconds(self) -> float | None:
-        """Seconds from export start to load end, when both are known."""
+        """Seconds from the table's start in this run to its end, waits included."""
         if not (self.started_at and self.ended_at):
             return None
         return (parse_iso(self.ended_at) - parse_iso(self.started_at)).total_seconds()
+
+    @property
+    def work_seconds(self) -> float | None:
+        """Seconds the table's own steps ran in this attempt, overlaps counted once; None when
+        none ran. Every table starts with the run and waits for shared task slots, so the
+        time since its start says little about the table itself."""
+        spans = work_spans(self.manifest, self.load)
+        if self.started_at:  # a replay's kept export, or one a retried run reused, ran before
+            begun = parse_iso(self.started_at)
+            spans = [(max(start, begun), stop) for start, stop in spans if stop > begun]
+        return busy_seconds(spans) if spans else None
 
     def fail(self, error: BaseException | str) -> None:
         """Record the table's failure, named once with the table."""
@@ -58,14 +135,57 @@ class TableOutcome:
         """Record when the table's work ended."""
         self.ended_at = self.ended_at or iso(utc_now())
 
-    def quality_line(self) -> str | None:
-        """The data-quality counters with example ids, or None when there are none."""
+    def quality_log_lines(self) -> list[tuple[int, str]]:
+        """(level, message) per kind of data-quality counter: anomalies of the source at
+        WARNING, values derived as documented at INFO; each counter with example ids."""
         counts = _quality_counts(self.manifest)
-        if not counts or self.manifest is None:
-            return None
-        examples = self.manifest.quality.get("examples", {})
-        return ", ".join(f"{k}={v} (e.g. ids {', '.join(map(str, examples.get(k, [])))})"
-                         for k, v in sorted(counts.items()))
+        examples = self.manifest.quality.get("examples", {}) if self.manifest else {}
+
+        def described(counters: list[str]) -> str:
+            return ", ".join(f"{k}={counts[k]} (e.g. ids {_ids(examples.get(k, []))})"
+                             for k in counters)
+
+        anomalies = sorted(k for k in counts if not is_derivation(k))
+        derived = sorted(k for k in counts if is_derivation(k))
+        lines = [(logging.WARNING, f"{self.table} data quality: {described(anomalies)}")] \
+            if anomalies else []
+        if derived:
+            lines.append((logging.INFO, f"{self.table} derived values: {described(derived)}"))
+        return lines
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a run writes, and whether the Google Cloud console can show it (the emulators
+    have no console)."""
+
+    project: str
+    dataset: str
+    console: bool
+
+    def table_link(self, table: str) -> str:
+        """The table, linked to its console page on GCP; its plain name otherwise."""
+        name = f"{self.project}.{self.dataset}.{table}"
+        if not self.console:
+            return f"`{name}`"
+        project = quote(self.project, safe="")
+        return link(name, f"{CONSOLE}/bigquery?project={project}&ws=!1m5!1m4!4m3!1s{project}"
+                          f"!2s{self.dataset}!3s{table}")
+
+    def object_link(self, uri: str) -> str:
+        """A ``gs://`` object, linked to its console page on GCP; plain text otherwise."""
+        if not self.console:
+            return f"`{uri}`"
+        bucket, _, name = uri.removeprefix("gs://").partition("/")
+        path = quote(name, safe="/=")  # sync_date=YYYY-MM-DD folders stay readable
+        return link(uri, f"{CONSOLE}/storage/browser/_details/{bucket}/{path}"
+                         f"?project={quote(self.project, safe='')}")
+
+
+def link(text: str, url: str) -> str:
+    """A markdown link written ``[text](url)``: the Prefect UI shows its text and URL as
+    given (a bare URL's text would show ``&`` as ``&amp;``)."""
+    return f"[{text}]({url})"
 
 
 @dataclass
@@ -75,32 +195,51 @@ class RunReport:
     sync_date: str
     mode: str
     outcomes: list[TableOutcome]
-    view: str | None = None
-    view_error: str | None = None
+    views: list[str] = field(default_factory=list)  # refreshed
+    view_errors: list[str] = field(default_factory=list)  # one line per failed refresh
+    target: Target | None = None  # None: no links, no table references
+    attempt: int = 1  # the flow run's run count: above 1 on a retry
 
     def failures(self) -> list[str]:
         """One line per failed table (and view), each naming it once."""
         lines = [o.error or f"{o.table}: failed" for o in self.outcomes if o.status == "Failed"]
-        return lines + ([self.view_error] if self.view_error else [])
+        return lines + self.view_errors
 
     def markdown(self) -> str:
         """The run's markdown artifact."""
-        return summary_markdown(self.sync_date, self.mode, self.outcomes, self.view)
+        return summary_markdown(self)
+
+    def quality_log_lines(self) -> list[tuple[int, str]]:
+        """Every table's data-quality log lines, (level, message)."""
+        return [line for o in self.outcomes for line in o.quality_log_lines()]
 
     def audit_rows(self, flow_run_id: str | None) -> list[dict[str, Any]]:
         """The ``ph_sync_runs`` rows of this run."""
         return [audit_row(o, flow_run_id) for o in self.outcomes]
 
     def result(self) -> dict[str, Any]:
-        """The flow's return value: rows and manifest per table, and the view."""
+        """The flow's return value: per table its rows, manifest, state and own work time,
+        and the views."""
         return {
             "sync_date": self.sync_date,
             "mode": self.mode,
             "tables": {o.table: {"rows": o.load.rows_loaded if o.load else None,
-                                 "manifest": o.manifest.uri if o.manifest else None}
+                                 "manifest": o.manifest.uri if o.manifest else None,
+                                 "current_replaced": o.load.current_replaced if o.load
+                                 else None,
+                                 "state": o.status,
+                                 "seconds": _rounded(o.work_seconds)}
                        for o in self.outcomes},
-            "view": self.view,
+            "views": self.views,
         }
+
+
+def _ids(ids: list[int]) -> str:
+    return ", ".join(map(str, ids))
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 1)
 
 
 def _quality_counts(manifest: Manifest | None) -> dict[str, int]:
@@ -139,63 +278,137 @@ def audit_row(outcome: TableOutcome, flow_run_id: str | None) -> dict[str, Any]:
         "orphan_rows": orphans(counts) if manifest else None,
         "quality": json.dumps(manifest.quality, sort_keys=True) if manifest else None,
         "load_job_id": load.load_job_id if load else None,
-        "copy_job_id": load.copy_job_id if load else None,
+        "copy_job_id": (load.copy_job_id or None) if load else None,
         "started_at": outcome.started_at or None,
         "ended_at": outcome.ended_at or None,
         "error": outcome.error,
+        "current_replaced": load.current_replaced if load else None,
     }
 
 
-def _https_console_link(uri: str) -> str:
-    bucket, _, name = uri[5:].partition("/")
-    return f"https://console.cloud.google.com/storage/browser/_details/{bucket}/{name}"
+# ------------------------------------------------------------------ the markdown summary
 
 
-def summary_markdown(sync_date: str, mode: str, outcomes: list[TableOutcome],
-                     view: str | None) -> str:
-    """The run's markdown artifact: a row per table, quality counts and manifest links."""
-    lines = [
-        f"# Partyhelp -> BigQuery sync, {sync_date} ({mode})",
-        "",
-        "| table | status | rows | files | bytes | duration s | load job | data quality |",
-        "|---|---|---:|---:|---:|---:|---|---|",
-    ]
+def summary_markdown(report: RunReport) -> str:
+    """The run's markdown artifact: a narrow row per table, then failures, views, data
+    quality, notes, and where each table's manifest, table and load job are."""
+    outcomes = report.outcomes
+    title = f"# Partyhelp -> BigQuery sync, {report.sync_date} ({report.mode})"
+    lines = [title + (f", attempt {report.attempt}" if report.attempt > 1 else ""), ""]
+    if report.attempt > 1:
+        lines += [f"Attempt {report.attempt} of this flow run: work finished by an earlier "
+                  "attempt was reused, and its time is not counted here.", ""]
+    lines += ["| table | state | rows | files | size | work time | data quality |",
+              "|---|---|---:|---:|---:|---:|---|"]
+    lines += [_table_row(o) for o in outcomes]
+    lines += _section("Failures", [_named_item(o.error or "failed", o.table)
+                                   for o in outcomes if o.status == "Failed"])
+    lines += _section("Views", [f"- `{view}`: refreshed" for view in report.views]
+                      + [_named_item(error, prefix="not refreshed: ")
+                         for error in report.view_errors])
+    lines += _quality_section(outcomes)
+    lines += _section("Exports redone", [
+        f"- {o.table}: export {o.manifest.replaces} was damaged in GCS (kept as evidence); "
+        f"exported again from MySQL as {o.manifest.export_id}"
+        for o in outcomes if o.manifest and o.manifest.replaces])
+    lines += _section("Row drops allowed", [
+        f"- {o.table}: published {o.load.rows_loaded} rows, down from {o.load.previous_rows}, "
+        "as --allow-row-drop asked" for o in outcomes if o.load and o.load.row_drop_allowed])
+    lines += _section("Current tables left alone", [
+        f"- {o.table}: {o.sync_date} filled its history partition; the current table keeps "
+        f"its newer day {o.load.current_day}"
+        for o in outcomes if o.load and not o.load.current_replaced])
+    lines += _section("Where", [_where_line(o, report.target) for o in outcomes
+                                if o.manifest or o.load])
+    return "\n".join(lines) + "\n"
+
+
+def _named_item(error: str, subject: str = "", prefix: str = "") -> str:
+    """``- **subject**: cause``, from an error that names its subject first."""
+    if not subject:
+        subject, _, error = error.partition(": ")
+    return f"- **{subject}**: {prefix}{error.removeprefix(f'{subject}: ')}"
+
+
+def _section(title: str, items: list[str]) -> list[str]:
+    return ["", f"## {title}", "", *items] if items else []
+
+
+def _table_row(o: TableOutcome) -> str:
+    manifest, work = o.manifest, o.work_seconds
+    cells = [o.table, o.status,
+             f"{manifest.rows:,}" if manifest else "",
+             str(len(manifest.parts)) if manifest else "",
+             readable_bytes(manifest.bytes) if manifest else "",
+             "" if work is None else readable_seconds(work),
+             _quality_cell(_quality_counts(manifest))]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _quality_cell(counts: dict[str, int]) -> str:
+    anomalies = sum(v for k, v in counts.items() if not is_derivation(k))
+    derived = sum(v for k, v in counts.items() if is_derivation(k))
+    parts = ([f"{anomalies:,} {'anomaly' if anomalies == 1 else 'anomalies'}"]
+             if anomalies else []) + ([f"{derived:,} derived"] if derived else [])
+    return ", ".join(parts) or "none"
+
+
+def _quality_section(outcomes: list[TableOutcome]) -> list[str]:
+    rows = []
     for o in outcomes:
         counts = _quality_counts(o.manifest)
-        quality = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "none"
-        duration = o.duration_seconds
-        lines.append(
-            f"| {o.table} | {o.status} | {o.manifest.rows if o.manifest else ''} | "
-            f"{len(o.manifest.parts) if o.manifest else ''} | "
-            f"{o.manifest.bytes if o.manifest else ''} | "
-            f"{'' if duration is None else f'{duration:.1f}'} | "
-            f"{o.load.load_job_id if o.load else ''} | {quality} |")
-    lines += ["", "## Manifests", ""]
-    for o in outcomes:
-        if o.manifest:
-            lines.append(f"- {o.table}: [{o.manifest.uri}]({_https_console_link(o.manifest.uri)})")
-    redone = [o for o in outcomes if o.manifest and o.manifest.replaces]
-    if redone:
-        lines += ["", "## Exports redone", ""]
-        lines += [f"- {o.table}: export {o.manifest.replaces} was damaged in GCS (kept as "
-                  f"evidence); exported again from MySQL as {o.manifest.export_id}"
-                  for o in redone if o.manifest]
-    allowed = [o for o in outcomes if o.load and o.load.row_drop_allowed]
-    if allowed:
-        lines += ["", "## Row drops allowed", ""]
-        lines += [f"- {o.table}: published {o.load.rows_loaded} rows, down from "
-                  f"{o.load.previous_rows}, as --allow-row-drop asked" for o in allowed if o.load]
-    failed = [o for o in outcomes if o.status == "Failed"]
-    if failed:
-        lines += ["", "## Failures", ""]
-        lines += [f"- **{o.table}**: {o.error}" for o in failed]
-    if view:
-        lines += ["", f"View refreshed: `{view}`"]
-    examples = {o.table: o.manifest.quality.get("examples", {}) for o in outcomes
-                if o.manifest and o.manifest.quality.get("examples")}
-    if examples:
-        lines += ["", "## Example row ids per data-quality counter", ""]
-        for table, by_counter in examples.items():
-            for counter, ids in sorted(by_counter.items()):
-                lines.append(f"- {table} / {counter}: {', '.join(map(str, ids))}")
-    return "\n".join(lines) + "\n"
+        examples = o.manifest.quality.get("examples", {}) if o.manifest else {}
+        for counter, count in sorted(counts.items(), key=lambda kv: (is_derivation(kv[0]),
+                                                                    kv[0])):
+            kind = "derived" if is_derivation(counter) else "anomaly"
+            rows.append(f"| {o.table} | {counter} | {kind} | {count:,} | "
+                        f"{_ids(examples.get(counter, []))} |")
+    if not rows:
+        return []
+    return _section("Data quality", [
+        "Anomalies of the source are logged as warnings; values derived as the README "
+        "explains (an occasion label from its key), as information.", "",
+        "| table | counter | kind | rows | example ids |", "|---|---|---|---:|---|", *rows])
+
+
+def _where_line(o: TableOutcome, target: Target | None) -> str:
+    place = target or Target("", "", console=False)
+    items = [f"manifest {place.object_link(o.manifest.uri)}"] if o.manifest else []
+    if target is not None:
+        items.append(f"table {target.table_link(o.table)}")
+    if o.load:
+        jobs = ", ".join(f"`{job}`" for job in o.load.load_job_id.split(",") if job)
+        items.append(f"load job {jobs}" if jobs else "")
+    return f"- {o.table}: " + "; ".join(item for item in items if item)
+
+
+# ------------------------------------------------------------------ the command's output
+
+
+def result_lines(result: dict[str, Any]) -> list[str]:
+    """A sync's result as the command prints it: a row per table (rows, seconds of its own
+    work, state), then the views refreshed."""
+    tables: dict[str, dict[str, Any]] = result.get("tables", {})
+    width = max([len("table"), *map(len, tables)])
+    lines = [f"  {'table':<{width}}  {'rows':>11}  {'seconds':>8}  state"]
+    for table, row in tables.items():
+        rows = "" if row.get("rows") is None else f"{row['rows']:,}"
+        seconds = "" if row.get("seconds") is None else f"{row['seconds']:.1f}"
+        state = row.get("state", "Completed")
+        if row.get("current_replaced") is False:
+            state += " (history only: the current table keeps a newer day)"
+        lines.append(f"  {table:<{width}}  {rows:>11}  {seconds:>8}  {state}")
+    views = [view.rsplit(".", 1)[-1] for view in result.get("views") or []]  # names only
+    lines.append(f"  views refreshed: {', '.join(views) if views else 'none'}")
+    return lines
+
+
+def days_not_done(results: dict[str, str]) -> dict[str, str]:
+    """The days of a backfill that were neither replayed nor synced, with why."""
+    return {day: outcome for day, outcome in results.items()
+            if outcome not in ("replayed", "synced")}
+
+
+def backfill_lines(results: dict[str, str]) -> list[str]:
+    """A backfill's days as the command prints them: a row per day with its result."""
+    return ["  day         result", *(f"  {day}  {outcome}" for day, outcome in results.items())]

@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from flows.partyhelp_sync import ARTIFACT_KEY, partyhelp_bigquery_sync
+from flows.partyhelp_sync import ARTIFACT_KEY
 from partyhelp_pipeline.batches import location_display
 from partyhelp_pipeline.clients import bigquery_client
 from partyhelp_pipeline.spec import TABLES
@@ -48,6 +49,7 @@ from tests.faultkit import (
     new_target,
     query,
     source_database,
+    sync_on,
 )
 from tests.oracle import bigquery_rows, diff_tables, expected_tables
 
@@ -104,7 +106,7 @@ def source(stack: None) -> Iterator[Source]:
 def synced(source: Source) -> Iterator[dict[str, Any]]:
     env = new_target(source, "bad", PARTYHELP_CHUNK_ROWS="2000000000")
     with environment(env) as settings:
-        state = partyhelp_bigquery_sync(sync_date=DAY, return_state=True)
+        state = sync_on(DAY)
         yield {"state": state, "settings": settings,
                "manifests": {t: manifests(settings, DAY, t) for t in TABLES}}
 
@@ -253,15 +255,20 @@ def test_quality_is_logged_once_per_table_and_shown_in_the_summary(
     for table in TABLES:
         (manifest,) = synced["manifests"][table]
         counts, examples = manifest.quality["counts"], manifest.quality["examples"]
-        logged = [m for m in record.messages() if m.startswith(f"{table} data quality:")]
-        assert len(logged) == 1, (table, logged)
+        levels = {"data quality": logging.WARNING, "derived values": logging.INFO}
+        logged = {kind: [log for log in record.logs
+                         if log.message.startswith(f"{table} {kind}:")] for kind in levels}
         row = next(line for line in summary.splitlines() if line.startswith(f"| {table} |"))
         assert "| Completed |" in row
         for counter, count in counts.items():
+            derived = counter.endswith("_derived")
+            kind = "derived values" if derived else "data quality"
+            (line,) = logged[kind]  # once per table and kind
+            assert line.level == levels[kind]
             shown_ids = ", ".join(map(str, examples[counter]))
-            assert f"{counter}={count} (e.g. ids {shown_ids})" in logged[0]
-            assert f"{counter}: {count}" in row
-            assert f"- {table} / {counter}: {shown_ids}" in summary
+            assert f"{counter}={count} (e.g. ids {shown_ids})" in line.message
+            assert (f"| {table} | {counter} | {'derived' if derived else 'anomaly'} | "
+                    f"{count:,} | {shown_ids} |") in summary
     audit = query(synced["settings"], "SELECT table_name, quality, zero_dates_nulled, "
                   f"orphan_rows FROM {synced['settings'].quoted_table_ref('ph_sync_runs')}")
     for row in audit:

@@ -21,7 +21,7 @@ from partyhelp_pipeline.clients import bigquery_client, storage_client
 from partyhelp_pipeline.settings import load_settings
 from partyhelp_pipeline.spec import TABLES
 from tests.conftest import admin_connection
-from tests.faultkit import new_target, source_database, table_states
+from tests.faultkit import new_target, source_database, sync_on, table_states
 
 DAY_ONE, DAY_TWO = dt.date(2026, 11, 20), dt.date(2026, 11, 21)
 SMALL = ["ph_venues", "ph_lead_purchases"]
@@ -38,6 +38,17 @@ def own_source(stack: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[st
 
 def _count(settings: Any, table: str) -> int:
     sql = f"SELECT COUNT(*) AS n FROM {settings.quoted_table_ref(table)}"
+    return next(iter(bigquery_client(settings).query(sql).result()))["n"]
+
+
+def _days(settings: Any, table: str) -> list[dt.date]:
+    sql = f"SELECT DISTINCT sync_date FROM {settings.quoted_table_ref(table)} ORDER BY 1"
+    return [row["sync_date"] for row in bigquery_client(settings).query(sql).result()]
+
+
+def _partition_rows(settings: Any, table: str, day: dt.date) -> int:
+    sql = (f"SELECT COUNT(*) AS n FROM {settings.quoted_table_ref(table)} "
+           f"WHERE sync_date = '{day.isoformat()}'")
     return next(iter(bigquery_client(settings).query(sql).result()))["n"]
 
 
@@ -69,11 +80,11 @@ async def _read_flow_run(run_id: Any) -> Any:
 def test_replay_reloads_a_past_day_without_mysql(own_source: dict,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     settings, database = own_source["settings"], own_source["database"]
-    first = partyhelp_bigquery_sync(sync_date=DAY_ONE, tables=SMALL, return_state=True)
+    first = sync_on(DAY_ONE, tables=SMALL)
     assert first.is_completed(), first.message
     day_one_rows = _count(settings, "ph_lead_purchases")
     _delete_last_purchase(database)
-    second = partyhelp_bigquery_sync(sync_date=DAY_TWO, tables=SMALL, return_state=True)
+    second = sync_on(DAY_TWO, tables=SMALL)
     assert second.is_completed(), second.message
     assert _count(settings, "ph_lead_purchases") == day_one_rows - 1
 
@@ -82,24 +93,35 @@ def test_replay_reloads_a_past_day_without_mysql(own_source: dict,
     replay = partyhelp_bigquery_sync(sync_date=DAY_ONE, tables=SMALL, from_exports=True,
                                      return_state=True)
     assert replay.is_completed(), replay.message
+    # An older day fills its history partition; the current tables keep their newer day.
+    assert _count(settings, "ph_lead_purchases") == day_one_rows - 1
+    assert _days(settings, "ph_venues") == [DAY_TWO]
+    assert _partition_rows(settings, "ph_lead_purchases_history", DAY_ONE) == day_one_rows
+    # Asked for explicitly, a replay rolls the current tables back to its day.
+    rollback = partyhelp_bigquery_sync(sync_date=DAY_ONE, tables=SMALL, from_exports=True,
+                                       replace_current=True, return_state=True)
+    assert rollback.is_completed(), rollback.message
     assert _count(settings, "ph_lead_purchases") == day_one_rows
-    day = next(iter(bigquery_client(settings).query(
-        f"SELECT DISTINCT sync_date FROM {settings.quoted_table_ref('ph_venues')}").result()))
-    assert day["sync_date"] == DAY_ONE
+    assert _days(settings, "ph_venues") == [DAY_ONE]
+    assert _partition_rows(settings, "ph_lead_purchases_history", DAY_ONE) == day_one_rows
 
-    audit = {(r["sync_date"], r["mode"], r["table_name"]): r
-             for r in bigquery_client(settings).query(
-                 f"SELECT * FROM {settings.quoted_table_ref('ph_sync_runs')}").result()}
-    replayed = audit[(DAY_ONE, "replay", "ph_lead_purchases")]
+    audit_rows = list(bigquery_client(settings).query(
+        f"SELECT * FROM {settings.quoted_table_ref('ph_sync_runs')}").result())
+    audit = {(r["sync_date"], r["mode"], r["table_name"]): r for r in audit_rows}
+    replays = [r for r in audit_rows if (r["sync_date"], r["mode"], r["table_name"])
+               == (DAY_ONE, "replay", "ph_lead_purchases")]
     synced = audit[(DAY_ONE, "sync", "ph_lead_purchases")]
-    assert replayed["manifest_uri"] == synced["manifest_uri"]
-    assert replayed["rows_loaded"] == day_one_rows and replayed["status"] == "Completed"
-    assert replayed["checksums"] == synced["checksums"]
+    assert [r["current_replaced"] for r in sorted(replays, key=lambda r: r["ended_at"])] \
+        == [False, True]
+    for replayed in replays:
+        assert replayed["manifest_uri"] == synced["manifest_uri"]
+        assert replayed["rows_loaded"] == day_one_rows and replayed["status"] == "Completed"
+        assert replayed["checksums"] == synced["checksums"]
 
 
 def test_replay_refuses_and_changes_nothing_without_a_manifest(own_source: dict) -> None:
     settings = own_source["settings"]
-    assert partyhelp_bigquery_sync(sync_date=DAY_TWO, tables=SMALL, return_state=True) \
+    assert sync_on(DAY_TWO, tables=SMALL) \
         .is_completed()
     before = table_states(settings)  # content: the emulator never updates `modified`
     state = partyhelp_bigquery_sync(sync_date=DAY_ONE, tables=SMALL, from_exports=True,
@@ -112,7 +134,7 @@ def test_replay_refuses_and_changes_nothing_without_a_manifest(own_source: dict)
 
 def test_replay_refuses_a_part_whose_checksum_does_not_match(own_source: dict) -> None:
     settings = own_source["settings"]
-    assert partyhelp_bigquery_sync(sync_date=DAY_ONE, tables=SMALL, return_state=True) \
+    assert sync_on(DAY_ONE, tables=SMALL) \
         .is_completed()
     client = storage_client(settings)
     manifest = mf.find_latest_manifest(client, settings.gcs_bucket, settings.gcs_prefix,
@@ -121,7 +143,7 @@ def test_replay_refuses_a_part_whose_checksum_does_not_match(own_source: dict) -
     blob = client.bucket(bucket).blob(name)
     blob.upload_from_string(blob.download_as_bytes()[:-20])  # a truncated part, for real
     # The tables hold DAY_ONE already: change them to DAY_TWO, so a replay would show.
-    assert partyhelp_bigquery_sync(sync_date=DAY_TWO, tables=SMALL, return_state=True) \
+    assert sync_on(DAY_TWO, tables=SMALL) \
         .is_completed()
     before = table_states(settings)
     state = partyhelp_bigquery_sync(sync_date=DAY_ONE, tables=SMALL, from_exports=True,
@@ -134,8 +156,10 @@ def test_replay_refuses_a_part_whose_checksum_does_not_match(own_source: dict) -
 def test_backfill_replays_days_with_exports_and_names_the_others(own_source: dict) -> None:
     settings = own_source["settings"]
     for day in (DAY_ONE, DAY_TWO):
-        assert partyhelp_bigquery_sync(sync_date=day, tables=SMALL, return_state=True) \
+        assert sync_on(day, tables=SMALL) \
             .is_completed()
+    history = settings.quoted_table_ref("ph_venues_history")
+    bigquery_client(settings).query(f"DELETE FROM {history} WHERE TRUE").result()
     state = partyhelp_bigquery_backfill(DAY_ONE - dt.timedelta(days=1), DAY_TWO, SMALL,
                                         return_state=True)
     assert state.is_completed(), state.message
@@ -152,6 +176,10 @@ def test_backfill_replays_days_with_exports_and_names_the_others(own_source: dic
     day = next(iter(bigquery_client(settings).query(
         f"SELECT DISTINCT sync_date FROM {settings.quoted_table_ref('ph_venues')}").result()))
     assert day["sync_date"] == DAY_TWO  # the range ends with its last day loaded
+    # Each replayed day filled its history partition again.
+    assert _days(settings, "ph_venues_history") == [DAY_ONE, DAY_TWO]
+    assert _partition_rows(settings, "ph_venues_history", DAY_ONE) == _count(settings,
+                                                                             "ph_venues")
 
 
 def test_run_explains_itself(own_source: dict) -> None:
@@ -159,7 +187,7 @@ def test_run_explains_itself(own_source: dict) -> None:
         cursor.execute("INSERT INTO lead_purchases (lead_id, venue_id, amount_paid, lead_status)"
                        " VALUES (1, 987654321, 12.50, 'pending')")
         orphan_id = cursor.lastrowid
-    state = partyhelp_bigquery_sync(sync_date=DAY_ONE, return_state=True)
+    state = sync_on(DAY_ONE)
     assert state.is_completed(), state.message
     expected = 4 * len(TABLES) + 4  # plan/export/manifest/load each, and 4 once per run
     _run, task_runs, artifacts = _flow_run(state.state_details.flow_run_id, expected)
@@ -177,8 +205,8 @@ def test_run_explains_itself(own_source: dict) -> None:
     assert len(manifest_links) == len(TABLES)
     purchases_row = next(line for line in summary.data.splitlines()
                          if line.startswith("| ph_lead_purchases |"))
-    assert "orphan_venue: 1" in purchases_row
-    assert f"- ph_lead_purchases / orphan_venue: {orphan_id}" in summary.data
+    assert "anomal" in purchases_row
+    assert f"| ph_lead_purchases | orphan_venue | anomaly | 1 | {orphan_id} |" in summary.data
 
 
 def test_long_exports_log_progress(own_source: dict, caplog: pytest.LogCaptureFixture) -> None:
@@ -210,8 +238,7 @@ def test_server_time_zone_does_not_shift_timestamps(own_source: dict) -> None:
         with admin_connection(database) as connection, connection.cursor() as cursor:
             cursor.execute("SELECT created_at FROM venues WHERE id = %s", (first_id,))
             assert cursor.fetchone()[0] == dt.datetime(2026, 4, 1, 10, 0)  # the server's view
-        state = partyhelp_bigquery_sync(sync_date=DAY_ONE, tables=["ph_venues"],
-                                        return_state=True)
+        state = sync_on(DAY_ONE, tables=["ph_venues"])
         assert state.is_completed(), state.message
     finally:
         with admin_connection() as connection, connection.cursor() as cursor:
@@ -241,7 +268,7 @@ def test_jobs_run_in_an_existing_datasets_own_location(
     with caplog.at_level(logging.WARNING, logger="partyhelp_sync"):
         assert bigquery_client(settings).location == "US"
     assert any("is in US: its jobs run there" in r.getMessage() for r in caplog.records)
-    state = partyhelp_bigquery_sync(sync_date=DAY_ONE, tables=["ph_venues"], return_state=True)
+    state = sync_on(DAY_ONE, tables=["ph_venues"])
     assert state.is_completed(), state.message
     assert _count(settings, "ph_venues") == \
         own_source["source"].scalar("SELECT COUNT(*) FROM venues")
@@ -258,7 +285,7 @@ def test_parts_beyond_one_load_jobs_limit_load_in_several_jobs(
     monkeypatch.setenv("PARTYHELP_BATCH_ROWS", "2")  # a block a batch: parts roll often
     monkeypatch.setenv("PARTYHELP_LOAD_MAX_URIS", "2")
     settings = load_settings()
-    state = partyhelp_bigquery_sync(sync_date=DAY_ONE, tables=SMALL, return_state=True)
+    state = sync_on(DAY_ONE, tables=SMALL)
     assert state.is_completed(), state.message
     source = own_source["source"]
     audit = {r["table_name"]: r for r in query(
