@@ -1,7 +1,8 @@
 """Create the demo source database, its SELECT-only reader and the demo bucket.
 
-Reads the same PARTYHELP_* variables as the sync (set by ``scripts/demo.sh``); the
-database is rebuilt from scratch each time with the synthetic generator.
+Reads the same PARTYHELP_* variables as the sync (``eval "$(scripts/stack.sh env --demo)"``
+sets the demo's, as ``scripts/demo.sh`` does); the database is rebuilt from scratch each
+time with the synthetic generator.
 """
 
 from __future__ import annotations
@@ -43,9 +44,12 @@ def main() -> None:
         for host in ("localhost", "127.0.0.1"):
             cur.execute(f"GRANT SELECT ON `{database}`.* TO '{user}'@'{host}'")
     print(f"demo database {database}: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
-    # A bucket kept from an earlier demo stays, with its exports, as in production.
+    # A bucket kept from an earlier demo stays, with its exports, as in production. A new one
+    # goes where the dataset will be: BigQuery loads only from a colocated bucket (the flow's
+    # first check), as scripts.setup does for production.
     with contextlib.suppress(gexc.Conflict):
-        storage_client(settings).create_bucket(settings.gcs_bucket)
+        storage_client(settings).create_bucket(settings.gcs_bucket,
+                                               location=settings.bq_location)
     print(f"bucket gs://{settings.gcs_bucket} ready; user {user} may only SELECT")
 
 

@@ -3,18 +3,27 @@
 #   MariaDB (the machine's), fake-gcs-server, local-bigquery (BigQuery emulator), Prefect server.
 #
 # Usage: scripts/stack.sh COMMAND
-#   install                 project venv .venv (requirements-dev.txt, the project editable)
-#                           + emulators + Debian's chromium (the UI tests' browser); idempotent
+#   install                 project venv .venv (requirements-dev.lock, hash-checked, else
+#                           requirements-dev.txt; then the project, editable) + emulators
+#                           + Debian's chromium (the UI tests' browser); idempotent. Each step
+#                           says what it does and, while it runs, its elapsed time every 10 s
 #   start | stop | restart  every service (stop leaves MariaDB alone: it is the machine's)
 #   start-SVC | stop-SVC | restart-SVC   one service: gcs, bigquery, prefect (start-mariadb too)
 #   status [SVC...]         one line per service; exit 1 if any listed service is down
 #   env                     export lines for clients: eval "$(scripts/stack.sh env)"
+#   env --demo              the same, plus the venv (PATH, VIRTUAL_ENV) and the demo's
+#                           PARTYHELP_* settings: a shell then runs any README command against
+#                           the demo stack: eval "$(scripts/stack.sh env --demo)"
+#
+# Sourced (`source scripts/stack.sh`), it only defines its functions (scripts/demo.sh uses
+# with_ticker, which runs a command and says "still ..." whenever it is silent for 10 s).
 #
 # Environment (defaults in brackets):
 #   PARTYHELP_STACK_HOME [~/.cache/partyhelp-stack]  installs, data, logs/, run/ (pid files)
 #   PARTYHELP_MYSQL_PORT [3306] (probe only)  PARTYHELP_GCS_PORT [4443]
 #   PARTYHELP_BQ_PORT [9050]  PARTYHELP_BQ_GRPC_PORT [9060]  PARTYHELP_PREFECT_PORT [4200]
 #   PARTYHELP_START_TIMEOUT [60] seconds    PARTYHELP_PYTHON [python3] for .venv
+#   PARTYHELP_TICK_SECONDS [10] the longest a step or a wait stays silent
 #   PARTYHELP_STACK_DATA [$PARTYHELP_STACK_HOME/data] the emulators' data; with other ports it
 #     runs a second, private pair (tests/test_faults.py stops and starts its own, not yours)
 #   PARTYHELP_PYTHON313 [pyenv's 3.13.0, else python3.13] for the BigQuery emulator's venv
@@ -29,7 +38,9 @@ BQ_PORT=${PARTYHELP_BQ_PORT:-9050}
 BQ_GRPC_PORT=${PARTYHELP_BQ_GRPC_PORT:-9060}
 PREFECT_PORT=${PARTYHELP_PREFECT_PORT:-4200}
 START_TIMEOUT=${PARTYHELP_START_TIMEOUT:-60}
+TICK_SECONDS=${PARTYHELP_TICK_SECONDS:-10}
 GCS_URL=http://$HOST:$GCS_PORT
+PREFECT_URL=http://$HOST:$PREFECT_PORT # its API: $PREFECT_URL/api
 
 VENV=$REPO_ROOT/.venv
 BQ_VENV=$STACK_HOME/bigquery-venv
@@ -49,7 +60,24 @@ DUCKDB_EXTENSIONS=(icu ducklake spatial httpfs)
 
 MANAGED=(gcs bigquery prefect) # started with nohup, pid file under run/, stopped by `stop`
 
-log() { printf '[stack] %s\n' "$*" >&2; }
+# The demo's settings, NAME=default; a value already in the environment wins (as
+# PARTYHELP_MYSQL_PORT does for the whole stack). scripts/demo.sh takes them from `env --demo`.
+DEMO_LOCATION=australia-southeast1 # the sync's default PARTYHELP_BQ_LOCATION
+DEMO_SETTINGS=(
+    PARTYHELP_MYSQL_HOST=$HOST
+    PARTYHELP_MYSQL_PORT=$MYSQL_PORT
+    PARTYHELP_MYSQL_DATABASE=partyhelp_demo
+    PARTYHELP_MYSQL_USER=partyhelp_reader
+    PARTYHELP_MYSQL_PASSWORD=demo-reader-password # the demo reader's, of a throwaway database
+    PARTYHELP_GCS_BUCKET=partyhelp-demo
+    PARTYHELP_GCS_PREFIX=partyhelp
+    PARTYHELP_BQ_PROJECT=partyhelp-local
+    PARTYHELP_BQ_DATASET=partyhelp
+    PARTYHELP_BQ_LOCATION=$DEMO_LOCATION
+)
+
+LOG_TAG=stack # scripts/demo.sh, which sources this file, sets its own
+log() { printf '[%s] %s\n' "$LOG_TAG" "$*" >&2; }
 die() {
     log "ERROR: $*"
     exit 1
@@ -65,10 +93,99 @@ as_root() {
 }
 
 # One lock per stack home: concurrent start/stop/install calls would race on pid files and venvs.
+# Waiting for it (another call may be starting a service for a minute) says so, every tick.
 take_lock() {
+    local waited=0
     mkdir -p "$RUN_DIR"
     exec 9>"$RUN_DIR/lock"
-    flock -w 900 9 || die "another scripts/stack.sh holds $RUN_DIR/lock"
+    flock -n 9 && return 0
+    log "waiting for another scripts/stack.sh to finish (it holds $RUN_DIR/lock)"
+    until flock -w "$TICK_SECONDS" 9; do
+        waited=$((waited + TICK_SECONDS))
+        ((waited < 900)) || die "another scripts/stack.sh still holds $RUN_DIR/lock after 900 s"
+        log "still waiting for the other scripts/stack.sh ($waited s)"
+    done
+}
+
+# ---------------------------------------------------------------- progress
+
+# Sets progress to what a "still ..." line quotes of log line $1: nothing for lines that tell
+# no progress (pip's warnings, indented details, its uninstalls); pip's package list, counted.
+progress_of() {
+    local commas words line=${1%% (from *} # pip's "(from a->b->c)": why, not progress
+    case $line in
+    'Installing collected packages: '*)
+        commas=${line//[!,]/}
+        progress="Installing $((${#commas} + 1)) collected packages"
+        ;;
+    'Processing '*/*) progress="Processing ${line##*/}" ;;
+    'Successfully installed '*)
+        read -ra words <<<"$line"
+        progress="Successfully installed $((${#words[@]} - 2)) packages"
+        ;;
+    [[:space:]]* | WARNING* | DEPRECATION* | 'Found existing installation'* | Attempting* | \
+        Uninstalling* | 'Successfully uninstalled'* | '') progress= ;;
+    *) progress=$line ;;
+    esac
+}
+
+# Copies its input's lines to stdout or, given a file $2, into that file. Whenever
+# TICK_SECONDS pass with nothing shown, says "still $1 (N s)", with the file's latest line.
+# read -t 1 keeps the loop turning through silence; a partial line waits for its end.
+relay_with_ticks() {
+    local label=$1 logfile=${2:-} start=$SECONDS next line pending= latest= status progress
+    next=$((SECONDS + TICK_SECONDS))
+    while :; do
+        line=
+        if IFS= read -r -t 1 line; then
+            line=$pending$line pending=
+            if [[ -n $logfile ]]; then
+                printf '%s\n' "$line" >>"$logfile"
+                progress_of "$line"
+                [[ -z $progress ]] || latest=$progress
+            else
+                printf '%s\n' "$line"
+                next=$((SECONDS + TICK_SECONDS))
+            fi
+        else
+            status=$?
+            pending+=$line
+            if ((status <= 128)); then # end of input (>128: the 1 s timeout)
+                [[ -z $pending ]] || printf '%s\n' "$pending" >>"${logfile:-/dev/stdout}"
+                return 0
+            fi
+        fi
+        if ((SECONDS >= next)); then
+            log "still $label ($((SECONDS - start)) s)${latest:+: ${latest:0:100}}"
+            next=$((SECONDS + TICK_SECONDS))
+        fi
+    done
+}
+
+# with_ticker LABEL [--log FILE] COMMAND...: says LABEL, runs COMMAND (stdout and stderr
+# together) through relay_with_ticks, then says how long it took. With --log, COMMAND's output
+# goes to FILE (its last lines are shown if it fails); without, to stdout as it comes.
+with_ticker() {
+    local label=$1 logfile= rc=0 start=$SECONDS
+    shift
+    if [[ ${1:-} == --log ]]; then
+        logfile=$2
+        shift 2
+        mkdir -p "$(dirname "$logfile")"
+        : >"$logfile"
+    fi
+    log "$label${logfile:+ (log: $logfile)}"
+    # Unbuffered: a Python child's lines then arrive as written, not in one burst at its end.
+    PYTHONUNBUFFERED=1 "$@" 2>&1 | relay_with_ticks "$label" "$logfile" || rc=$?
+    if ((rc)); then
+        log "$label: FAILED (exit $rc) after $((SECONDS - start)) s"
+        if [[ -n $logfile ]]; then
+            log "last lines of $logfile:"
+            tail -n 40 "$logfile" >&2
+        fi
+        return "$rc"
+    fi
+    log "$label: done in $((SECONDS - start)) s"
 }
 
 # ---------------------------------------------------------------- install
@@ -92,9 +209,9 @@ apt_install_missing() {
     # nothing ever runs `playwright install`, which downloads one.
     [[ -x $CHROMIUM ]] || missing+=(chromium)
     ((${#missing[@]})) || return 0
-    log "apt-get install ${missing[*]}"
-    as_root apt-get update
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+    with_ticker "updating Debian's package lists (apt-get update)" as_root apt-get update
+    with_ticker "installing Debian packages ${missing[*]} (apt-get install)" \
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
     if [[ " ${missing[*]} " == *" mariadb-server "* ]]; then
         start_services mariadb
         log "MariaDB: letting root in over TCP with an empty password"
@@ -106,29 +223,46 @@ apt_install_missing() {
 # The marker holds a digest of what the install depends on; equal digest = nothing to do.
 up_to_date() { [[ -f $1 && $(<"$1") == "$2" ]]; }
 
+# pip, quiet on the terminal: its full output goes to the step's log, its latest line into
+# the "still ..." lines every TICK_SECONDS. No progress bars: they are not lines.
+pip_install() { "$1" -m pip install --progress-bar off "${@:2}"; }
+
+# The dependencies of .venv: the hash-checked lock when there is one (the same exact files
+# everywhere: CI, the demo), else requirements-dev.txt's pins.
+dev_requirements() {
+    if [[ -f $REPO_ROOT/requirements-dev.lock ]]; then
+        echo --require-hashes -r requirements-dev.lock
+    else
+        echo -r requirements-dev.txt
+    fi
+}
+
 install_project_venv() {
-    local py=${PARTYHELP_PYTHON:-python3} marker=$VENV/.partyhelp-stack stamp
+    local py=${PARTYHELP_PYTHON:-python3} marker=$VENV/.partyhelp-stack stamp requirements inputs
     "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
         die "$py is not Python >= 3.11 (set PARTYHELP_PYTHON)"
     if ! "$VENV/bin/python" -c '' 2>/dev/null; then
-        log "creating $VENV with $("$py" -V 2>&1)"
-        "$py" -m venv --clear "$VENV"
+        with_ticker "creating $VENV with $("$py" -V 2>&1)" "$py" -m venv --clear "$VENV"
     fi
     # pyproject.toml too: its packages and console script are what the editable install maps.
-    stamp=$({ "$VENV/bin/python" -VV; cat "$REPO_ROOT"/requirements*.txt \
-        "$REPO_ROOT/pyproject.toml"; } | sha256sum)
+    inputs=("$REPO_ROOT"/requirements*.txt "$REPO_ROOT/pyproject.toml")
+    [[ ! -f $REPO_ROOT/requirements-dev.lock ]] || inputs+=("$REPO_ROOT/requirements-dev.lock")
+    stamp=$({ "$VENV/bin/python" -VV; cat "${inputs[@]}"; } | sha256sum)
     if up_to_date "$marker" "$stamp" && "$VENV/bin/python" -m pip show -q \
         partyhelp-bigquery-sync >/dev/null 2>&1; then
         log ".venv is up to date"
         return 0
     fi
-    log "pip install -r requirements-dev.txt into .venv"
-    (cd "$REPO_ROOT" && "$VENV/bin/python" -m pip install -q -r requirements-dev.txt)
+    read -ra requirements <<<"$(dev_requirements)"
+    log "pip install ${requirements[*]} into .venv: a few minutes on a first install"
+    (cd "$REPO_ROOT" && with_ticker "installing the project's dependencies into .venv" \
+        --log "$LOG_DIR/install-venv.log" pip_install "$VENV/bin/python" "${requirements[@]}")
     # The project itself, editable (no PYTHONPATH): tests, the demo, Dask worker processes
     # and the partyhelp-sync command import partyhelp_pipeline, tasks and flows from this
-    # checkout. Offline: its dependencies came just above, setuptools from requirements-dev.txt.
-    log "pip install -e . (the project, editable) into .venv"
-    (cd "$REPO_ROOT" && "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .)
+    # checkout. Offline: its dependencies came just above, setuptools with them.
+    (cd "$REPO_ROOT" && with_ticker "installing the project itself into .venv (pip install \
+--no-deps -e .)" --log "$LOG_DIR/install-project.log" \
+        pip_install "$VENV/bin/python" --no-deps --no-build-isolation -e .)
     printf '%s' "$stamp" >"$marker"
 }
 
@@ -143,46 +277,64 @@ find_python313() {
             return 0
         fi
     done
-    die "the BigQuery emulator needs Python 3.13: none found (tried \$PARTYHELP_PYTHON313," \
-        "\$(pyenv root)/versions/3.13.0/bin/python3.13, python3.13 on PATH)." \
-        "Install one, e.g. 'pyenv install 3.13.0', or set PARTYHELP_PYTHON313."
+    # Checked before any other install step, so a machine without one learns it in seconds.
+    log "ERROR: the local BigQuery emulator needs Python 3.13, and none was found."
+    log "  tried: \$PARTYHELP_PYTHON313, \$(pyenv root)/versions/3.13.0/bin/python3.13," \
+        "python3.13 on PATH"
+    log "  why: local-bigquery requires Python >= 3.13; the project's .venv is 3.11+, so the" \
+        "emulator has a venv of its own"
+    log "  do one of these, then run this again:"
+    log "    pyenv install 3.13.0                    (found where pyenv puts it)"
+    log "    uv python install 3.13 && export PARTYHELP_PYTHON313=\$(uv python find 3.13)"
+    log "    apt-get install python3.13-venv         (Debian 13, Ubuntu 25.04 and later)"
+    log "    export PARTYHELP_PYTHON313=/path/to/python3.13   (any other)"
+    exit 1
 }
 
+BQ_STAMP="$LOCAL_BIGQUERY ${DUCKDB_PINS[*]}==$DUCKDB_VERSION extensions: ${DUCKDB_EXTENSIONS[*]}"
+BQ_EXTENSION_DIR=$BQ_HOME/.duckdb/extensions
+
+bigquery_emulator_up_to_date() {
+    up_to_date "$BQ_VENV/.partyhelp-stack" "$BQ_STAMP" &&
+        "$BQ_VENV/bin/python" -c '' 2>/dev/null && [[ -d $BQ_EXTENSION_DIR/v$DUCKDB_VERSION ]]
+}
+
+# Installs the emulator into a venv of its own, made with the Python 3.13 at $1.
 install_bigquery_emulator() {
-    local marker=$BQ_VENV/.partyhelp-stack py313 ext_dir=$BQ_HOME/.duckdb/extensions stamp
-    stamp="$LOCAL_BIGQUERY ${DUCKDB_PINS[*]}==$DUCKDB_VERSION extensions: ${DUCKDB_EXTENSIONS[*]}"
-    if up_to_date "$marker" "$stamp" && "$BQ_VENV/bin/python" -c '' 2>/dev/null &&
-        [[ -d $ext_dir/v$DUCKDB_VERSION ]]; then
-        log "BigQuery emulator is up to date ($BQ_VENV)"
-        return 0
-    fi
-    py313=$(find_python313)
-    log "installing $LOCAL_BIGQUERY into $BQ_VENV with $py313"
-    "$py313" -m venv --clear "$BQ_VENV"
-    "$BQ_VENV/bin/python" -m pip install -q "$LOCAL_BIGQUERY"
+    local py313=$1
+    with_ticker "creating $BQ_VENV with $("$py313" -V 2>&1)" "$py313" -m venv --clear "$BQ_VENV"
+    log "pip install $LOCAL_BIGQUERY into $BQ_VENV: a minute or two on a first install"
+    with_ticker "installing the BigQuery emulator" --log "$LOG_DIR/install-bigquery.log" \
+        pip_install "$BQ_VENV/bin/python" "$LOCAL_BIGQUERY"
     # local-bigquery asks for duckdb>=2, whose extensions are downloaded at run time: pin instead.
-    "$BQ_VENV/bin/python" -m pip install -q --no-deps "${DUCKDB_PINS[@]/%/==$DUCKDB_VERSION}"
-    log "installing DuckDB extensions ${DUCKDB_EXTENSIONS[*]} under $ext_dir"
+    with_ticker "pinning DuckDB $DUCKDB_VERSION and its extension wheels (pip)" \
+        --log "$LOG_DIR/install-duckdb.log" \
+        pip_install "$BQ_VENV/bin/python" --no-deps "${DUCKDB_PINS[@]/%/==$DUCKDB_VERSION}"
     mkdir -p "$BQ_HOME"
-    HOME=$BQ_HOME "$BQ_VENV/bin/python" - "${DUCKDB_EXTENSIONS[@]}" <<'EOF'
-import sys
+    with_ticker "installing DuckDB extensions ${DUCKDB_EXTENSIONS[*]} under $BQ_EXTENSION_DIR" \
+        env HOME="$BQ_HOME" "$BQ_VENV/bin/python" -c 'import sys
 
 import duckdb
 from duckdb_extensions import import_extension
 
 con = duckdb.connect()
 for name in sys.argv[1:]:
-    import_extension(name, con=con)
-EOF
-    printf '%s' "$stamp" >"$marker"
+    import_extension(name, con=con)' "${DUCKDB_EXTENSIONS[@]}"
+    printf '%s' "$BQ_STAMP" >"$BQ_VENV/.partyhelp-stack"
 }
 
 cmd_install() {
+    local py313= start=$SECONDS
     take_lock
+    bigquery_emulator_up_to_date || py313=$(find_python313)
     apt_install_missing
     install_project_venv
-    install_bigquery_emulator
-    log "install done (stack home: $STACK_HOME)"
+    if [[ -n $py313 ]]; then
+        install_bigquery_emulator "$py313"
+    else
+        log "BigQuery emulator is up to date ($BQ_VENV)"
+    fi
+    log "install done in $((SECONDS - start)) s (stack home: $STACK_HOME)"
 }
 
 # ---------------------------------------------------------------- services
@@ -194,7 +346,7 @@ describe_service() {
     mariadb) SVC_PORT=$MYSQL_PORT SVC_URL= ;;
     gcs) SVC_PORT=$GCS_PORT SVC_URL=$GCS_URL/storage/v1/b ;;
     bigquery) SVC_PORT=$BQ_PORT SVC_URL=http://$HOST:$BQ_PORT/bigquery/v2/projects/demo/datasets ;;
-    prefect) SVC_PORT=$PREFECT_PORT SVC_URL=http://$HOST:$PREFECT_PORT/api/health ;;
+    prefect) SVC_PORT=$PREFECT_PORT SVC_URL=$PREFECT_URL/api/health ;;
     *) die "unknown service '$1' (known: mariadb ${MANAGED[*]})" ;;
     esac
     SVC_PIDFILE=$RUN_DIR/$1-$SVC_PORT.pid
@@ -210,9 +362,11 @@ service_command() {
 print(s._get_binary_path())') || die "no fake-gcs-server in .venv: run install first"
         mkdir -p "$DATA_DIR/gcs"
         # Without -public-host the BigQuery emulator's reads of gs:// objects get 404.
+        # -location: fake-gcs-server puts every bucket there, whatever the request asks; the
+        # demo's dataset location, so the pre-flight `check` finds the demo's bucket colocated.
         SVC_CMD=("$bin" -scheme http -host "$HOST" -port "$GCS_PORT" -backend filesystem
             -filesystem-root "$DATA_DIR/gcs" -external-url "$GCS_URL"
-            -public-host "$HOST:$GCS_PORT")
+            -public-host "$HOST:$GCS_PORT" -location "${DEMO_LOCATION^^}")
         ;;
     bigquery)
         [[ -x $BQ_VENV/bin/local-bigquery ]] || die "no $BQ_VENV: run install first"
@@ -227,8 +381,8 @@ print(s._get_binary_path())') || die "no fake-gcs-server in .venv: run install f
         # server's), else port 4200 whatever --port says; links in notifications use
         # PREFECT_UI_URL. All point at this server, on whichever port it listens.
         SVC_ENV=(PREFECT_HOME="$STACK_HOME/prefect" PREFECT_SERVER_ANALYTICS_ENABLED=false
-            DO_NOT_TRACK=1 PREFECT_UI_API_URL="http://$HOST:$PREFECT_PORT/api"
-            PREFECT_UI_URL="http://$HOST:$PREFECT_PORT")
+            DO_NOT_TRACK=1 PREFECT_UI_API_URL="$PREFECT_URL/api"
+            PREFECT_UI_URL="$PREFECT_URL")
         SVC_CMD=("$VENV/bin/prefect" server start --host "$HOST" --port "$PREFECT_PORT")
         ;;
     esac
@@ -285,12 +439,19 @@ launch_service() {
     log "$1 launched (log: $SVC_LOG)"
 }
 
-# Waits until service $1 answers; on a timeout or an early exit prints its log's tail, stops
-# what is left of it (so the next start begins afresh) and fails.
+# Waits until service $1 answers, saying so every TICK_SECONDS; on a timeout or an early exit
+# prints its log's tail, stops what is left of it (so the next start begins afresh) and fails.
 await_service() {
-    local deadline=$((SECONDS + START_TIMEOUT)) waited_from=$SECONDS why=
+    local deadline=$((SECONDS + START_TIMEOUT)) waited_from=$SECONDS why= next_tick
     describe_service "$1"
+    next_tick=$((SECONDS + TICK_SECONDS))
+    answers || log "waiting for $1 to answer on ${SVC_URL:-$HOST:$SVC_PORT} (up to" \
+        "${START_TIMEOUT} s; its log: $SVC_LOG)"
     until answers; do
+        if ((SECONDS >= next_tick)); then
+            log "still waiting for $1 ($((SECONDS - waited_from)) s of ${START_TIMEOUT} s)"
+            next_tick=$((SECONDS + TICK_SECONDS))
+        fi
         if [[ $1 != mariadb && -f $SVC_PIDFILE ]] && ! live_pid >/dev/null; then
             why="exited before answering"
         elif ((SECONDS >= deadline)); then
@@ -361,10 +522,27 @@ cmd_status() {
 }
 
 cmd_env() {
+    local setting name
+    case ${1:-} in
+    '') ;;
+    --demo)
+        # The venv, as its activate script would have it: python, pip, partyhelp-sync, prefect.
+        [[ -x $VENV/bin/python ]] || log "no $VENV yet: run scripts/stack.sh install first"
+        printf 'export VIRTUAL_ENV=%q\n' "$VENV"
+        # shellcheck disable=SC2016 # $PATH is the evaluating shell's
+        printf 'export PATH=%q:"$PATH"\n' "$VENV/bin"
+        printf 'unset PYTHONHOME\nhash -r 2>/dev/null || true\n'
+        for setting in "${DEMO_SETTINGS[@]}"; do
+            name=${setting%%=*}
+            printf 'export %s=%q\n' "$name" "${!name:-${setting#*=}}"
+        done
+        ;;
+    *) die "env: unknown option '$1' (known: --demo)" ;;
+    esac
     printf 'export %s=%q\n' \
         STORAGE_EMULATOR_HOST "$GCS_URL" \
         BIGQUERY_EMULATOR_HOST "http://$HOST:$BQ_PORT" \
-        PREFECT_API_URL "http://$HOST:$PREFECT_PORT/api" \
+        PREFECT_API_URL "$PREFECT_URL/api" \
         PREFECT_SERVER_ANALYTICS_ENABLED false \
         DO_NOT_TRACK 1
 }
@@ -383,7 +561,7 @@ main() {
     stop) take_lock && stop_services prefect bigquery gcs ;;
     restart) take_lock && stop_services prefect bigquery gcs && start_services "${MANAGED[@]}" ;;
     status) cmd_status "$@" ;;
-    env) cmd_env ;;
+    env) cmd_env "$@" ;;
     start-?* | stop-?* | restart-?*)
         local svc=${cmd#*-}
         describe_service "$svc"
@@ -398,4 +576,7 @@ main() {
     esac
 }
 
-main "$@"
+# Sourced, this file only defines its functions (see the top).
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+    main "$@"
+fi
