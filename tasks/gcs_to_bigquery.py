@@ -36,7 +36,7 @@ def load_table(manifest: mf.Manifest, allow_row_drop: bool = False,
                                        allow_row_drop, replace_current)
 
 
-@task(name="prepare-dataset", **RETRY_OPTIONS)
+@task(name="prepare-dataset", task_run_name="prepare-dataset", **RETRY_OPTIONS)
 def prepare_dataset() -> str:
     """Create the dataset once, before the tables load (they would race to create it)."""
     return str(warehouse.ensure_dataset(runtime_settings()).dataset_id)

@@ -18,7 +18,7 @@ from partyhelp_pipeline.clients import bigquery_client, storage_client
 from partyhelp_pipeline.settings import load_settings
 from partyhelp_pipeline.spec import SALES_BILLING_SUMMARY, TABLES
 from tests.conftest import ROOT, admin_connection
-from tests.faultkit import clock_at, sync_on
+from tests.faultkit import clock_at, flow_run_record, sync_on
 from tests.oracle import bigquery_rows, diff_tables, expected_tables
 
 SYNC_DATE = dt.date(2026, 11, 25)
@@ -57,6 +57,20 @@ def test_table_equals_source_cell_by_cell(synced: dict, source_db: dict, table: 
                            TABLES[table].primary_key)
     assert len(actual) == len(expected) > 0
     assert diff_tables(expected, actual) == []
+
+
+def test_a_first_run_on_a_new_dataset_creates_it_once_and_retries_nothing(
+        synced: dict) -> None:
+    """The dataset is prepared once before the loads: no load races to create it, so a
+    new user's first run shows no failed task and no retry."""
+    record = flow_run_record(synced["state"].state_details.flow_run_id,
+                             final_log="Finished in state Completed")
+    assert record.task("prepare-dataset").state_name == "Completed"
+    loads = [t for t in record.task_runs if t.name.startswith("load-")]
+    assert len(loads) == len(TABLES)
+    assert all(t.run_count == 1 and t.state_name == "Completed" for t in record.task_runs), \
+        sorted((t.name, t.run_count, t.state_name) for t in record.task_runs)
+    assert not [m for m in record.messages() if "Task run failed" in m or "Retrying" in m]
 
 
 def test_money_sums_match_to_the_cent(synced: dict, source_db: dict) -> None:
