@@ -1,19 +1,22 @@
 # syntax=docker/dockerfile:1
 # The image of the partyhelp-bigquery-sync/daily deployment (prefect.yaml):
 #   docker build -t partyhelp-bigquery-sync:0.1.0 .
-# Prefect's official image of the version requirements.txt pins; exactly requirements.txt on
-# top; the project installed from its wheel (partyhelp_pipeline, tasks, flows and the
-# partyhelp-sync command in site-packages: no PYTHONPATH); a non-root user; no secrets (they
-# come from Prefect Secret blocks and the worker's Google credentials at run time).
+# Prefect's official image of the version requirements.txt pins; exactly requirements.lock on
+# top (every dependency, transitive ones included, pinned with hashes); the project installed
+# from its wheel (partyhelp_pipeline, tasks, flows and the partyhelp-sync command in
+# site-packages: no PYTHONPATH); a non-root user; no secrets (they come from Prefect Secret
+# blocks and the worker's Google credentials at run time).
 
-# Builder: compiles mysqlclient against the MariaDB headers; the requirements' wheels go to
-# /wheels, the project's own wheel to /dist (a later layer: a code change rebuilds only it).
+# Builder: compiles mysqlclient against the MariaDB headers; the lock's wheels go to /wheels,
+# the project's own wheel to /dist (a later layer: a code change rebuilds only it). Every file
+# downloaded is checked against the lock's hashes; the lock pins every package, so /wheels
+# holds exactly the lock's packages.
 FROM prefecthq/prefect:3.9.1-python3.11 AS builder
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential pkg-config libmariadb-dev \
     && rm -rf /var/lib/apt/lists/*
-COPY requirements.txt /tmp/requirements.txt
-RUN pip wheel --no-cache-dir --wheel-dir /wheels -r /tmp/requirements.txt
+COPY requirements.lock /tmp/requirements.lock
+RUN pip wheel --no-cache-dir --require-hashes --wheel-dir /wheels -r /tmp/requirements.lock
 # What `pip install .` needs: pyproject.toml (which reads README.md and requirements.txt)
 # and the three packages it declares. No tests/, scripts/ or sql/ (the SQL is generated from
 # the specs in code).
@@ -32,12 +35,13 @@ LABEL org.opencontainers.image.title="partyhelp-bigquery-sync" \
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libmariadb3 \
     && rm -rf /var/lib/apt/lists/*
-COPY requirements.txt /tmp/requirements.txt
+# The builder's wheels, checked there against the lock's hashes (mysqlclient's, built from its
+# checked sdist, has no hash of its own to check here): exactly the lock, nothing resolved.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-index --find-links /wheels -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
-# The project, like `pip install .`: its dependencies (read from the same requirements.txt)
-# are the ones just installed, which pip checks; --no-index: nothing else can come in.
+    pip install --no-cache-dir --no-index --no-deps /wheels/*.whl
+# The project, like `pip install .`: its dependencies (requirements.txt's pins, which the lock
+# holds at the same versions: tests/test_lock.py) are the ones just installed, which pip
+# checks; --no-index: nothing else can come in.
 RUN --mount=type=bind,from=builder,source=/dist,target=/dist \
     pip install --no-cache-dir --no-index --find-links /dist partyhelp-bigquery-sync
 

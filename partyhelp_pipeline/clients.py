@@ -8,14 +8,17 @@ Google application default credentials.
 Google's BigQuery client retries a lost connection for up to 10 minutes on every call.
 ``Settings.bq_retry_seconds`` (``PARTYHELP_BQ_RETRY_SECONDS``), when set, caps that, so that
 an outage fails the task (and Prefect's task retries take over) sooner; unset, the library's
-own retries apply. ``Settings.gcs_retry_seconds`` (``PARTYHELP_GCS_RETRY_SECONDS``) does the
-same for the uploads of parts and manifests (the storage library's default: 120 s).
+own retries apply. Only the clients' public ``retry``/``timeout`` parameters do this (no
+private method of a Google client is overridden: a minor release could change one silently).
+``Settings.gcs_retry_seconds`` (``PARTYHELP_GCS_RETRY_SECONDS``) does the same for the uploads
+of parts and manifests (``google.cloud.storage.retry.DEFAULT_RETRY``, 120 s by default).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
-from functools import lru_cache
+from functools import lru_cache, wraps
 from typing import Any
 
 import google.cloud.storage as storage
@@ -55,31 +58,93 @@ def _cached_storage(project: str, emulator: str | None, block: str | None) -> st
     return storage.Client(project=project, credentials=credentials)
 
 
-class _BigQueryClient(bigquery.Client):
-    """A BigQuery client each of whose API requests, and each request's retries, end within
-    ``retry_seconds``.
+LIBRARY_BQ_RETRY_SECONDS = 600.0  # google-cloud-bigquery's own deadline of a call's retries
 
-    Every API request of the client goes through ``_call_api``, the polling of load and
-    copy jobs included, which no public parameter reaches: ``LoadJob.result(timeout=)`` bounds
-    the whole wait for the job instead (a large load legitimately takes minutes), and without
-    a per-request timeout a hung server (connections accepted, nothing answered) holds a
-    request for ever. Calls that pass their own ``retry``/``timeout`` keep the smaller.
+
+# The public parameters that bound one BigQuery call: how long each request waits for an
+# answer (``timeout``; ``api_timeout`` of ``query_and_wait``), and how long it is retried
+# (``retry``; ``job_retry``, which re-runs a failed query job).
+_WAIT_PARAMETERS = frozenset({"timeout", "api_timeout"})
+_RETRY_PARAMETERS = frozenset({"retry", "job_retry"})
+
+
+def bounded_wait(timeout: Any, window: float) -> float:
+    """A request's timeout, at most ``window``: none (wait for ever), a library default
+    above the window or a (connect, read) pair all become the window."""
+    if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout <= window:
+        return timeout
+    return window
+
+
+def bounded_retry(retry: Any, window: float) -> Any:
+    """A retry that gives up within ``window``: the caller's if it already does, or is
+    ``None`` (no retry); else the same retry with its timeout cut to the window."""
+    if not isinstance(retry, Retry) or (retry.timeout is not None and retry.timeout <= window):
+        return retry
+    return retry.with_timeout(window)
+
+
+def bounded_job_retry(job_retry: Any, window: float, job_id: str | None = None) -> Any:
+    """A query's ``job_retry`` within ``window``. With any ``job_retry`` but ``None`` the
+    library also retries the query's ``jobs.insert`` for its own 600 s, which no public
+    parameter shortens: under that, ``None`` (no re-run here; the task's retries re-run a
+    query job that failed). A query given its own ``job_id`` takes no ``job_retry`` but
+    ``None`` or the library's default (the library refuses any other), so that one is kept."""
+    if job_retry is None or window < LIBRARY_BQ_RETRY_SECONDS:
+        return None
+    return job_retry if job_id else bounded_retry(job_retry, window)
+
+
+def _bounded_method(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` of ``bigquery.Client``, called with its public ``retry``/``timeout``
+    arguments cut to the client's window (a caller's smaller values are kept)."""
+    signature = inspect.signature(method)
+
+    @wraps(method)
+    def bounded(client: BoundedBigQueryClient, *args: Any, **kwargs: Any) -> Any:
+        call = signature.bind(client, *args, **kwargs)
+        window = client.retry_seconds
+        for name in signature.parameters.keys() & (_WAIT_PARAMETERS | _RETRY_PARAMETERS):
+            value = call.arguments.get(name, signature.parameters[name].default)
+            if name in _WAIT_PARAMETERS:
+                call.arguments[name] = bounded_wait(value, window)
+            elif name == "retry":
+                call.arguments[name] = bounded_retry(value, window)
+            else:
+                call.arguments[name] = bounded_job_retry(value, window,
+                                                         call.arguments.get("job_id"))
+        return method(*call.args, **call.kwargs)
+
+    return bounded
+
+
+class BoundedBigQueryClient(bigquery.Client):
+    """A BigQuery client each of whose API requests, and each request's retries, end within
+    ``retry_seconds``, through the public ``retry``/``timeout`` parameters of its methods
+    alone (``BOUNDED_METHODS``).
+
+    A job's polling is bounded too: ``LoadJob.result()`` and ``CopyJob.result()`` ask the
+    job's client for it (``Client.get_job``) while the job runs, so each poll ends within
+    the window and a hung server (connections accepted, nothing answered) holds no request
+    for ever; the whole wait stays unbounded, as a large load legitimately takes minutes.
+    A query's wait is bounded by the arguments ``query_options`` gives ``QueryJob.result``.
     """
 
     def __init__(self, *args: Any, retry_seconds: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._retry_seconds = retry_seconds
-
-    def _call_api(self, retry: Any, *args: Any, **kwargs: Any) -> Any:
-        if retry is not None and (retry.timeout is None or retry.timeout > self._retry_seconds):
-            retry = retry.with_timeout(self._retry_seconds)
-        timeout = kwargs.get("timeout")
-        if not isinstance(timeout, int | float) or timeout > self._retry_seconds:
-            kwargs["timeout"] = self._retry_seconds
-        return super()._call_api(retry, *args, **kwargs)
+        self.retry_seconds = retry_seconds
 
 
-LIBRARY_BQ_RETRY_SECONDS = 600.0  # google-cloud-bigquery's own deadline of a call's retries
+# Every public method of the client that takes a retry or timeout parameter: the project's
+# calls (get_dataset, load_table_from_uri, copy_table, get_table, ...) and the library's own
+# calls back into its client (get_job while a job is polled, get_dataset after a Conflict).
+BOUNDED_METHODS = tuple(
+    name for name, method in inspect.getmembers(bigquery.Client, inspect.isfunction)
+    if not name.startswith("_")
+    and inspect.signature(method).parameters.keys() & (_WAIT_PARAMETERS | _RETRY_PARAMETERS))
+for method_name in BOUNDED_METHODS:
+    setattr(BoundedBigQueryClient, method_name,
+            _bounded_method(getattr(bigquery.Client, method_name)))
 
 
 def bigquery_window(settings: Settings) -> float:
@@ -89,12 +154,20 @@ def bigquery_window(settings: Settings) -> float:
 
 
 def query_options(settings: Settings) -> dict[str, Any]:
-    """Public parameters of ``Client.query`` and ``QueryJob.result`` that keep a query within
-    the window: the job retry, which re-runs a query job after a lost connection for 10
+    """Public parameters of both ``Client.query`` and ``QueryJob.result`` that end a query
+    within the window: each request's ``retry`` and ``timeout``, and the ``job_retry``
+    (``bounded_job_retry``), which re-runs a query job after a lost connection for 40
     minutes by default (it kept a view refresh Running for half an hour with BigQuery down).
-    Each request's own timeout and retry are the client's (``_BigQueryClient``)."""
-    retry: Retry = DEFAULT_JOB_RETRY
-    return {"job_retry": retry.with_timeout(bigquery_window(settings))}
+
+    ``QueryJob.result`` asks for its rows through no public method of the client, so its
+    ``timeout`` is the only bound of those requests; it bounds the whole wait for the query
+    too (the sync's queries are totals, DDL and audit reads: seconds). The library raises a
+    timeout under 120 s to 120 s for its ``getQueryResults`` requests alone.
+    """
+    window = bigquery_window(settings)
+    request_retry: Retry = bigquery.DEFAULT_RETRY
+    return {"retry": request_retry.with_timeout(window), "timeout": window,
+            "job_retry": bounded_job_retry(DEFAULT_JOB_RETRY, window)}
 
 
 def gcs_upload_retry(settings: Settings) -> Retry:
@@ -115,7 +188,7 @@ def _cached_bigquery(project: str, location: str, emulator: str | None, block: s
         kwargs["client_options"] = {"api_endpoint": emulator}
     elif block:
         kwargs["credentials"] = _block_credentials(block)
-    return _BigQueryClient(retry_seconds=retry_seconds or LIBRARY_BQ_RETRY_SECONDS, **kwargs)
+    return BoundedBigQueryClient(retry_seconds=retry_seconds or LIBRARY_BQ_RETRY_SECONDS, **kwargs)
 
 
 def storage_client(settings: Settings) -> storage.Client:

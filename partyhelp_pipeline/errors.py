@@ -11,6 +11,9 @@ import re
 import socket
 import ssl
 
+from google.api_core import exceptions as gexc
+from google.api_core.retry import if_exception_type, if_transient_error
+
 # MySQL client error codes that mean "the connection, not the query, failed".
 TRANSIENT_MYSQL_ERRORS = frozenset(
     {
@@ -134,11 +137,37 @@ class LoadError(SyncError):
     """A BigQuery load job failed."""
 
 
-# google.api_core errors that a retry can heal: 5xx, 429 and request timeouts.
-_TRANSIENT_HTTP = {408, 429, 500, 502, 503, 504}
-_TRANSIENT_BQ_REASONS = {
-    "backendError", "rateLimitExceeded", "internalError", "jobRateLimitExceeded",
-}
+# Google API errors that a retry can heal: google-api-core's own transient errors (500, 429,
+# 503, a lost connection: ``if_transient_error``) and the other answers of an overloaded or
+# unreachable front end (502, 504 and a deadline exceeded).
+_TRANSIENT_GOOGLE_ERROR = (
+    if_transient_error,
+    if_exception_type(gexc.BadGateway, gexc.GatewayTimeout),
+)
+_REQUEST_TIMEOUT = 408  # google-api-core has no class of its own for it
+# BigQuery's error reasons that a retry can heal, of a request (backendError, ...) or of a
+# job BigQuery itself failed (jobBackendError, ...): a request's or a job's ``errors`` list
+# them, whatever HTTP status the exception maps them to (rateLimitExceeded is a 403).
+TRANSIENT_BIGQUERY_REASONS = frozenset({
+    "backendError", "rateLimitExceeded", "internalError", "jobBackendError",
+    "jobInternalError", "badGateway", "jobRateLimitExceeded",
+})
+
+
+def has_transient_bigquery_reason(exc: BaseException) -> bool:
+    """Whether one of the exception's BigQuery ``errors`` has a reason a retry can heal."""
+    return any(isinstance(error, dict) and error.get("reason") in TRANSIENT_BIGQUERY_REASONS
+               for error in getattr(exc, "errors", None) or ())
+
+
+def is_transient_google_error(exc: BaseException) -> bool:
+    """Whether a Google client error is one a retry can heal (``_TRANSIENT_GOOGLE_ERROR``,
+    a request timeout, a transient BigQuery reason)."""
+    if isinstance(exc, Exception) and any(rule(exc) for rule in _TRANSIENT_GOOGLE_ERROR):
+        return True
+    if isinstance(exc, gexc.GoogleAPICallError) and exc.code == _REQUEST_TIMEOUT:
+        return True
+    return has_transient_bigquery_reason(exc)
 
 
 # Concurrent jobs on one table or catalog: BigQuery's "could not serialize access ... due to
@@ -155,18 +184,15 @@ def module_is_google(exc: BaseException) -> bool:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether a retry can heal ``exc``: a lost connection, a 5xx or a rate limit."""
+    """Whether a retry can heal ``exc``: a lost connection, a 5xx or a rate limit (Google's
+    by ``is_transient_google_error``), a concurrent update, a lost MySQL connection."""
     if isinstance(exc, SyncError):
         return exc.transient
     if isinstance(exc, (ConnectionError, TimeoutError, socket.timeout, ssl.SSLError,
                         http.client.HTTPException)):
         return True
-    code = getattr(exc, "code", None)
-    if isinstance(code, int) and code in _TRANSIENT_HTTP:
+    if is_transient_google_error(exc):
         return True
-    for error in getattr(exc, "errors", None) or ():
-        if isinstance(error, dict) and error.get("reason") in _TRANSIENT_BQ_REASONS:
-            return True
     if module_is_google(exc) and _CONCURRENCY_CONFLICT.search(str(exc)):
         return True
     module = type(exc).__module__

@@ -114,23 +114,25 @@ def test_base_image_is_the_official_image_of_the_pinned_prefect() -> None:
     assert prefect_yaml["prefect-version"] == prefect
 
 
-def test_image_installs_exactly_requirements_txt_and_the_project() -> None:
-    """requirements.txt's wheels, then the project's own wheel (like `pip install .`), both
-    built in the builder and installed offline; no PYTHONPATH."""
+def test_image_installs_exactly_the_lock_and_the_project() -> None:
+    """requirements.lock's wheels, every download checked against the lock's hashes, then
+    the project's own wheel (like `pip install .`), both built in the builder and installed
+    offline; no PYTHONPATH."""
     builder, final = dockerfile_stages()
     build_runs = [a for i, a in builder if i == "RUN"]
-    assert "pip wheel --no-cache-dir --wheel-dir /wheels -r /tmp/requirements.txt" in build_runs
+    assert ("COPY", "requirements.lock /tmp/requirements.lock") in builder
+    assert ("pip wheel --no-cache-dir --require-hashes --wheel-dir /wheels "
+            "-r /tmp/requirements.lock") in build_runs
     assert "pip wheel --no-cache-dir --no-deps --wheel-dir /dist /src" in build_runs
     assert context_copies(builder)[-1][1] == "/src/flows/"  # the project's wheel comes last
     installs = [a for i, a in final if i == "RUN" and "pip install" in a]
-    assert len(installs) == 2, "the runtime image installs requirements.txt, then the project"
-    assert "--no-index --find-links /wheels -r /tmp/requirements.txt" in installs[0]
-    assert "--mount=type=bind,from=builder,source=/wheels" in installs[0]
+    assert len(installs) == 2, "the runtime image installs the lock's wheels, then the project"
+    assert installs[0] == ("--mount=type=bind,from=builder,source=/wheels,target=/wheels pip "
+                           "install --no-cache-dir --no-index --no-deps /wheels/*.whl")
     assert installs[1] == ("--mount=type=bind,from=builder,source=/dist,target=/dist pip install"
                            " --no-cache-dir --no-index --find-links /dist partyhelp-bigquery-sync")
     assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["name"] \
         == "partyhelp-bigquery-sync"
-    assert ("COPY", "requirements.txt /tmp/requirements.txt") in final
     assert not any("PYTHONPATH" in a for i, a in final if i in ("ENV", "ARG", "RUN"))
 
 
@@ -198,8 +200,8 @@ def in_build_context(path: str) -> bool:
 
 def test_build_context_is_only_what_the_image_copies() -> None:
     copied = {s.rstrip("/") for stage in dockerfile_stages() for s, _ in context_copies(stage)}
-    assert copied == {"requirements.txt", "pyproject.toml", "README.md", "partyhelp_pipeline",
-                      "tasks", "flows", "flows/partyhelp_sync.py"}
+    assert copied == {"requirements.txt", "requirements.lock", "pyproject.toml", "README.md",
+                      "partyhelp_pipeline", "tasks", "flows", "flows/partyhelp_sync.py"}
     context = {p for p in repository_files() if in_build_context(p)}
     assert context == {p for p in repository_files()
                        if p in copied or p.split("/")[0] in copied}
