@@ -30,6 +30,7 @@ every measurement is appended to benchmarks/.work/results-*.jsonl.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -71,19 +72,62 @@ def log(message: str) -> None:
 # ------------------------------------------------------------------ child processes
 
 
+def listening_pid(port: int) -> int | None:
+    """The process listening on TCP ``port`` of this machine (from /proc), or None when it
+    is not visible (another namespace, another user's process)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{fields[9]}]")
+    for process in Path("/proc").iterdir():
+        if not process.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (process / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) in inodes:
+                        return int(process.name)
+    return None
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds a process has used so far (``/proc/<pid>/stat``)."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def services() -> dict[str, int | None]:
+    """The local MariaDB's and fake-gcs-server's processes, whose CPU each path is charged."""
+    gcs = os.environ.get("STORAGE_EMULATOR_HOST", "http://127.0.0.1:4443")
+    return {"mysql": listening_pid(int(seed.admin_params()["port"])),
+            "gcs": listening_pid(int(gcs.rsplit(":", 1)[1].strip("/")))}
+
+
 def run_child(cmd: list[str], env: dict[str, str] | None = None,
               capture: bool = True) -> dict[str, Any]:
-    """Run ``cmd``; return its JSON result (last stdout line), process wall and peak RSS."""
+    """Run ``cmd``; return its JSON result (last stdout line), process wall, peak RSS, its CPU
+    seconds, and the CPU seconds MariaDB and fake-gcs-server spent meanwhile."""
     WORK.mkdir(parents=True, exist_ok=True)
     rss_file = WORK / f"rss-{os.getpid()}.json"
     launcher = [sys.executable, "-S", str(ROOT / "benchmarks" / "launch.py"), str(rss_file)]
+    pids = services()
     with open(WORK / "children.log", "ab") as errors:
         errors.write(f"\n$ {' '.join(cmd)[:300]}\n".encode())
         errors.flush()
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         started = time.perf_counter()
         proc = subprocess.run(launcher + cmd, env=env, stdout=subprocess.PIPE if capture else
                               subprocess.DEVNULL, stderr=errors, cwd=ROOT, check=False)
         wall = time.perf_counter() - started
+        cpu_after = {name: cpu_seconds(pid) for name, pid in pids.items()}
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[0]} ... exited {proc.returncode}; see {WORK / 'children.log'}")
     result: dict[str, Any] = {}
@@ -92,7 +136,15 @@ def run_child(cmd: list[str], env: dict[str, str] | None = None,
         result = json.loads(lines[-1])
     result["process_seconds"] = wall
     result.setdefault("seconds", wall)
-    result["peak_rss_mb"] = json.loads(rss_file.read_text())["peak_rss_kib"] / 1024
+    usage = json.loads(rss_file.read_text())
+    result["peak_rss_mb"] = usage["peak_rss_kib"] / 1024
+    result["process_cpu_seconds"] = usage["user_seconds"] + usage["system_seconds"]
+    # The work's own CPU when the child measured it (imports excluded, as its wall).
+    result["client_cpu_seconds"] = result.get("cpu_seconds", result["process_cpu_seconds"])
+    for name in pids:
+        before, after = cpu_before[name], cpu_after[name]
+        result[f"{name}_cpu_seconds"] = None if before is None or after is None \
+            else after - before
     rss_file.unlink()
     return result
 
@@ -242,9 +294,10 @@ def measure_flow(scale: float, bucket: str) -> list[dict[str, Any]]:
         floors += result["seconds"]
         records.append({"path": f"floor:{table}", **result})
     dataset = f"ph_bench_{secrets.token_hex(4)}"
-    env = export_env(database, bucket, PARTYHELP_BQ_DATASET=dataset)
-    result = run_child([sys.executable, "-m", "flows.partyhelp_sync", "--date", SYNC_DATE],
-                       env, capture=False)
+    # A sync from MySQL is today's snapshot: the test clock makes SYNC_DATE today.
+    env = export_env(database, bucket, PARTYHELP_BQ_DATASET=dataset,
+                     PARTYHELP_CLOCK_DATE=SYNC_DATE)
+    result = run_child([sys.executable, "-m", "flows.partyhelp_sync"], env, capture=False)
     records.append({"path": "flow", "floors_seconds": floors, "dataset": dataset, **result})
     empty_bucket(bucket)
     drop_dataset(dataset)
@@ -292,6 +345,32 @@ def _fmt_seconds(values: list[float]) -> str:
     return f"{median:.1f} s ({min(values):.1f}-{max(values):.1f})"
 
 
+def _median_of(group: list[dict[str, Any]], key: str) -> float | None:
+    """The median of ``key`` over the records that measured it."""
+    values = [r[key] for r in group if r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def _fmt_cpu(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.1f} s"
+
+
+def _path_row(size: int, path: str, group: list[dict[str, Any]],
+              floor_median: float | None) -> str:
+    """One table row: medians of the repetitions of ``path`` at ``size``."""
+    walls = [r["seconds"] for r in group]
+    median = statistics.median(walls)
+    ratio = f"{median / floor_median:.2f}" if floor_median else "-"
+    client = _median_of(group, "client_cpu_seconds")
+    per_row = f"{client * 1e6 / size:.2f}" if client is not None else "-"
+    gcs = _median_of(group, "gcs_cpu_seconds") if path.startswith("export-gcs") else None
+    return (f"| {size:,} | {path} | {_fmt_seconds(walls)} | "
+            f"{statistics.median(r['process_seconds'] for r in group):.1f} s | "
+            f"{size / median:,.0f} | {_fmt_cpu(client)} | {per_row} | "
+            f"{_fmt_cpu(_median_of(group, 'mysql_cpu_seconds'))} | {_fmt_cpu(gcs)} | "
+            f"{max(r['peak_rss_mb'] for r in group):.0f} MB | {ratio} |")
+
+
 def render(records: list[dict[str, Any]], info: dict[str, str], repeat: int,
            command: str) -> str:
     """Markdown: the machine, then one table row per size and path."""
@@ -312,8 +391,16 @@ def render(records: list[dict[str, Any]], info: dict[str, str], repeat: int,
         "inside the process; process adds interpreter start and imports. Peak RSS is the "
         "largest of the repetitions.",
         "",
-        "| rows | path | wall | process | rows/s | peak RSS | x floor |",
-        "|---:|---|---:|---:|---:|---:|---:|",
+        "Client CPU is the work's user + system CPU inside the path's process (every "
+        "thread; imports excluded, as from wall; for the floor the whole `mariadb` client), "
+        "µs/row is that CPU per row. MySQL CPU is what the MariaDB server "
+        "spent during the path, fake-gcs CPU what the GCS emulator spent (export-gcs only; "
+        "in production GCS is remote). Both servers are shared: other clients' work during "
+        "a path is counted too, so their medians, not single values, are the signal.",
+        "",
+        "| rows | path | wall | process | rows/s | client CPU | µs/row | MySQL CPU "
+        "| fake-gcs CPU | peak RSS | x floor |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for size in sorted({k[0] for k in by}):
         floor = by.get((size, "floor"))
@@ -322,14 +409,7 @@ def render(records: list[dict[str, Any]], info: dict[str, str], repeat: int,
             group = by.get((size, path))
             if not group:
                 continue
-            walls = [r["seconds"] for r in group]
-            median = statistics.median(walls)
-            ratio = f"{median / floor_median:.2f}" if floor_median else "-"
-            lines.append(
-                f"| {size:,} | {path} | {_fmt_seconds(walls)} | "
-                f"{statistics.median(r['process_seconds'] for r in group):.1f} s | "
-                f"{size / median:,.0f} | {max(r['peak_rss_mb'] for r in group):.0f} MB | "
-                f"{ratio} |")
+            lines.append(_path_row(size, path, group, floor_median))
     flows = [r for r in records if r["path"] == "flow"]
     if flows:
         scale = flows[0]["scale"]
@@ -444,7 +524,10 @@ def measure_paths(args: argparse.Namespace, bucket: str, dlt_python: Path,
                     raise RuntimeError(f"{path} wrote {result['rows']} rows, not {size}")
                 keep({"rep": rep, "rows_target": size, "path": path, **result})
                 log(f"rep {rep + 1}/{args.repeat} {size:>11,} {path:<15} "
-                    f"{result['seconds']:7.1f} s  {result['peak_rss_mb']:5.0f} MB")
+                    f"{result['seconds']:7.1f} s  {result['peak_rss_mb']:5.0f} MB  client CPU "
+                    f"{result['client_cpu_seconds']:.1f} s, MySQL CPU "
+                    f"{_fmt_cpu(result['mysql_cpu_seconds'])}, fake-gcs CPU "
+                    f"{_fmt_cpu(result['gcs_cpu_seconds'])}")
 
 
 def measure_flows(args: argparse.Namespace, marker: dict[str, Any], bucket: str,

@@ -181,12 +181,14 @@ def measure_scale(scale: float, extra_env: dict[str, str]) -> dict[str, Any]:
     dataset = f"ph_scale_{secrets.token_hex(4)}"
     storage().create_bucket(bucket)
     try:
-        env = export_env(database, bucket, PARTYHELP_BQ_DATASET=dataset, **extra_env)
+        # A sync from MySQL is today's snapshot: the test clock makes SYNC_DATE today.
+        env = export_env(database, bucket, PARTYHELP_BQ_DATASET=dataset,
+                         PARTYHELP_CLOCK_DATE=SYNC_DATE, **extra_env)
         log(f"scale {scale:g}: syncing {sum(marker['counts'][t] for t in SOURCE_TABLES.values()):,}"
             f" rows from {database}")
         with RssSampler() as sampler:
-            result = run_child([sys.executable, "-m", "flows.partyhelp_sync",
-                                "--date", SYNC_DATE], env, capture=False)
+            result = run_child([sys.executable, "-m", "flows.partyhelp_sync"], env,
+                               capture=False)
         manifest = mf.find_latest_manifest(storage(), bucket, PREFIX,
                                            dt.date.fromisoformat(SYNC_DATE), "ph_leads")
         record = {"scale": scale, "env": extra_env, "source_counts": {

@@ -1,8 +1,8 @@
 """MySQL -> Arrow -> Avro parts in GCS -> manifest: the export of one reporting table.
 
 An export is planned once (its id and its deterministic primary-key chunks), each
-chunk is streamed in its own consistent snapshot into Avro parts that upload while
-the next part is written (``parts.py``), and a manifest is committed last, only when
+chunk is streamed in its own consistent snapshot into Avro parts that stream into GCS
+while they are written (``parts.py``), and a manifest is committed last, only when
 every chunk's rows and money sums equal the source's aggregates from the same snapshot.
 """
 
@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import queue
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -166,20 +167,76 @@ def _prefetch(batches: Iterator[Any], depth: int = 2) -> Iterator[Any]:
 
 
 class _Progress:
-    """Logs a chunk's rows so far every ``PARTYHELP_PROGRESS_SECONDS``."""
+    """Follows a chunk's stream: every ``PARTYHELP_PROGRESS_SECONDS`` it logs the rows so
+    far, of the source's count (known before streaming), the rate and an ETA; inside a
+    Prefect task run a progress artifact follows the export too. Outside Prefect (a plain
+    call, the benchmark) nothing of Prefect is imported."""
 
     def __init__(self, log: Logger, table: str, index: int, every: float) -> None:
         self._log, self._table, self._index, self._every = log, table, index, every
         self._started = time.monotonic()
         self._last = self._started
+        self._total = 0
+        self._artifact: Any = None
+
+    def start(self, total: int) -> None:
+        """The source's row count of the chunk; opens the progress artifact."""
+        self._total, self._started = total, time.monotonic()
+        self._last = self._started
+        self._artifact = _create_progress_artifact(
+            self._log, f"export-{self._table}-chunk-{self._index}".replace("_", "-"),
+            f"export of {self._table}, chunk {self._index}: {total:,} rows in the source")
 
     def update(self, rows: int) -> None:
-        """Log if the interval has passed."""
+        """Log (and move the artifact) if the interval has passed."""
         now = time.monotonic()
-        if now - self._last >= self._every:
-            self._log.info("export-%s chunk %d: %d rows so far, %.0f rows/s", self._table,
-                           self._index, rows, rows / max(now - self._started, 1e-9))
-            self._last = now
+        if now - self._last < self._every:
+            return
+        self._last = now
+        rate = rows / max(now - self._started, 1e-9)
+        left = max(self._total - rows, 0)
+        eta = f"ETA {left / rate:.0f} s" if rate > 0 else "ETA unknown"
+        self._log.info("export-%s chunk %d: %d of %d rows (%.1f %%), %.0f rows/s, %s",
+                       self._table, self._index, rows, self._total, self._percent(rows),
+                       rate, eta)
+        self._move_artifact(self._percent(rows))
+
+    def finish(self) -> None:
+        """The stream ended: the artifact shows 100 %."""
+        self._move_artifact(100.0)
+
+    def _percent(self, rows: int) -> float:
+        return min(100.0, 100.0 * rows / self._total) if self._total else 100.0
+
+    def _move_artifact(self, percent: float) -> None:
+        if self._artifact is None:
+            return
+        try:
+            from prefect.artifacts import update_progress_artifact
+
+            update_progress_artifact(self._artifact, percent)
+        except Exception as exc:  # progress is a view: it never fails the export
+            self._log.warning("export-%s chunk %d: progress artifact not updated: %s",
+                              self._table, self._index, exc)
+            self._artifact = None
+
+
+def _create_progress_artifact(log: Logger, key: str, description: str) -> Any:
+    """A Prefect progress artifact at 0 %, when running inside a Prefect task run; else
+    (or when the API refuses it) None."""
+    if "prefect.context" not in sys.modules:  # not imported: surely not in a task run
+        return None
+    from prefect.context import TaskRunContext
+
+    if TaskRunContext.get() is None:
+        return None
+    try:
+        from prefect.artifacts import create_progress_artifact
+
+        return create_progress_artifact(0.0, key=key, description=description)
+    except Exception as exc:  # progress is a view: it never fails the export
+        log.warning("%s: progress artifact not created: %s", key, exc)
+        return None
 
 
 def batch_context(settings: Settings, spec: TableSpec, sync_date: dt.date) -> BatchContext:
@@ -210,6 +267,7 @@ def _stream_chunk(connection: Any, settings: Settings, context: BatchContext,
         for name, cents in converted.money_cents.items():
             tally.money_cents[name] += cents
         progress.update(tally.rows)
+    progress.finish()
     return tally
 
 
@@ -233,6 +291,7 @@ def export_chunk(settings: Settings, spec: TableSpec, plan: ExportPlan, index: i
             # (A change after this check fails the reads below with error 1412: retried.)
             check_schema(spec, describe_source(connection, settings.mysql.database))
             totals = fetch_one(connection, totals_query(spec), params)
+            progress.start(int(totals.get("row_count") or 0))
             tally = _stream_chunk(connection, settings, batch_context(settings, spec, sync_date),
                                   params, uploader, progress)
         parts = uploader.finish()

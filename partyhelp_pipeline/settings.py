@@ -372,8 +372,9 @@ class Settings(BaseModel):
     batch_rows: Count = Field(20_000, validation_alias="PARTYHELP_BATCH_ROWS",
                               description="rows fetched and encoded at a time")
     progress_seconds: SecondsOrZero = Field(
-        15.0, validation_alias="PARTYHELP_PROGRESS_SECONDS",
-        description="interval of the export progress log lines")
+        10.0, validation_alias="PARTYHELP_PROGRESS_SECONDS",
+        description="interval of the export progress lines (rows so far of the source's "
+                    "count, rate, ETA) and of its progress artifact; `0`: every batch")
     task_retries: Annotated[int, _whole(0)] = Field(
         3, validation_alias="PARTYHELP_TASK_RETRIES",
         description="retries of each task, for failures a retry can heal")

@@ -288,32 +288,34 @@ def id_bounds(connection: Any, table: str, key: str = "id") -> IdRange | None:
 
 def plan_chunks(connection: Any, table: str, chunk_rows: int,
                 key: str = "id") -> tuple[tuple[int, int], ...]:
-    """Split the table's ids into consecutive ranges of about ``chunk_rows`` rows each.
+    """Split the table's ids into consecutive ranges of ``chunk_rows`` ids each.
 
-    Boundaries come from walking the primary-key index (one pass over it in all), so a
-    range holds rows, not just ids: gaps in the ids (deleted rows, legacy ids far above the
-    rest) make no empty chunks. The last range ends at the largest id now; rows added
-    later belong to tomorrow's run. An empty table gets one empty range, so every export
-    has at least one (empty) part.
+    Planning costs one index probe per boundary (``MIN(key) WHERE key > boundary``), never
+    a walk of the table: with an auto-increment key a span of ``chunk_rows`` ids holds at
+    most that many rows. Each range after the first starts right after the one before (so
+    the ranges cover every id from the smallest to the largest, rows inserted into a gap
+    later included) and spans ``chunk_rows`` ids from the first id that exists there: gaps
+    (deleted rows, legacy ids far above the rest) make no empty chunks. The last range ends
+    at the largest id now; rows added above it belong to tomorrow's run. An empty table gets
+    one empty range, so every export has at least one (empty) part.
     """
     bounds = id_bounds(connection, table, key)
     if bounds is None:
         return ((0, -1),)
     ranges: list[tuple[int, int]] = []
-    first = bounds.first_id
+    first = next_id = bounds.first_id
     with connection.cursor() as cursor:
-        while True:
-            cursor.execute(
-                f"SELECT MAX({key}) FROM (SELECT {key} FROM `{table}` WHERE {key} >= %(first)s "
-                f"ORDER BY {key} LIMIT %(rows)s) AS chunk",
-                {"first": first, "rows": chunk_rows},
-            )
-            (last,) = cursor.fetchone()
-            if last is None or int(last) >= bounds.last_id:
-                ranges.append((first, bounds.last_id))
-                return tuple(ranges)
-            ranges.append((first, int(last)))
-            first = int(last) + 1
+        while next_id + chunk_rows - 1 < bounds.last_id:
+            last = next_id + chunk_rows - 1
+            ranges.append((first, last))
+            first = last + 1
+            # Names come from our own specs (checked against information_schema first).
+            cursor.execute(f"SELECT MIN({key}) FROM `{table}` WHERE {key} > %(last)s",
+                           {"last": last})
+            (found,) = cursor.fetchone()
+            next_id = bounds.last_id if found is None else int(found)
+    ranges.append((first, bounds.last_id))
+    return tuple(ranges)
 
 
 def stream_rows(

@@ -217,10 +217,14 @@ def test_long_exports_log_progress(own_source: dict, caplog: pytest.LogCaptureFi
     logger = logging.getLogger("test-progress")
     with caplog.at_level(logging.INFO, logger="test-progress"):
         result = export.export_chunk(settings, spec, plan, 0, logger=logger)
-    progress = [r.getMessage() for r in caplog.records if "rows so far" in r.getMessage()]
+    progress = [r.getMessage() for r in caplog.records
+                if r.getMessage().startswith("export-ph_lead_matches chunk 0: ")]
     assert len(progress) >= result.rows // 5 - 1
-    assert progress[-1].startswith(f"export-ph_lead_matches chunk 0: {result.rows} rows so far")
-    assert "rows/s" in progress[-1]
+    # rows so far, of the source's count known before streaming, the rate and an ETA
+    assert progress[-1].startswith(f"export-ph_lead_matches chunk 0: {result.rows} of "
+                                   f"{result.rows} rows (100.0 %), ")
+    assert "rows/s, ETA 0 s" in progress[-1]
+    assert "ETA" in progress[0] and " of " in progress[0]
 
 
 def test_server_time_zone_does_not_shift_timestamps(own_source: dict) -> None:
