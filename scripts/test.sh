@@ -27,7 +27,15 @@ mypy_rc=0
 pytest_rc=0
 .venv/bin/ruff check . || ruff_rc=$?
 .venv/bin/python -m mypy || mypy_rc=$?
-.venv/bin/python -m pytest "$@" || pytest_rc=$?
+# Test modules run in parallel, each whole on one worker (--dist loadfile: its module
+# fixtures run once). Each worker has its own emulators (tests/conftest.py,
+# session_emulators), databases, buckets and datasets; the deployments, whose names are
+# fixed, are serialised by a file lock (tests/test_deployment.py). PARTYHELP_TEST_WORKERS=0
+# runs the modules one after another.
+workers=${PARTYHELP_TEST_WORKERS:-2}
+xdist=()
+if ((workers > 0)); then xdist=(-n "$workers" --dist loadfile); fi
+.venv/bin/python -m pytest ${xdist[@]+"${xdist[@]}"} "$@" || pytest_rc=$?
 
 echo "== summary: ruff exit $ruff_rc, mypy exit $mypy_rc, pytest exit $pytest_rc"
 if ((pytest_rc)); then exit "$pytest_rc"; fi

@@ -26,7 +26,8 @@ def _sync(source_db: dict[str, Any], monkeypatch: pytest.MonkeyPatch, dataset: s
           bucket: str, flow: Any) -> Any:
     env = sync_environment(source_db["database"], source_db["user"], bucket, dataset,
                            # 1 to 6 export chunks per table (13 in all)
-                           PARTYHELP_CHUNK_ROWS="200")
+                           PARTYHELP_CHUNK_ROWS="200",
+                           PARTYHELP_CLOCK_DATE=SYNC_DATE.isoformat())  # the test's today
     for key, value in env.items():
         monkeypatch.setenv(key, value)  # Dask worker processes inherit these
     state = flow(sync_date=SYNC_DATE, return_state=True)

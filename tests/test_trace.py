@@ -31,7 +31,12 @@ from google.cloud import bigquery
 from partyhelp_pipeline import warehouse
 from partyhelp_pipeline.clients import bigquery_client
 from partyhelp_pipeline.settings import Settings
-from partyhelp_pipeline.spec import AUDIT_TABLE, SALES_BILLING_SUMMARY, TABLES
+from partyhelp_pipeline.spec import (
+    AUDIT_TABLE,
+    SALES_BILLING_SUMMARY,
+    SALES_BY_FINANCIAL_PERIOD,
+    TABLES,
+)
 from partyhelp_pipeline.spec.tables import FRESHNESS_VIEW
 from tests.faultkit import (
     Source,
@@ -145,7 +150,8 @@ def test_every_job_of_a_run_is_labelled(runs: Runs) -> None:
     for day in runs.run_ids:
         expected = {(table, kind) for table in SYNCED for kind in ("load", "copy", "query")}
         expected |= {(AUDIT_TABLE.name, "load"), (FRESHNESS_VIEW.name, "query"),
-                     (SALES_BILLING_SUMMARY.name, "query")}
+                     (SALES_BILLING_SUMMARY.name, "query"),
+                     (SALES_BY_FINANCIAL_PERIOD.name, "query")}
         assert {(table, kind) for d, table, kind in seen if d == day.isoformat()} == expected
     print("job labels:", *sorted({str(client.get_job(j.job_id).labels) for j in runs.jobs}),
           sep="\n  ")
@@ -167,7 +173,8 @@ def test_dataset_and_tables_carry_source_and_pii(runs: Runs) -> None:
     none = {"source": "partyhelp-mysql", "pii": "none"}
     dataset = client.get_dataset(f"{settings.bq_project}.{settings.bq_dataset}")
     assert dataset.labels == none
-    names = [*SYNCED, AUDIT_TABLE.name, SALES_BILLING_SUMMARY.name, FRESHNESS_VIEW.name]
+    names = [*SYNCED, *(TABLES[t].history_name for t in SYNCED), AUDIT_TABLE.name,
+             SALES_BILLING_SUMMARY.name, SALES_BY_FINANCIAL_PERIOD.name, FRESHNESS_VIEW.name]
     tables = {t.table_id for t in client.list_tables(dataset)}
     assert tables == set(names)  # no staging table left behind
     for name in names:
