@@ -34,7 +34,7 @@ from partyhelp_pipeline.clock import iso, reporting_today, utc_now
 from partyhelp_pipeline.errors import SyncError
 from partyhelp_pipeline.logs import get_logger
 from partyhelp_pipeline.report import RunReport, TableOutcome, Target, first_line, named
-from partyhelp_pipeline.settings import read_setting
+from partyhelp_pipeline.settings import import_time_setting
 from partyhelp_pipeline.spec import VIEWS, select_tables
 from tasks import gcs_to_bigquery as load
 from tasks import mysql_to_gcs as extract
@@ -51,15 +51,15 @@ class SyncFailed(SyncError):
 
 def build_task_runner() -> TaskRunner[Any]:
     """Threads by default; a Dask cluster when ``PARTYHELP_TASK_RUNNER=dask``."""
-    if read_setting("task_runner") == "dask":
+    if import_time_setting("task_runner") == "dask":
         from prefect_dask.task_runners import DaskTaskRunner
 
-        address = read_setting("dask_address")
+        address = import_time_setting("dask_address")
         if address:
             return DaskTaskRunner(address=address)
-        return DaskTaskRunner(cluster_kwargs={"n_workers": read_setting("dask_workers"),
+        return DaskTaskRunner(cluster_kwargs={"n_workers": import_time_setting("dask_workers"),
                                               "threads_per_worker": 1, "processes": True})
-    return ThreadPoolTaskRunner(max_workers=read_setting("max_workers"))
+    return ThreadPoolTaskRunner(max_workers=import_time_setting("max_workers"))
 
 
 def find_kept_exports(tables: list[str], day: dt.date) -> dict[str, mf.Manifest]:
@@ -146,7 +146,7 @@ def start_checks(names: list[str], day: dt.date, from_exports: bool) -> dict[str
 
 
 @flow(name="partyhelp-bigquery-sync", task_runner=build_task_runner(), persist_result=True,
-      log_prints=True, timeout_seconds=read_setting("flow_timeout_seconds"))
+      log_prints=True, timeout_seconds=import_time_setting("flow_timeout_seconds"))
 def partyhelp_bigquery_sync(
     sync_date: dt.date | None = None,
     tables: list[str] | None = None,

@@ -532,6 +532,17 @@ def read_setting(name: str, env: Mapping[str, str] | None = None) -> Any:
     return getattr(_validate(_one_setting_model(name), values), name)
 
 
+def import_time_setting(name: str) -> Any:
+    """``read_setting`` for an option fixed when a module is imported (a task's retries, the
+    flow's task runner and timeout): a bad value gives the declared default here, so that
+    importing the flow never fails with a traceback. ``load_settings``, which the command
+    and the flow run before anything else, reports it in its one line."""
+    try:
+        return read_setting(name)
+    except ConfigError:
+        return Settings.model_fields[name].default
+
+
 # ------------------------------------------------------------------------- documenting
 
 

@@ -14,7 +14,12 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import Task, exponential_backoff
 
 from partyhelp_pipeline.errors import is_transient
-from partyhelp_pipeline.settings import Settings, load_settings, read_setting
+from partyhelp_pipeline.settings import (
+    Settings,
+    import_time_setting,
+    load_settings,
+    read_setting,
+)
 from partyhelp_pipeline.source import private_file
 
 
@@ -27,12 +32,13 @@ def retry_if_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any
     return True
 
 
-# Read at import: Prefect fixes a task's retry options when it is decorated.
-RETRIES: int = read_setting("task_retries")
+# Read at import: Prefect fixes a task's retry options when it is decorated (a bad value is
+# reported by runtime_settings, first thing in every run).
+RETRIES: int = import_time_setting("task_retries")
 RETRY_OPTIONS: dict[str, Any] = {
     "retries": RETRIES,
     "retry_delay_seconds": exponential_backoff(
-        backoff_factor=read_setting("retry_delay_seconds")),
+        backoff_factor=import_time_setting("retry_delay_seconds")),
     "retry_jitter_factor": 0.5,
     "retry_condition_fn": retry_if_transient,
     "persist_result": True,
