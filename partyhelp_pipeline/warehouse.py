@@ -347,16 +347,26 @@ def ensure_history_table(settings: Settings, spec: TableSpec,
     wanted.clustering_fields = list(spec.cluster_by) or None
     wanted.description = (f"History of {spec.name}: the table as each day's sync saw it, one "
                           f"partition per sync_date. {spec.description}")
-    wanted.labels = resource_labels(any(c.pii for c in spec.columns
-                                        if c.name in {f['name'] for f in fields}))
+    wanted.labels = _pii_labels(spec, [f["name"] for f in fields])
     table = client.create_table(wanted, exists_ok=True)  # the existing one, if any
     table = add_missing_columns(client, table, fields)
+    # Earlier days keep their hashed columns when the hashes are switched off: the table's
+    # own columns say whether it holds PII.
+    labels = _pii_labels(spec, [f.name for f in table.schema])
+    if labels_differ(table.labels, labels):
+        table.labels = labels
+        table = client.update_table(table, ["labels"])
     layout = wanted.time_partitioning
     if (table.time_partitioning and table.time_partitioning.expiration_ms) \
             != layout.expiration_ms:
         table.time_partitioning = layout  # a PATCH; a null expiration removes it
         table = client.update_table(table, ["time_partitioning"])
     return table
+
+
+def _pii_labels(spec: TableSpec, column_names: list[str]) -> dict[str, str]:
+    hashed = {column.name for column in spec.columns if column.pii}
+    return resource_labels(bool(hashed & set(column_names)))
 
 
 def replace_history_partition(settings: Settings, spec: TableSpec, manifest: Manifest,

@@ -204,6 +204,25 @@ def test_history_days_set_the_partition_expiry(history: dict) -> None:
         .time_partitioning.expiration_ms == 30 * 86_400_000
 
 
+def test_a_history_table_gains_columns_and_says_when_it_holds_hashed_pii(
+        history: dict) -> None:
+    """Hashes switched on add their columns (NULLABLE, earlier days have none) and label the
+    table ``pii: hashed``; switched off again, the earlier days still hold them."""
+    settings, spec = history["settings"], TABLES["ph_leads"]
+    other = settings.model_copy(update={"bq_dataset": settings.bq_dataset + "_pii"})
+    warehouse.ensure_dataset(other)
+    plain = warehouse.ensure_history_table(other, spec, spec.bigquery_schema(False))
+    assert plain.labels["pii"] == "none"
+    hashed = warehouse.ensure_history_table(other, spec, spec.bigquery_schema(True))
+    assert hashed.labels["pii"] == "hashed"
+    added = {f.name: f.mode for f in hashed.schema}.items() - \
+        {f.name: f.mode for f in plain.schema}.items()
+    assert added == {("email_sha256", "NULLABLE"), ("phone_sha256", "NULLABLE")}
+    again = warehouse.ensure_history_table(other, spec, spec.bigquery_schema(False))
+    assert again.labels["pii"] == "hashed"
+    assert [f.name for f in again.schema] == [f.name for f in hashed.schema]
+
+
 def test_a_sync_from_mysql_for_another_day_is_refused(history: dict) -> None:
     before = table_states(history["settings"])
     with environment({"PARTYHELP_CLOCK_DATE": DAYS[-1].isoformat()}):
