@@ -101,7 +101,6 @@ class TableOutcome:
     manifest: Manifest | None = None
     load: LoadResult | None = None
     error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def status(self) -> str:

@@ -9,6 +9,7 @@ using the shared stack.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import hashlib
 import io
@@ -221,6 +222,19 @@ def manifests(settings: Settings, day: dt.date, table: str) -> list[mf.Manifest]
     found = [mf.read_manifest(client, mf.gs_uri(settings.gcs_bucket, name))
              for name in mf.manifest_names(client, settings.gcs_bucket, folder)]
     return sorted(found, key=lambda m: m.extracted_at)
+
+
+def with_corrupt_first_part(settings: Settings, manifest: mf.Manifest) -> mf.Manifest:
+    """A copy of ``manifest`` whose first part is a corrupt copy of it, really written to
+    GCS beside it (its last 40 bytes overwritten): a load that BigQuery itself refuses."""
+    client = storage_client(settings)
+    bucket, name = mf.split_gs_uri(manifest.parts[0].uri)
+    copy = f"{name.rsplit('/', 1)[0]}/corrupt-copy.avro"
+    data = client.bucket(bucket).blob(name).download_as_bytes()
+    client.bucket(bucket).blob(copy).upload_from_string(data[:-40] + b"\xff" * 40)
+    broken = mf.Manifest.from_json(manifest.to_json(), uri=manifest.uri)
+    broken.parts[0] = dataclasses.replace(broken.parts[0], uri=mf.gs_uri(bucket, copy))
+    return broken
 
 
 def avro_records(data: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -73,6 +73,7 @@ from tests.faultkit import (
     source_database,
     sync_on,
     table_states,
+    with_corrupt_first_part,
 )
 from tests.oracle import bigquery_rows, diff_tables, expected_tables
 
@@ -586,13 +587,7 @@ def test_a_load_of_a_corrupt_part_fails_in_bigquery_and_changes_nothing(
     settings = _use(monkeypatch, published)
     spec = TABLES["ph_venues"]
     (manifest,) = manifests(settings, BASELINE_DAY, "ph_venues")
-    client = storage_client(settings)
-    bucket, name = mf.split_gs_uri(manifest.parts[0].uri)
-    copy = f"{name.rsplit('/', 1)[0]}/corrupt-copy.avro"
-    data = client.bucket(bucket).blob(name).download_as_bytes()
-    client.bucket(bucket).blob(copy).upload_from_string(data[:-40] + b"\xff" * 40)
-    broken = mf.Manifest.from_json(manifest.to_json(), uri=manifest.uri)
-    broken.parts[0] = dataclasses.replace(broken.parts[0], uri=mf.gs_uri(bucket, copy))
+    broken = with_corrupt_first_part(settings, manifest)
     before = table_states(settings)
     with pytest.raises(LoadError, match=r"^ph_venues: BigQuery load failed"):
         warehouse.replace_table(settings, spec, broken)

@@ -10,7 +10,6 @@ before each day's sync.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import re
 from collections import defaultdict
@@ -23,9 +22,8 @@ import pytest
 from google.cloud import bigquery
 
 from flows.partyhelp_sync import partyhelp_bigquery_sync
-from partyhelp_pipeline import manifest as mf
 from partyhelp_pipeline import warehouse
-from partyhelp_pipeline.clients import bigquery_client, storage_client
+from partyhelp_pipeline.clients import bigquery_client
 from partyhelp_pipeline.clock import SyncDateError, sync_date_for
 from partyhelp_pipeline.errors import LoadError
 from partyhelp_pipeline.settings import Settings
@@ -38,6 +36,7 @@ from tests.faultkit import (
     source_database,
     sync_on,
     table_states,
+    with_corrupt_first_part,
 )
 from tests.oracle import diff_tables, expected_tables
 
@@ -272,14 +271,7 @@ def test_a_failed_load_leaves_every_partition_and_the_current_table(history: dic
     """A replay of day two whose first part BigQuery cannot read (a corrupt copy really
     written to GCS, listed by a manifest handed straight to the load)."""
     settings, spec = history["settings"], TABLES["ph_lead_purchases"]
-    manifest = manifests(settings, DAYS[1], spec.name)[-1]
-    client = storage_client(settings)
-    bucket, name = mf.split_gs_uri(manifest.parts[0].uri)
-    copy = f"{name.rsplit('/', 1)[0]}/corrupt-copy.avro"
-    data = client.bucket(bucket).blob(name).download_as_bytes()
-    client.bucket(bucket).blob(copy).upload_from_string(data[:-40] + b"\xff" * 40)
-    broken = mf.Manifest.from_json(manifest.to_json(), uri=manifest.uri)
-    broken.parts[0] = dataclasses.replace(broken.parts[0], uri=mf.gs_uri(bucket, copy))
+    broken = with_corrupt_first_part(settings, manifests(settings, DAYS[1], spec.name)[-1])
     before = table_states(settings)
     with pytest.raises(LoadError, match=r"^ph_lead_purchases: BigQuery load failed"):
         warehouse.replace_table(settings, spec, broken, replace_current=True)
