@@ -358,8 +358,11 @@ class Settings(BaseModel):
         None, validation_alias="PARTYHELP_PII_SALT_BLOCK",
         description="a Prefect `Secret` block holding that key; it wins over "
                     "`PARTYHELP_PII_SALT`")
+    # 32 MiB: a part is finalised in GCS (and verified) while the next one streams, so only
+    # the last part's finalisation follows the last row; a failed part resends at most this
+    # much; 10,000 URIs a load job still cover 300 GiB a table.
     part_max_bytes: Annotated[int, _whole(1024)] = Field(
-        128 * 1024 * 1024, validation_alias="PARTYHELP_PART_MAX_BYTES",
+        32 * 1024 * 1024, validation_alias="PARTYHELP_PART_MAX_BYTES",
         description="an Avro part rolls over past this size")
     load_max_uris: Annotated[int, _whole(1, BIGQUERY_MAX_LOAD_URIS)] = Field(
         BIGQUERY_MAX_LOAD_URIS, validation_alias="PARTYHELP_LOAD_MAX_URIS",
