@@ -488,6 +488,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--flow-scale", type=float, default=970.0,
                         help="synthetic scale of the whole-flow dataset; 0 skips the flow")
     parser.add_argument("--flow-repeat", type=int, default=1)
+    parser.add_argument("--derive-from", type=int, default=None, metavar="ROWS",
+                        help="build each larger size that is a multiple of ROWS from the ROWS "
+                             "database (minutes, not the generator's hour; seed.derive_purchases)")
     parser.add_argument("--reseed", action="store_true", help="seed again even if reusable")
     parser.add_argument("--no-doc", action="store_true", help="do not touch docs/BENCHMARKS.md")
     args = parser.parse_args(argv)
@@ -503,7 +506,10 @@ def seed_databases(args: argparse.Namespace) -> dict[str, Any] | None:
     """The purchases database (and dlt's view) of every size, and the whole-flow database;
     returns the latter's marker, None when the flow is skipped."""
     for size in args.sizes:
-        seed.ensure_purchases(size, log=log, reseed=args.reseed)
+        if args.derive_from and size > args.derive_from:
+            seed.derive_purchases(size, args.derive_from, log=log, reseed=args.reseed)
+        else:
+            seed.ensure_purchases(size, log=log, reseed=args.reseed)
         create_view(size)
     if not args.flow_scale:
         return None
