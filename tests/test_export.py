@@ -96,3 +96,23 @@ def test_parallel_readers_resume_the_collector_only_when_the_last_leaves() -> No
     thread.join(5)
     assert states == {"after first left": False, "inside second": False}
     assert gc.isenabled()
+
+
+def test_overlapping_pauses_still_collect_other_threads_garbage() -> None:
+    pause = export._CyclicGcPause(max_seconds=0.0)
+    collected: list[int] = []
+
+    def record(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop":
+            collected.append(info["generation"])
+
+    gc.callbacks.append(record)
+    try:
+        with pause():
+            with pause():  # a second chunk's read, overlapping the first
+                pass
+            assert not gc.isenabled()  # the first still reads
+            assert collected == [1]  # ...but the overdue pause collected the young ones
+        assert gc.isenabled()
+    finally:
+        gc.callbacks.remove(record)
