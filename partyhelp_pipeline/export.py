@@ -224,8 +224,9 @@ _gc_paused = _CyclicGcPause()
 def _arrow_batches(context: BatchContext,
                    batches: Iterable[tuple[Sequence[str], Sequence[tuple[Any, ...]]]]
                    ) -> Iterator[dict[str, pa.Array]]:
-    """Each batch of source rows as Arrow columns; the rows (Python objects) exist only
-    inside a collector pause (see ``_CyclicGcPause``) and are freed before it ends."""
+    """Each batch of source rows as Arrow columns; the rows (Python objects) are made and
+    freed inside collector pauses (see ``_CyclicGcPause``): the reader frees a batch when it
+    fetches the next, inside the next pause."""
     rows_batches = iter(batches)
     while True:
         with _gc_paused():
@@ -233,7 +234,7 @@ def _arrow_batches(context: BatchContext,
             if batch is None:
                 return
             columns = to_columns(context, *batch)
-            del batch  # the rows die here, while the collector is still paused
+            del batch  # ours; the reader keeps the rows until its next fetch
         yield columns
 
 
