@@ -19,6 +19,7 @@ from typing import Any
 
 import google_crc32c
 import pytest
+from google.api_core.retry import Retry
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from partyhelp_pipeline import export, parts
@@ -55,6 +56,15 @@ def _run_in_thread(upload: parts.StreamingUpload, chunk: int,
     return thread
 
 
+def _stream(bucket: Any, part: parts.PartFile, retry: Retry, outcome: dict[str, Any],
+            name: str | None = None, chunk: int = 0
+            ) -> tuple[parts.StreamingUpload, threading.Thread]:
+    """Follow ``part`` with a streaming upload to ``name`` (a new one by default), in a
+    thread (see ``_run_in_thread``)."""
+    upload = parts.StreamingUpload(bucket, name or f"p/{secrets.token_hex(4)}.avro", part, retry)
+    return upload, _run_in_thread(upload, chunk, outcome)
+
+
 def _wait_until(condition: Callable[[], bool], timeout: float = 120) -> bool:
     deadline = time.monotonic() + timeout
     while not condition() and time.monotonic() < deadline:
@@ -68,10 +78,8 @@ def test_a_part_uploads_while_it_is_written_and_appears_only_whole(
     data = os.urandom(2 * CHUNK + 12345)  # two full upload pieces and a partial one
     part = parts.PartFile(str(tmp_path / "part.avro"))
     name = f"stream/{secrets.token_hex(4)}.avro"
-    upload = parts.StreamingUpload(bucket, name, part,
-                                   gcs_upload_retry(settings))
     outcome: dict[str, Any] = {}
-    thread = _run_in_thread(upload, 3, outcome)
+    upload, thread = _stream(bucket, part, gcs_upload_retry(settings), outcome, name, chunk=3)
     for start in range(0, CHUNK + PIECE, PIECE):
         part.write(data[start:start + PIECE])
         part.publish()
@@ -96,10 +104,8 @@ def test_an_aborted_part_leaves_no_object(gcs: Any, tmp_path: Path) -> None:
     settings, bucket = gcs
     part = parts.PartFile(str(tmp_path / "part.avro"))
     name = f"stream/{secrets.token_hex(4)}.avro"
-    upload = parts.StreamingUpload(bucket, name, part,
-                                   gcs_upload_retry(settings))
     outcome: dict[str, Any] = {}
-    thread = _run_in_thread(upload, 0, outcome)
+    upload, thread = _stream(bucket, part, gcs_upload_retry(settings), outcome, name)
     part.write(os.urandom(CHUNK + PIECE))
     part.publish()
     assert _wait_until(lambda: upload.persisted >= CHUNK)
@@ -228,20 +234,13 @@ def private_gcs(stack: None) -> Iterator[tuple[PrivateEmulators, Any]]:
         shutil.rmtree(pair.data, ignore_errors=True)
 
 
-def _stream(bucket: Any, part: parts.PartFile, retry_seconds: float,
-            outcome: dict[str, Any]) -> tuple[parts.StreamingUpload, threading.Thread]:
-    upload = parts.StreamingUpload(bucket, f"p/{secrets.token_hex(4)}.avro",
-                                   part, DEFAULT_RETRY.with_timeout(retry_seconds))
-    return upload, _run_in_thread(upload, 0, outcome)
-
-
 def test_gcs_stopped_mid_part_the_part_is_sent_again_and_stored_whole(
         private_gcs: tuple[PrivateEmulators, Any], tmp_path: Path) -> None:
     pair, bucket = private_gcs
     data = os.urandom(2 * CHUNK + 999)
     part = parts.PartFile(str(tmp_path / "part.avro"))
     outcome: dict[str, Any] = {}
-    upload, thread = _stream(bucket, part, 120, outcome)
+    upload, thread = _stream(bucket, part, DEFAULT_RETRY.with_timeout(120), outcome)
     part.write(data[:CHUNK + PIECE])
     part.publish()
     assert _wait_until(lambda: upload.persisted >= CHUNK)
@@ -263,7 +262,7 @@ def test_gcs_down_longer_than_the_retries_fails_the_part_and_stores_nothing(
     pair, bucket = private_gcs
     part = parts.PartFile(str(tmp_path / "part.avro"))
     outcome: dict[str, Any] = {}
-    upload, thread = _stream(bucket, part, 1, outcome)
+    upload, thread = _stream(bucket, part, DEFAULT_RETRY.with_timeout(1), outcome)
     part.write(os.urandom(CHUNK + PIECE))
     part.publish()
     assert _wait_until(lambda: upload.persisted >= CHUNK)
