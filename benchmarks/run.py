@@ -506,10 +506,7 @@ def seed_databases(args: argparse.Namespace) -> dict[str, Any] | None:
     """The purchases database (and dlt's view) of every size, and the whole-flow database;
     returns the latter's marker, None when the flow is skipped."""
     for size in args.sizes:
-        if args.derive_from and size > args.derive_from:
-            seed.derive_purchases(size, args.derive_from, log=log, reseed=args.reseed)
-        else:
-            seed.ensure_purchases(size, log=log, reseed=args.reseed)
+        seed.ensure_size(size, args.derive_from, log=log, reseed=args.reseed)
         create_view(size)
     if not args.flow_scale:
         return None

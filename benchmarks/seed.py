@@ -273,7 +273,7 @@ def derive_purchases(rows: int, base_rows: int, log: Log = print,
     started = time.perf_counter()
     columns = synthetic.COLUMNS["lead_purchases"]
     with _connect(database) as conn, conn.cursor() as cur:
-        for table in PURCHASE_TABLES[:-1]:
+        for table in (t for t in PURCHASE_TABLES if t != "lead_purchases"):
             cur.execute(f"INSERT INTO `{table}` SELECT * FROM `{source}`.`{table}`")
         for copy in range(rows // base_rows):
             shifted = ", ".join(f"`{c}` + {copy * base_rows}" if c == "id" else f"`{c}`"
@@ -284,6 +284,15 @@ def derive_purchases(rows: int, base_rows: int, log: Log = print,
     marker = _finish(database, wanted, _check_purchases(database, rows), started)
     log(f"{database}: derived from {source} in {marker['seconds']:.0f} s")
     return marker
+
+
+def ensure_size(rows: int, derive_from: int | None, log: Log = print,
+                reseed: bool = False) -> dict[str, Any]:
+    """The purchases database of ``rows``: derived from the ``derive_from`` one when given
+    and smaller, else generated."""
+    if derive_from and rows > derive_from:
+        return derive_purchases(rows, derive_from, log, reseed)
+    return ensure_purchases(rows, log, reseed)
 
 
 def flow_database(scale: float) -> str:
@@ -316,9 +325,6 @@ if __name__ == "__main__":
     parser.add_argument("--reseed", action="store_true")
     args = parser.parse_args()
     for n in args.purchases:
-        if args.derive_from and n > args.derive_from:
-            derive_purchases(n, args.derive_from, reseed=args.reseed)
-        else:
-            ensure_purchases(n, reseed=args.reseed)
+        ensure_size(n, args.derive_from, reseed=args.reseed)
     if args.flow_scale:
         ensure_flow(args.flow_scale, reseed=args.reseed)
