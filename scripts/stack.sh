@@ -237,6 +237,9 @@ dev_requirements() {
     fi
 }
 
+# The pip entry of lock $1 (its name==version line and its indented hash lines), a lock of its own.
+locked_pip() { awk '/^pip==/ { keep = 1; print; next } keep && /^ / { print; next } { keep = 0 }' "$1"; }
+
 install_project_venv() {
     local py=${PARTYHELP_PYTHON:-python3} marker=$VENV/.partyhelp-stack stamp requirements inputs
     "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
@@ -254,6 +257,13 @@ install_project_venv() {
         return 0
     fi
     read -ra requirements <<<"$(dev_requirements)"
+    if [[ -f $REPO_ROOT/requirements-dev.lock ]]; then
+        # The lock's own pip first, hash-checked: the venv's (the Python's, Debian 12's
+        # 23.0.1) may be older than 23.3, which rejects the lock (requirements-dev.txt says why).
+        locked_pip "$REPO_ROOT/requirements-dev.lock" >"$VENV/pip.lock"
+        with_ticker "upgrading .venv's pip to the lock's" --log "$LOG_DIR/install-pip.log" \
+            pip_install "$VENV/bin/python" --require-hashes --no-deps -r "$VENV/pip.lock"
+    fi
     log "pip install ${requirements[*]} into .venv: a few minutes on a first install"
     (cd "$REPO_ROOT" && with_ticker "installing the project's dependencies into .venv" \
         --log "$LOG_DIR/install-venv.log" pip_install "$VENV/bin/python" "${requirements[@]}")

@@ -217,6 +217,20 @@ def test_install_takes_the_hash_locked_requirements_when_there_are_some(tmp_path
     assert requirements() == "--require-hashes -r requirements-dev.lock"
 
 
+def test_the_pip_that_installs_the_lock_comes_from_the_lock_first(tmp_path: Path) -> None:
+    """An older pip (< 23.3) rejects the hash-checked lock, so ``install`` first upgrades
+    ``.venv``'s pip from the lock's own entry: that entry alone, with its hashes."""
+    entry = subprocess.run(
+        [BASH, "-c", "source scripts/stack.sh; locked_pip requirements-dev.lock"],
+        cwd=ROOT, env=bare_env(tmp_path), capture_output=True, text=True, check=True,
+    ).stdout.splitlines()
+    pinned = next(line.split("==")[1] for line in (ROOT / "requirements-dev.txt").read_text()
+                  .splitlines() if line.startswith("pip=="))
+    assert entry[0] == f"pip=={pinned} \\"
+    hashes = [line for line in entry[1:] if line.strip().startswith("--hash=sha256:")]
+    assert len(hashes) >= 2 and all(line.startswith(" ") for line in entry[1:]), entry
+
+
 def test_without_python_3_13_the_demo_says_why_and_what_to_do_at_once(tmp_path: Path) -> None:
     if shutil.which("python3.13", path=BARE_PATH):
         pytest.skip("this machine has a python3.13 on its standard PATH")
