@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,6 +48,15 @@ def env_vars(env: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+class PortTaken(RuntimeError):
+    """What answers on a private pair's port belongs to another stack."""
+
+
+def _state(pid: int) -> str:
+    """The process's state letter (``T``: stopped), from ``/proc``."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
 class PrivateEmulators:
     """fake-gcs-server and the BigQuery emulator on ports and data of their own.
 
@@ -56,6 +66,9 @@ class PrivateEmulators:
 
     def __init__(self) -> None:
         self.data = tempfile.mkdtemp(prefix="partyhelp-private-stack-")
+        self._choose_ports()
+
+    def _choose_ports(self) -> None:
         self.gcs_port, self.bq_port, self.grpc_port = free_port(), free_port(), free_port()
         self.env = {
             "PARTYHELP_GCS_PORT": str(self.gcs_port),
@@ -74,8 +87,24 @@ class PrivateEmulators:
         stack_sh(command, {**os.environ, **self.env})
 
     def start(self, service: str) -> None:
-        """Start ``gcs`` or ``bigquery`` and wait until it answers."""
+        """Start ``gcs`` or ``bigquery`` and wait until it answers; ``PortTaken`` if what
+        answers on its port is not ours (``stack.sh`` accepts a service already there)."""
         self._stack(f"start-{service}")
+        if not self.owns(service):
+            raise PortTaken(f"{service}: port {self._port(service)} answers for another stack")
+
+    def _port(self, service: str) -> int:
+        return self.gcs_port if service == "gcs" else self.bq_port
+
+    def owns(self, service: str) -> bool:
+        """Whether the process recorded for ``service``'s port serves this pair's data: a
+        port handed out by ``free_port`` can be taken by another pair before ours binds it,
+        and freezing or stopping that one would test the wrong server."""
+        try:
+            cmdline = Path(f"/proc/{self._group(service)}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return False
+        return f"{self.data}/".encode() in cmdline
 
     def stop(self, service: str) -> None:
         """Stop ``gcs`` or ``bigquery`` (its process group, for real)."""
@@ -84,13 +113,17 @@ class PrivateEmulators:
     def _group(self, service: str) -> int:
         home = Path(os.environ.get("PARTYHELP_STACK_HOME",
                                    Path.home() / ".cache" / "partyhelp-stack"))
-        port = self.gcs_port if service == "gcs" else self.bq_port
-        return int((home / "run" / f"{service}-{port}.pid").read_text().strip())
+        return int((home / "run" / f"{service}-{self._port(service)}.pid").read_text().strip())
 
     def freeze(self, service: str) -> None:
         """Stall ``service`` for real: SIGSTOP its process group. Connections are still
         accepted by the kernel, but nothing answers (a hung server, not a dead one)."""
-        os.killpg(self._group(service), signal.SIGSTOP)
+        group = self._group(service)
+        os.killpg(group, signal.SIGSTOP)
+        deadline = time.monotonic() + 5  # the signal is delivered asynchronously
+        while _state(group) != "T":
+            assert time.monotonic() < deadline, f"{service} (pid {group}) did not stop"
+            time.sleep(0.05)
 
     def thaw(self, service: str) -> None:
         """Let a frozen ``service`` run again."""
@@ -98,21 +131,31 @@ class PrivateEmulators:
 
     def is_up(self, service: str) -> bool:
         """Whether the service's port accepts connections."""
-        port = self.gcs_port if service == "gcs" else self.bq_port
         with socket.socket() as sock:
             sock.settimeout(1)
-            return sock.connect_ex(("127.0.0.1", port)) == 0
+            return sock.connect_ex(("127.0.0.1", self._port(service))) == 0
 
-    def start_all(self) -> None:
-        """Both services (GCS first: the BigQuery emulator reads gs:// from it)."""
-        self.start("gcs")
-        self.start("bigquery")
+    def start_all(self, attempts: int = 3) -> None:
+        """Both services (GCS first: the BigQuery emulator reads gs:// from it), on new
+        ports when one of ours was taken meanwhile."""
+        for attempt in range(attempts):
+            try:
+                self.start("gcs")
+                self.start("bigquery")
+                return
+            except PortTaken:
+                if attempt == attempts - 1:
+                    raise
+                self.stop_all()
+                self._choose_ports()
 
     def stop_all(self) -> None:
-        """Both services, ignoring one that is already down."""
+        """Both services that are ours, ignoring one that is already down."""
         for service in ("bigquery", "gcs"):
-            subprocess.run([str(STACK_SH), f"stop-{service}"], env={**os.environ, **self.env},
-                           capture_output=True, timeout=180, check=False)
+            if self.owns(service):
+                subprocess.run([str(STACK_SH), f"stop-{service}"],
+                               env={**os.environ, **self.env}, capture_output=True,
+                               timeout=180, check=False)
 
 
 @contextmanager

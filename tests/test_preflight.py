@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import os
 import secrets
+import shutil
 import time
 from collections.abc import Callable, Iterator
 
@@ -42,7 +43,7 @@ from partyhelp_pipeline.preflight import (
 from partyhelp_pipeline.settings import EMULATOR_VARIABLES, load_settings
 from partyhelp_pipeline.spec import TABLES
 from tests.conftest import READER_PASSWORD, admin_connection, create_bucket
-from tests.emulators import free_port, private_emulators
+from tests.emulators import PortTaken, PrivateEmulators, free_port, private_emulators
 from tests.faultkit import Source, new_target, source_database
 
 pytestmark = pytest.mark.usefixtures("stack")
@@ -315,6 +316,21 @@ def test_hung_endpoints_fail_within_a_call_timeout_and_the_retry_window() -> Non
             assert not results[failed].ok, results
             named = f"gs://{bucket}" if service == "gcs" else f"dataset partyhelp-local.{dataset}"
             assert named in results[failed].detail
+
+
+def test_a_private_pair_never_takes_over_a_port_another_stack_answers_on() -> None:
+    """The hung-endpoint test freezes its pair's own server, never one that answered first on
+    a port ``free_port`` handed out (another pair's, which the freeze would not test)."""
+    pair = PrivateEmulators()
+    taken = int(os.environ["STORAGE_EMULATOR_HOST"].rsplit(":", 1)[1])  # the session's GCS
+    pair.gcs_port, pair.env["PARTYHELP_GCS_PORT"] = taken, str(taken)
+    try:
+        with pytest.raises(PortTaken, match=f"gcs: port {taken} answers for another stack"):
+            pair.start("gcs")
+        pair.stop_all()  # stops only what is its own: the session's GCS still answers
+        assert pair.is_up("gcs") and not pair.owns("gcs")
+    finally:
+        shutil.rmtree(pair.data, ignore_errors=True)
 
 
 # ------------------------------------------------------------------ the command's output
