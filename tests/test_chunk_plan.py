@@ -23,8 +23,10 @@ def _fill(database: str, ids: list[int]) -> None:
     with admin_connection(database) as connection, connection.cursor() as cursor:
         cursor.execute("DELETE FROM areas")
         for start in range(0, len(ids), 10_000):
-            cursor.executemany("INSERT INTO areas (id, name) VALUES (%s, 'x')",
-                               [(i,) for i in ids[start:start + 10_000]])
+            # Placeholders only: PyMySQL then sends one multi-row INSERT (a literal in VALUES
+            # makes it send, and commit, one INSERT per row: minutes for 100,000 rows).
+            cursor.executemany("INSERT INTO areas (id, name) VALUES (%s, %s)",
+                               [(i, "x") for i in ids[start:start + 10_000]])
 
 
 def _plan(database: str, ids: list[int], chunk_rows: int) -> tuple[tuple[int, int], ...]:
