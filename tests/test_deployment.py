@@ -627,8 +627,10 @@ def run_the_retry_scenario(client: Any, deployment: Any, token: str, settings: A
 
     assert client.read_server_default_result_storage().default_result_storage_block_id \
         is None, "the server has a default result storage: local runs would not use theirs"
-    # The dataset exists before the first run, as scripts/setup.py leaves it in production.
-    ensure_dataset(settings)
+    # The dataset exists before the first run, as scripts/setup.py leaves it in production,
+    # made with a setup's patience: the run's 2-second window is for the outage below, and a
+    # busy emulator may take longer than that to answer this first call.
+    ensure_dataset(settings.model_copy(update={"bq_retry_seconds": 60.0}))
     try:  # 1. BigQuery is down: the exports complete, every load fails
         stack_sh("stop-bigquery")  # a real outage, before the run starts
         run = client.create_flow_run_from_deployment(deployment.id,
