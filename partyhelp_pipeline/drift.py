@@ -2,8 +2,9 @@
 
 What each wire form can carry exactly is the type table's (``spec/types.py``,
 ``TypeRule.mysql_types``); which source columns a table reads, and in which wire form,
-is its spec's. An added column changes nothing; a renamed or dropped one, or a type that
-its wire form cannot hold, fails the run before anything is written.
+is its spec's. An added column changes nothing; a renamed or dropped one, a type that
+its wire form cannot hold, or a join of two text columns whose collations differ, fails the
+run before anything is written.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class SourceColumn:
     data_type: str
     numeric_precision: int | None
     numeric_scale: int | None
+    collation: str | None = None  # text columns only
 
 
 SourceSchema = Mapping[tuple[str, str], SourceColumn]
@@ -38,14 +40,15 @@ def describe_source(connection: Any, database: str) -> dict[tuple[str, str], Sou
     """Every column of the source database, keyed by ``(table, column)`` in lower case."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE "
-            "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %(schema)s",
+            "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, "
+            "COLLATION_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %(schema)s",
             {"schema": database},
         )
         rows = cursor.fetchall()
     return {
-        (str(t).lower(), str(c).lower()): SourceColumn(str(t), str(c), str(d).lower(), p, s)
-        for t, c, d, p, s in rows
+        (str(t).lower(), str(c).lower()): SourceColumn(str(t), str(c), str(d).lower(), p, s,
+                                                       None if k is None else str(k))
+        for t, c, d, p, s, k in rows
     }
 
 
@@ -73,7 +76,8 @@ def raise_drift(problems: list[Problem]) -> None:
 def schema_problems(spec: TableSpec, source: SourceSchema) -> list[Problem]:
     """Every drift of the source that ``spec`` cannot export exactly, all listed, so that
     one failed run shows the whole of a migration."""
-    return _missing(spec, source) + _wrong_types(spec, source) + _money_too_wide(spec, source)
+    return (_missing(spec, source) + _wrong_types(spec, source)
+            + _money_too_wide(spec, source) + _mixed_collations(spec, source))
 
 
 def _lookup(source: SourceSchema, table: str, column: str) -> SourceColumn | None:
@@ -117,4 +121,27 @@ def _money_too_wide(spec: TableSpec, source: SourceSchema) -> list[Problem]:
                              f"{info.numeric_precision},{scale}); the export holds at most "
                              f"{MAX_DECIMAL_INTEGER_DIGITS} integer digits and {NUMERIC_SCALE} "
                              "decimals exactly, and refuses to round"))
+    return problems
+
+
+def _mixed_collations(spec: TableSpec, source: SourceSchema) -> list[Problem]:
+    """A join of two text columns in different collations. MySQL 8 refuses most such
+    comparisons (error 1267, "Illegal mix of collations": a table created there without a
+    collation gets utf8mb4_0900_ai_ci, Laravel's get utf8mb4_unicode_ci), and where a server
+    resolves the mix itself, the winning collation decides which keys match (``_bin`` is
+    case-sensitive) and the joined table's index goes unused. So any difference fails."""
+    problems = []
+    for join in spec.joins:
+        key = _lookup(source, join.table, join.key)
+        parent_table, parent_column = spec.source_column(join.parent)
+        parent = _lookup(source, parent_table, parent_column)
+        if key is None or parent is None or not key.collation or not parent.collation \
+                or key.collation.lower() == parent.collation.lower():
+            continue
+        problems.append((spec.name, f"{key.table}.{key.column}",
+                         f"{spec.name}: the join {key.table}.{key.column} "
+                         f"({key.collation}) = {parent.table}.{parent.column} "
+                         f"({parent.collation}) mixes collations, which MySQL refuses (error "
+                         "1267, illegal mix of collations): ALTER one column to the other's "
+                         "collation"))
     return problems

@@ -166,7 +166,15 @@ def check_settings(env: Mapping[str, str] | None, mysql_password: str | None = N
 
 _GRANT = re.compile(r"^GRANT (?P<privileges>.+?) ON (?:(?:PROCEDURE|FUNCTION|PACKAGE BODY|"
                     r"PACKAGE) )?(?P<scope>\S+) TO ", re.IGNORECASE)
-_SCOPE = re.compile(r"^(?:`(?P<quoted>(?:[^`]|``)+)`|(?P<plain>[^.`]+))\.")
+# MySQL 8 with partial_revokes on prints a privilege taken back from one database of a
+# global grant as a REVOKE line: ``REVOKE INSERT ON `world`.* FROM `u1`@`%```.
+_REVOKE = re.compile(r"^REVOKE (?P<privileges>.+?) ON (?P<scope>\S+) FROM ", re.IGNORECASE)
+# A role granted: ``GRANT `r1`@`%`,`r2`@`%` TO `u`@`h``` (MySQL 8), ``GRANT `r1` TO ...``
+# (MariaDB): no ON clause.
+_ROLE_GRANT = re.compile(r"^GRANT (?P<roles>`.+?) TO (?P<grantee>\S+)", re.IGNORECASE)
+_QUOTED = r"`(?:[^`]|``)*`"
+_ROLE = re.compile(rf"{_QUOTED}(?:@{_QUOTED})?")
+_SCOPE = re.compile(r"^(?:`(?P<quoted>(?:[^`]|``)+)`|(?P<plain>[^.`]+))\.(?P<table>.+)$")
 
 
 def _database_matches(pattern: str, database: str) -> bool:
@@ -184,15 +192,25 @@ def _database_matches(pattern: str, database: str) -> bool:
     return re.fullmatch("".join(regex), database, re.IGNORECASE | re.DOTALL) is not None
 
 
-def write_privileges(grants: list[str], database: str) -> list[str]:
-    """``PRIVILEGES on scope`` for each ``SHOW GRANTS`` line that gives more than reading
-    on ``database`` (there, on one of its tables, or globally)."""
+@dataclass(frozen=True)
+class _Line:
+    """One GRANT or REVOKE line of ``SHOW GRANTS`` on data, for one database."""
+
+    revoke: bool
+    privileges: tuple[str, ...]  # upper case, column lists dropped
+    scope: str  # as printed: *.*, `db`.*, `db`.`table`
+    table: str | None  # None for a global or database-wide line
+
+
+def _lines_on(grants: list[str], database: str) -> list[_Line]:
+    """The GRANT and REVOKE lines whose scope covers ``database`` (globally, the database,
+    or one of its tables); role grants and proxies are not privileges on data."""
     found = []
     for grant in grants:
-        match = _GRANT.match(grant)
+        match = _GRANT.match(grant) or _REVOKE.match(grant)
         scope = _SCOPE.match(match.group("scope")) if match else None
         if match is None or scope is None:
-            continue  # a role granted, a proxy: not a privilege on data
+            continue
         db = scope.group("plain") or scope.group("quoted").replace("``", "`")
         if not _database_matches(db, database):
             continue
@@ -200,24 +218,130 @@ def write_privileges(grants: list[str], database: str) -> list[str]:
         privileges = [p.strip().upper() for p in named.split(",") if p.strip()]
         if re.search(r"WITH GRANT OPTION", grant, re.IGNORECASE):
             privileges.append("GRANT OPTION")
-        extra = [p for p in privileges if p not in READ_ONLY_PRIVILEGES]
-        if extra:
-            found.append(f"{', '.join(extra)} on {match.group('scope')}")
+        table = scope.group("table")
+        found.append(_Line(grant.upper().startswith("REVOKE"), tuple(privileges),
+                           match.group("scope"),
+                           None if table == "*" else table.strip("`").replace("``", "`")))
     return found
 
 
-def _own_grants(connection: Any) -> list[str]:
-    """The session user's ``SHOW GRANTS`` lines (its active roles' too, on MariaDB)."""
+def _revoked(lines: list[_Line]) -> set[str]:
+    """Privileges a partial revoke takes back from the whole database."""
+    return {p for line in lines if line.revoke for p in line.privileges}
+
+
+def write_privileges(grants: list[str], database: str) -> list[str]:
+    """``PRIVILEGES on scope`` for each ``SHOW GRANTS`` line that gives more than reading
+    on ``database`` (there, on one of its tables, or globally).
+
+    A global privilege that a partial revoke (MySQL 8 ``partial_revokes``) takes back from
+    ``database`` still counts, marked so: it writes to every other schema, new ones and
+    the ``mysql`` system schema included, and the sync's credentials must write nowhere."""
+    lines = _lines_on(grants, database)
+    revoked = _revoked(lines)
+    found = []
+    for line in lines:
+        if line.revoke:
+            continue
+        extra = [p for p in line.privileges if p not in READ_ONLY_PRIVILEGES]
+        if extra:
+            note = f" (revoked on `{database}` only)" if line.scope == "*.*" and \
+                set(extra) <= revoked else ""
+            found.append(f"{', '.join(extra)} on {line.scope}{note}")
+    return found
+
+
+def read_problem(grants: list[str], database: str, tables: frozenset[str]) -> str | None:
+    """Why the ``SHOW GRANTS`` lines give no SELECT on ``database`` (every one of
+    ``tables``), or None when they do. SELECT reaches the database from a global grant
+    that no partial revoke takes back, a grant on the database, or one on each table."""
+    lines = _lines_on(grants, database)
+    revoked = _revoked(lines)
+    granted = [line for line in lines if not line.revoke
+               and {"SELECT", "ALL PRIVILEGES", "ALL"} & set(line.privileges)]
+    if any(line.table is None and not (line.scope == "*.*" and "SELECT" in revoked)
+           for line in granted):
+        return None
+    if "SELECT" in revoked and any(line.scope == "*.*" for line in granted):
+        return f"SELECT on `{database}`.* is revoked (partial_revokes)"
+    missing = sorted(t for t in tables
+                     if not any((line.table or "").lower() == t.lower() for line in granted))
+    if not missing:
+        return None
+    return f"no SELECT on `{database}`.* nor on {', '.join(missing)}"
+
+
+def granted_roles(grants: list[str]) -> list[str]:
+    """The roles (as printed, quoted) that ``SHOW GRANTS`` lines grant to a user account
+    (``user@host``), in order; not those MariaDB lists as granted to another role."""
+    roles: list[str] = []
+    for line in grants:
+        match = _ROLE_GRANT.match(line)
+        if match is None or "@" not in match.group("grantee"):
+            continue
+        roles += [r for r in _ROLE.findall(match.group("roles")) if r not in roles]
+    return roles
+
+
+def _show(cursor: Any, statement: str) -> list[str]:
+    cursor.execute(statement)
+    return [str(row[0]) for row in cursor.fetchall()]
+
+
+@dataclass(frozen=True)
+class OwnGrants:
+    """The session user's ``SHOW GRANTS`` lines: with its active roles' (what this session
+    may do: a read needs these), and with every role granted to it (what it could do
+    after a ``SET ROLE``: a write privilege in any of them counts)."""
+
+    active: list[str]
+    every: list[str]
+
+
+def _roles_grants(cursor: Any, lines: list[str], roles: list[str], mariadb: bool) -> list[str]:
+    """``lines`` with the privileges of ``roles`` (granted to the session user)."""
+    if not roles:
+        return lines
+    if not mariadb:  # the role names are the server's own quoted output
+        return _show(cursor, f"SHOW GRANTS FOR CURRENT_USER() USING {', '.join(roles)}")
+    # MariaDB shows a role's grants only while it is active (``SHOW GRANTS FOR role`` of an
+    # inactive one needs the mysql schema): activate each in turn, in this session only.
+    more = list(lines)
+    for role in roles:
+        cursor.execute(f"SET ROLE {role}")
+        more += [line for line in _show(cursor, "SHOW GRANTS") if line not in more]
+    return more
+
+
+def _own_grants(connection: Any) -> OwnGrants:
+    """The session user's grants, its roles' included.
+
+    MySQL 8 lists a role's privileges only with ``USING`` (``SHOW GRANTS FOR CURRENT_USER()
+    USING `r`@`%```), and its active roles are ``CURRENT_ROLE()`` (at login: the default
+    roles, or all with ``activate_all_roles_on_login``). MariaDB has no USING: its
+    ``SHOW GRANTS`` lists the active role's privileges, so each granted role is activated
+    in turn (``SET ROLE``, in this session, which is closed afterwards). (MySQL's
+    ``mandatory_roles``, given to every account without a grant, are not read.)"""
     try:
         with connection.cursor() as cursor:
-            cursor.execute("SHOW GRANTS")
-            return [str(row[0]) for row in cursor.fetchall()]
+            lines = _show(cursor, "SHOW GRANTS")
+            roles = granted_roles(lines)
+            if not roles:
+                return OwnGrants(lines, lines)
+            cursor.execute("SELECT VERSION(), CURRENT_ROLE()")
+            version, current = cursor.fetchone()
+            mariadb = "mariadb" in str(version).lower()
+            active = lines if mariadb else _roles_grants(
+                cursor, lines, [r for r in _ROLE.findall(str(current or "")) if r in roles],
+                mariadb)
+            return OwnGrants(active, _roles_grants(cursor, lines, roles, mariadb))
     finally:
         connection.close()
 
 
 def check_mysql(settings: Settings) -> tuple[CheckResult, bool]:
-    """The user connects and can only read; and whether it connected."""
+    """The user connects, can read the database and can only read (its own grants and its
+    roles'); and whether it connected."""
     mysql = settings.mysql
     try:
         connection = connect(mysql)
@@ -229,7 +353,13 @@ def check_mysql(settings: Settings) -> tuple[CheckResult, bool]:
     except Exception as exc:
         return CheckResult("mysql", False, f"{where}, but SHOW GRANTS failed: "
                                            f"{_one_line(exc)}"), True
-    extra = write_privileges(grants, mysql.database)
+    tables = frozenset(t for spec in TABLES.values() for t in spec.tables_by_alias.values())
+    unreadable = read_problem(grants.active, mysql.database, tables)
+    if unreadable:
+        return CheckResult("mysql", False, (
+            f"{where}, which cannot read `{mysql.database}`: {unreadable}. The sync needs "
+            f"GRANT SELECT ON `{mysql.database}`.* (directly or through a role)")), True
+    extra = write_privileges(grants.every, mysql.database)
     if extra:
         return CheckResult("mysql", False, (
             f"{where}, which could write: {'; '.join(extra)}. The sync needs SELECT only on "

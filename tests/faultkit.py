@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 import fastavro
@@ -52,15 +53,26 @@ class Source:
     def sql(self, statement: str, params: Any = None) -> list[tuple[Any, ...]]:
         """Run one statement as root (test setup only) and return its rows."""
         with admin_connection(self.database) as connection, connection.cursor() as cursor:
-            cursor.execute("SET SESSION time_zone = '+00:00'")
-            # Legacy rows break the JSON CHECKs, which a table-copying ALTER would re-run.
-            cursor.execute("SET SESSION check_constraint_checks = 0, sql_mode = ''")
+            cursor.execute("SET SESSION time_zone = '+00:00', sql_mode = ''")
+            # Legacy rows break MariaDB's JSON CHECKs, which a table-copying ALTER would
+            # re-run. MySQL has no such setting (its JSON columns hold no malformed rows).
+            if server_is_mariadb():
+                cursor.execute("SET SESSION check_constraint_checks = 0")
             cursor.execute(statement, params)
             return list(cursor.fetchall())
 
     def scalar(self, statement: str, params: Any = None) -> Any:
         """The first value of the first row."""
         return self.sql(statement, params)[0][0]
+
+
+@cache
+def server_is_mariadb() -> bool:
+    """Whether the test server is MariaDB (else MySQL): asked once per session."""
+    from scripts.synthetic.schema import is_mariadb
+
+    with admin_connection() as connection:
+        return is_mariadb(connection)
 
 
 @contextmanager

@@ -28,7 +28,7 @@ from partyhelp_pipeline import drift
 from partyhelp_pipeline import manifest as mf
 from partyhelp_pipeline.clients import bigquery_client
 from partyhelp_pipeline.spec import TABLES, TYPES
-from partyhelp_pipeline.spec.sql import flattening_query, mysql_source, totals_query
+from partyhelp_pipeline.spec.sql import flattening_query, mysql_source, quote, totals_query
 from tests.faultkit import (
     Source,
     assert_table_equals_source,
@@ -97,7 +97,8 @@ def test_every_query_column_is_seen_by_the_drift_check() -> None:
             item = TYPES[column.wire_type].wire_sql(mysql_source(column.source))
             if column.pii:  # read only when the opt-in hashes are on
                 item = f"IF(%(include_pii)s, {item}, NULL)"
-            assert re.search(rf"\n    {re.escape(item)} +AS {column.name},?\n", query), column
+            name = re.escape(quote(column.name))
+            assert re.search(rf"\n    {re.escape(item)} +AS {name},?\n", query), column
             assert spec.source_wire_types[spec.source_column(column.source)] == \
                 column.wire_type
         assert len(spec.source_wire_types) == len(spec.query_plan), spec.name
@@ -239,6 +240,40 @@ def test_a_float64_column_widened_to_more_decimals_still_arrives(
     _sync_equals_source(source, settings, day, ["ph_lead_matches"])
     assert query(settings, "SELECT MAX(match_score) AS top FROM "
                            f"{settings.quoted_table_ref('ph_lead_matches')}") == [{"top": 1234.567}]
+
+
+@pytest.mark.parametrize("collation", ["utf8mb4_general_ci", "utf8mb4_bin"])
+def test_a_join_of_mixed_collations_fails_naming_both_before_anything_is_written(
+        drifted: tuple[Source, Any], collation: str) -> None:
+    """occasion_types.key in another collation than leads.occasion_type (on MySQL 8 a table
+    created without a collation gets utf8mb4_0900_ai_ci; Laravel's are utf8mb4_unicode_ci):
+    the drift check names both columns and collations, in one line, before any export."""
+    source, settings = drifted
+    day = dt.date(2026, 10, 13)
+    before = table_states(settings)
+    source.sql(f"ALTER TABLE occasion_types MODIFY `key` VARCHAR(64) CHARACTER SET utf8mb4 "
+               f"COLLATE {collation} NOT NULL")
+    assert source.scalar("SELECT COLLATION_NAME FROM information_schema.COLUMNS WHERE "
+                         "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'leads' AND "
+                         "COLUMN_NAME = 'occasion_type'") == "utf8mb4_unicode_ci"
+    state = _sync(day)
+    assert state.is_failed()
+    message = str(state.message)
+    for table in ("ph_leads", "ph_lead_purchases"):
+        assert (f"{table}: the join occasion_types.key ({collation}) = leads.occasion_type "
+                "(utf8mb4_unicode_ci) mixes collations, which MySQL refuses (error 1267")\
+            in message
+    assert "\n" not in drift_message(settings)
+    _assert_nothing_written(settings, day, before)
+
+
+def drift_message(settings: Any) -> str:
+    """The drift check's own error, as the run reports it."""
+    from partyhelp_pipeline.errors import SchemaDriftError
+
+    with pytest.raises(SchemaDriftError) as failure:
+        drift.check_source_schema(settings.mysql, list(TABLES.values()))
+    return str(failure.value)
 
 
 @pytest.mark.parametrize(("alter", "message"), [

@@ -22,29 +22,37 @@ from partyhelp_pipeline.spec.tables import (
 )
 from partyhelp_pipeline.spec.types import TYPES
 
-# MySQL reserved words that a spec uses as a column name: quoted wherever they appear.
-_RESERVED = frozenset({"key", "order", "group", "range", "rank", "interval", "condition"})
-_ALIGN = 62  # select expressions are padded to this width, so the names line up
+_ALIGN = 66  # select expressions are padded to this width, so the names line up
+
+
+def quote(name: str) -> str:
+    """A MySQL identifier in backquotes. Every identifier of the source queries is quoted,
+    not a list of reserved words: each MySQL release reserves new ones (8.0 added RANK,
+    GROUPS, LATERAL ...), and a quoted name means the same on MySQL and MariaDB. The
+    drivers format the queries with the parameters, so a name may hold no ``%``."""
+    if not name or any(c in name for c in "`%\0"):
+        raise ValueError(f"{name!r} is not a plain identifier")
+    return f"`{name}`"
 
 
 def mysql_source(source: str) -> str:
-    """``alias.column`` with the column quoted when it is a reserved word."""
+    """``alias.column`` quoted: `` `alias`.`column` ``."""
     alias, column = split_source(source)
-    return f"{alias}.`{column}`" if column.lower() in _RESERVED else f"{alias}.{column}"
+    return f"{quote(alias)}.{quote(column)}"
 
 
 def _select_item(column: QueryColumn) -> str:
     expression = TYPES[column.wire_type].wire_sql(mysql_source(column.source))
     if column.pii:
         expression = f"IF(%(include_pii)s, {expression}, NULL)"
-    return f"    {expression:<{_ALIGN}}AS {column.name}"
+    return f"    {expression:<{_ALIGN - 1}} AS {quote(column.name)}"
 
 
 def _from_clause(spec: TableSpec) -> list[str]:
-    lines = [f"FROM {spec.source_table} AS {spec.alias}"]
+    lines = [f"FROM {quote(spec.source_table)} AS {quote(spec.alias)}"]
     for join in spec.joins:
         key = mysql_source(f"{join.alias}.{join.key}")
-        lines.append(f"LEFT JOIN {join.table} AS {join.alias} ON {key} = "
+        lines.append(f"LEFT JOIN {quote(join.table)} AS {quote(join.alias)} ON {key} = "
                      f"{mysql_source(join.parent)}")
     return lines
 
@@ -70,15 +78,15 @@ def flattening_query(spec: TableSpec) -> str:
 
 def totals_query(spec: TableSpec) -> str:
     """Row count and money sums in cents over one key range of the driving table."""
-    items = ["    COUNT(*) AS row_count"]
+    items = [f"    COUNT(*) AS {quote('row_count')}"]
     for column in spec.money_columns:
         total = TYPES["NUMERIC"].wire_sql(f"SUM({mysql_source(column.source or '')})")
-        items.append(f"    {total} AS {column.name}")
+        items.append(f"    {total} AS {quote(column.name)}")
     return "\n".join([
         f"-- {spec.name}: reconciliation totals over one key range (money in cents).",
         "SELECT",
         ",\n".join(items),
-        f"FROM {spec.source_table} AS {spec.alias}",
+        f"FROM {quote(spec.source_table)} AS {quote(spec.alias)}",
         _key_range(spec),
     ]) + "\n"
 

@@ -57,10 +57,13 @@ class TypeRule:
 # DATE read as DATETIME + 0 is no longer YYYYMMDD, so such a drift fails the run instead of
 # turning values into NULL. Integers of any width are checked row by row against int64;
 # DECIMAL's precision and scale are checked by the drift check (money only).
+# FLOAT64 adds the DOUBLE literal 0E0 rather than CAST(... AS DOUBLE), which MySQL before
+# 8.0.17 refuses: an arithmetic operation with a floating-point operand is evaluated in
+# double precision on MySQL and MariaDB alike, and adding zero changes no value.
 TYPES: dict[BigQueryType, TypeRule] = {
     "INT64": TypeRule("{expr}", pa.int64(), "long", None, _INTEGERS, "as is"),
     "STRING": TypeRule("{expr}", pa.string(), "string", None, _TEXT, "as is"),
-    "FLOAT64": TypeRule("CAST({expr} AS DOUBLE)", pa.float64(), "double", None,
+    "FLOAT64": TypeRule("{expr} + 0E0", pa.float64(), "double", None,
                         _INTEGERS | {"decimal", "float", "double"}, "double"),
     "DATE": TypeRule("{expr} + 0", pa.int64(), "long", "date", frozenset({"date"}),
                      "YYYYMMDD integer; 0 (or a zero month or day) is a zero date"),

@@ -3,8 +3,11 @@
 A fixed set of legacy rows, identical for every scale and seed, with ids
 ``EDGE_ID_BASE + n`` (``EDGE_ID_BASE`` = 900,000,000, far above any generated id so they
 never collide, even at scale 1000+). Ids ``E+96``..``E+99`` are never created: they are
-the targets of orphan references. They are loaded with ``sql_mode=''`` and
-``check_constraint_checks=0``.
+the targets of orphan references. They are loaded with ``sql_mode=''`` and, on MariaDB,
+``check_constraint_checks=0``. A MySQL JSON column refuses text that is not JSON whatever
+the session's settings (MariaDB's JSON is LONGTEXT with a CHECK that the setting switches
+off), so on MySQL ``mysql_edge_case_rows`` loads SQL NULL in place of the malformed JSON
+of leads E+5 and E+6: those two rows are kept, their malformed-JSON cases are not.
 
 ================  =====  ===============================================================
 table             id     what it is
@@ -74,11 +77,13 @@ edge purchases E+1 and E+3.
 
 from __future__ import annotations
 
+import json
 from functools import cache
 
 from .common import (
     COLUMNS,
     EDGE_ID_BASE,
+    KINDS,
     MISSING_AREA_ID,
     MISSING_LEAD_ID,
     MISSING_LEAD_PURCHASE_ID,
@@ -315,3 +320,21 @@ def _edge(table: str, **values: str | int | None) -> Row:
             raise ValueError(f"{table}.{c} is NOT NULL")
         row.append(None if v is None else str(v))
     return tuple(row)
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def mysql_edge_case_rows() -> dict[str, list[Row]]:
+    """The edge rows a MySQL server accepts: malformed JSON becomes SQL NULL."""
+    rows = {}
+    for table, table_rows in edge_case_rows().items():
+        json_at = [i for i, c in enumerate(COLUMNS[table]) if KINDS[table][c] == "json"]
+        rows[table] = [tuple(None if i in json_at and v is not None and not _is_json(v) else v
+                             for i, v in enumerate(row)) for row in table_rows]
+    return rows

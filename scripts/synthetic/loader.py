@@ -1,4 +1,4 @@
-"""Loading into MariaDB: TSV chunks through ``LOAD DATA LOCAL INFILE`` (or multi-row
+"""Loading into MariaDB or MySQL: TSV chunks through ``LOAD DATA LOCAL INFILE`` (or multi-row
 INSERTs), a loader thread that ingests one chunk while the next is generated, and the
 secondary indexes dropped during the load and rebuilt at the end (also on failure)."""
 
@@ -16,8 +16,8 @@ import pymysql
 
 from . import simulation
 from .common import COLUMNS, TABLES, Row
-from .edge_cases import edge_case_rows
-from .schema import connect, create_database_schema
+from .edge_cases import edge_case_rows, mysql_edge_case_rows
+from .schema import connect, create_database_schema, is_mariadb
 from .simulation import planned_sizes
 
 _TSV_ESCAPES = str.maketrans(
@@ -321,13 +321,16 @@ def _queue_chunks(
 
 def _load_edge_rows(conn: pymysql.Connection, method: str, tmpdir: str) -> dict[str, int]:
     """Load the edge rows on conn; return rows loaded per table."""
-    # Zero dates and malformed JSON need a permissive session: no strict or
-    # zero-date modes, and no CHECK (json_valid(...)) enforcement.
+    # Zero dates and malformed JSON need a permissive session: no strict or zero-date
+    # modes and, on MariaDB, no CHECK (json_valid(...)) enforcement. MySQL has no such
+    # variable, and its JSON columns refuse malformed JSON anyway (see mysql_edge_case_rows).
+    mariadb = is_mariadb(conn)
     with conn.cursor() as cur:
         cur.execute("SET SESSION sql_mode = ''")
-        cur.execute("SET SESSION check_constraint_checks = 0")
+        if mariadb:
+            cur.execute("SET SESSION check_constraint_checks = 0")
     loaded = {}
-    for table, rows in edge_case_rows().items():
+    for table, rows in (edge_case_rows() if mariadb else mysql_edge_case_rows()).items():
         _load_rows(conn, table, rows, method, tmpdir)
         loaded[table] = len(rows)
     return loaded

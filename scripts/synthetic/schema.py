@@ -27,6 +27,14 @@ def connect(conn_params: Mapping[str, Any], database: str | None) -> pymysql.Con
     return conn
 
 
+def is_mariadb(conn: Any) -> bool:
+    """Whether the server is MariaDB (its VERSION() says so) rather than MySQL: the two
+    differ in the settings and JSON values the generator and the tests may use."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT VERSION()")
+        return "mariadb" in str(cur.fetchone()[0]).lower()
+
+
 def create_database_schema(conn_params: Mapping[str, Any], database: str) -> None:
     """Create the database if missing and the 8 tables from SCHEMA_FILE."""
     conn = connect(conn_params, None)

@@ -1,7 +1,7 @@
 -- Generated from partyhelp_pipeline/spec by `python -m scripts.generate_docs`; do not edit.
 -- ph_lead_purchases: reconciliation totals over one key range (money in cents).
 SELECT
-    COUNT(*) AS row_count,
-    CAST(SUM(lp.amount_paid) * 100 AS SIGNED) AS amount_paid
-FROM lead_purchases AS lp
-WHERE lp.id BETWEEN %(first_id)s AND %(last_id)s
+    COUNT(*) AS `row_count`,
+    CAST(SUM(`lp`.`amount_paid`) * 100 AS SIGNED) AS `amount_paid`
+FROM `lead_purchases` AS `lp`
+WHERE `lp`.`id` BETWEEN %(first_id)s AND %(last_id)s

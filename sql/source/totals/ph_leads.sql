@@ -1,8 +1,8 @@
 -- Generated from partyhelp_pipeline/spec by `python -m scripts.generate_docs`; do not edit.
 -- ph_leads: reconciliation totals over one key range (money in cents).
 SELECT
-    COUNT(*) AS row_count,
-    CAST(SUM(l.base_price) * 100 AS SIGNED) AS base_price,
-    CAST(SUM(l.current_price) * 100 AS SIGNED) AS current_price
-FROM leads AS l
-WHERE l.id BETWEEN %(first_id)s AND %(last_id)s
+    COUNT(*) AS `row_count`,
+    CAST(SUM(`l`.`base_price`) * 100 AS SIGNED) AS `base_price`,
+    CAST(SUM(`l`.`current_price`) * 100 AS SIGNED) AS `current_price`
+FROM `leads` AS `l`
+WHERE `l`.`id` BETWEEN %(first_id)s AND %(last_id)s
