@@ -2,8 +2,10 @@
 
 Every read happens in a ``REPEATABLE READ`` transaction started ``WITH CONSISTENT
 SNAPSHOT``, at session time zone ``+00:00``, and streams rows through a server-side
-cursor. Two drivers are supported: mysqlclient (C, the fast default) and PyMySQL
-(pure Python); both return the same Python values for our wire-format queries.
+cursor. Two drivers are supported: mysqlclient (C, fast: the package's ``[fast]`` extra)
+and PyMySQL (pure Python, always installed); both return the same Python values for our
+wire-format queries. ``PARTYHELP_MYSQL_DRIVER=auto`` (the default) takes mysqlclient when it
+imports, and the run's log says which one reads.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from partyhelp_pipeline.errors import (
     SourceUnavailableError,
@@ -25,17 +27,67 @@ from partyhelp_pipeline.errors import (
     is_transient_mysql_error,
     mysql_error_code,
 )
-from partyhelp_pipeline.settings import MySQLSettings
+from partyhelp_pipeline.logs import get_logger
+from partyhelp_pipeline.settings import (
+    ConfigError,
+    DriverChoice,
+    MySQLSettings,
+    c_driver_imports,
+    chosen_driver,
+)
+
+DISTRIBUTION = "partyhelp-bigquery-sync"
+# The extra that installs each driver, and how the log names it.
+DRIVER_EXTRAS = {"mysqlclient": "fast", "pymysql": ""}
+DRIVER_NAMES = {"mysqlclient": "mysqlclient (C)", "pymysql": "PyMySQL (pure Python)"}
+_announced: set[str] = set()  # flow runs (or "" outside one) whose log names the driver
+_announced_lock = threading.Lock()  # tasks on threads connect at once
 
 
-def _driver_module(driver: str) -> Any:
+def install_hint(extra: str) -> str:
+    """The command that installs the package's ``extra``, quoted for a shell."""
+    return f"pip install '{DISTRIBUTION}[{extra}]'" if extra else f"pip install {DISTRIBUTION}"
+
+
+def _driver_module(choice: str) -> Any:
+    """The DB-API module of the driver that ``choice`` means here (see ``chosen_driver``);
+    a named driver that is not installed fails in one line naming the extra."""
+    driver = chosen_driver(cast(DriverChoice, choice))  # a name from MySQLSettings
     if driver == "mysqlclient":
+        if not c_driver_imports():
+            raise ConfigError(
+                f"PARTYHELP_MYSQL_DRIVER=mysqlclient, but mysqlclient (module MySQLdb) is not "
+                f"installed: {install_hint('fast')}, or set PARTYHELP_MYSQL_DRIVER=auto to "
+                f"read with PyMySQL")
         import MySQLdb
 
         return MySQLdb
     import pymysql
 
     return pymysql
+
+
+def _run_key() -> str:
+    """The current flow run's id ("" outside a run): the driver is named once per run."""
+    try:
+        from prefect.runtime import flow_run
+
+        return str(flow_run.get_id() or "")
+    except Exception:  # Prefect's context is a convenience here, never a failure
+        return ""
+
+
+def announce_driver(driver: str) -> None:
+    """Log, once per flow run (once per process outside a run), which driver reads MySQL,
+    and when PyMySQL reads because mysqlclient is missing, how to get the faster one."""
+    key = _run_key()
+    with _announced_lock:
+        if key in _announced:
+            return
+        _announced.add(key)
+    why = "" if driver == "mysqlclient" or c_driver_imports() else (
+        f"; mysqlclient, the faster C driver, is not installed ({install_hint('fast')})")
+    get_logger().info("MySQL driver: %s%s", DRIVER_NAMES.get(driver, driver), why)
 
 
 # ------------------------------------------------------------------------- TLS
@@ -190,6 +242,7 @@ def connect(settings: MySQLSettings) -> Any:
     """Open a connection at ``+00:00``, over TLS as ``settings.ssl_mode`` says; failures
     name host and port (and TLS, when TLS failed), never the password."""
     module = _driver_module(settings.driver)
+    announce_driver(chosen_driver(settings.driver))
     kwargs: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -279,7 +332,7 @@ def id_bounds(connection: Any, table: str, key: str = "id") -> IdRange | None:
     # Names come from our own specs (a key is a plain identifier), checked against
     # information_schema first.
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT MIN({key}), MAX({key}) FROM `{table}`")
+        cursor.execute(f"SELECT MIN(`{key}`), MAX(`{key}`) FROM `{table}`")
         low, high = cursor.fetchone()
     if low is None:
         return None
@@ -310,7 +363,7 @@ def plan_chunks(connection: Any, table: str, chunk_rows: int,
             ranges.append((first, last))
             first = last + 1
             # Names come from our own specs (checked against information_schema first).
-            cursor.execute(f"SELECT MIN({key}) FROM `{table}` WHERE {key} > %(last)s",
+            cursor.execute(f"SELECT MIN(`{key}`) FROM `{table}` WHERE `{key}` > %(last)s",
                            {"last": last})
             (found,) = cursor.fetchone()
             next_id = bounds.last_id if found is None else int(found)

@@ -269,10 +269,14 @@ install_project_venv() {
         --log "$LOG_DIR/install-venv.log" pip_install "$VENV/bin/python" "${requirements[@]}")
     # The project itself, editable (no PYTHONPATH): tests, the demo, Dask worker processes
     # and the partyhelp-sync command import partyhelp_pipeline, tasks and flows from this
-    # checkout. Offline: its dependencies came just above, setuptools with them.
+    # checkout. Offline: its dependencies came just above (the lock holds the runtime with
+    # every extra), setuptools with them. Without a lock, requirements-dev.txt holds only the
+    # tools: pip resolves the runtime and the extras from pyproject.toml's ranges here.
+    local project=(--no-deps -e .)
+    [[ -f $REPO_ROOT/requirements-dev.lock ]] || project=(-e ".[fast,dask]")
     (cd "$REPO_ROOT" && with_ticker "installing the project itself into .venv (pip install \
---no-deps -e .)" --log "$LOG_DIR/install-project.log" \
-        pip_install "$VENV/bin/python" --no-deps --no-build-isolation -e .)
+${project[*]})" --log "$LOG_DIR/install-project.log" \
+        pip_install "$VENV/bin/python" --no-build-isolation "${project[@]}")
     printf '%s' "$stamp" >"$marker"
 }
 

@@ -1,4 +1,5 @@
-"""mysqlclient and PyMySQL export the same Avro values.
+"""mysqlclient and PyMySQL export the same Avro values, and ``PARTYHELP_MYSQL_DRIVER``
+(default ``auto``) chooses between them, the log naming the one chosen.
 
 The same chunks of every table are exported once with each driver (the real
 ``partyhelp_pipeline.export.export_chunk``, parts kept in a local folder through its
@@ -8,6 +9,7 @@ The same chunks of every table are exported once with each driver (the real
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -15,9 +17,9 @@ from typing import Any
 import fastavro
 import pytest
 
-from partyhelp_pipeline import export
+from partyhelp_pipeline import export, source
 from partyhelp_pipeline import manifest as mf
-from partyhelp_pipeline.settings import load_settings
+from partyhelp_pipeline.settings import ConfigError, load_settings
 from partyhelp_pipeline.spec import TABLES
 from tests.conftest import admin_connection, sync_environment
 
@@ -87,3 +89,43 @@ def test_pymysql_and_mysqlclient_write_the_same_avro_values(
     assert [c.quality for c in fast_chunks] == [c.quality for c in pure_chunks]
     if pii:
         assert any(r["email_sha256"] for r in fast)
+
+
+# ------------------------------------------------------------------ choosing the driver
+# Here both drivers are installed (requirements-dev.lock holds [fast]); a machine without
+# mysqlclient, where `auto` falls back to PyMySQL and a named mysqlclient fails naming the
+# extra, is tests/test_packaging.py's fresh venv.
+
+
+@pytest.mark.parametrize(("choice", "driver", "logged"), [
+    (None, "mysqlclient", "MySQL driver: mysqlclient (C)"),  # unset: auto
+    ("auto", "mysqlclient", "MySQL driver: mysqlclient (C)"),
+    ("mysqlclient", "mysqlclient", "MySQL driver: mysqlclient (C)"),
+    ("pymysql", "pymysql", "MySQL driver: PyMySQL (pure Python)"),
+])
+def test_the_driver_is_chosen_and_named_once_in_the_log(
+        source_db: dict[str, Any], caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch, choice: str | None, driver: str, logged: str) -> None:
+    env = sync_environment(source_db["database"], source_db["user"], "ph-drivers",
+                           "ph_drivers", **({"PARTYHELP_MYSQL_DRIVER": choice} if choice else {}))
+    settings = load_settings(env)
+    assert settings.mysql_driver == (choice or "auto")
+    assert settings.mysql.driver == driver
+    monkeypatch.setattr(source, "_announced", set())  # this process named one already
+    caplog.set_level(logging.INFO, logger="partyhelp_sync")
+    for _ in range(2):  # a second connection of the same run says nothing more
+        with source.snapshot(settings.mysql) as connection:
+            module = type(connection).__module__
+            assert source.fetch_one(connection, "SELECT 1 AS one", {}) == {"one": 1}
+    assert module.split(".")[0] == {"mysqlclient": "MySQLdb", "pymysql": "pymysql"}[driver]
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("MySQL driver")]
+    assert lines == [logged]  # mysqlclient is installed: no hint to install it
+
+
+def test_a_driver_the_settings_do_not_know_is_refused_naming_the_choices() -> None:
+    env = sync_environment("ph_nothing", "nobody", "ph-drivers", "ph_drivers",
+                           PARTYHELP_MYSQL_DRIVER="mysql-connector")
+    with pytest.raises(ConfigError) as refused:
+        load_settings(env)
+    assert str(refused.value) == ("PARTYHELP_MYSQL_DRIVER='mysql-connector' must be one of "
+                                  "auto, mysqlclient, pymysql")
