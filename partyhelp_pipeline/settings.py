@@ -27,9 +27,11 @@ tests' ``PARTYHELP_TEST_*``.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import math
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -55,7 +57,10 @@ class ConfigError(ValueError):
     """A setting is missing or invalid; the message names the variable."""
 
 
+# The MySQL drivers. PARTYHELP_MYSQL_DRIVER also takes `auto`: mysqlclient (C, from the
+# [fast] extra) when it imports, else PyMySQL (pure Python, always installed).
 Driver = Literal["mysqlclient", "pymysql"]
+DriverChoice = Literal["auto", "mysqlclient", "pymysql"]
 TaskRunnerName = Literal["threads", "dask"]
 # MySQL's own names for its client's --ssl-mode.
 SslMode = Literal["disabled", "preferred", "required", "verify_ca", "verify_identity"]
@@ -72,6 +77,7 @@ _BQ_TABLE = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
 _GCS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 _GCS_PREFIX_SEGMENT = re.compile(r"^[A-Za-z0-9_.=-]+$")
 _BLOCK_NAME = re.compile(r"^[a-z0-9-]+$")
+_VARIABLE_NAME = re.compile(r"^[a-z0-9_-]{1,255}$")
 
 
 def validate_project(value: str, variable: str = "PARTYHELP_BQ_PROJECT") -> str:
@@ -142,6 +148,14 @@ def validate_block_name(value: str, variable: str) -> str:
     """A Prefect block document name: lower-case letters, digits and dashes."""
     if not _BLOCK_NAME.match(value):
         raise ConfigError(f"{variable}={value!r} is not a block name")
+    return value
+
+
+def validate_variable_name(value: str, variable: str = "PARTYHELP_SETTINGS_VARIABLE") -> str:
+    """A Prefect Variable name: lower-case letters, digits, ``-`` and ``_`` (Prefect's rule)."""
+    if not _VARIABLE_NAME.match(value):
+        raise ConfigError(f"{variable}={value!r} is not a Prefect Variable name "
+                          "(lower-case letters, digits, - and _)")
     return value
 
 
@@ -253,6 +267,27 @@ def _shown(default: str) -> dict[str, Any]:
     return {"shown_default": default}
 
 
+@cache
+def c_driver_imports() -> bool:
+    """Whether mysqlclient (module ``MySQLdb``) imports here: installed, with its client
+    library. Asked once per process."""
+    try:
+        importlib.import_module("MySQLdb")
+    except ImportError:
+        return False
+    return True
+
+
+def chosen_driver(choice: DriverChoice) -> Driver:
+    """The driver a ``PARTYHELP_MYSQL_DRIVER`` value means here: ``auto`` is mysqlclient
+    when it imports, else PyMySQL. A named driver stays named, installed or not: connecting
+    reports a missing one (``partyhelp_pipeline.source``), so that settings validate the same on
+    a machine that only deploys."""
+    if choice != "auto":
+        return choice
+    return "mysqlclient" if c_driver_imports() else "pymysql"
+
+
 @dataclass(frozen=True)
 class MySQLSettings:
     """How to reach the source database (read-only)."""
@@ -290,9 +325,10 @@ class Settings(BaseModel):
                     "`PARTYHELP_MYSQL_PASSWORD`")
     mysql_database: str = Field(validation_alias="PARTYHELP_MYSQL_DATABASE",
                                 description="source database")
-    mysql_driver: Annotated[Driver, _one_of(Driver)] = Field(
-        "mysqlclient", validation_alias="PARTYHELP_MYSQL_DRIVER",
-        description="or `pymysql` (pure Python, slower, same output)")
+    mysql_driver: Annotated[DriverChoice, _one_of(DriverChoice)] = Field(
+        "auto", validation_alias="PARTYHELP_MYSQL_DRIVER",
+        description="`mysqlclient` (C, fast; the `[fast]` extra) when it is installed, else "
+                    "`pymysql` (pure Python, slower, same output); or name one of them")
     mysql_ssl_mode: Annotated[SslMode, _one_of(SslMode)] = Field(
         "preferred", validation_alias="PARTYHELP_MYSQL_SSL_MODE",
         description="TLS to MySQL, in MySQL's own terms: `disabled`, `preferred`, `required`, "
@@ -413,6 +449,11 @@ class Settings(BaseModel):
     dask_workers: Count = Field(
         2, validation_alias="PARTYHELP_DASK_WORKERS",
         description="with `dask` and no address: worker processes of the local cluster")
+    settings_variable: Annotated[str | None, _checked(validate_variable_name)] = Field(
+        None, validation_alias="PARTYHELP_SETTINGS_VARIABLE",
+        description="a Prefect Variable, a JSON object of these settings (secrets excepted), "
+                    "that fills each setting the environment leaves unset; the deployments "
+                    "of `prefect.yaml` name `partyhelp_settings` (docs/OPERATIONS.md, Deploy)")
     storage_emulator_host: str | None = Field(
         None, validation_alias="STORAGE_EMULATOR_HOST",
         description="point the GCS client at an emulator, with anonymous credentials")
@@ -434,7 +475,8 @@ class Settings(BaseModel):
         """How to reach the source database."""
         return MySQLSettings(host=self.mysql_host, port=self.mysql_port, user=self.mysql_user,
                              password=self.mysql_password, database=self.mysql_database,
-                             driver=self.mysql_driver, ssl_mode=self.mysql_ssl_mode,
+                             driver=chosen_driver(self.mysql_driver),
+                             ssl_mode=self.mysql_ssl_mode,
                              ssl_ca=self.mysql_ssl_ca, ssl_cert=self.mysql_ssl_cert,
                              ssl_key=self.mysql_ssl_key)
 
@@ -495,22 +537,178 @@ def _validate(model: type[BaseModel], values: dict[str, str]) -> BaseModel:
         raise ConfigError("; ".join(problems)) from None
 
 
+# ------------------------------------------------ the settings Variable of a deployment
+#
+# A deployment's environment names a Prefect Variable (PARTYHELP_SETTINGS_VARIABLE), a JSON
+# object of PARTYHELP_* names and values, written by `python -m scripts.setup
+# --settings-variable NAME`. Precedence: a setting set (not empty) in the process's own
+# environment wins; the Variable fills every setting the environment leaves unset; then the
+# declared default. So the Variable is the production source, and a per-run job variable or
+# a worker's environment can still override one setting, visibly. Secrets never go in it:
+# they stay in Secret blocks, which the Variable names.
+
+SETTINGS_VARIABLE = "PARTYHELP_SETTINGS_VARIABLE"
+_SETUP_HINT = "python -m scripts.setup --settings-variable {name} (docs/OPERATIONS.md, Deploy)"
+
+
+def variable_settings() -> list[str]:
+    """The variables a settings Variable may hold: every declared ``PARTYHELP_*`` setting
+    but the secrets and ``PARTYHELP_SETTINGS_VARIABLE`` itself, in declaration order."""
+    return [_variable_of(d) for d in Settings.model_fields.values()
+            if _variable_of(d).startswith("PARTYHELP_") and not _is_secret(d)
+            and _variable_of(d) != SETTINGS_VARIABLE]
+
+
+def _as_text(value: Any) -> str:
+    """A JSON value as the environment would hold it: ``true``, ``3``, ``2.5``, text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def settings_in_variable(name: str, value: Any) -> dict[str, str]:
+    """The settings a Variable's value holds, checked: a JSON object whose keys are
+    ``variable_settings()`` and whose values are text, numbers, booleans or null."""
+    where = f"Prefect Variable {name!r}"
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must hold a JSON object of PARTYHELP_* settings, "
+                          f"not {type(value).__name__}: rewrite it with "
+                          + _SETUP_HINT.format(name=name))
+    allowed, secrets = set(variable_settings()), {
+        _variable_of(d) for d in Settings.model_fields.values() if _is_secret(d)}
+    problems = []
+    for key, raw in value.items():
+        if key in secrets:
+            problems.append(f"{key} is a secret: keep it in a Secret block named by "
+                            f"{key}_BLOCK, never in a Variable")
+        elif key not in allowed:
+            problems.append(f"{key} is not a setting it may hold (see README, Configuration)")
+        elif isinstance(raw, (dict, list)):
+            problems.append(f"{key} must be text, a number or a boolean")
+    if problems:
+        raise ConfigError(f"{where}: " + "; ".join(problems))
+    return {key: text for key, raw in value.items() if (text := _as_text(raw).strip())}
+
+
+def read_settings_variable(name: str) -> dict[str, str]:
+    """The settings held by the Prefect Variable ``name``, read through the Prefect API
+    (``PREFECT_API_URL``) now; a ``ConfigError`` naming it if it is missing or unreadable."""
+    from prefect.client.orchestration import get_client
+
+    validate_variable_name(name)
+    try:
+        with get_client(sync_client=True) as client:
+            stored = client.read_variable_by_name(name)
+    except Exception as exc:  # the API unreachable or refusing: one line, naming what
+        cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"{SETTINGS_VARIABLE}={name}: cannot read the Prefect Variable "
+                          f"through the Prefect API ({cause}); check PREFECT_API_URL") from None
+    if stored is None:
+        raise ConfigError(f"{SETTINGS_VARIABLE}={name} names no Prefect Variable: write it "
+                          "with " + _SETUP_HINT.format(name=name))
+    return settings_in_variable(name, stored.value)
+
+
+@cache
+def _settings_variable_once(name: str, api_url: str) -> dict[str, str]:
+    return read_settings_variable(name)
+
+
+def with_settings_variable(env: Mapping[str, str]) -> Mapping[str, str]:
+    """``env``, its unset settings filled from the Variable its ``PARTYHELP_SETTINGS_VARIABLE``
+    names (when set). A process reads the Variable once (per API), so a run sees one set of
+    settings, even if the Variable is edited while it runs."""
+    name = env.get(SETTINGS_VARIABLE, "").strip()
+    if not name:
+        return env
+    validate_variable_name(name)
+    from prefect.settings import PREFECT_API_URL
+
+    stored = _settings_variable_once(name, str(PREFECT_API_URL.value() or ""))
+    return {**stored, **{key: value for key, value in env.items() if value.strip()}}
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, mysql_password: str | None = None,
                   pii_salt: str | None = None) -> Settings:
-    """Read and validate every setting; ``os.environ`` when ``env`` is None.
+    """Read and validate every setting; ``os.environ`` when ``env`` is None, its unset
+    settings filled from the Prefect Variable that ``PARTYHELP_SETTINGS_VARIABLE`` names.
 
     ``mysql_password`` and ``pii_salt`` (when not empty) override the environment: the flow
     reads them from the Prefect ``Secret`` blocks that ``PARTYHELP_MYSQL_PASSWORD_BLOCK`` and
     ``PARTYHELP_PII_SALT_BLOCK`` name, and passes them in here.
     """
-    values = _present(os.environ if env is None else env, Settings.model_fields)
+    source = os.environ if env is None else env
+    values = _present(with_settings_variable(source), Settings.model_fields)
     if mysql_password is not None:
         values["PARTYHELP_MYSQL_PASSWORD"] = mysql_password
     if pii_salt:
         values["PARTYHELP_PII_SALT"] = pii_salt
-    settings = _validate(Settings, values)
+    try:
+        settings = _validate(Settings, values)
+    except ConfigError as exc:
+        if not values.get(SETTINGS_VARIABLE):
+            raise
+        raise ConfigError(f"{exc} (settings of the environment and of Prefect Variable "
+                          f"{values[SETTINGS_VARIABLE]!r})") from None
     assert isinstance(settings, Settings)
     return settings
+
+
+def check_deployment_settings(variable: str,
+                              job_timeout_seconds: int | None = None) -> dict[str, Any]:
+    """A ``prefect.yaml`` deployment step: the Variable ``variable`` holds every setting a
+    run needs, valid, and the Secret blocks it names exist; else ``prefect deploy`` fails
+    naming each problem. With ``job_timeout_seconds`` (a Cloud Run job's), the flow's
+    timeout must end the run first, so that it ends TimedOut (which alerts), not killed."""
+    values = read_settings_variable(variable)  # now, not a cached copy
+    problems = [f"{name} names no {kind} block" for name, kind, block in _named_blocks(values)
+                if not _block_exists(kind, block)]
+    if not values.get("PARTYHELP_MYSQL_PASSWORD_BLOCK"):
+        problems.append("PARTYHELP_MYSQL_PASSWORD_BLOCK is not set: a deployment takes the "
+                        "MySQL password from a Secret block only")
+    salt = "checked-above" if values.get("PARTYHELP_PII_SALT_BLOCK") else None
+    try:
+        settings = load_settings(values, pii_salt=salt)
+    except ConfigError as exc:
+        problems.insert(0, str(exc))
+        settings = None
+    if settings and job_timeout_seconds is not None and \
+            job_timeout_seconds < settings.flow_timeout_seconds + JOB_TIMEOUT_MARGIN_SECONDS:
+        problems.append(f"the job timeout, {job_timeout_seconds} s, must exceed "
+                        f"PARTYHELP_FLOW_TIMEOUT_SECONDS={settings.flow_timeout_seconds:g} by "
+                        f"{JOB_TIMEOUT_MARGIN_SECONDS} s or more: raise `timeout` in prefect.yaml")
+    if problems:
+        refused = ConfigError(f"Prefect Variable {variable!r}: " + "; ".join(problems)
+                              + "; fix it with " + _SETUP_HINT.format(name=variable))
+        # Prefect's CLI shows a failed step as a traceback: this line says it plainly first.
+        print(f"deploy refused: {refused}", file=sys.stderr, flush=True)
+        raise refused
+    print(f"settings: Prefect Variable {variable!r} holds {len(values)} valid settings",
+          flush=True)
+    return {"variable": variable, "settings": sorted(values)}
+
+
+# A Cloud Run job outlives the flow's own timeout by this much, so the flow ends TimedOut.
+JOB_TIMEOUT_MARGIN_SECONDS = 300
+_BLOCK_KINDS = {"PARTYHELP_GCP_CREDENTIALS_BLOCK": "gcp-credentials"}
+
+
+def _named_blocks(values: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """(setting, block type slug, block name) of every block the settings name."""
+    return [(name, _BLOCK_KINDS.get(name, "secret"), block) for name, block in values.items()
+            if name.endswith("_BLOCK") and _BLOCK_NAME.match(block)]
+
+
+def _block_exists(kind: str, name: str) -> bool:
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_block_document_by_name(name, kind, include_secrets=False)
+        except ObjectNotFound:
+            return False
+    return True
 
 
 @cache
@@ -531,7 +729,7 @@ def read_setting(name: str, env: Mapping[str, str] | None = None) -> Any:
     if name not in Settings.model_fields:
         raise KeyError(f"{name!r} is not a declared setting")
     fields = {name: Settings.model_fields[name]}
-    values = _present(os.environ if env is None else env, fields)
+    values = _present(with_settings_variable(os.environ if env is None else env), fields)
     return getattr(_validate(_one_setting_model(name), values), name)
 
 

@@ -3,7 +3,7 @@
     python -m scripts.setup [--results-block partyhelp-results] [--results-bucket BUCKET]
         [--results-folder prefect-results] [--mysql-password-block partyhelp-mysql-password]
         [--gcp-credentials-block NAME [--service-account-key-file KEY.json]]
-        [--retention-days 400]
+        [--retention-days 400] [--settings-variable partyhelp_settings]
         [--notify-block NAME [--completed-within 4h]
          [--alert-deployment partyhelp-bigquery-sync/daily] [--ui-url URL]]
 
@@ -11,6 +11,10 @@ It reads the flow's own PARTYHELP_* variables for the export bucket and prefix a
 BigQuery project, dataset and location (MySQL is not contacted), and creates or updates:
 
 in Prefect
+  - with ``--settings-variable NAME``, the Prefect Variable NAME that the deployments of
+    ``prefect.yaml`` read their settings from: every non-secret PARTYHELP_* setting set in
+    this shell (and the password block's name), checked together first, exactly as a run
+    checks them (a missing required one stops setup, naming it); a rerun replaces it whole;
   - the ``Secret`` block holding the MySQL password, from PARTYHELP_MYSQL_PASSWORD or else
     stdin (a prompt on a terminal; empty keeps the stored one); never printed;
   - optionally a ``GcpCredentials`` block from a service-account key file, or the use of an
@@ -50,7 +54,13 @@ from google.api_core import exceptions as gexc
 
 from partyhelp_pipeline import manifest as mf
 from partyhelp_pipeline.clients import bigquery_client, storage_client
-from partyhelp_pipeline.settings import ConfigError, Settings, load_settings
+from partyhelp_pipeline.settings import (
+    ConfigError,
+    Settings,
+    load_settings,
+    validate_variable_name,
+    variable_settings,
+)
 from partyhelp_pipeline.warehouse import DATASET_DESCRIPTION, ensure_dataset
 
 DEFAULT_RETENTION_DAYS = 400
@@ -169,6 +179,46 @@ def setup_results_block(name: str, bucket: str, folder: str,
               gcp_credentials=credentials[1] if credentials else GcpCredentials()
               ).save(name, overwrite=True)
     say("GcsBucket block", what, "created" if stored is None else "updated")
+
+
+# ------------------------------------------------------------------ Prefect Variable
+
+
+def production_settings(env: Mapping[str, str], password_block: str | None) -> dict[str, str]:
+    """What a deployment's runs read from the settings Variable: every setting a Variable
+    may hold that is set in ``env``, plus the password block's name; checked as a run
+    checks them (the Secret blocks stand for the secrets)."""
+    values = {name: env[name].strip() for name in variable_settings()
+              if env.get(name, "").strip()}
+    if password_block:
+        values["PARTYHELP_MYSQL_PASSWORD_BLOCK"] = password_block
+    if "PARTYHELP_CLOCK_DATE" in values:
+        raise SystemExit("setup: PARTYHELP_CLOCK_DATE is a test clock: unset it before "
+                         "writing the production settings")
+    salt = "in-its-block" if values.get("PARTYHELP_PII_SALT_BLOCK") else None
+    try:
+        load_settings(values, pii_salt=salt)
+    except ConfigError as exc:
+        raise SystemExit(f"setup: --settings-variable: {exc}") from None
+    return values
+
+
+def setup_settings_variable(name: str, values: dict[str, str]) -> None:
+    """The Prefect Variable ``name`` holds exactly ``values``."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import VariableCreate, VariableUpdate
+
+    with get_client(sync_client=True) as client:
+        stored = client.read_variable_by_name(name)
+        if stored is None:
+            client.create_variable(VariableCreate(name=name, value=values))
+            outcome = "created"
+        elif stored.value == values:
+            outcome = "unchanged"
+        else:
+            client.update_variable(VariableUpdate(name=name, value=values))
+            outcome = "updated"
+    say("Prefect Variable", f"{name} ({len(values)} settings)", outcome)
 
 
 # ------------------------------------------------------------------ Prefect automations
@@ -380,6 +430,10 @@ def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> argparse.Namespac
                         help="save this key into --gcp-credentials-block first")
     parser.add_argument("--retention-days", type=int, default=DEFAULT_RETENTION_DAYS,
                         help="delete exports older than this (default: %(default)s)")
+    parser.add_argument("--settings-variable", default=None, metavar="NAME",
+                        help="write this shell's PARTYHELP_* settings (no secret) into the "
+                             "Prefect Variable NAME, which the deployments of prefect.yaml "
+                             "read (partyhelp_settings); default: leave it alone")
     _add_alert_args(parser)
     args = parser.parse_args(argv)
     if args.completed_within < MIN_COMPLETED_WITHIN:
@@ -390,6 +444,11 @@ def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> argparse.Namespac
         parser.error("--retention-days must be at least 1")
     if args.service_account_key_file and not args.gcp_credentials_block:
         parser.error("--service-account-key-file needs --gcp-credentials-block NAME")
+    if args.settings_variable is not None:
+        try:
+            validate_variable_name(args.settings_variable, "--settings-variable")
+        except ConfigError as exc:
+            parser.error(str(exc))
     return args
 
 
@@ -412,6 +471,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings({**_NOT_USED_HERE, **env})
     except ConfigError as exc:
         raise SystemExit(f"setup: {exc}") from None
+    production = (production_settings(env, args.mysql_password_block)
+                  if args.settings_variable else None)  # checked before anything changes
     credentials = None
     if args.gcp_credentials_block:
         credentials = (args.gcp_credentials_block,
@@ -419,6 +480,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                              args.service_account_key_file))
     if args.mysql_password_block:
         setup_mysql_password(args.mysql_password_block)
+    if args.settings_variable and production is not None:
+        setup_settings_variable(args.settings_variable, production)
     if args.results_block:
         setup_results_block(args.results_block, args.results_bucket or settings.gcs_bucket,
                             args.results_folder, credentials)

@@ -27,6 +27,7 @@ import re
 import secrets
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -42,8 +43,10 @@ from tests.test_deployment import (
     FLOW_NAME,
     POOLS,
     RunWatcher,
+    deploy_without_docker,
     prefect_cli,
     process_worker,
+    production_settings_in_prefect,
     wait_for,
 )
 
@@ -95,8 +98,10 @@ def deployments(server: str, receiver: NotificationReceiver) -> dict[str, Any]:
                 get_default_base_job_template_for_infrastructure_type(pool_type))
             client.create_work_pool(WorkPoolCreate(name=pool, type=pool_type,
                                                    base_job_template=template or {}))
-    prefect_cli("deploy", "--all",
-                env={k: v for k, v in os.environ.items() if not k.startswith("PARTYHELP_")})
+    production_settings_in_prefect()  # the settings Variable the image deployments check
+    deploy_without_docker("--all", folder=Path(tempfile.mkdtemp()),
+                          env={k: v for k, v in os.environ.items()
+                               if not k.startswith("PARTYHELP_")})
     with get_client(sync_client=True) as client:
         return {name: client.read_deployment_by_name(f"{FLOW_NAME}/{name}")
                 for name in ("daily", "daily-local")}

@@ -32,21 +32,30 @@ from partyhelp_pipeline.settings import declared_settings
 from partyhelp_pipeline.spec import TABLES
 from tests.conftest import READER_PASSWORD, ROOT, admin_connection, create_bucket, sync_environment
 from tests.emulators import free_port, stack_sh
+from tests.test_lock import read_lock
 from tests.test_packaging import build_wheel, repository_files
 from tests.test_ui_retry import retry_in_the_ui
 
 FLOW_NAME = "partyhelp-bigquery-sync"
 ENTRYPOINT = "flows/partyhelp_sync.py:partyhelp_bigquery_sync"
-POOLS = {"partyhelp-docker": "docker", "partyhelp-local": "process"}
-DEPLOYMENTS = {"daily": "partyhelp-docker", "daily-local": "partyhelp-local"}
+POOLS = {"partyhelp-docker": "docker", "partyhelp-cloud-run": "cloud-run-v2",
+         "partyhelp-local": "process"}
+DEPLOYMENTS = {"daily": "partyhelp-docker", "daily-cloud-run": "partyhelp-cloud-run",
+               "daily-local": "partyhelp-local"}
 PARAMETERS = {"sync_date": None, "tables": None, "from_exports": False,
               "allow_row_drop": False, "replace_current": False}
 PREFECT = Path(sys.executable).with_name("prefect")
-# Values `prefect deploy` templates into the production deployment ("{{ $NAME }}").
-DEPLOY_ENV = {"PARTYHELP_MYSQL_HOST": "mysql.partyhelp.internal",
-              "PARTYHELP_MYSQL_USER": "partyhelp_reader",
-              "PARTYHELP_GCS_BUCKET": "partyhelp-exports",
-              "PARTYHELP_BQ_PROJECT": "partyhelp-prod"}
+SETTINGS_VARIABLE = "partyhelp_settings"  # prefect.yaml's
+# The production settings, in the Prefect Variable the image deployments' runs read.
+PRODUCTION_SETTINGS = {"PARTYHELP_MYSQL_HOST": "mysql.partyhelp.internal",
+                       "PARTYHELP_MYSQL_USER": "partyhelp_reader",
+                       "PARTYHELP_MYSQL_PASSWORD_BLOCK": "partyhelp-mysql-password",
+                       "PARTYHELP_MYSQL_DATABASE": "partyhelp",
+                       "PARTYHELP_GCS_BUCKET": "partyhelp-exports",
+                       "PARTYHELP_BQ_PROJECT": "partyhelp-prod"}
+# What the deploying shell holds: none of it may reach a deployment.
+SHELL_ENV = {"PARTYHELP_MYSQL_HOST": "from-the-deploying-shell",
+             "PARTYHELP_GCS_BUCKET": "shell-bucket", "PARTYHELP_MYSQL_PORT": "3307"}
 
 
 # ------------------------------------------------------------------ Dockerfile, statically
@@ -73,14 +82,8 @@ def dockerfile_stages() -> list[list[tuple[str, str]]]:
 
 
 def requirement_pins() -> dict[str, str]:
-    pins = {}
-    for line in (ROOT / "requirements.txt").read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            name, sep, version = line.partition("==")
-            assert sep, f"requirements.txt must pin every package: {line!r}"
-            pins[name.lower()] = version
-    return pins
+    """The versions the image installs: requirements.lock's, by canonical name."""
+    return {name: entry.version for name, entry in read_lock("requirements.lock").items()}
 
 
 def final_stage() -> list[tuple[str, str]]:
@@ -109,15 +112,20 @@ def test_base_image_is_the_official_image_of_the_pinned_prefect() -> None:
     prefect = requirement_pins()["prefect"]
     bases = [args.split()[0] for stage in dockerfile_stages() for i, args in stage if i == "FROM"]
     assert len(bases) == 2  # a builder and the runtime image
-    assert set(bases) == {f"prefecthq/prefect:{prefect}-python3.11"}
+    # The tag, or for a release the tag with its digest (the Dockerfile says how to read it):
+    # both stages on the same image.
+    [base] = set(bases)
+    assert re.fullmatch(rf"prefecthq/prefect:{re.escape(prefect)}-python3\.11"
+                        r"(@sha256:[0-9a-f]{64})?", base), base
+    assert "docker buildx imagetools inspect" in (ROOT / "Dockerfile").read_text()
     prefect_yaml = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     assert prefect_yaml["prefect-version"] == prefect
 
 
 def test_image_installs_exactly_the_lock_and_the_project() -> None:
     """requirements.lock's wheels, every download checked against the lock's hashes, then
-    the project's own wheel (like `pip install .`), both built in the builder and installed
-    offline; no PYTHONPATH."""
+    the project's own wheel with the extras the lock holds (like `pip install '.[fast,dask]'`),
+    both built in the builder and installed offline, then `pip check`; no PYTHONPATH."""
     builder, final = dockerfile_stages()
     build_runs = [a for i, a in builder if i == "RUN"]
     assert ("COPY", "requirements.lock /tmp/requirements.lock") in builder
@@ -130,9 +138,13 @@ def test_image_installs_exactly_the_lock_and_the_project() -> None:
     assert installs[0] == ("--mount=type=bind,from=builder,source=/wheels,target=/wheels pip "
                            "install --no-cache-dir --no-index --no-deps /wheels/*.whl")
     assert installs[1] == ("--mount=type=bind,from=builder,source=/dist,target=/dist pip install"
-                           " --no-cache-dir --no-index --find-links /dist partyhelp-bigquery-sync")
-    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["name"] \
-        == "partyhelp-bigquery-sync"
+                           " --no-cache-dir --no-index --find-links /dist "
+                           '"partyhelp-bigquery-sync[fast,dask]" && pip check')
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["name"] == "partyhelp-bigquery-sync"
+    # The extras installed are every extra the project declares, and the lock holds them.
+    assert set(project["optional-dependencies"]) == {"fast", "dask"}
+    assert {"mysqlclient", "isal", "prefect-dask"} <= set(requirement_pins())
     assert not any("PYTHONPATH" in a for i, a in final if i in ("ENV", "ARG", "RUN"))
 
 
@@ -200,7 +212,7 @@ def in_build_context(path: str) -> bool:
 
 def test_build_context_is_only_what_the_image_copies() -> None:
     copied = {s.rstrip("/") for stage in dockerfile_stages() for s, _ in context_copies(stage)}
-    assert copied == {"requirements.txt", "requirements.lock", "pyproject.toml", "README.md",
+    assert copied == {"requirements.lock", "pyproject.toml", "README.md",
                       "partyhelp_pipeline", "tasks", "flows", "flows/partyhelp_sync.py"}
     context = {p for p in repository_files() if in_build_context(p)}
     assert context == {p for p in repository_files()
@@ -232,7 +244,7 @@ def _image_tree(root: Path) -> tuple[Path, Path]:
     """The image, simulated without Docker: the builder's COPY lines and its wheel of the
     project (/src -> /dist); the runtime's COPY lines, and that wheel installed with
     ``pip install --target``. Returns the WORKDIR and the project's site-packages (the
-    image's also holds requirements.txt: here .venv's stands in for that part).
+    image's also holds requirements.lock's packages: here .venv's stand in for them).
     """
     builder, final = dockerfile_stages()
     _run_copies(builder, root / "builder")
@@ -305,27 +317,34 @@ def test_prefect_yaml_agrees_with_the_dockerfile_and_the_code() -> None:
     assert {d["entrypoint"] for d in deployments.values()} == {ENTRYPOINT}
     path, function = ENTRYPOINT.split(":")
     assert f"def {function}(" in (ROOT / path).read_text()
-    docker = deployments["daily"]
-    image = docker["work_pool"]["job_variables"]["image"]
+    image_name = config["definitions"]["image_name"]
+    assert image_name.endswith("/partyhelp-bigquery-sync")  # a repository of a registry
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-    assert image == f"partyhelp-bigquery-sync:{version}"
     labels = " ".join(a for i, a in final_stage() if i == "LABEL")
     assert f'org.opencontainers.image.version="{version}"' in labels
-    assert f"docker build -t {image} ." in (ROOT / "Dockerfile").read_text()
-    [pull] = docker["pull"]
-    assert pull["prefect.deployments.steps.set_working_directory"]["directory"] == workdir()
+    for name in ("daily", "daily-cloud-run"):  # the image's code, in its WORKDIR
+        [pull] = deployments[name]["pull"]
+        assert pull["prefect.deployments.steps.set_working_directory"]["directory"] \
+            == workdir()
+    # (the build and push steps: tests/test_cloud_run.py)
     assert "pull" not in deployments["daily-local"]  # default: this checkout, where deployed
 
 
-def test_production_settings_are_real_names_and_hold_no_secret() -> None:
-    env = prefect_yaml()["deployments"][0]["work_pool"]["job_variables"]["env"]
+def test_no_setting_is_taken_from_the_deploying_shell() -> None:
+    """No `{{ $NAME }}` anywhere: an unset one would be stored empty, silently. The image
+    deployments' env names the settings Variable and the results block, nothing else."""
+    text = (ROOT / "prefect.yaml").read_text()
+    assert not re.search(r"\{\{\s*\$", text)
     declared = {setting.variable for setting in declared_settings()}
-    for name, value in env.items():
-        assert name.startswith("PREFECT_") or name in declared, f"{name} is read nowhere"
-        assert not re.search(r"PASSWORD$|SALT$|SECRET", name), f"{name} holds a secret"
-        assert value.startswith("{{ $") or name.endswith("_BLOCK"), (name, value)
-    assert env["PARTYHELP_MYSQL_PASSWORD_BLOCK"]  # the password comes from a Secret block
-    assert env["PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK"].startswith("gcs-bucket/")
+    for deployment in prefect_yaml()["deployments"]:
+        env = deployment["work_pool"].get("job_variables", {}).get("env", {})
+        for name in env:
+            assert name.startswith("PREFECT_") or name in declared, f"{name} is read nowhere"
+            assert not re.search(r"PASSWORD$|SALT$|SECRET", name), f"{name} holds a secret"
+        if deployment["name"] != "daily-local":
+            assert env == {"PARTYHELP_SETTINGS_VARIABLE": SETTINGS_VARIABLE,
+                           "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK":
+                               "gcs-bucket/partyhelp-results"}
 
 
 # ------------------------------------------------------------------ on the Prefect server
@@ -339,9 +358,59 @@ def prefect_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 
     return result.stdout
 
 
+def production_settings_in_prefect(values: dict[str, str] | None = None) -> None:
+    """What the operator's setup leaves on the Prefect server for the image deployments:
+    the settings Variable (written by scripts/setup.py's own function) and the Secret block
+    it names (kept if it exists)."""
+    from prefect.blocks.system import Secret
+
+    from scripts.setup import setup_settings_variable
+
+    values = dict(PRODUCTION_SETTINGS if values is None else values)
+    setup_settings_variable(SETTINGS_VARIABLE, values)
+    block = PRODUCTION_SETTINGS["PARTYHELP_MYSQL_PASSWORD_BLOCK"]
+    try:
+        Secret.load(block)
+    except ValueError:  # no such block yet
+        Secret(value="not-a-real-password").save(block)
+
+
+# prefect-docker's steps, and what stands in for them where there is no Docker engine and
+# no registry (here): the same outputs, nothing built or pushed (tests/test_cloud_run.py).
+DOCKER_STAND_INS = {
+    "prefect_docker.deployments.steps.build_docker_image":
+        "tests.test_cloud_run.build_docker_image_without_docker",
+    "prefect_docker.deployments.steps.push_docker_image":
+        "tests.test_cloud_run.push_docker_image_without_a_registry"}
+
+
+def deploy_without_docker(*args: str, env: dict[str, str], folder: Path) -> str:
+    """`prefect deploy ARGS` of prefect.yaml with its two Docker steps replaced by stand-ins;
+    every other step runs for real (the settings check, the commit's tag)."""
+    config = prefect_yaml()
+    for deployment in config["deployments"]:
+        for action in ("build", "push"):
+            if action in deployment:
+                deployment[action] = [{DOCKER_STAND_INS.get(fqn, fqn): inputs
+                                       for fqn, inputs in step.items()}
+                                      for step in deployment[action]]
+    folder.mkdir(parents=True, exist_ok=True)
+    prefect_file = folder / "prefect.yaml"
+    prefect_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    return prefect_cli("deploy", *args, "--prefect-file", str(prefect_file),
+                       env={**env, "PYTHONPATH": str(ROOT)})  # the stand-ins' module
+
+
+def commit_tag() -> str:
+    return subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
 @pytest.fixture(scope="module")
-def deployed(stack: None) -> Iterator[dict[str, Any]]:
-    """Both work pools and `prefect deploy --all`, as docs/OPERATIONS.md says; read back.
+def deployed(stack: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The work pools, the settings Variable and `prefect deploy --all`, as
+    docs/OPERATIONS.md says, from a shell whose PARTYHELP_* settings must not be copied;
+    read back.
 
     The deployments and pools have fixed names on a server other test sessions on this
     machine share: a file lock keeps two sessions from deploying and running them at once.
@@ -354,8 +423,10 @@ def deployed(stack: None) -> Iterator[dict[str, Any]]:
         started = time.monotonic()
         for pool, pool_type in POOLS.items():
             prefect_cli("work-pool", "create", pool, "--type", pool_type, "--overwrite")
+        production_settings_in_prefect()
         env = {k: v for k, v in os.environ.items() if not k.startswith("PARTYHELP_")}
-        output = prefect_cli("deploy", "--all", env={**env, **DEPLOY_ENV})
+        output = deploy_without_docker("--all", env={**env, **SHELL_ENV},
+                                       folder=tmp_path_factory.mktemp("deploy"))
         with get_client(sync_client=True) as client:
             deployments = {name: client.read_deployment_by_name(f"{FLOW_NAME}/{name}")
                            for name in DEPLOYMENTS}
@@ -376,20 +447,95 @@ def test_deploy_all_reads_back_as_declared(deployed: dict[str, Any]) -> None:
         [schedule] = deployment.schedules
         assert schedule.schedule.cron == "0 3 * * *"
         assert schedule.schedule.timezone == "Australia/Melbourne"
-        assert schedule.active is (name == "daily")  # the local variant runs on demand
-    daily, local = deployments["daily"], deployments["daily-local"]
-    assert daily.job_variables["image"] == prefect_yaml()["definitions"]["image"]
-    env = daily.job_variables["env"]
-    assert {k: env[k] for k in DEPLOY_ENV} == DEPLOY_ENV  # templated from the deploy shell
-    assert env["PARTYHELP_MYSQL_PORT"] == ""  # unset when deploying: the flow's default
-    assert env["PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK"] == "gcs-bucket/partyhelp-results"
-    assert daily.pull_steps == [{"prefect.deployments.steps.set_working_directory":
-                                 {"directory": workdir()}}]
+        assert schedule.active is (name != "daily-local")  # the local variant runs on demand
+        assert deployment.concurrency_options.collision_strategy == "ENQUEUE"
+        assert deployment.global_concurrency_limit.limit == 1
+    daily, cloud_run = deployments["daily"], deployments["daily-cloud-run"]
+    local = deployments["daily-local"]
+    image = f"{prefect_yaml()['definitions']['image_name']}:{commit_tag()}"
+    env = {"PARTYHELP_SETTINGS_VARIABLE": SETTINGS_VARIABLE,
+           "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK": "gcs-bucket/partyhelp-results"}
+    assert daily.job_variables == {"image": image, "image_pull_policy": "IfNotPresent",
+                                   "env": env}
+    assert cloud_run.job_variables == {
+        "image": image, "env": env, "region": "australia-southeast1", "timeout": 15300,
+        "memory": "2Gi", "max_retries": 0,
+        "service_account_name": "partyhelp-sync@my-project.iam.gserviceaccount.com",
+        "vpc_connector_name": "projects/my-project/locations/australia-southeast1/"
+                              "connectors/partyhelp-mysql"}
+    for deployment in (daily, cloud_run):
+        assert deployment.pull_steps == [{"prefect.deployments.steps.set_working_directory":
+                                          {"directory": workdir()}}]
     assert not local.job_variables  # the local worker's own environment applies
     assert local.pull_steps == [{"prefect.deployments.steps.set_working_directory":
                                  {"directory": str(ROOT)}}]
-    assert READER_PASSWORD not in json.dumps([d.model_dump(mode="json")
-                                              for d in deployments.values()])
+    stored = json.dumps([d.model_dump(mode="json") for d in deployments.values()])
+    assert READER_PASSWORD not in stored
+    for value in SHELL_ENV.values():  # nothing of the deploying shell's settings
+        assert value not in stored
+    assert f"settings: Prefect Variable '{SETTINGS_VARIABLE}' holds " \
+           f"{len(PRODUCTION_SETTINGS)} valid settings" in deployed["output"]
+
+
+def test_the_deployed_cloud_run_job_renders_through_the_worker(deployed: dict[str, Any]
+                                                              ) -> None:
+    """The stored job variables and the server's copy of the pool's template, through
+    prefect-gcp's own configuration class, as its worker builds a job."""
+    from prefect_gcp.workers.cloud_run_v2 import CloudRunWorkerV2
+
+    from tests.test_cloud_run import FLOW_TIMEOUT, render
+
+    pool = deployed["pools"]["partyhelp-cloud-run"]
+    deployment = deployed["deployments"]["daily-cloud-run"]
+
+    class ServerTemplate(CloudRunWorkerV2):
+        @classmethod
+        def get_default_base_job_template(cls) -> dict[str, Any]:
+            return dict(pool.base_job_template)
+
+    with pytest.MonkeyPatch.context() as patch:  # prefect-gcp reads the worker's ADC
+        patch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(_no_account_adc()))
+        job = render(ServerTemplate, dict(deployment.job_variables)).job_body
+    body = job["template"]["template"]
+    assert int(body["timeout"].removesuffix("s")) > FLOW_TIMEOUT
+    assert body["containers"][0]["resources"]["limits"]["memory"] == "2Gi"
+    assert body["serviceAccount"] == "partyhelp-sync@my-project.iam.gserviceaccount.com"
+    assert body["vpcAccess"]["connector"].endswith("/connectors/partyhelp-mysql")
+    assert body["containers"][0]["image"].endswith(f":{commit_tag()}")
+
+
+def _no_account_adc() -> Path:
+    """Application default credentials of no account (see tests/test_cloud_run.py)."""
+    path = Path(tempfile.mkdtemp()) / "adc.json"
+    path.write_text('{"type": "authorized_user", "client_id": "none", "client_secret": '
+                    '"none", "refresh_token": "none", "quota_project_id": "my-project"}')
+    return path
+
+
+def test_a_deploy_is_refused_naming_a_required_setting_the_variable_lacks(
+        deployed: dict[str, Any]) -> None:
+    """The real prefect.yaml: its settings check fails before any Docker step, even though
+    the deploying shell holds the missing setting."""
+    from prefect.client.orchestration import get_client
+
+    incomplete = {k: v for k, v in PRODUCTION_SETTINGS.items() if k != "PARTYHELP_MYSQL_HOST"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARTYHELP_")}
+    try:
+        production_settings_in_prefect(incomplete)
+        result = subprocess.run([str(PREFECT), "--no-prompt", "deploy", "--name",
+                                 "daily-cloud-run"], cwd=ROOT, env={**env, **SHELL_ENV},
+                                capture_output=True, text=True, timeout=180)
+    finally:
+        production_settings_in_prefect()
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert ("deploy refused: Prefect Variable 'partyhelp_settings': PARTYHELP_MYSQL_HOST is "
+            "not set; it is required (see README, Configuration); fix it with python -m "
+            "scripts.setup --settings-variable partyhelp_settings") in output, output[-3000:]
+    assert "build_docker_image" not in output  # stopped before building
+    with get_client(sync_client=True) as client:
+        after = client.read_deployment_by_name(f"{FLOW_NAME}/daily-cloud-run")
+    assert after.updated == deployed["deployments"]["daily-cloud-run"].updated
 
 
 # ------------------------------------------------------------------ Retry from the UI

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -31,7 +33,7 @@ VALID = {"PARTYHELP_MYSQL_HOST": "h", "PARTYHELP_MYSQL_USER": "u",
     ("PARTYHELP_LOAD_MAX_URIS", "10001", "must be at most 10000"),
     ("PARTYHELP_LOAD_MAX_URIS", "0", "must be at least 1"),
     ("PARTYHELP_INCLUDE_PII_HASHES", "maybe", "is not a boolean"),
-    ("PARTYHELP_MYSQL_DRIVER", "odbc", "must be one of mysqlclient, pymysql"),
+    ("PARTYHELP_MYSQL_DRIVER", "odbc", "must be one of auto, mysqlclient, pymysql"),
 ])
 def test_a_bad_setting_is_refused_naming_the_variable(variable: str, value: str,
                                                       why: str) -> None:
@@ -136,3 +138,105 @@ def test_a_bad_setting_read_at_import_stops_the_command_naming_it(variable: str,
     assert result.returncode == 2, result.stderr[-2000:]
     assert result.stderr.strip().splitlines()[-1].endswith(message), result.stderr[-2000:]
     assert "Traceback" not in result.stderr and "Beginning flow run" not in result.stderr
+
+
+# ------------------------------------------------ the settings Variable (local Prefect server)
+
+
+@pytest.fixture
+def settings_variable(stack: None) -> Iterator[Callable[[Any], str]]:
+    """``write(value)``: a Prefect Variable of this test's own holding ``value``; its name."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import VariableCreate
+
+    from partyhelp_pipeline import settings as settings_module
+
+    name = f"partyhelp_test_{os.urandom(4).hex()}"
+
+    def write(value: Any) -> str:
+        with get_client(sync_client=True) as client:
+            client.delete_variable_by_name(name) if client.read_variable_by_name(name) else None
+            client.create_variable(VariableCreate(name=name, value=value))
+        settings_module._settings_variable_once.cache_clear()  # a process reads it once
+        return name
+
+    yield write
+    with get_client(sync_client=True) as client:
+        if client.read_variable_by_name(name):
+            client.delete_variable_by_name(name)
+    settings_module._settings_variable_once.cache_clear()
+
+
+def test_the_settings_variable_fills_what_the_environment_leaves_unset(
+        settings_variable: Callable[[Any], str]) -> None:
+    name = settings_variable({**VALID, "PARTYHELP_MYSQL_PORT": 3307,
+                              "PARTYHELP_INCLUDE_PII_HASHES": False,
+                              "PARTYHELP_TASK_RETRIES": "5", "PARTYHELP_DASK_ADDRESS": None})
+    env = {"PARTYHELP_SETTINGS_VARIABLE": name, "PARTYHELP_MYSQL_HOST": "from-the-env",
+           "PARTYHELP_TASK_RETRIES": " "}  # empty counts as unset: the Variable's applies
+    settings = load_settings(env)
+    assert (settings.mysql_host, settings.mysql_user, settings.mysql_port) == \
+        ("from-the-env", "u", 3307)  # the environment wins; the Variable fills the rest
+    assert (settings.task_retries, settings.include_pii_hashes, settings.dask_address) == \
+        (5, False, None)
+    assert settings.settings_variable == name
+    assert read_setting("task_retries", env) == 5  # import-time options read it too
+    assert load_settings(VALID).mysql_port == 3306  # no Variable named: none read
+
+
+def test_a_missing_or_wrong_settings_variable_is_refused_naming_it(
+        settings_variable: Callable[[Any], str]) -> None:
+    with pytest.raises(ConfigError, match=r"^PARTYHELP_SETTINGS_VARIABLE=partyhelp_no_such_"
+                       r"variable names no Prefect Variable: write it with python -m "
+                       r"scripts.setup --settings-variable partyhelp_no_such_variable"):
+        load_settings({"PARTYHELP_SETTINGS_VARIABLE": "partyhelp_no_such_variable"})
+    with pytest.raises(ConfigError, match=r"^PARTYHELP_SETTINGS_VARIABLE='Bad Name' is not a "
+                                          r"Prefect Variable name"):
+        load_settings({"PARTYHELP_SETTINGS_VARIABLE": "Bad Name"})
+    name = settings_variable({**VALID, "PARTYHELP_MYSQL_PASSWORD": "pw", "PARTYHELP_NOPE": "1"})
+    with pytest.raises(ConfigError) as refused:
+        load_settings({"PARTYHELP_SETTINGS_VARIABLE": name})
+    assert str(refused.value) == (
+        f"Prefect Variable {name!r}: PARTYHELP_MYSQL_PASSWORD is a secret: keep it in a "
+        "Secret block named by PARTYHELP_MYSQL_PASSWORD_BLOCK, never in a Variable; "
+        "PARTYHELP_NOPE is not a setting it may hold (see README, Configuration)")
+    assert "pw" not in str(refused.value).replace("PASSWORD", "")
+    name = settings_variable(["not", "an", "object"])
+    with pytest.raises(ConfigError, match=r"must hold a JSON object of PARTYHELP_\* settings"):
+        load_settings({"PARTYHELP_SETTINGS_VARIABLE": name})
+
+
+def test_a_run_whose_settings_variable_lacks_a_required_setting_stops_naming_it(
+        settings_variable: Callable[[Any], str]) -> None:
+    """The command, as a deployment's job runs it: only the Variable's name in its
+    environment. Exit 2 before any flow run, naming the missing setting and the Variable."""
+    name = settings_variable({k: v for k, v in VALID.items() if k != "PARTYHELP_MYSQL_HOST"})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARTYHELP_")}
+    result = subprocess.run([sys.executable, "-m", "flows.partyhelp_sync"], cwd=ROOT,
+                            env={**env, "PARTYHELP_SETTINGS_VARIABLE": name},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].endswith(
+        "PARTYHELP_MYSQL_HOST is not set; it is required (see README, Configuration) "
+        f"(settings of the environment and of Prefect Variable {name!r})"), result.stderr
+    assert "Traceback" not in result.stderr and "Beginning flow run" not in result.stderr
+
+
+def test_the_deploy_check_names_each_problem_of_the_variable(
+        settings_variable: Callable[[Any], str]) -> None:
+    """prefect.yaml's deploy step (tests/test_deployment.py runs it within `prefect deploy`)."""
+    from partyhelp_pipeline.settings import check_deployment_settings
+
+    name = settings_variable({**VALID, "PARTYHELP_PII_SALT_BLOCK": "partyhelp-no-such-salt",
+                              "PARTYHELP_FLOW_TIMEOUT_SECONDS": "15200"})
+    with pytest.raises(ConfigError) as refused:
+        check_deployment_settings(name, job_timeout_seconds=15300)
+    assert str(refused.value) == (
+        f"Prefect Variable {name!r}: PARTYHELP_PII_SALT_BLOCK names no secret block; "
+        "PARTYHELP_MYSQL_PASSWORD_BLOCK is not set: a deployment takes the MySQL password "
+        "from a Secret block only; the job timeout, 15300 s, must exceed "
+        "PARTYHELP_FLOW_TIMEOUT_SECONDS=15200 by 300 s or more: raise `timeout` in "
+        f"prefect.yaml; fix it with python -m scripts.setup --settings-variable {name} "
+        "(docs/OPERATIONS.md, Deploy)")
+    with pytest.raises(ConfigError, match=r"names no Prefect Variable"):
+        check_deployment_settings("partyhelp_no_such_variable")

@@ -1,8 +1,8 @@
 """Every list of the settings derives from their one declaration, ``Settings``, or matches it.
 
-The README's Configuration table is generated from it; ``prefect.yaml``'s production
-environment names every setting a deployment can pass (all but the secrets, which come from
-``Secret`` blocks, and the emulator addresses, which are for local runs), and nothing else.
+The README's Configuration table is generated from it; a ``prefect.yaml`` deployment passes
+only declared settings, and its settings Variable may hold every declared setting but the
+secrets (which come from ``Secret`` blocks), and nothing else.
 """
 
 from __future__ import annotations
@@ -11,7 +11,13 @@ from typing import Any
 
 import yaml
 
-from partyhelp_pipeline.settings import Settings, declared_settings, settings_table
+from partyhelp_pipeline.settings import (
+    Settings,
+    declared_settings,
+    settings_in_variable,
+    settings_table,
+    variable_settings,
+)
 from scripts.generate_docs import README, SETTINGS_BEGIN, SETTINGS_END, render_settings_table
 from tests.conftest import ROOT
 
@@ -36,23 +42,33 @@ def test_every_setting_is_declared_with_its_variable_and_meaning() -> None:
             setting.variable.endswith("_EMULATOR_HOST"), setting.variable
 
 
-def _production_env() -> dict[str, Any]:
+def _deployment_envs() -> dict[str, dict[str, Any]]:
     config = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))
-    env: dict[str, Any] = config["definitions"]["production_env"]
-    return env
+    return {d["name"]: d["work_pool"].get("job_variables", {}).get("env", {})
+            for d in config["deployments"]}
 
 
-def test_prefect_yaml_lists_every_setting_a_deployment_passes_and_no_other() -> None:
-    passed = [name for name in _production_env() if not name.startswith("PREFECT_")]
-    deployable = [s.variable for s in declared_settings()
-                  if not s.secret and s.variable.startswith("PARTYHELP_")]
-    assert passed == deployable  # in declaration order, so the two read alike
+def test_every_setting_a_deployment_passes_is_declared() -> None:
+    """A deployment's env passes only declared settings (and Prefect's own); its runs read
+    the rest from the settings Variable, which may hold every declared setting but the
+    secrets (and its own name), and no other."""
+    declared = {s.variable for s in declared_settings()}
+    for name, env in _deployment_envs().items():
+        unknown = [v for v in env if not v.startswith("PREFECT_") and v not in declared]
+        assert not unknown, f"{name} passes {unknown}, read nowhere"
+    assert variable_settings() == [s.variable for s in declared_settings()
+                                   if not s.secret and s.variable.startswith("PARTYHELP_")
+                                   and s.variable != "PARTYHELP_SETTINGS_VARIABLE"]
+    every = {v: "x" for v in variable_settings()}
+    assert settings_in_variable("v", every) == every  # each one is accepted
 
 
 def test_no_secret_is_in_prefect_yaml() -> None:
     secrets = {s.variable for s in declared_settings() if s.secret}
     assert secrets == {"PARTYHELP_MYSQL_PASSWORD", "PARTYHELP_PII_SALT"}
-    assert not secrets & set(_production_env())
+    for env in _deployment_envs().values():
+        assert not secrets & set(env)
     for setting in declared_settings():
         if setting.secret:  # each secret has a setting naming the Secret block that holds it
-            assert f"{setting.variable}_BLOCK" in _production_env()
+            assert f"{setting.variable}_BLOCK" in variable_settings()
+            assert f"{setting.variable}_BLOCK" not in secrets
