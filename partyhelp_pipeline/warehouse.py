@@ -12,6 +12,10 @@ The checked staging table replaces its day's partition in one multi-statement tr
 a failure changes nothing. The current table is replaced only by its newest day: a replay
 of an older day fills its history partition and leaves the current table alone, unless
 ``replace_current`` asks.
+
+Every job that writes has a deterministic id (``bq_jobs``): a retried task attaches to the
+jobs an earlier try started instead of running them twice. The staging table expires after
+a day, so a killed run leaves nothing behind for ever.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
+from partyhelp_pipeline import bq_jobs
 from partyhelp_pipeline.clients import bigquery_client, bigquery_window, query_options
 from partyhelp_pipeline.errors import LoadError, ReconciliationError, RowDropError, is_transient
 from partyhelp_pipeline.logs import get_logger
@@ -58,15 +63,25 @@ def schema_fields(columns: Iterable[Column] | list[dict[str, str]]) -> list[bigq
     ]
 
 
-def run_query(settings: Settings, sql: str,
-              config: bigquery.QueryJobConfig | None = None) -> Iterable[Any]:
+def run_query(settings: Settings, sql: str, config: bigquery.QueryJobConfig | None = None,
+              job_id: str | None = None, what: str = "query") -> Iterable[Any]:
     """Run one query to its end, every retry within ``PARTYHELP_BQ_RETRY_SECONDS``; the
-    job carries the labels of ``labelled_jobs`` (added to ``config``'s own)."""
+    job carries the labels of ``labelled_jobs`` (added to ``config``'s own). A query that
+    writes passes its ``bq_jobs.job_id``: a retry attaches to the job an earlier try
+    started (``bq_jobs.start_job``) instead of running it twice; ``what`` names it."""
     if labels := current_job_labels():
         config = config or bigquery.QueryJobConfig()
         config.labels = {**labels, **config.labels}
     options = query_options(settings)
-    job = bigquery_client(settings).query(sql, job_config=config, **options)
+    client = bigquery_client(settings)
+    if job_id is None:
+        return client.query(sql, job_config=config, **options).result(**options)
+    # A job of our own id is never re-run by the library (it would need a new id): a failed
+    # one is re-run under the next try id, by the task's retry.
+    options["job_retry"] = None
+    job = bq_jobs.start_job(
+        client, job_id, lambda i: client.query(sql, job_config=config, job_id=i, **options),
+        what=what)
     return job.result(**options)
 
 
@@ -157,18 +172,22 @@ LOAD_JOB_ATTEMPTS = 5
 
 
 def _run_load_job(client: bigquery.Client, spec: TableSpec, uris: list[str], staging: str,
-                  config: bigquery.LoadJobConfig, sync_date: str) -> bigquery.LoadJob:
-    """Run one load job; a job that BigQuery itself failed for a reason a retry can heal
-    (backendError, rateLimitExceeded: too many updates of one table) is run again, up to
-    ``LOAD_JOB_ATTEMPTS`` times. That is safe because a failed load job commits nothing. An
-    error whose job's outcome is unknown (a lost connection) is left to the task's retry,
-    which starts again from the first job."""
+                  config: bigquery.LoadJobConfig, sync_date: str,
+                  job_id: str | None = None) -> bigquery.LoadJob:
+    """Run one load job, under ``job_id`` (``bq_jobs``): a retry of the task attaches to the
+    job an earlier try started. A job that BigQuery itself failed for a reason a retry can
+    heal (backendError, rateLimitExceeded: too many updates of one table) is run again
+    under its next try id, up to ``LOAD_JOB_ATTEMPTS`` times. That is safe because a failed
+    load job commits nothing. An error whose job's outcome is unknown (a lost connection)
+    is left to the task's retry, which attaches to that job if BigQuery has it."""
+    base_id = job_id or bq_jobs.job_id("load", spec.name, staging, sync_date, uris)
     attempt = 1
     while True:
         try:
-            job = client.load_table_from_uri(
-                uris, staging, job_config=config,
-                job_id_prefix=f"partyhelp_{spec.name}_{sync_date.replace('-', '')}_")
+            job = bq_jobs.start_job(
+                client, base_id,
+                lambda i: client.load_table_from_uri(uris, staging, job_config=config, job_id=i),
+                what=f"{spec.name}: load", usable=lambda j: _wrote_existing(client, staging, j))
         except (gexc.GoogleAPIError, OSError) as exc:
             raise _job_error(spec.name, "load", exc) from None
         try:
@@ -184,6 +203,33 @@ def _run_load_job(client: bigquery.Client, spec: TableSpec, uris: list[str], sta
             time.sleep(min(2 ** attempt, 30))
 
 
+def _wrote_existing(client: bigquery.Client, table: str, job: Any) -> bool:
+    """Whether what a finished load job wrote is still there: ``table`` exists and is not
+    younger than the job (dropped and created again since, e.g. expired)."""
+    try:
+        created = client.get_table(table).created
+    except gexc.NotFound:
+        return False
+    return created is None or job.ended is None or created <= job.ended
+
+
+STAGING_EXPIRES = dt.timedelta(days=1)
+
+
+def _create_staging(client: bigquery.Client, spec: TableSpec, manifest: Manifest,
+                    staging: str) -> None:
+    """Create the staging table, expiring after ``STAGING_EXPIRES``: a run killed before it
+    drops the table leaves nothing behind for ever. One an earlier try of this export left
+    (its loads may be attached to) is kept as it is."""
+    table = bigquery.Table(staging, schema=schema_fields(manifest.bigquery_schema))
+    table.clustering_fields = list(spec.cluster_by) or None  # as the loads write it
+    table.expires = dt.datetime.now(dt.UTC) + STAGING_EXPIRES
+    table = client.create_table(table, exists_ok=True)
+    if table.expires is None:  # created by a load of an earlier version, without expiry
+        table.expires = dt.datetime.now(dt.UTC) + STAGING_EXPIRES
+        client.update_table(table, ["expires"])
+
+
 def _load_staging(client: bigquery.Client, settings: Settings, spec: TableSpec,
                   manifest: Manifest, staging: str) -> list[str]:
     """Load the manifest's parts into the staging table; the load job ids."""
@@ -191,6 +237,8 @@ def _load_staging(client: bigquery.Client, settings: Settings, spec: TableSpec,
     # URIs a job): the first replaces the staging table, the rest append to it. Staging is
     # published only once every job has loaded and the sums agree.
     uris, schema = manifest.part_uris, schema_fields(manifest.bigquery_schema)
+    crcs = {part.uri: part.crc32c for part in manifest.parts}
+    _create_staging(client, spec, manifest, staging)
     job_ids = []
     for start in range(0, len(uris), settings.load_max_uris):
         config = bigquery.LoadJobConfig(
@@ -204,8 +252,13 @@ def _load_staging(client: bigquery.Client, settings: Settings, spec: TableSpec,
             clustering_fields=list(spec.cluster_by) or None,
             labels=current_job_labels(),
         )
-        load_job = _run_load_job(client, spec, uris[start:start + settings.load_max_uris],
-                                 staging, config, manifest.sync_date)
+        batch = uris[start:start + settings.load_max_uris]
+        # The input: these parts (their CRC32C: a part written again is a new input) into
+        # this staging table, first (replacing it) or not.
+        job_id = bq_jobs.job_id("load", spec.name, staging, start,
+                                [(uri, crcs[uri]) for uri in batch])
+        load_job = _run_load_job(client, spec, batch, staging, config, manifest.sync_date,
+                                 job_id)
         job_ids.append(load_job.job_id)
     return job_ids
 
@@ -219,13 +272,13 @@ def _publish(client: bigquery.Client, spec: TableSpec, staging: str,
             # Real BigQuery refuses a copy onto a table clustered otherwise than its source.
             table.clustering_fields = list(spec.cluster_by) or None
             client.update_table(table, ["clustering_fields"])
+    config = bigquery.CopyJobConfig(write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+                                    labels=current_job_labels())
     try:
-        copy_job = client.copy_table(
-            staging, final,
-            job_config=bigquery.CopyJobConfig(
-                write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-                labels=current_job_labels()),
-            job_id_prefix=f"partyhelp_{spec.name}_publish_")
+        copy_job = bq_jobs.start_job(
+            client, bq_jobs.job_id("publish", spec.name, staging, final),
+            lambda i: client.copy_table(staging, final, job_config=config, job_id=i),
+            what=f"{spec.name}: copy")
         copy_job.result()
     except (gexc.GoogleAPIError, OSError) as exc:
         raise _job_error(spec.name, "copy", exc) from None
@@ -288,16 +341,37 @@ def replace_table(settings: Settings, spec: TableSpec, manifest: Manifest,
         replace_history_partition(settings, spec, manifest, staging_name)
         if publish_current:
             copy_job_id = _publish(client, spec, staging, settings.table_ref(spec.name)).job_id
-    finally:
-        # A stray staging table is harmless: the next export's staging name differs.
-        with contextlib.suppress(gexc.GoogleAPIError, OSError):
-            client.delete_table(staging, not_found_ok=True)
+    except BaseException as exc:
+        if not _keep_staging(client, staging, exc):
+            _drop_staging(client, staging)
+        raise
+    _drop_staging(client, staging)
     if publish_current:
         _check_current(client, settings, spec, manifest)
     return LoadResult(spec.name, manifest.uri, manifest.export_id, manifest.rows,
                       ",".join(load_job_ids), copy_job_id, started.isoformat(),
                       dt.datetime.now(dt.UTC).isoformat(), loaded, previous, dropped,
                       publish_current, current_day)
+
+
+def _keep_staging(client: bigquery.Client, staging: str, exc: BaseException) -> bool:
+    """Whether a failed replacement keeps its staging table: after a transient failure, when
+    a load wrote rows into it (perhaps one whose answer was lost), for the retry, whose loads
+    attach to this try's jobs; it expires after a day if no retry comes. Else (a load that
+    failed, a refused reconciliation) it is of no use."""
+    if not (isinstance(exc, Exception) and is_transient(exc)):
+        return False
+    try:
+        return bool(client.get_table(staging).num_rows)
+    except (gexc.GoogleAPIError, OSError):
+        return False
+
+
+def _drop_staging(client: bigquery.Client, staging: str) -> None:
+    # A stray staging table is harmless: the next export's staging name differs, and it
+    # expires after a day.
+    with contextlib.suppress(gexc.GoogleAPIError, OSError):
+        client.delete_table(staging, not_found_ok=True)
 
 
 def _check_current(client: bigquery.Client, settings: Settings, spec: TableSpec,
@@ -385,8 +459,11 @@ def replace_history_partition(settings: Settings, spec: TableSpec, manifest: Man
     ])
     config = bigquery.QueryJobConfig(query_parameters=[
         bigquery.ScalarQueryParameter("sync_date", "DATE", manifest.sync_date)])
+    # The input: this export's checked rows into this day's partition.
+    job_id = bq_jobs.job_id("history", spec.name, manifest.export_id, staging_name, sql,
+                            manifest.sync_date)
     try:
-        run_query(settings, sql, config)
+        run_query(settings, sql, config, job_id, what=f"{spec.name}: history transaction")
     except (gexc.GoogleAPIError, OSError) as exc:
         raise _job_error(spec.name, f"history partition {manifest.sync_date}", exc) from None
     held = history_rows(settings, spec, manifest.sync_date)
@@ -418,7 +495,9 @@ def refresh_view(settings: Settings, view: ViewSpec | PeriodViewSpec) -> str:
     """CREATE OR REPLACE the view, then document and label it; returns its reference."""
     client = bigquery_client(settings)
     target = settings.quoted_table_ref(view.name)
-    run_query(settings, f"CREATE OR REPLACE VIEW {target} AS\n{view_sql(settings, view)}")
+    ddl = f"CREATE OR REPLACE VIEW {target} AS\n{view_sql(settings, view)}"
+    run_query(settings, ddl, job_id=bq_jobs.job_id("view", view.name, ddl),
+              what=f"{view.name}: view refresh")
     # Descriptions and labels go through the API, not DDL text: no value is ever formatted
     # into SQL (and CREATE OR REPLACE drops the labels a view had).
     document_table(client, settings.table_ref(view.name), view.description,
@@ -487,14 +566,19 @@ def append_audit_rows(settings: Settings, rows: list[dict[str, Any]]) -> None:
     client = bigquery_client(settings)
     ensure_dataset(settings)  # a run that failed before any load may be the first one
     ensure_audit_table(settings)
-    job = client.load_table_from_json(
-        rows, settings.table_ref(AUDIT_TABLE.name),
-        job_config=bigquery.LoadJobConfig(
-            schema=schema_fields(AUDIT_TABLE.columns),
-            source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
-            write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
-            labels=current_job_labels()),
-        job_id_prefix="partyhelp_audit_", timeout=bigquery_window(settings))
+    config = bigquery.LoadJobConfig(
+        schema=schema_fields(AUDIT_TABLE.columns),
+        source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
+        write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
+        labels=current_job_labels())
+    # The id holds the run's attempt (``bq_jobs.job_run``): a retried task appends nothing
+    # twice, a new attempt of the run appends its own rows.
+    job = bq_jobs.start_job(
+        client, bq_jobs.job_id("audit", AUDIT_TABLE.name, rows),
+        lambda i: client.load_table_from_json(
+            rows, settings.table_ref(AUDIT_TABLE.name), job_config=config, job_id=i,
+            timeout=bigquery_window(settings)),
+        what=f"{AUDIT_TABLE.name}: audit append")
     job.result()
 
 
@@ -561,8 +645,9 @@ def refresh_freshness_view(settings: Settings) -> str:
     label it; returns its reference."""
     target = settings.quoted_table_ref(FRESHNESS_VIEW.name)
     audit = settings.quoted_table_ref(FRESHNESS_VIEW.base.name)
-    run_query(settings, f"CREATE OR REPLACE VIEW {target} AS\n"
-                        f"{freshness_query(FRESHNESS_VIEW, audit)}")
+    ddl = f"CREATE OR REPLACE VIEW {target} AS\n{freshness_query(FRESHNESS_VIEW, audit)}"
+    run_query(settings, ddl, job_id=bq_jobs.job_id("view", FRESHNESS_VIEW.name, ddl),
+              what=f"{FRESHNESS_VIEW.name}: view refresh")
     reference = settings.table_ref(FRESHNESS_VIEW.name)
     document_table(bigquery_client(settings), reference, FRESHNESS_VIEW.description,
                    {c.name: c.description for c in FRESHNESS_VIEW.columns},

@@ -2,23 +2,38 @@
 
 Every BigQuery job they start carries the labels ``pipeline``, ``table``, ``sync_date`` and
 ``flow_run`` (``warehouse.job_labels``): the tasks know the flow run, the package does not.
+Each job that writes gets an id of the flow run and its attempt (``bq_jobs.job_run``), so a
+retried task attaches to the jobs an earlier try started instead of running them twice.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from prefect import task
 from prefect.runtime import flow_run
 
+from partyhelp_pipeline import bq_jobs, warehouse
 from partyhelp_pipeline import manifest as mf
-from partyhelp_pipeline import warehouse
 from partyhelp_pipeline.clients import storage_client
 from partyhelp_pipeline.logs import get_logger
 from partyhelp_pipeline.spec import AUDIT_TABLE, TABLES, VIEWS
 from partyhelp_pipeline.spec.tables import FRESHNESS_VIEW
 from tasks.locks import publish_lock
 from tasks.options import RETRY_OPTIONS, runtime_settings
+
+
+@contextlib.contextmanager
+def bigquery_jobs(table: str, sync_date: str) -> Iterator[None]:
+    """The jobs started inside: labelled with the table, day and flow run, and with ids of
+    the flow run and its attempt (``flow_run.run_count``: a retry from the UI is a new
+    attempt, a task's retry is not)."""
+    run_id = flow_run.get_id()
+    with warehouse.labelled_jobs(warehouse.job_labels(table, sync_date, run_id)), \
+            bq_jobs.job_run(run_id, flow_run.run_count):
+        yield
 
 
 @task(name="load", task_run_name="load-{manifest.table}", **RETRY_OPTIONS)
@@ -29,9 +44,9 @@ def load_table(manifest: mf.Manifest, allow_row_drop: bool = False,
     settings = runtime_settings()
     mf.verify_parts(storage_client(settings), manifest)
     warehouse.ensure_dataset(settings)  # a read once ``prepare_dataset`` has created it
-    labels = warehouse.job_labels(manifest.table, manifest.sync_date, flow_run.get_id())
     # One publish of a table at a time, across runs (two command-line runs of one day).
-    with warehouse.labelled_jobs(labels), publish_lock(settings, manifest.table):
+    with bigquery_jobs(manifest.table, manifest.sync_date), \
+            publish_lock(settings, manifest.table):
         return warehouse.replace_table(settings, TABLES[manifest.table], manifest,
                                        allow_row_drop, replace_current)
 
@@ -47,7 +62,7 @@ def refresh_view(view: str, sync_date: str) -> str:
     """CREATE OR REPLACE one view (its job labelled with ``sync_date``)."""
     settings = runtime_settings()
     spec = next(v for v in VIEWS if v.name == view)
-    with warehouse.labelled_jobs(warehouse.job_labels(view, sync_date, flow_run.get_id())):
+    with bigquery_jobs(view, sync_date):
         return warehouse.refresh_view(settings, spec)
 
 
@@ -57,13 +72,13 @@ def record_audit(rows: list[dict[str, Any]]) -> int:
     if not rows:
         return 0
     settings = runtime_settings()
-    day, run_id = rows[0]["sync_date"], flow_run.get_id()
-    with warehouse.labelled_jobs(warehouse.job_labels(AUDIT_TABLE.name, day, run_id)):
+    day = rows[0]["sync_date"]
+    with bigquery_jobs(AUDIT_TABLE.name, day):
         warehouse.append_audit_rows(settings, rows)
     try:
-        with warehouse.labelled_jobs(warehouse.job_labels(FRESHNESS_VIEW.name, day, run_id)):
+        with bigquery_jobs(FRESHNESS_VIEW.name, day):
             warehouse.refresh_freshness_view(settings)
-    except Exception as exc:  # the rows are in: a retry of this task would append them twice
+    except Exception as exc:  # the rows are in, the next run refreshes it: not worth a retry
         get_logger().warning("could not refresh %s (the next run will): %s",
                              FRESHNESS_VIEW.name, exc)
     return len(rows)

@@ -21,6 +21,7 @@ STAGES = [
     "avro_encoding",
     "clients", "manifest", "parts",
     "export",
+    "bq_jobs",
     "warehouse",
     "preflight",
     "report",
