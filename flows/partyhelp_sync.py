@@ -34,7 +34,7 @@ from partyhelp_pipeline.clock import iso, reporting_today, utc_now
 from partyhelp_pipeline.errors import SyncError
 from partyhelp_pipeline.logs import get_logger
 from partyhelp_pipeline.report import RunReport, TableOutcome, Target, first_line, named
-from partyhelp_pipeline.settings import import_time_setting
+from partyhelp_pipeline.settings import ConfigError, Settings, import_time_setting
 from partyhelp_pipeline.spec import VIEWS, select_tables
 from tasks import gcs_to_bigquery as load
 from tasks import mysql_to_gcs as extract
@@ -52,7 +52,10 @@ class SyncFailed(SyncError):
 def build_task_runner() -> TaskRunner[Any]:
     """Threads by default; a Dask cluster when ``PARTYHELP_TASK_RUNNER=dask``."""
     if import_time_setting("task_runner") == "dask":
-        from prefect_dask.task_runners import DaskTaskRunner
+        try:
+            from prefect_dask.task_runners import DaskTaskRunner
+        except ImportError:  # importing never fails: the run stops first (require_dask)
+            return ThreadPoolTaskRunner(max_workers=1)
 
         address = import_time_setting("dask_address")
         if address:
@@ -60,6 +63,18 @@ def build_task_runner() -> TaskRunner[Any]:
         return DaskTaskRunner(cluster_kwargs={"n_workers": import_time_setting("dask_workers"),
                                               "threads_per_worker": 1, "processes": True})
     return ThreadPoolTaskRunner(max_workers=import_time_setting("max_workers"))
+
+
+def require_dask(settings: Settings) -> None:
+    """``PARTYHELP_TASK_RUNNER=dask`` needs the ``[dask]`` extra: without it, fail in one
+    line naming it, before anything runs."""
+    if settings.task_runner != "dask":
+        return
+    try:
+        import prefect_dask.task_runners  # noqa: F401
+    except ImportError:
+        raise ConfigError("PARTYHELP_TASK_RUNNER=dask, but the Dask runner (prefect-dask) is "
+                          "not installed: pip install 'partyhelp-bigquery-sync[dask]'") from None
 
 
 def find_kept_exports(tables: list[str], day: dt.date) -> dict[str, mf.Manifest]:
@@ -165,6 +180,7 @@ def partyhelp_bigquery_sync(
     raises ``SyncFailed`` naming failed tables.
     """
     settings = runtime_settings()  # a missing setting fails here, naming the variable
+    require_dask(settings)
     names = [spec.name for spec in select_tables(tables)]
     day = extract.resolve_sync_date(sync_date, from_exports)
     mode, run_id = ("replay" if from_exports else "sync"), flow_run.get_id()
@@ -238,6 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return preflight.main_check(load=runtime_settings)
     try:
         settings = runtime_settings()  # every missing or bad setting, named in one line
+        require_dask(settings)
     except ValueError as exc:  # ConfigError, or a Secret block that does not exist
         return cli.settings_error(exc)
     except Exception as exc:  # the Prefect API, asked for a Secret block, did not answer

@@ -238,7 +238,7 @@ def _kill_reader_mid_stream(source: Source, settings: Any, folder: str,
             cursor.execute(
                 "SELECT ID, INFO FROM information_schema.PROCESSLIST WHERE USER = %s "
                 "AND COMMAND = 'Query' AND INFO LIKE %s",
-                (source.user, "%AS lead_match_id%"))
+                (source.user, "%AS `lead_match_id`%"))
             rows = cursor.fetchall()
             if rows:
                 connection_id, _info = rows[0]

@@ -37,8 +37,8 @@ def _statement_pattern(sql: str) -> re.Pattern[str]:
 # What else may touch a source table: planning the chunks reads ids only (the range, then
 # one index probe per chunk boundary).
 _PLANNING = re.compile(
-    r"SELECT MIN\(id\), MAX\(id\) FROM `(\w+)`"
-    r"|SELECT MIN\(id\) FROM `(\w+)` WHERE id > \d+",
+    r"SELECT MIN\(`id`\), MAX\(`id`\) FROM `(\w+)`"
+    r"|SELECT MIN\(`id`\) FROM `(\w+)` WHERE `id` > \d+",
     re.IGNORECASE)
 # Besides the aggregate, a load reads one DATE column of the current table (which day it
 # holds, so an older day's replay leaves it alone) and counts its day's history partition.

@@ -88,13 +88,24 @@ def runs(stack: None) -> Iterator[Runs]:
         source.sql("DELETE FROM venues ORDER BY id LIMIT 1")  # under the row-drop limit
         second = _sync(SECOND_DAY)
         ended = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
-        # Modules run one after another (and each session has its own emulators): every
-        # job created in this window is one of the two runs'.
-        jobs = list(bigquery_client(settings).list_jobs(
-            all_users=True, min_creation_time=started, max_creation_time=ended))
+        # Modules run one after another on a worker (and each worker has its own
+        # emulators), but the module before may have left a job in the window's first
+        # second: the run's jobs are the window's jobs on this module's dataset.
+        client = bigquery_client(settings)
+        jobs = [job for job in client.list_jobs(
+            all_users=True, min_creation_time=started, max_creation_time=ended)
+            if _on_dataset(client.get_job(job.job_id), settings.bq_dataset)]
         after = source.scalar("SELECT COUNT(*) FROM venues")
         yield Runs(settings, source, {FIRST_DAY: first, SECOND_DAY: second},
                    (before, after), jobs)
+
+
+def _on_dataset(job: Any, dataset: str) -> bool:
+    """Whether a job writes to ``dataset`` or its query reads from it."""
+    destination = getattr(job, "destination", None)
+    if destination is not None and destination.dataset_id == dataset:
+        return True
+    return dataset in (getattr(job, "query", None) or "")
 
 
 def _audit(settings: Settings, day: dt.date, table: str) -> dict[str, Any]:
