@@ -37,6 +37,7 @@ say_times() {
 }
 trap say_times EXIT
 
+# No browser: only the tests use one (scripts/test.sh installs it).
 log "install: what is missing or out of date (scripts/stack.sh install)"
 timed install scripts/stack.sh install
 if [[ ${PARTYHELP_TARGET:-local} == local ]]; then

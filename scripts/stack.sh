@@ -3,11 +3,16 @@
 #   MariaDB (the machine's), fake-gcs-server, local-bigquery (BigQuery emulator), Prefect server.
 #
 # Usage: scripts/stack.sh COMMAND
-#   install                 project venv .venv (requirements-dev.lock, hash-checked, else
-#                           requirements-dev.txt; then the project, editable) + emulators
-#                           + Debian's chromium (the UI tests' browser); idempotent. Each step
-#                           says what it does and, while it runs, its elapsed time every 10 s
-#   start | stop | restart  every service (stop leaves MariaDB alone: it is the machine's)
+#   install [--with-browser]  project venv .venv (requirements-dev.lock, hash-checked, else
+#                           requirements-dev.txt; then the project, editable) + emulators;
+#                           --with-browser adds Debian's chromium, the UI tests' browser
+#                           (scripts/test.sh asks for it, the demo does not); idempotent. Each
+#                           step says what it does and, while it runs, its elapsed time every
+#                           10 s; the tools' own output (apt-get, pip) goes to logs/install-*.log
+#   start | stop | restart  every service (stop leaves MariaDB alone: it is the machine's).
+#                           A port answered by a server this stack did not start (its pid file's
+#                           process group, this data dir) stops start-SVC with an error naming
+#                           the port's variable: it is never used in place of the stack's own
 #   start-SVC | stop-SVC | restart-SVC   one service: gcs, bigquery, prefect (start-mariadb too)
 #   status [SVC...]         one line per service; exit 1 if any listed service is down
 #   env                     export lines for clients: eval "$(scripts/stack.sh env)"
@@ -77,6 +82,15 @@ DEMO_SETTINGS=(
 )
 
 LOG_TAG=stack # scripts/demo.sh, which sources this file, sets its own
+# Path $1 as a reader of the output knows it: relative to the checkout, else under ~.
+shown() {
+    case $1 in
+    "$REPO_ROOT"/*) printf '%s' "${1#"$REPO_ROOT"/}" ;;
+    # shellcheck disable=SC2088 # a "~" to read, not to expand
+    "${HOME:-/nonexistent}"/*) printf '%s' "~/${1#"$HOME"/}" ;;
+    *) printf '%s' "$1" ;;
+    esac
+}
 log() { printf '[%s] %s\n' "$LOG_TAG" "$*" >&2; }
 die() {
     log "ERROR: $*"
@@ -113,6 +127,7 @@ take_lock() {
 # no progress (pip's warnings, indented details, its uninstalls); pip's package list, counted.
 progress_of() {
     local commas words line=${1%% (from *} # pip's "(from a->b->c)": why, not progress
+    line=${line##*$'\r'} # dpkg redraws "(Reading database ... 40%" with carriage returns
     case $line in
     'Installing collected packages: '*)
         commas=${line//[!,]/}
@@ -174,7 +189,7 @@ with_ticker() {
         mkdir -p "$(dirname "$logfile")"
         : >"$logfile"
     fi
-    log "$label${logfile:+ (log: $logfile)}"
+    log "$label${logfile:+ (log: $(shown "$logfile"))}"
     # Unbuffered: a Python child's lines then arrive as written, not in one burst at its end.
     PYTHONUNBUFFERED=1 "$@" 2>&1 | relay_with_ticks "$label" "$logfile" || rc=$?
     if ((rc)); then
@@ -190,27 +205,38 @@ with_ticker() {
 
 # ---------------------------------------------------------------- install
 
+# Prints the Debian packages the stack needs and lacks, one a line; $1 = --with-browser adds
+# the tests' browser (the demo uses none: chromium is 115 packages, 480 MB).
+missing_packages() {
+    local pkg py=${PARTYHELP_PYTHON:-python3}
+    for pkg in libmariadb-dev pkg-config; do # mysqlclient builds from source against these
+        dpkg -s "$pkg" 2>/dev/null | grep -q '^Status: install ok installed' || echo "$pkg"
+    done
+    command -v cc >/dev/null || echo gcc
+    # A Debian system python3 lacks venv and headers until these are installed.
+    "$py" -c 'import ensurepip' 2>/dev/null || echo python3-venv
+    "$py" -c 'import os,sysconfig as s;os.stat(s.get_paths()["include"]+"/Python.h")' \
+        2>/dev/null || echo python3-dev
+    command -v mariadbd >/dev/null || [[ -x $MARIADBD ]] || echo mariadb-server
+    # The browser the UI tests drive with Playwright (executable_path): Debian's package, so
+    # nothing ever runs `playwright install`, which downloads one.
+    [[ ${1:-} != --with-browser || -x $CHROMIUM ]] || echo chromium
+}
+
+# apt-get's own output (hundreds of lines for a few packages) goes to the step's log, like
+# pip's; the console keeps the step lines and the "still ..." ticker.
 apt_install_missing() {
-    local missing=() pkg py=${PARTYHELP_PYTHON:-python3}
+    local missing
     command -v dpkg >/dev/null || {
         log "no dpkg: install libmariadb-dev, pkg-config and a C compiler yourself"
         return 0
     }
-    for pkg in libmariadb-dev pkg-config; do # mysqlclient builds from source against these
-        dpkg -s "$pkg" 2>/dev/null | grep -q '^Status: install ok installed' || missing+=("$pkg")
-    done
-    command -v cc >/dev/null || missing+=(gcc)
-    # A Debian system python3 lacks venv and headers until these are installed.
-    "$py" -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
-    "$py" -c 'import os,sysconfig as s;os.stat(s.get_paths()["include"]+"/Python.h")' \
-        2>/dev/null || missing+=(python3-dev)
-    command -v mariadbd >/dev/null || [[ -x $MARIADBD ]] || missing+=(mariadb-server)
-    # The browser the UI tests drive with Playwright (executable_path): Debian's package, so
-    # nothing ever runs `playwright install`, which downloads one.
-    [[ -x $CHROMIUM ]] || missing+=(chromium)
+    mapfile -t missing < <(missing_packages "$@")
     ((${#missing[@]})) || return 0
-    with_ticker "updating Debian's package lists (apt-get update)" as_root apt-get update
+    with_ticker "updating Debian's package lists (apt-get update)" \
+        --log "$LOG_DIR/install-apt-update.log" as_root apt-get update
     with_ticker "installing Debian packages ${missing[*]} (apt-get install)" \
+        --log "$LOG_DIR/install-apt.log" \
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
     if [[ " ${missing[*]} " == *" mariadb-server "* ]]; then
         start_services mariadb
@@ -245,7 +271,8 @@ install_project_venv() {
     "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
         die "$py is not Python >= 3.11 (set PARTYHELP_PYTHON)"
     if ! "$VENV/bin/python" -c '' 2>/dev/null; then
-        with_ticker "creating $VENV with $("$py" -V 2>&1)" "$py" -m venv --clear "$VENV"
+        with_ticker "creating $(shown "$VENV") with $("$py" -V 2>&1)" \
+            --log "$LOG_DIR/install-venv-create.log" "$py" -m venv --clear "$VENV"
     fi
     # pyproject.toml too: its packages and console script are what the editable install maps.
     inputs=("$REPO_ROOT"/requirements*.txt "$REPO_ROOT/pyproject.toml")
@@ -316,7 +343,8 @@ bigquery_emulator_up_to_date() {
 # Installs the emulator into a venv of its own, made with the Python 3.13 at $1.
 install_bigquery_emulator() {
     local py313=$1
-    with_ticker "creating $BQ_VENV with $("$py313" -V 2>&1)" "$py313" -m venv --clear "$BQ_VENV"
+    with_ticker "creating $(shown "$BQ_VENV") with $("$py313" -V 2>&1)" \
+        --log "$LOG_DIR/install-bigquery-venv.log" "$py313" -m venv --clear "$BQ_VENV"
     log "pip install $LOCAL_BIGQUERY into $BQ_VENV: a minute or two on a first install"
     with_ticker "installing the BigQuery emulator" --log "$LOG_DIR/install-bigquery.log" \
         pip_install "$BQ_VENV/bin/python" "$LOCAL_BIGQUERY"
@@ -326,6 +354,7 @@ install_bigquery_emulator() {
         pip_install "$BQ_VENV/bin/python" --no-deps "${DUCKDB_PINS[@]/%/==$DUCKDB_VERSION}"
     mkdir -p "$BQ_HOME"
     with_ticker "installing DuckDB extensions ${DUCKDB_EXTENSIONS[*]} under $BQ_EXTENSION_DIR" \
+        --log "$LOG_DIR/install-duckdb-extensions.log" \
         env HOME="$BQ_HOME" "$BQ_VENV/bin/python" -c 'import sys
 
 import duckdb
@@ -337,33 +366,48 @@ for name in sys.argv[1:]:
     printf '%s' "$BQ_STAMP" >"$BQ_VENV/.partyhelp-stack"
 }
 
+# $1 = --with-browser: Debian's chromium too, for the UI tests (scripts/test.sh).
 cmd_install() {
     local py313= start=$SECONDS
+    [[ -z ${1:-} || $1 == --with-browser ]] ||
+        die "install: unknown option '$1' (known: --with-browser)"
     take_lock
     bigquery_emulator_up_to_date || py313=$(find_python313)
-    apt_install_missing
+    apt_install_missing "$@"
     install_project_venv
     if [[ -n $py313 ]]; then
         install_bigquery_emulator "$py313"
     else
-        log "BigQuery emulator is up to date ($BQ_VENV)"
+        log "BigQuery emulator is up to date ($(shown "$BQ_VENV"))"
     fi
-    log "install done in $((SECONDS - start)) s (stack home: $STACK_HOME)"
+    log "install done in $((SECONDS - start)) s (stack home: $(shown "$STACK_HOME"))"
 }
 
 # ---------------------------------------------------------------- services
 
-# Sets, for service $1: SVC_PORT, SVC_URL (empty: probe by TCP connect), SVC_LOG, SVC_PIDFILE.
+# Sets, for service $1: SVC_PORT, SVC_URL (empty: probe by TCP connect), SVC_LOG, SVC_PIDFILE,
+# SVC_PORT_VAR (the setting that moves it), SVC_MARK (what its command line holds when it is
+# this stack's: its data dir, or for Prefect this checkout's prefect on this port).
+# Log and pid file are per port: a private pair's lines never mix with the shared one's.
 describe_service() {
-    SVC_LOG=$LOG_DIR/$1.log
     case $1 in
-    mariadb) SVC_PORT=$MYSQL_PORT SVC_URL= ;;
-    gcs) SVC_PORT=$GCS_PORT SVC_URL=$GCS_URL/storage/v1/b ;;
-    bigquery) SVC_PORT=$BQ_PORT SVC_URL=http://$HOST:$BQ_PORT/bigquery/v2/projects/demo/datasets ;;
-    prefect) SVC_PORT=$PREFECT_PORT SVC_URL=$PREFECT_URL/api/health ;;
+    mariadb) SVC_PORT=$MYSQL_PORT SVC_URL= SVC_PORT_VAR=PARTYHELP_MYSQL_PORT SVC_MARK= ;;
+    gcs)
+        SVC_PORT=$GCS_PORT SVC_URL=$GCS_URL/storage/v1/b SVC_PORT_VAR=PARTYHELP_GCS_PORT
+        SVC_MARK=" -filesystem-root $DATA_DIR/gcs "
+        ;;
+    bigquery)
+        SVC_PORT=$BQ_PORT SVC_URL=http://$HOST:$BQ_PORT/bigquery/v2/projects/demo/datasets
+        SVC_PORT_VAR=PARTYHELP_BQ_PORT SVC_MARK=" --data-dir $DATA_DIR/bigquery "
+        ;;
+    prefect)
+        SVC_PORT=$PREFECT_PORT SVC_URL=$PREFECT_URL/api/health SVC_PORT_VAR=PARTYHELP_PREFECT_PORT
+        SVC_MARK=" $VENV/bin/prefect server start --host $HOST --port $PREFECT_PORT "
+        ;;
     *) die "unknown service '$1' (known: mariadb ${MANAGED[*]})" ;;
     esac
     SVC_PIDFILE=$RUN_DIR/$1-$SVC_PORT.pid
+    SVC_LOG=$LOG_DIR/$1-$SVC_PORT.log
 }
 
 # Sets SVC_CMD (and SVC_ENV, as NAME=VALUE words for env) to run service $1 in the foreground.
@@ -424,14 +468,69 @@ live_pid() {
     [[ ${fields[0]} != Z && ${fields[3]} == "$pid" ]] && echo "$pid"
 }
 
-# Launches service $1 unless it already answers or is still starting.
+# Whether something accepts TCP connections on $SVC_PORT (answering HTTP or not).
+port_open() {
+    # shellcheck disable=SC2016 # $0 and $1 are expanded by the inner bash
+    timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$HOST" "$SVC_PORT" 2>/dev/null
+}
+
+# Prints the pid of the process listening on $SVC_PORT (ss sees the pids of this user's).
+listener_pid() {
+    local line
+    line=$(ss -Hltnp "sport = :$SVC_PORT" 2>/dev/null) && [[ $line =~ pid=([0-9]+) ]] &&
+        echo "${BASH_REMATCH[1]}"
+}
+
+# Whether process $1 runs with this stack's command line for the service (SVC_MARK).
+has_mark() {
+    local cmdline
+    cmdline=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) && [[ " $cmdline" == *"$SVC_MARK"* ]]
+}
+
+# Whether what listens on $SVC_PORT is this stack's service: its process (or, without ss,
+# the pid file's) belongs to the pid file's process group and runs this stack's command.
+ours_on_port() {
+    local pid group stat
+    [[ -f $SVC_PIDFILE ]] && group=$(<"$SVC_PIDFILE") && [[ $group =~ ^[0-9]+$ ]] || return 1
+    if command -v ss >/dev/null; then
+        pid=$(listener_pid) || return 1
+    else
+        pid=$(live_pid) || return 1
+    fi
+    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+    read -ra stat <<<"${stat##*) }" # state ppid pgrp ...
+    [[ ${stat[2]} == "$group" ]] && has_mark "$pid"
+}
+
+# Stops with an error: $SVC_PORT is held by a server not this stack's (another program, another
+# checkout's or stack home's, or the same emulator serving another data dir).
+port_taken() {
+    local pid who=
+    pid=$(listener_pid) && who=" (pid $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null |
+        cut -c1-100))"
+    die "$1: $HOST:$SVC_PORT is held by a server that is not this stack's $1$who; it is not" \
+        "used in its place. Set $SVC_PORT_VAR to a free port, or stop that server"
+}
+
+# Launches service $1 unless this stack's already listens on its port or is still starting;
+# stops with an error when another server holds the port.
 launch_service() {
     describe_service "$1"
-    if answers; then
-        log "$1 already answers on $HOST:$SVC_PORT"
+    if [[ $1 == mariadb ]]; then # the machine's: whatever answers on its port is it
+        if answers; then
+            log "$1 already answers on $HOST:$SVC_PORT"
+            return 0
+        fi
+    elif port_open; then
+        ours_on_port || port_taken "$1"
+        log "$1 already answers on $HOST:$SVC_PORT (pid $(<"$SVC_PIDFILE"))"
         return 0
+    elif live_pid >/dev/null && has_mark "$(live_pid)"; then
+        return 0 # still starting: await_service waits for it
     fi
-    live_pid >/dev/null && return 0
+    # A pid file left by a process that died (SIGKILL, OOM): removed now, or await_service
+    # would read its dead pid before the new process writes its own, and give up at once.
+    [[ $1 == mariadb ]] || rm -f "$SVC_PIDFILE"
     mkdir -p "$LOG_DIR" "$RUN_DIR"
     printf '=== %s: starting %s\n' "$(date '+%F %T')" "$1" >>"$SVC_LOG"
     if [[ $1 == mariadb ]]; then # the machine's own server, started as LOCAL_STACK.md says
@@ -441,7 +540,7 @@ launch_service() {
         fi
         as_root start-stop-daemon --start --oknodo --background --output "$SVC_LOG" \
             --exec "$(command -v mariadbd || echo "$MARIADBD")" 9>&-
-        log "$1 launched (log: $SVC_LOG)"
+        log "$1 launched (log: $(shown "$SVC_LOG"))"
         return 0
     fi
     service_command "$1"
@@ -450,7 +549,14 @@ launch_service() {
     # shellcheck disable=SC2016
     nohup setsid env ${SVC_ENV[@]+"${SVC_ENV[@]}"} bash -c 'echo $$ >"$0"; exec "$@"' \
         "$SVC_PIDFILE" "${SVC_CMD[@]}" >>"$SVC_LOG" 2>&1 </dev/null 9>&- &
-    log "$1 launched (log: $SVC_LOG)"
+    log "$1 launched (log: $(shown "$SVC_LOG"))"
+}
+
+# The lines of $SVC_LOG since its last "=== ...: starting" line: this start's, not an earlier
+# process's.
+since_last_start() {
+    awk '/^=== .*: starting / { n = 0 } { lines[++n] = $0 }
+        END { for (i = 1; i <= n; i++) print lines[i] }' "$SVC_LOG"
 }
 
 # Waits until service $1 answers, saying so every TICK_SECONDS; on a timeout or an early exit
@@ -460,7 +566,7 @@ await_service() {
     describe_service "$1"
     next_tick=$((SECONDS + TICK_SECONDS))
     answers || log "waiting for $1 to answer on ${SVC_URL:-$HOST:$SVC_PORT} (up to" \
-        "${START_TIMEOUT} s; its log: $SVC_LOG)"
+        "${START_TIMEOUT} s; its log: $(shown "$SVC_LOG"))"
     until answers; do
         if ((SECONDS >= next_tick)); then
             log "still waiting for $1 ($((SECONDS - waited_from)) s of ${START_TIMEOUT} s)"
@@ -472,8 +578,8 @@ await_service() {
             why="did not answer within ${START_TIMEOUT}s"
         fi
         if [[ -n $why ]]; then
-            log "$1 $why on $HOST:$SVC_PORT; last lines of $SVC_LOG:"
-            tail -n 30 "$SVC_LOG" >&2 || true
+            log "$1 $why on $HOST:$SVC_PORT; last lines of $(shown "$SVC_LOG"):"
+            since_last_start | tail -n 30 >&2 || true
             [[ $1 == mariadb ]] || stop_service "$1" >/dev/null 2>&1 || true
             return 1
         fi
@@ -525,7 +631,11 @@ cmd_status() {
     for svc in "$@"; do
         describe_service "$svc"
         pid=$(live_pid) && pid=" pid $pid" || pid=
-        if answers; then
+        if [[ $svc != mariadb ]] && port_open && ! ours_on_port; then
+            printf '%-9s up    %s:%s, not this stack'"'"'s: set %s to a free port\n' "$svc" \
+                "$HOST" "$SVC_PORT" "$SVC_PORT_VAR"
+            rc=1
+        elif answers; then
             printf '%-9s up    %s:%s%s\n' "$svc" "$HOST" "$SVC_PORT" "$pid"
         else
             printf '%-9s down  %s:%s%s\n' "$svc" "$HOST" "$SVC_PORT" "$pid"
@@ -570,7 +680,7 @@ main() {
     local cmd=${1:-}
     (($#)) && shift
     case $cmd in
-    install) cmd_install ;;
+    install) cmd_install "$@" ;;
     start) take_lock && start_services mariadb "${MANAGED[@]}" ;;
     stop) take_lock && stop_services prefect bigquery gcs ;;
     restart) take_lock && stop_services prefect bigquery gcs && start_services "${MANAGED[@]}" ;;

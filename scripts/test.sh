@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs and starts the local stack, then lints (ruff), type-checks (mypy, strict on the package:
+# Installs (with Debian's chromium, the UI tests' browser, which the demo does without) and
+# starts the local stack, then lints (ruff), type-checks (mypy, strict on the package:
 # pyproject.toml [tool.mypy]) and tests (pytest, arguments passed on).
 # Services keep running afterwards, unless PARTYHELP_STOP_STACK=1 (CI): then the services this
 # run started are stopped (ones that already answered are left alone).
@@ -18,7 +19,7 @@ if [[ ${PARTYHELP_STOP_STACK:-0} == 1 ]]; then
     trap stop_started EXIT
 fi
 
-scripts/stack.sh install
+scripts/stack.sh install --with-browser # chromium too: the UI tests drive it
 scripts/stack.sh start
 eval "$(scripts/stack.sh env)"
 

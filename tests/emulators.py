@@ -88,9 +88,14 @@ class PrivateEmulators:
 
     def start(self, service: str) -> None:
         """Start ``gcs`` or ``bigquery`` and wait until it answers; ``PortTaken`` if what
-        answers on its port is not ours (``stack.sh`` accepts a service already there)."""
-        self._stack(f"start-{service}")
-        if not self.owns(service):
+        answers on its port is not ours (``stack.sh`` then refuses, naming the port's setting;
+        ``owns`` checks again: a port can be taken between its check and our bind)."""
+        result = subprocess.run([str(STACK_SH), f"start-{service}"],
+                                env={**os.environ, **self.env}, capture_output=True, text=True,
+                                timeout=180)
+        taken = "is not this stack's" in result.stderr
+        assert result.returncode == 0 or taken, f"stack.sh start-{service}: {result.stderr[-3000:]}"
+        if taken or not self.owns(service):
             raise PortTaken(f"{service}: port {self._port(service)} answers for another stack")
 
     def _port(self, service: str) -> int:

@@ -193,7 +193,7 @@ def test_with_ticker_logs_a_step_shows_its_progress_and_its_failure(tmp_path: Pa
 
     texts = [text for _, text in lines]
     assert rc == 3
-    assert texts[0] == f"[stack] installing (log: {log})"
+    assert texts[0] == "[stack] installing (log: ~/step.log)"  # under HOME, shown as ~
     ticks = [t for t in texts if t.startswith("[stack] still installing (")]
     quoting_the_list = [t for t in ticks if t.endswith(" s): Installing 3 collected packages")]
     assert len(quoting_the_list) >= 2, ticks
@@ -203,6 +203,67 @@ def test_with_ticker_logs_a_step_shows_its_progress_and_its_failure(tmp_path: Pa
     assert log.read_text() == ("Installing collected packages: attrs, idna, six\n"
                                "WARNING: a mirror\nbroken wheel\n")
     assert longest_silence(lines, total) < 3, lines
+
+
+# ------------------------------------------------ issue 19, section 3: only what the demo needs
+
+
+def missing_packages(tmp_path: Path, *option: str) -> list[str]:
+    """``missing_packages`` of the real script, on a machine without the browser."""
+    script = f"source scripts/stack.sh; CHROMIUM={tmp_path}/no-chromium; missing_packages \"$@\""
+    return subprocess.run([BASH, "-c", script, "bash", *option], cwd=ROOT,
+                          env=bare_env(tmp_path), capture_output=True, text=True,
+                          check=True).stdout.split()
+
+
+def test_the_demo_installs_no_browser_and_the_tests_do(tmp_path: Path) -> None:
+    assert "chromium" not in missing_packages(tmp_path)
+    assert "chromium" in missing_packages(tmp_path, "--with-browser")
+    demo_sh = (ROOT / "scripts" / "demo.sh").read_text(encoding="utf-8")
+    test_sh = (ROOT / "scripts" / "test.sh").read_text(encoding="utf-8")
+    runs = [line.split("#")[0].split() for line in demo_sh.splitlines()
+            if "scripts/stack.sh install" in line.split("#")[0]]
+    assert runs and all("--with-browser" not in words for words in runs), runs
+    assert "\nscripts/stack.sh install --with-browser" in test_sh
+
+
+def test_apt_gets_output_goes_to_the_step_s_log_and_the_console_keeps_one_line_a_step(
+        tmp_path: Path) -> None:
+    """``apt_install_missing`` for real, around a stand-in ``apt-get`` on PATH: the real one
+    would install chromium (480 MB) on this machine. The stand-in prints as apt-get does,
+    dpkg's carriage-return progress included, and pauses past a tick."""
+    if subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip() != "0":
+        pytest.skip("as_root runs apt-get directly only as root (else through sudo)")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "apt-get").write_text(
+        '#!/bin/bash\necho "$*" >>"$APT_CALLS"\n'
+        'for i in $(seq 300); do echo "Get:$i http://deb.debian.org/debian main lib$i"; done\n'
+        'printf "(Reading database ... \\r(Reading database ... 50%%\\r'
+        '(Reading database ... 100%%\\n"\n'
+        'echo "Unpacking chromium (126.0) ..."; sleep 2.5\n'
+        'echo "Setting up chromium (126.0) ..."\n')
+    (bin_dir / "apt-get").chmod(0o755)
+    calls, home = tmp_path / "apt-calls", tmp_path / "stack"
+    rc, lines, total = timed_lines(
+        [BASH, "-c", f"source scripts/stack.sh; CHROMIUM={tmp_path}/no-chromium; "
+                     "apt_install_missing --with-browser"],
+        env=bare_env(tmp_path, PATH=f"{bin_dir}:{BARE_PATH}", APT_CALLS=str(calls),
+                     PARTYHELP_STACK_HOME=str(home), PARTYHELP_TICK_SECONDS="1"))
+
+    texts = [text for _, text in lines]
+    assert rc == 0, texts
+    assert calls.read_text().splitlines() == ["update", "install -y chromium"]
+    assert [t for t in texts if not t.startswith("[stack] ")] == []  # nothing of apt-get's
+    assert texts[0] == "[stack] updating Debian's package lists (apt-get update) " \
+                       "(log: ~/stack/logs/install-apt-update.log)"
+    assert "[stack] installing Debian packages chromium (apt-get install) " \
+           "(log: ~/stack/logs/install-apt.log)" in texts
+    assert any(t.endswith(" s): Unpacking chromium (126.0) ...") for t in texts), texts
+    assert len(texts) < 12, texts
+    log = (home / "logs" / "install-apt.log").read_bytes().decode().split("\n")[:-1]
+    assert len(log) == 303 and log[-1] == "Setting up chromium (126.0) ..."
+    assert longest_silence(lines, total) < 2.5, lines
 
 
 def test_install_takes_the_hash_locked_requirements_when_there_are_some(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """The Prefect UI in a real browser: Debian's chromium (``/usr/bin/chromium``, installed by
-``scripts/stack.sh install``) driven by Playwright's Python package. Nothing here downloads a
-browser: no ``playwright install``.
+``scripts/stack.sh install --with-browser``, as ``scripts/test.sh`` runs it) driven by
+Playwright's Python package. Nothing here downloads a browser: no ``playwright install``.
 
 - ``retry_in_the_ui`` does what an operator does to retry a failed flow run: its page,
   **Retry** in the run's header, **Retry** in the dialog. tests/test_deployment.py's
@@ -39,8 +39,9 @@ def ui_url() -> str:
 def chromium_page() -> Iterator[Page]:
     """A page of a headless Debian chromium; the browser is closed afterwards."""
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"no {CHROMIUM}: scripts/stack.sh install installs Debian's chromium "
-                    "(apt-get install chromium); never `playwright install`", pytrace=False)
+        pytest.fail(f"no {CHROMIUM}: scripts/stack.sh install --with-browser installs "
+                    "Debian's chromium (apt-get install chromium); never `playwright install`",
+                    pytrace=False)
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=30_000)  # as the page's own waits, not 5 s: CI runs loaded
