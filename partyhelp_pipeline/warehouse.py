@@ -198,8 +198,10 @@ def _run_load_job(client: bigquery.Client, spec: TableSpec, uris: list[str], sta
             if not (failed_in_bigquery and is_transient(exc)) or attempt >= LOAD_JOB_ATTEMPTS:
                 raise _job_error(spec.name, "load", exc) from None
             attempt += 1
-            get_logger().warning("%s: load job %s failed (%s); running it again (%d/%d)",
-                                 spec.name, job.job_id, exc, attempt, LOAD_JOB_ATTEMPTS)
+            # Healed by the next try, as a rule: information, not a warning. Giving up raises.
+            get_logger().info("%s: load job %s hit a transient BigQuery error (%s); retrying "
+                              "(%d/%d)", spec.name, job.job_id, exc, attempt,
+                              LOAD_JOB_ATTEMPTS)
             time.sleep(min(2 ** attempt, 30))
 
 

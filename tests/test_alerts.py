@@ -399,24 +399,46 @@ def in_turn(limit_name: str) -> list[Any]:
     return events
 
 
+class RecordedLines(logging.Handler):
+    """The messages of the records it handles (thread-safe: ``Handler.handle`` locks)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 def test_two_publishes_of_one_table_never_interleave(
         server: str, sync_env: dict[str, str], caplog: pytest.LogCaptureFixture) -> None:
-    """Two publishes of ph_venues for one day at once, as two command-line runs would start
-    them, each of its own export: the second waits for the first's end, then publishes."""
+    """Two publishes of ph_venues for one day at once, each in a real flow run of its own, as
+    two command-line runs would start them, each of its own export: the second waits for the
+    first's end, naming the first run, then publishes. A publish alone waits for nothing and
+    says nothing of waiting (issue 19: a slow API is no other run)."""
+    from prefect import flow
+    from prefect.runtime import flow_run
+    from prefect.variables import Variable
+
     from partyhelp_pipeline.settings import load_settings
     from partyhelp_pipeline.spec import TABLES
     from partyhelp_pipeline.warehouse import ensure_dataset, replace_table
-    from tasks.locks import publish_limit_name, publish_lock
+    from tasks.locks import holder_variable_name, publish_limit_name, publish_lock
 
     caplog.set_level(logging.INFO, logger="partyhelp_sync")
+    said = RecordedLines()  # the flow runs' loggers do not propagate to caplog
+    logging.getLogger("prefect.flow_runs").addHandler(said)
     settings = load_settings()
     ensure_dataset(settings)
     manifests = [export_once(settings, "ph_venues", dt.date.fromisoformat(SYNC_DATE))
                  for _ in range(2)]
     entered, release = [threading.Event(), threading.Event()], threading.Event()
     spans: dict[int, tuple[float, float, Any]] = {}
+    run_ids: dict[int, str] = {}
 
+    @flow(name="partyhelp-publish-test", flow_run_name="publish-{index}")
     def publish(index: int) -> None:
+        run_ids[index] = str(flow_run.get_id())
         with publish_lock(settings, "ph_venues"):
             begin = time.monotonic()
             entered[index].set()
@@ -438,8 +460,22 @@ def test_two_publishes_of_one_table_never_interleave(
     assert begin1 >= end0, "the publishes overlapped"
     assert (result0.export_id, result1.export_id) == tuple(m.export_id for m in manifests)
     assert result1.rows_loaded == manifests[1].rows
-    assert any("ph_venues: waited" in r.getMessage() for r in caplog.records)
-    in_turn(publish_limit_name(settings, "ph_venues"))
+    first = f"run 'publish-0' ({run_ids[0]})"
+    logging.getLogger("prefect.flow_runs").removeHandler(said)
+    waits = [line for line in said.lines if "ph_venues: " in line
+             and ("waiting" in line or "waited" in line)]
+    print("\n".join(waits))
+    assert len(waits) == 2, waits  # the second run only: one line as it waits, one after
+    assert waits[0].startswith(f"ph_venues: {first} is publishing it; waiting for its end")
+    assert re.fullmatch(rf"ph_venues: waited \d+s while {re.escape(first)} published it",
+                        waits[1]), waits[1]
+    limit = publish_limit_name(settings, "ph_venues")
+    in_turn(limit)
+    assert Variable.get(holder_variable_name(limit)) is None  # no holder named once free
+    caplog.clear()
+    with publish_lock(settings, "ph_venues"):  # alone: nothing to wait for, nothing said
+        pass
+    assert not [r for r in caplog.records if "ph_venues: " in r.getMessage()], caplog.text
 
 
 LOCK_WIRED = "publish_lock(" in (ROOT / "tasks" / "gcs_to_bigquery.py").read_text()

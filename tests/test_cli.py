@@ -76,11 +76,16 @@ def not_today_message() -> str:
 
 
 USAGE_ERRORS = [
-    (["--date", "2026-13-01"], "argument --date: '2026-13-01': expected YYYY-MM-DD"),
+    (["--date", "2026-13-01"], "argument --date: 2026-13-01 is not a date: month 13 does "
+                               "not exist"),
+    (["--from-exports", "2026-13-01"],
+     "argument --from-exports: 2026-13-01 is not a date: month 13 does not exist"),
+    (["--from-exports", "2026-02-30"], "argument --from-exports: 2026-02-30 is not a date: "
+                                       "February 2026 has no day 30 (it has 28)"),
     (["--from-exports", "25/11/2026"],
      "argument --from-exports: '25/11/2026': expected YYYY-MM-DD"),
-    (["backfill", "--start", "2026-11-01", "--end", "2026-11-31"],
-     "argument --end: '2026-11-31': expected YYYY-MM-DD"),
+    (["backfill", "--start", "2026-11-01", "--end", "2026-11-32"],
+     "argument --end: 2026-11-32 is not a date: November 2026 has no day 32 (it has 30)"),
     (["backfill", "--start", "2026-11-20", "--end", "2026-11-01"],
      "--start 2026-11-20 is after --end 2026-11-01: the range is empty"),
     (["--tables", "ph_leads,ph_vendors"],
@@ -108,7 +113,9 @@ def test_usage_errors_exit_2_before_any_flow_run(argv: list[str], message: str,
     assert code == 2, err
     expected = not_today_message() if message == "not today" else message
     assert last_line(err).endswith(f"error: {expected}"), err
-    assert err.startswith("usage: ")
+    # A mistake in backfill's own options shows backfill's usage, not the top level's.
+    own = "backfill " if argv[0] == "backfill" and "--date" not in argv else ""
+    assert err.startswith(f"usage: python -m flows.partyhelp_sync {own}["), err
 
 
 def test_missing_settings_are_named_at_once_before_any_flow_run(
@@ -129,16 +136,30 @@ def test_missing_settings_are_named_at_once_before_any_flow_run(
 
 
 def test_a_backfill_that_could_not_do_every_day_exits_1_naming_them(
-        settings_env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
-    """A real backfill run (the bucket exists, but holds no kept export of those days)."""
+        settings_env: dict[str, str], capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real backfill run (the bucket exists, but holds no kept export of those days): the
+    command and the flow run in Prefect both say Failed, naming the days (issue 19)."""
+    from prefect.client.orchestration import get_client
+
+    from flows import partyhelp_sync
+
     create_bucket(settings_env["PARTYHELP_GCS_BUCKET"])
+    states: list[Any] = []
+    run = partyhelp_sync._run
+    monkeypatch.setattr(partyhelp_sync, "_run", lambda args: states.append(run(args))
+                        or states[-1])  # the run itself unchanged: only its state kept
     code = run_main(["backfill", "--start", "2026-11-20", "--end", "2026-11-22",
                      "--tables", "ph_venues"])
     out, err = capsys.readouterr()
     assert code == 1
     assert out.splitlines()[1:] == [f"  2026-11-2{d}  {SKIPPED}" for d in (0, 1, 2)]
-    assert last_line(err) == ("partyhelp sync: FAILED: backfill: 3 of 3 days not done: "
-                              f"2026-11-20, 2026-11-21, 2026-11-22 {SKIPPED}")
+    summary = f"backfill: 3 of 3 days not done: 2026-11-20, 2026-11-21, 2026-11-22 {SKIPPED}"
+    assert last_line(err) == f"partyhelp sync: FAILED: {summary}"
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(states[0].state_details.flow_run_id)
+    assert flow_run.state is not None and flow_run.state.is_failed(), flow_run.state
+    assert summary in (flow_run.state.message or "")
 
 
 def test_a_backfill_names_only_the_days_it_could_not_do(
