@@ -8,19 +8,22 @@ names each); 2 a usage or settings error, found before any flow run starts.
 from __future__ import annotations
 
 import argparse
+import calendar
 import contextlib
 import datetime as dt
 import logging
+import re
 import sys
 import textwrap
 import traceback
 from collections.abc import Iterator, Sequence
 from importlib import metadata
-from typing import Any
+from typing import Any, cast
 
 from prefect.client.schemas.objects import State
 
 from partyhelp_pipeline.clock import SyncDateError, reporting_today, sync_date_for
+from partyhelp_pipeline.errors import ServiceUnreachableError
 from partyhelp_pipeline.report import backfill_lines, days_not_done, first_line, result_lines
 from partyhelp_pipeline.settings import Settings, declared_settings
 from partyhelp_pipeline.spec import TABLES
@@ -30,6 +33,7 @@ DISTRIBUTION = "partyhelp-bigquery-sync"  # pyproject.toml's project name
 PREFIX = "partyhelp sync"
 USAGE_ERROR = 2
 DATE_FORMAT = "YYYY-MM-DD"
+_DAY_SHAPE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 # Help text is wrapped here, at spaces only, never inside a name (RawTextHelpFormatter).
 HELP_WIDTH, DESCRIPTION_WIDTH = 54, 78
 # Options of a sync from the command line, meaningless to `check` and `backfill`.
@@ -38,11 +42,28 @@ SYNC_ONLY = {"date": "--date", "from_exports": "--from-exports",
 
 
 def iso_day(text: str) -> dt.date:
-    """An argument's day, ``YYYY-MM-DD``."""
+    """An argument's day, ``YYYY-MM-DD``; one in that shape that is no date says why
+    (``2026-13-01 is not a date: month 13 does not exist``)."""
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected {DATE_FORMAT}") from None
+        pass
+    shape = _DAY_SHAPE.fullmatch(text)
+    if not shape:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected {DATE_FORMAT}")
+    year, month, day = map(int, shape.groups())
+    days = calendar.monthrange(year, month)[1] if 1 <= month <= 12 else 0
+    if not days:
+        why = f"month {month} does not exist"
+    elif not 1 <= day <= days:
+        why = f"{calendar.month_name[month]} {year} has no day {day} (it has {days})"
+    else:  # e.g. year 0000: the date type's own reason
+        try:
+            dt.date(year, month, day)
+            why = "not an ISO date"
+        except ValueError as exc:
+            why = str(exc)
+    raise argparse.ArgumentTypeError(f"{text} is not a date: {why}")
 
 
 def table_names(text: str) -> list[str]:
@@ -172,6 +193,14 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
+def command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The parser of ``command`` (its usage is the one a mistake in its options shows)."""
+    for action in parser._actions:  # argparse keeps its subparsers nowhere public
+        if isinstance(action, argparse._SubParsersAction):
+            return cast(argparse.ArgumentParser, action.choices[command])
+    return parser
+
+
 def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
     """The arguments, checked: every usage error exits 2 here, before any flow run."""
     args = parser.parse_args(argv)
@@ -182,7 +211,8 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse
         if misplaced:
             parser.error(f"{', '.join(misplaced)}: for a sync, not for {args.command}")
     if args.command == "backfill" and args.start > args.end:
-        parser.error(f"--start {args.start} is after --end {args.end}: the range is empty")
+        command_parser(parser, "backfill").error(
+            f"--start {args.start} is after --end {args.end}: the range is empty")
     if args.replace_current and args.from_exports is None:
         parser.error("--replace-current goes with --from-exports: a sync from MySQL "
                      "always replaces the current tables")
@@ -245,9 +275,12 @@ def console_tracebacks(shown: bool) -> Iterator[None]:
 
 
 def failed(exc: BaseException, verbose: bool) -> int:
-    """Print the cause in one line, last (its traceback above it with ``--verbose``); 1."""
+    """Print the cause in one line, last (its traceback above it with ``--verbose``, and
+    the library's own text of a service that did not answer); 1."""
     if verbose:
         traceback.print_exception(exc, file=sys.stderr)
+        if isinstance(exc, ServiceUnreachableError):  # what the client itself said
+            print(f"{PREFIX}: the library said: {exc.detail}", file=sys.stderr)
     print(f"{PREFIX}: FAILED: {first_line(exc)}", file=sys.stderr, flush=True)
     return 1
 
@@ -259,6 +292,9 @@ def finish(state: State[Any], backfill: bool, verbose: bool) -> int:
         try:
             state.result()
         except BaseException as exc:
+            days = getattr(exc, "results", None)  # a backfill's days, done or not
+            if backfill and isinstance(days, dict):
+                print("\n".join(backfill_lines(days)), flush=True)
             return failed(exc, verbose)
         return failed(RuntimeError(state.message or str(state.name)), verbose)
     result = state.result()
@@ -269,16 +305,20 @@ def finish(state: State[Any], backfill: bool, verbose: bool) -> int:
     return 0
 
 
-def _finish_backfill(results: dict[str, str]) -> int:
-    print("\n".join(backfill_lines(results)), flush=True)
+def backfill_summary(results: dict[str, str]) -> str:
+    """``backfill: 1 of 3 days not done: 2026-11-24 skipped: ...``: the days not done, those
+    of one reason together (the backfill flow run's failure message, and the last line)."""
     missing = days_not_done(results)
-    if not missing:
-        print(f"{PREFIX}: Completed: backfill of {len(results)} days")
-        return 0
     by_reason: dict[str, list[str]] = {}
     for day, reason in missing.items():
         by_reason.setdefault(reason, []).append(day)
     named = "; ".join(f"{', '.join(days)} {reason}" for reason, days in by_reason.items())
-    print(f"{PREFIX}: FAILED: backfill: {len(missing)} of {len(results)} days not done: "
-          f"{named}", file=sys.stderr, flush=True)
-    return 1
+    return f"backfill: {len(missing)} of {len(results)} days not done: {named}"
+
+
+def _finish_backfill(results: dict[str, str]) -> int:
+    print("\n".join(backfill_lines(results)), flush=True)
+    if not days_not_done(results):
+        print(f"{PREFIX}: Completed: backfill of {len(results)} days")
+        return 0
+    return failed(RuntimeError(backfill_summary(results)), verbose=False)

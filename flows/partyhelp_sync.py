@@ -31,9 +31,16 @@ from partyhelp_pipeline import manifest as mf
 from partyhelp_pipeline import preflight
 from partyhelp_pipeline.clients import storage_client
 from partyhelp_pipeline.clock import iso, reporting_today, utc_now
-from partyhelp_pipeline.errors import SyncError
+from partyhelp_pipeline.errors import ServiceUnreachableError, SyncError
 from partyhelp_pipeline.logs import get_logger
-from partyhelp_pipeline.report import RunReport, TableOutcome, Target, first_line, named
+from partyhelp_pipeline.report import (
+    RunReport,
+    TableOutcome,
+    Target,
+    days_not_done,
+    first_line,
+    named,
+)
 from partyhelp_pipeline.settings import ConfigError, Settings, import_time_setting
 from partyhelp_pipeline.spec import VIEWS, select_tables
 from tasks import gcs_to_bigquery as load
@@ -47,6 +54,18 @@ CONSOLE_SCRIPT = cli.CONSOLE_SCRIPT
 
 class SyncFailed(SyncError):
     """One or more tables failed; the message names each with its cause."""
+
+
+class BackfillIncomplete(SyncFailed):
+    """Some days of a backfill were not done: the message names each with why; ``results``
+    holds every day's outcome (the command prints them)."""
+
+    def __init__(self, message: str, results: dict[str, str]) -> None:
+        super().__init__(message)
+        self.results = results
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled with its results, as Prefect keeps it
+        return type(self), (str(self), self.results)
 
 
 def build_task_runner() -> TaskRunner[Any]:
@@ -120,9 +139,10 @@ def summary_target() -> Target | None:
     return Target(settings.bq_project, settings.bq_dataset, console=not settings.uses_emulators)
 
 
-def publish_report(report: RunReport, run_id: str | None) -> None:
+def publish_report(report: RunReport, run_id: str | None, audit: bool = True) -> None:
     """Log quality counters (anomalies as warnings, derived values as information), write
-    the run's artifact and append its audit rows."""
+    the run's artifact and append its audit rows (unless ``audit`` is False: BigQuery is
+    known not to answer)."""
     log = get_logger()
     for level, line in report.quality_log_lines():
         log.log(level, line)
@@ -130,25 +150,33 @@ def publish_report(report: RunReport, run_id: str | None) -> None:
     report.attempt = flow_run.run_count or 1  # above 1 when the run was retried
     create_markdown_artifact(key=ARTIFACT_KEY, markdown=report.markdown(),
                              description=f"Partyhelp sync {report.sync_date} ({report.mode})")
-    audit = load.record_audit(report.audit_rows(run_id), return_state=True)
-    if not audit.is_completed():
-        log.warning("could not append to ph_sync_runs: %s", audit.message)
+    if not audit:
+        log.warning("no row appended to ph_sync_runs: BigQuery did not answer (the summary "
+                    "artifact and the run's state message name the cause)")
+        return
+    appended = load.record_audit(report.audit_rows(run_id), return_state=True)
+    if not appended.is_completed():
+        log.warning("could not append to ph_sync_runs: %s", appended.message)
 
 
 def fail_early(names: list[str], day: dt.date, mode: str, run_id: str | None,
                cause: BaseException) -> None:
     """A run that fails before its tables' pipelines still leaves a trace: the summary and
-    one ``ph_sync_runs`` row per table with the cause, whenever BigQuery answers."""
+    one ``ph_sync_runs`` row per table with the cause, whenever BigQuery answers (when the
+    cause is BigQuery not answering, the append is not tried: it would wait a window more)."""
     outcomes = [TableOutcome(name, mode, day.isoformat(), iso(utc_now())) for name in names]
     for outcome in outcomes:
         outcome.fail(cause)
         outcome.end()
-    publish_report(RunReport(day.isoformat(), mode, outcomes), run_id)
+    bigquery_down = isinstance(cause, ServiceUnreachableError) and cause.service == "BigQuery"
+    publish_report(RunReport(day.isoformat(), mode, outcomes), run_id, audit=not bigquery_down)
 
 
 def start_checks(names: list[str], day: dt.date, from_exports: bool) -> dict[str, mf.Manifest]:
     """What must hold before any table is touched; a replay's kept exports."""
-    # The bucket and the dataset's location, before MySQL is read. Submitted, not called:
+    # GCS and BigQuery answer, the bucket and the dataset's location, before MySQL is read
+    # (a service down fails the run here, in its window, before anything is exported).
+    # Submitted, not called:
     # the task runner starts here (a Dask cluster starts lazily, not from several threads).
     first_checks.cheap_checks.submit().result()
     dataset = load.prepare_dataset(return_state=True)
@@ -229,9 +257,10 @@ def partyhelp_bigquery_backfill(start: dt.date, end: dt.date,
                                         "the source, but MySQL only holds today's state")
         day += dt.timedelta(days=1)
     get_logger().info("backfill %s..%s: %s", start, end, results)
-    if any(r.startswith("failed") for r in results.values()):
-        raise SyncFailed("backfill: " + "; ".join(f"{d} {r}" for d, r in results.items()
-                                                  if r not in ("replayed", "synced")))
+    # A day not done (failed, or skipped: it cannot be rebuilt) fails the run, in Prefect
+    # too: the alert automation sees it. Every other day was done first.
+    if days_not_done(results):
+        raise BackfillIncomplete(cli.backfill_summary(results), results)
     return results
 
 

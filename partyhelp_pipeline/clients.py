@@ -7,9 +7,10 @@ Google application default credentials.
 
 Google's BigQuery client retries a lost connection for up to 10 minutes on every call.
 ``Settings.bq_retry_seconds`` (``PARTYHELP_BQ_RETRY_SECONDS``), when set, caps that, so that
-an outage fails the task (and Prefect's task retries take over) sooner; unset, the library's
-own retries apply. Only the clients' public ``retry``/``timeout`` parameters do this (no
-private method of a Google client is overridden: a minor release could change one silently).
+an outage fails the task sooner (a whole window unanswered is not retried by the task either:
+``unreachable_error`` says it in one sentence); unset, the library's own retries apply.
+Only the clients' public ``retry``/``timeout`` parameters do this (no private method of a
+Google client is overridden: a minor release could change one silently).
 ``Settings.gcs_retry_seconds`` (``PARTYHELP_GCS_RETRY_SECONDS``) does the same for the uploads
 of parts and manifests (``google.cloud.storage.retry.DEFAULT_RETRY``, 120 s by default).
 """
@@ -29,6 +30,7 @@ from google.cloud import bigquery
 from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY
 from google.cloud.storage.retry import DEFAULT_RETRY
 
+from partyhelp_pipeline.errors import ServiceUnreachableError, unanswered_reason
 from partyhelp_pipeline.logs import get_logger
 from partyhelp_pipeline.settings import Settings
 
@@ -222,3 +224,39 @@ def bigquery_client(settings: Settings) -> bigquery.Client:
                                  settings.gcp_credentials_block, retry_seconds)
     return _cached_bigquery(settings.bq_project, location, settings.bigquery_emulator_host,
                             settings.gcp_credentials_block, retry_seconds)
+
+
+# ------------------------------------------------------------------ a service that is down
+
+# The API endpoints the clients use on GCP (their libraries' defaults).
+GCP_ENDPOINTS = {"BigQuery": "https://bigquery.googleapis.com",
+                 "GCS": "https://storage.googleapis.com"}
+EMULATOR_HINT = "is the emulator running? scripts/stack.sh status"
+GCP_HINT = ("check this machine's route to it (proxy, firewall, VPC egress) and "
+            "https://status.cloud.google.com")
+
+
+def service_address(settings: Settings, service: str) -> str:
+    """Where the client of ``service`` (``BigQuery`` or ``GCS``) sends its requests."""
+    emulator = settings.bigquery_emulator_host if service == "BigQuery" \
+        else settings.storage_emulator_host
+    return emulator or GCP_ENDPOINTS[service]
+
+
+def unreachable_error(settings: Settings, service: str, window: float,
+                      exc: BaseException) -> ServiceUnreachableError | None:
+    """``exc`` as the one sentence a person reads, when it says that ``service`` did not
+    answer for the ``window`` its call retried (None when the service answered): its
+    address, the window, why, and what to check (the emulator, or the route to GCP)."""
+    reason = unanswered_reason(exc)
+    if reason is None:
+        return None
+    emulator = settings.bigquery_emulator_host if service == "BigQuery" \
+        else settings.storage_emulator_host
+    address = service_address(settings, service)
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    return ServiceUnreachableError(
+        f"{service} at {address} did not answer within {window:g} s ({reason}): "
+        f"{EMULATOR_HINT if emulator else GCP_HINT}",
+        service=service, address=address, detail=f"{type(exc).__name__}: {detail}")
+

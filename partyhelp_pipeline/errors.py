@@ -128,6 +128,20 @@ class PreflightError(SyncError):
     no retry heals it, an operator does."""
 
 
+class ServiceUnreachableError(SyncError):
+    """A service (BigQuery, GCS) did not answer for a whole retry window: no task retry
+    heals that (the client has already retried for the window), an operator does. The
+    message is the one sentence a person reads (service, address, window, why, what to do);
+    ``detail`` keeps the library's own text, for ``--verbose``."""
+
+    def __init__(self, message: str, *, service: str = "", address: str = "",
+                 detail: str = "") -> None:
+        super().__init__(message, transient=False)
+        self.service = service
+        self.address = address
+        self.detail = detail
+
+
 class RowDropError(SyncError):
     """A table's rows fell further below its last published count than allowed: a source
     accident (a truncated table, a bad migration) is not published."""
@@ -214,3 +228,40 @@ def export_source_error(exc: BaseException, table: str) -> BaseException:
     kind = SourceUnavailableError if transient else ExportIntegrityError
     return kind(f"{table}: MySQL error {mysql_error_code(exc)} while exporting: {exc.args[-1]}",
                 transient=transient, table=table)
+
+
+# What a failure says when nothing answered: the reason it is shown as, and the texts of the
+# libraries (requests, urllib3, http.client, the socket) that mean it. An HTTP answer (a 5xx,
+# a 429) is not among them: that server did answer.
+_UNANSWERED = (
+    ("connection refused", re.compile(r"connection refused|ConnectionRefusedError|errno 111\b",
+                                      re.IGNORECASE)),
+    ("timed out", re.compile(r"timed out|ReadTimeout|ConnectTimeout|socket\.timeout",
+                             re.IGNORECASE)),
+    ("host not found", re.compile(r"Name or service not known|NameResolutionError|"
+                                  r"Temporary failure in name resolution|nodename nor servname",
+                                  re.IGNORECASE)),
+    ("connection reset", re.compile(r"Connection reset|Connection aborted|RemoteDisconnected|"
+                                    r"ConnectionResetError", re.IGNORECASE)),
+)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it wraps: a RetryError's last exception, causes and contexts."""
+    found: list[BaseException] = []
+    queue: list[BaseException | None] = [exc]
+    while queue and len(found) < 12:
+        current = queue.pop(0)
+        if current is None or any(current is seen for seen in found):
+            continue
+        found.append(current)
+        queue += [getattr(current, "cause", None), current.__cause__, current.__context__,
+                  getattr(current, "original_exception", None)]
+    return [e for e in found if isinstance(e, BaseException)]
+
+
+def unanswered_reason(exc: BaseException) -> str | None:
+    """Why nothing answered (``connection refused``, ``timed out``, ``host not found``,
+    ``connection reset``), or None when a server answered or the failure is another one."""
+    text = " ".join(f"{type(e).__name__}: {e}" for e in _chain(exc))
+    return next((reason for reason, pattern in _UNANSWERED if pattern.search(text)), None)

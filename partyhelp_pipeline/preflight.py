@@ -27,9 +27,13 @@ Every call to GCS and BigQuery has a per-request timeout and a retry window of a
 ``RETRY_WINDOW_SECONDS`` (less when ``PARTYHELP_GCS_RETRY_SECONDS`` /
 ``PARTYHELP_BQ_RETRY_SECONDS`` say so), so a dead endpoint fails its line within that.
 
-The flow's first task calls ``cheap_checks``: the bucket exists (a metadata read, nothing
-written) and its location suits the dataset's, before MySQL is read. No function here
-raises for a failed check: each returns ``CheckResult``s.
+The flow's first task calls ``cheap_checks``: GCS answers and the bucket exists (a
+metadata read, nothing written), BigQuery answers and the bucket's location suits the
+dataset's, before MySQL is read. A service that does not answer within its window fails
+its line in one sentence naming it, its address and what to do
+(``clients.unreachable_error``), carried as ``CheckResult.unreachable``: the flow fails
+with it, before anything is exported. No function here raises for a failed check: each
+returns ``CheckResult``s.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import re
 import secrets
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TextIO
 
@@ -47,10 +51,10 @@ from google.api_core.retry import Retry
 from google.cloud import bigquery
 from google.cloud.storage.retry import DEFAULT_RETRY as GCS_RETRY
 
-from partyhelp_pipeline.clients import bigquery_client, storage_client
+from partyhelp_pipeline.clients import bigquery_client, storage_client, unreachable_error
 from partyhelp_pipeline.clock import utc_now
 from partyhelp_pipeline.drift import check_source_schema
-from partyhelp_pipeline.errors import SchemaDriftError
+from partyhelp_pipeline.errors import SchemaDriftError, ServiceUnreachableError
 from partyhelp_pipeline.settings import ConfigError, Settings, load_settings
 from partyhelp_pipeline.source import connect, plan_chunks, snapshot
 from partyhelp_pipeline.spec import TABLES
@@ -72,6 +76,10 @@ class CheckResult:
     name: str
     ok: bool
     detail: str
+    # Set when the check's service did not answer for its whole window: the flow fails
+    # with it, whatever else it lets pass (a location on the emulators).
+    unreachable: ServiceUnreachableError | None = field(default=None, compare=False,
+                                                        repr=False)
 
     @property
     def line(self) -> str:
@@ -98,6 +106,31 @@ def _guarded(name: str, check: Callable[[], CheckResult], context: str = "") -> 
 
 def _not_checked(name: str, needs: str) -> CheckResult:
     return CheckResult(name, False, f"not checked: needs {needs}")
+
+
+def _unanswered(name: str, settings: Settings, service: str,
+                exc: BaseException) -> CheckResult | None:
+    """A FAIL whose detail is the one sentence of a ``service`` that did not answer for
+    its window (``clients.unreachable_error``), or None when it answered."""
+    configured = settings.bq_retry_seconds if service == "BigQuery" \
+        else settings.gcs_retry_seconds
+    error = unreachable_error(settings, service, _window(configured), exc)
+    return None if error is None else CheckResult(name, False, str(error), error)
+
+
+def _bigquery_guarded(name: str, check: Callable[[], CheckResult],
+                      settings: Settings) -> CheckResult:
+    """``_guarded`` for a check that asks BigQuery: a BigQuery that does not answer is
+    named as such, with its address and what to do."""
+    try:
+        return check()
+    except Exception as exc:
+        down = _unanswered(name, settings, "BigQuery", exc)
+        if down:
+            return down
+        return CheckResult(name, False, (
+            f"BigQuery, asked for dataset {settings.bq_project}.{settings.bq_dataset}: "
+            f"{type(exc).__name__}: {_one_line(exc)}"))
 
 
 # ------------------------------------------------------------------ retry windows
@@ -383,8 +416,9 @@ def _read_bucket(settings: Settings) -> tuple[CheckResult, Any]:
             f"{name}: no permission to read the bucket ({_one_line(exc)}): grant "
             f"roles/storage.legacyBucketReader on it ({IAM})")), None
     except Exception as exc:
-        return CheckResult("bucket", False,
-                           f"{name}: GCS did not answer: {_one_line(exc)}"), None
+        down = _unanswered("bucket", settings, "GCS", exc)
+        return down or CheckResult("bucket", False,
+                                   f"{name}: GCS did not answer: {_one_line(exc)}"), None
     return CheckResult("bucket", True, f"{name} exists ({bucket.location})"), bucket
 
 
@@ -467,8 +501,7 @@ def _location(settings: Settings, bucket: Any) -> CheckResult:
 
 def check_location(settings: Settings, bucket: Any) -> CheckResult:
     """The location of ``bucket`` (as ``get_bucket`` returned it) against the dataset's."""
-    return _guarded("location", partial(_location, settings, bucket),
-                    f"BigQuery, asked for dataset {settings.bq_project}.{settings.bq_dataset}")
+    return _bigquery_guarded("location", partial(_location, settings, bucket), settings)
 
 
 def _dry_run(settings: Settings) -> CheckResult:
@@ -495,8 +528,7 @@ def _dry_run(settings: Settings) -> CheckResult:
 
 def check_bigquery(settings: Settings) -> CheckResult:
     """A dry-run query: BigQuery answers, and this identity may run jobs on the dataset."""
-    return _guarded("bigquery", partial(_dry_run, settings),
-                    f"BigQuery, asked for dataset {settings.bq_project}.{settings.bq_dataset}")
+    return _bigquery_guarded("bigquery", partial(_dry_run, settings), settings)
 
 
 # ------------------------------------------------------------------ the source
@@ -559,8 +591,18 @@ def _checks(settings: Settings) -> Iterator[CheckResult]:
     else:
         yield _guarded("bucket", partial(_write_test, settings, bucket, found),
                        f"gs://{settings.gcs_bucket}")
-        yield check_location(settings, bucket)
+        location = check_location(settings, bucket)
+        yield location
+        if location.unreachable:  # asking again would wait a second window for nothing
+            yield _not_checked("bigquery", "BigQuery to answer (see location)")
+            yield from _rest(settings, connected)
+            return
     yield check_bigquery(settings)
+    yield from _rest(settings, connected)
+
+
+def _rest(settings: Settings, connected: bool) -> Iterator[CheckResult]:
+    """The checks of the source: drift and the chunk plans."""
     if not connected:
         yield from (_not_checked(name, "MySQL (see mysql)") for name in ("drift", "plan"))
         return

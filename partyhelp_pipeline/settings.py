@@ -303,6 +303,8 @@ class MySQLSettings:
     ssl_ca: str | None = None  # PEM files
     ssl_cert: str | None = None
     ssl_key: str | None = None
+    # Where the password came from, for a refused login's message (never the password).
+    password_block: str | None = None
 
 
 class Settings(BaseModel):
@@ -424,7 +426,8 @@ class Settings(BaseModel):
         None, validation_alias="PARTYHELP_BQ_RETRY_SECONDS",
         json_schema_extra=_shown("unset (the library's 600 s)"),
         description="how long one BigQuery API call keeps retrying a lost connection before "
-                    "the task's own retry takes over")
+                    "the task's own retry takes over; a BigQuery down at the run's start "
+                    "fails it in this window, with no task retry")
     gcs_retry_seconds: OptionalSeconds = Field(
         None, validation_alias="PARTYHELP_GCS_RETRY_SECONDS",
         json_schema_extra=_shown("unset (the library's 120 s)"),
@@ -478,7 +481,8 @@ class Settings(BaseModel):
                              driver=chosen_driver(self.mysql_driver),
                              ssl_mode=self.mysql_ssl_mode,
                              ssl_ca=self.mysql_ssl_ca, ssl_cert=self.mysql_ssl_cert,
-                             ssl_key=self.mysql_ssl_key)
+                             ssl_key=self.mysql_ssl_key,
+                             password_block=self.mysql_password_block)
 
     @property
     def uses_emulators(self) -> bool:

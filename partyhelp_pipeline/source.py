@@ -222,8 +222,29 @@ def _connect_error(settings: MySQLSettings, exc: BaseException) -> SourceUnavail
         message = f"cannot connect to {where}: error {code}" + (f": {reason}" if reason else "")
         if settings.ssl_mode == "disabled" and code == ACCESS_DENIED:
             message += f" ({mode}: if the user was created REQUIRE SSL, it needs TLS)"
+        message += _what_to_do(settings, code)
     return SourceUnavailableError(" ".join(message.split()),  # one line
                                   transient=is_transient_mysql_error(exc))
+
+
+# The client's codes of a server that did not answer: no socket, refused, unknown host,
+# lost during the handshake.
+UNANSWERED_CONNECT = frozenset({2002, 2003, 2005, 2013})
+
+
+def _what_to_do(settings: MySQLSettings, code: int | None) -> str:
+    """The fix of a refused login (the user, and the setting or Secret block its password
+    came from) or of a server that did not answer; "" for other errors."""
+    if code == ACCESS_DENIED:
+        where = (f"the Secret block {settings.password_block!r} "
+                 "(PARTYHELP_MYSQL_PASSWORD_BLOCK)" if settings.password_block
+                 else "PARTYHELP_MYSQL_PASSWORD")
+        return (f"; the password of {settings.user} was read from {where}: put the user's "
+                f"right password there (or let {settings.user} connect from this host)")
+    if code in UNANSWERED_CONNECT:
+        return ("; is MySQL running there, and are PARTYHELP_MYSQL_HOST and "
+                "PARTYHELP_MYSQL_PORT right? (the local stack: scripts/stack.sh status)")
+    return ""
 
 
 def _refuse_plain(connection: Any, settings: MySQLSettings) -> None:

@@ -1,9 +1,15 @@
 """What every task shares: retries for what a retry can heal, persisted results, settings.
 
 Every task retries with an exponential backoff, but only for failures a retry can heal
-(``partyhelp_pipeline.errors.is_transient``). Results are persisted, with Prefect's default
-cache policy (inputs + task source + flow run id), so a retried flow run skips what already
-finished, and a new run never reuses an earlier run's results.
+(``partyhelp_pipeline.errors.is_transient``). A service found down by the run's pre-flight
+(``ServiceUnreachableError``: it answered nothing for its whole window before anything was
+read) is not one: the run fails in about the window instead of ``retries`` windows more. A
+service lost mid-run, after it had answered the pre-flight, is: an outage that outlasts
+one window is healed by the task's retry (tests/test_faults.py shows it for GCS).
+
+Results are persisted, with Prefect's default cache policy (inputs + task source + flow run
+id), so a retried flow run skips what already finished, and a new run never reuses an
+earlier run's results.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ from partyhelp_pipeline.source import private_file
 
 
 def retry_if_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Retry lost connections, 5xx and rate limits; fail at once on anything else."""
+    """Retry lost connections, 5xx and rate limits; fail at once on anything else, a
+    service the pre-flight found down included (not transient: ``ServiceUnreachableError``)."""
     try:
         state.result()
     except Exception as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pymysql
 import pytest
 import requests
@@ -13,9 +15,11 @@ from partyhelp_pipeline.errors import (
     BadDataError,
     ReconciliationError,
     SchemaDriftError,
+    ServiceUnreachableError,
     SourceUnavailableError,
     StorageUnavailableError,
     is_transient,
+    unanswered_reason,
 )
 from partyhelp_pipeline.settings import load_settings
 from tasks.options import RETRY_OPTIONS
@@ -130,12 +134,15 @@ class _FakeClient:
 ])
 def test_a_load_job_bigquery_failed_for_a_transient_reason_is_run_again(
         outcomes: list[tuple[BaseException | None, bool]], submitted: int, succeeds: bool,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """(A fake client: BigQuery failing a job for a transient reason cannot be made to
+    order.) Each re-run is logged at INFO, saying "retrying"; never a WARNING (issue 19)."""
     from partyhelp_pipeline import warehouse
     from partyhelp_pipeline.errors import LoadError
     from partyhelp_pipeline.spec import TABLES
 
     monkeypatch.setattr(warehouse.time, "sleep", lambda seconds: None)
+    caplog.set_level(logging.INFO, logger="partyhelp_sync")
     client = _FakeClient(outcomes)
     config = warehouse.bigquery.LoadJobConfig()
     if succeeds:
@@ -147,3 +154,69 @@ def test_a_load_job_bigquery_failed_for_a_transient_reason_is_run_again(
             warehouse._run_load_job(client, TABLES["ph_venues"], ["gs://b/p"], "p.d.t",
                                     config, "2026-11-25")
     assert client.submitted == submitted
+    reruns = [r for r in caplog.records if "ph_venues: load job" in r.getMessage()]
+    assert [(r.levelname, "retrying" in r.getMessage()) for r in reruns] == \
+        [("INFO", True)] * (submitted - 1), caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+# ------------------------------------------------------------------ a service down for a window
+
+
+def _refused_for_a_window() -> BaseException:
+    """What the BigQuery client raises after a whole window of refused connections: a real
+    call to a port nobody listens on, with a 1-second window."""
+    from google.api_core.retry import Retry
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    from tests.emulators import free_port
+
+    client = bigquery.Client(project="p", credentials=AnonymousCredentials(),
+                             client_options={"api_endpoint": f"http://127.0.0.1:{free_port()}"})
+    retry: Retry = bigquery.DEFAULT_RETRY
+    with pytest.raises(Exception) as raised:
+        client.get_dataset("p.d", retry=retry.with_timeout(1), timeout=1)
+    return raised.value
+
+
+def test_a_window_of_refused_connections_is_told_apart_from_a_server_that_answered() -> None:
+    refused = _refused_for_a_window()
+    assert isinstance(refused, gexc.RetryError)
+    assert is_transient(refused)  # a lost connection mid-run: the task's retry may heal it
+    assert unanswered_reason(refused) == "connection refused"
+    upload = StorageUnavailableError(
+        "GCS unavailable: the upload of gs://b/p gave up after 1 s of retries: "
+        "ConnectionError: ('Connection aborted.', RemoteDisconnected('Remote end closed'))")
+    assert unanswered_reason(upload) == "connection reset"
+    # A server that answered (503 for the whole window) is no unanswered service.
+    answered = gexc.RetryError("Timeout of 1.0s exceeded", gexc.ServiceUnavailable("backend"))
+    assert unanswered_reason(answered) is None
+    assert unanswered_reason(ValueError("bug")) is None
+    # What the pre-flight makes of a window of refusals is final: no task retry.
+    assert not is_transient(ServiceUnreachableError("BigQuery at ... did not answer"))
+
+
+def test_a_task_is_not_retried_when_the_preflight_found_a_service_down(stack: None) -> None:
+    """The task's retry condition (``tasks.options``): a service the pre-flight found down
+    (``ServiceUnreachableError``) gets one attempt; a window of refusals mid-run, after the
+    service had answered, is retried (an outage may outlast one window and still heal)."""
+    attempts = {"down": 0, "lost": 0}
+
+    @task(**{**RETRY_OPTIONS, "retries": 2, "retry_delay_seconds": 0, "persist_result": False})
+    def call(kind: str) -> str:
+        attempts[kind] += 1
+        if kind == "down":
+            raise ServiceUnreachableError("BigQuery at http://127.0.0.1:1 did not answer "
+                                          "within 1 s (connection refused)")
+        if attempts[kind] < 2:
+            raise _refused_for_a_window()
+        return "done"
+
+    @flow
+    def run_both() -> tuple[bool, str]:
+        down = call("down", return_state=True)
+        return down.is_failed(), call("lost")
+
+    assert run_both() == (True, "done")
+    assert attempts == {"down": 1, "lost": 2}

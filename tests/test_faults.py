@@ -195,6 +195,21 @@ def _first_part_appears(settings: Any, folder: str, stop: threading.Event,
     return False
 
 
+def _reader_waits_on_a_lock(source: Source, stop: threading.Event,
+                            timeout: float = 120) -> bool:
+    """Wait until one of the reader's statements waits on a table lock."""
+    deadline = time.monotonic() + timeout
+    with admin_connection() as connection, connection.cursor() as cursor:
+        while not stop.is_set() and time.monotonic() < deadline:
+            cursor.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE "
+                           "USER = %s AND STATE LIKE 'Waiting for table metadata lock%%'",
+                           (source.user,))
+            if cursor.fetchone()[0]:
+                return True
+            time.sleep(0.02)
+    return False
+
+
 @contextmanager
 def _alongside(fault: Callable[[], None], stop: threading.Event,
                emulators: PrivateEmulators | None = None) -> Iterator[None]:
@@ -507,7 +522,9 @@ def test_a_failed_upload_stops_the_stream_instead_of_reading_the_rest_of_the_chu
 def test_bigquery_down_then_a_corrupt_part_keep_the_previous_tables_until_a_retry_heals(
         source: Source, published: dict[str, str], emulators: PrivateEmulators,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """1. BigQuery is stopped: the loads fail, the run is Failed naming the tables.
+    """1. BigQuery is stopped once the run's pre-flight has found it up (a BigQuery down
+       from the start fails the pre-flight, before any export: tests/test_outage.py): the
+       exports complete, the loads fail, the run is Failed naming the tables.
     2. BigQuery is back: the previous tables are intact and the view answers.
     3. One ph_venues part is overwritten in GCS (corrupt), then the run is retried as the
        UI does: ph_lead_purchases loads from the kept export; ph_venues' load refuses the
@@ -519,11 +536,25 @@ def test_bigquery_down_then_a_corrupt_part_keep_the_previous_tables_until_a_retr
     before = table_states(settings)
     view_before = _view_answers(settings)
 
-    emulators.stop("bigquery")
-    try:
-        first = _run(day, TWO_TABLES)
-    finally:
-        emulators.start("bigquery")
+    outage: dict[str, bool] = {}
+    stop = threading.Event()
+    # The export's reads wait on a real table lock until BigQuery is down: the pre-flight
+    # has passed by then (it asks GCS and BigQuery before MySQL is read).
+    with admin_connection(source.database) as locker, locker.cursor() as lock:
+        lock.execute("LOCK TABLES venues WRITE, lead_purchases WRITE")
+
+        def stop_bigquery_while_the_export_waits() -> None:
+            if _reader_waits_on_a_lock(source, stop):
+                emulators.stop("bigquery")
+                outage["down"] = not emulators.is_up("bigquery")
+            lock.execute("UNLOCK TABLES")
+
+        try:
+            with _alongside(stop_bigquery_while_the_export_waits, stop):
+                first = _run(day, TWO_TABLES)
+        finally:
+            emulators.start("bigquery")
+    assert outage == {"down": True}
     assert first.is_failed()
     for table in TWO_TABLES:
         assert f"{table}: " in first.message

@@ -288,7 +288,9 @@ def test_dead_endpoints_fail_within_the_retry_window(env: dict[str, str]) -> Non
     results = cheap_checks(settings)
     assert time.monotonic() - started < 30
     assert not results[0].ok
-    assert results[0].detail.startswith(f"gs://{env['PARTYHELP_GCS_BUCKET']}: GCS did not answer")
+    assert results[0].detail == (f"GCS at {dead} did not answer within 1 s (connection "
+                                 "refused): is the emulator running? scripts/stack.sh status")
+    assert results[0].unreachable is not None and results[0].unreachable.service == "GCS"
 
 
 def test_hung_endpoints_fail_within_a_call_timeout_and_the_retry_window() -> None:
@@ -314,8 +316,12 @@ def test_hung_endpoints_fail_within_a_call_timeout_and_the_retry_window() -> Non
                 pair.thaw(service)
             assert took < bound, (service, took, results)
             assert not results[failed].ok, results
-            named = f"gs://{bucket}" if service == "gcs" else f"dataset partyhelp-local.{dataset}"
-            assert named in results[failed].detail
+            name = "GCS" if service == "gcs" else "BigQuery"
+            address = pair.client_env["STORAGE_EMULATOR_HOST" if service == "gcs"
+                                      else "BIGQUERY_EMULATOR_HOST"]
+            assert results[failed].detail == (
+                f"{name} at {address} did not answer within 1 s (timed out): is the emulator "
+                "running? scripts/stack.sh status")
 
 
 def test_a_private_pair_never_takes_over_a_port_another_stack_answers_on() -> None:
