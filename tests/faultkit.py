@@ -15,8 +15,9 @@ import hashlib
 import io
 import json
 import secrets
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -355,3 +356,50 @@ def retry_flow_run(flow: Any, flow_run_id: Any) -> Any:
                     return_type="state")
 
 __all__ = ["PrivateEmulators", "env_vars", "free_port", "private_emulators"]
+
+
+def _reader_waits_on_a_lock(user: str, stop: threading.Event, timeout: float) -> bool:
+    """Wait until one of ``user``'s statements waits on a table lock."""
+    deadline = time.monotonic() + timeout
+    with admin_connection() as connection, connection.cursor() as cursor:
+        while not stop.is_set() and time.monotonic() < deadline:
+            cursor.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE "
+                           "USER = %s AND STATE LIKE 'Waiting for table metadata lock%%'",
+                           (user,))
+            if cursor.fetchone()[0]:
+                return True
+            time.sleep(0.02)
+    return False
+
+
+@contextmanager
+def outage_after_the_preflight(database: str, user: str, tables: list[str],
+                               stop_service: Callable[[], None],
+                               timeout: float = 180) -> Iterator[dict[str, bool]]:
+    """A service goes down after a run's pre-flight found it up, before its exports.
+
+    The source ``tables`` are locked (a real ``LOCK TABLES ... WRITE``), so the run's export
+    waits on them; the pre-flight, which asks GCS and BigQuery before MySQL is read, has
+    passed by then. Once the reader waits, ``stop_service()`` runs and the tables are
+    unlocked. The block runs the sync; ``outage["stopped"]`` says whether the stop happened.
+    """
+    outage: dict[str, bool] = {"stopped": False}
+    stop = threading.Event()
+    with admin_connection(database) as locker, locker.cursor() as lock:
+        lock.execute("LOCK TABLES " + ", ".join(f"`{t}` WRITE" for t in tables))
+
+        def stop_while_the_export_waits() -> None:
+            try:
+                if _reader_waits_on_a_lock(user, stop, timeout):
+                    stop_service()
+                    outage["stopped"] = True
+            finally:
+                lock.execute("UNLOCK TABLES")
+
+        thread = threading.Thread(target=stop_while_the_export_waits)
+        thread.start()
+        try:
+            yield outage
+        finally:
+            stop.set()
+            thread.join()

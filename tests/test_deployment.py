@@ -32,6 +32,7 @@ from partyhelp_pipeline.settings import declared_settings
 from partyhelp_pipeline.spec import TABLES
 from tests.conftest import READER_PASSWORD, ROOT, admin_connection, create_bucket, sync_environment
 from tests.emulators import free_port, stack_sh
+from tests.faultkit import outage_after_the_preflight
 from tests.test_lock import read_lock
 from tests.test_packaging import build_wheel, repository_files
 from tests.test_ui_retry import retry_in_the_ui
@@ -726,7 +727,8 @@ def test_retry_from_the_ui_redoes_only_what_failed(deployed: dict[str, Any], sou
     """A real outage fails the loads; Retry (same flow run) skips what had completed.
 
     1. BigQuery (an emulator of the test's own, so no other test loses it) is stopped for
-       real: the exports complete, every load fails, the run is Failed.
+       real once the run's pre-flight has found it up: the exports complete, every load
+       fails, the run is Failed.
     2. BigQuery is back, but one table's parts are hidden in GCS and the sync user is
        locked out of MySQL: Retry through the API (the button's request). The exports are
        Cached, four loads complete, that table's load refuses its damaged export and the
@@ -777,14 +779,20 @@ def run_the_retry_scenario(client: Any, deployment: Any, token: str, settings: A
     # made with a setup's patience: the run's 2-second window is for the outage below, and a
     # busy emulator may take longer than that to answer this first call.
     ensure_dataset(settings.model_copy(update={"bq_retry_seconds": 60.0}))
-    try:  # 1. BigQuery is down: the exports complete, every load fails
-        stack_sh("stop-bigquery")  # a real outage, before the run starts
-        run = client.create_flow_run_from_deployment(deployment.id,
-                                                     work_queue_name=f"retry-{token}")
-        watcher = RunWatcher(client, run.id)
-        first = watcher.wait_final()
+    # 1. BigQuery goes down for real once the run's pre-flight has found it up (down from
+    # the start, the run fails before exporting: tests/test_outage.py): the exports
+    # complete, every load fails.
+    sources = [spec.source_table for spec in TABLES.values()]
+    try:
+        with outage_after_the_preflight(database, user, sources,
+                                        lambda: stack_sh("stop-bigquery")) as outage:
+            run = client.create_flow_run_from_deployment(deployment.id,
+                                                         work_queue_name=f"retry-{token}")
+            watcher = RunWatcher(client, run.id)
+            first = watcher.wait_final()
     finally:
         stack_sh("start-bigquery")  # whatever happened
+    assert outage == {"stopped": True}, worker_log.read_text()[-5000:]
     assert first.state.is_failed(), (first.state, worker_log.read_text()[-5000:])
     assert any(t in first.state.message for t in TABLES), first.state.message
     attempt = watcher.attempt(1)

@@ -68,6 +68,7 @@ from tests.faultkit import (
     manifests,
     new_target,
     object_names,
+    outage_after_the_preflight,
     query,
     retry_flow_run,
     source_database,
@@ -192,21 +193,6 @@ def _first_part_appears(settings: Any, folder: str, stop: threading.Event,
         except Exception:  # GCS briefly unreachable: keep looking
             pass
         time.sleep(0.02)
-    return False
-
-
-def _reader_waits_on_a_lock(source: Source, stop: threading.Event,
-                            timeout: float = 120) -> bool:
-    """Wait until one of the reader's statements waits on a table lock."""
-    deadline = time.monotonic() + timeout
-    with admin_connection() as connection, connection.cursor() as cursor:
-        while not stop.is_set() and time.monotonic() < deadline:
-            cursor.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE "
-                           "USER = %s AND STATE LIKE 'Waiting for table metadata lock%%'",
-                           (source.user,))
-            if cursor.fetchone()[0]:
-                return True
-            time.sleep(0.02)
     return False
 
 
@@ -536,25 +522,14 @@ def test_bigquery_down_then_a_corrupt_part_keep_the_previous_tables_until_a_retr
     before = table_states(settings)
     view_before = _view_answers(settings)
 
-    outage: dict[str, bool] = {}
-    stop = threading.Event()
-    # The export's reads wait on a real table lock until BigQuery is down: the pre-flight
-    # has passed by then (it asks GCS and BigQuery before MySQL is read).
-    with admin_connection(source.database) as locker, locker.cursor() as lock:
-        lock.execute("LOCK TABLES venues WRITE, lead_purchases WRITE")
-
-        def stop_bigquery_while_the_export_waits() -> None:
-            if _reader_waits_on_a_lock(source, stop):
-                emulators.stop("bigquery")
-                outage["down"] = not emulators.is_up("bigquery")
-            lock.execute("UNLOCK TABLES")
-
-        try:
-            with _alongside(stop_bigquery_while_the_export_waits, stop):
-                first = _run(day, TWO_TABLES)
-        finally:
-            emulators.start("bigquery")
-    assert outage == {"down": True}
+    try:  # BigQuery goes down after the pre-flight found it up, before the exports
+        with outage_after_the_preflight(source.database, source.user,
+                                        ["venues", "lead_purchases"],
+                                        lambda: emulators.stop("bigquery")) as outage:
+            first = _run(day, TWO_TABLES)
+    finally:
+        emulators.start("bigquery")
+    assert outage == {"stopped": True}
     assert first.is_failed()
     for table in TWO_TABLES:
         assert f"{table}: " in first.message
