@@ -345,7 +345,7 @@ install_bigquery_emulator() {
     local py313=$1
     with_ticker "creating $(shown "$BQ_VENV") with $("$py313" -V 2>&1)" \
         --log "$LOG_DIR/install-bigquery-venv.log" "$py313" -m venv --clear "$BQ_VENV"
-    log "pip install $LOCAL_BIGQUERY into $BQ_VENV: a minute or two on a first install"
+    log "pip install $LOCAL_BIGQUERY into $(shown "$BQ_VENV"): a minute or two on a first install"
     with_ticker "installing the BigQuery emulator" --log "$LOG_DIR/install-bigquery.log" \
         pip_install "$BQ_VENV/bin/python" "$LOCAL_BIGQUERY"
     # local-bigquery asks for duckdb>=2, whose extensions are downloaded at run time: pin instead.
@@ -353,7 +353,7 @@ install_bigquery_emulator() {
         --log "$LOG_DIR/install-duckdb.log" \
         pip_install "$BQ_VENV/bin/python" --no-deps "${DUCKDB_PINS[@]/%/==$DUCKDB_VERSION}"
     mkdir -p "$BQ_HOME"
-    with_ticker "installing DuckDB extensions ${DUCKDB_EXTENSIONS[*]} under $BQ_EXTENSION_DIR" \
+    with_ticker "installing DuckDB extensions ${DUCKDB_EXTENSIONS[*]} under $(shown "$BQ_EXTENSION_DIR")" \
         --log "$LOG_DIR/install-duckdb-extensions.log" \
         env HOME="$BQ_HOME" "$BQ_VENV/bin/python" -c 'import sys
 
