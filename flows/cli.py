@@ -26,10 +26,10 @@ from partyhelp_pipeline.clock import SyncDateError, reporting_today, sync_date_f
 from partyhelp_pipeline.errors import ServiceUnreachableError
 from partyhelp_pipeline.report import backfill_lines, days_not_done, first_line, result_lines
 from partyhelp_pipeline.settings import Settings, declared_settings
+from partyhelp_pipeline.source import DISTRIBUTION
 from partyhelp_pipeline.spec import TABLES
 
 CONSOLE_SCRIPT = "partyhelp-sync"  # the console script of pyproject.toml
-DISTRIBUTION = "partyhelp-bigquery-sync"  # pyproject.toml's project name
 PREFIX = "partyhelp sync"
 USAGE_ERROR = 2
 DATE_FORMAT = "YYYY-MM-DD"

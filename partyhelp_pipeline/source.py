@@ -36,7 +36,7 @@ from partyhelp_pipeline.settings import (
     chosen_driver,
 )
 
-DISTRIBUTION = "partyhelp-bigquery-sync"
+DISTRIBUTION = "partyhelp-bigquery-sync"  # pyproject.toml's project name
 # The extra that installs each driver, and how the log names it.
 DRIVER_EXTRAS = {"mysqlclient": "fast", "pymysql": ""}
 DRIVER_NAMES = {"mysqlclient": "mysqlclient (C)", "pymysql": "PyMySQL (pure Python)"}
