@@ -114,28 +114,37 @@ def _assert_failed_at_the_preflight(record: Any) -> None:
                 if t.name.startswith(("check-source-schema", "export-", "load-", "plan-"))]
 
 
-def test_bigquery_stopped_fails_the_run_in_the_window_before_exporting(
-        source: Source, emulators: PrivateEmulators) -> None:
-    env = _target(source, emulators, "bqdown")
-    sentence = (f"BigQuery at {emulators.client_env['BIGQUERY_EMULATOR_HOST']} did not answer "
-                f"within {WINDOW} s (connection refused): {HINT}")
-    emulators.stop("bigquery")  # for real: its process group is gone
+def _run_with_stopped(service: str, sentence: str, env: dict[str, str],
+                      emulators: PrivateEmulators, **flow_run_options: Any) -> Any:
+    """Stop ``service`` for real (its process group is gone), run the command, start it
+    again; the flow run's record. Asserts the bounds, the one sentence as the command's
+    last line and the run's message, and the pre-flight's one attempt; prints the times."""
+    emulators.stop(service)
     try:
-        assert not emulators.is_up("bigquery")
+        assert not emulators.is_up(service)
         code, wall, lines = _command(env)
-        state, record = _flow_run(env, final_log=NO_AUDIT)
+        state, record = _flow_run(env, **flow_run_options)
     finally:
-        emulators.start("bigquery")
+        emulators.start(service)
     took = _seconds(record)
-    print(f"\nBigQuery stopped: the command failed in {wall:.1f} s, the flow run in "
+    print(f"\n{service} stopped: the command failed in {wall:.1f} s, the flow run in "
           f"{took:.1f} s (window {WINDOW} s); last line: {lines[-1]}")
-
     assert code == 1 and lines[-1] == f"partyhelp sync: FAILED: {sentence}", lines[-5:]
     assert wall < FLOW_BOUND + COMMAND_START
     assert state.is_failed() and took < FLOW_BOUND, (took, state.message)
     assert state.message == f"Flow run encountered an exception: ServiceUnreachableError: " \
                             f"{sentence}"
     _assert_failed_at_the_preflight(record)
+    return record
+
+
+def test_bigquery_stopped_fails_the_run_in_the_window_before_exporting(
+        source: Source, emulators: PrivateEmulators) -> None:
+    env = _target(source, emulators, "bqdown")
+    sentence = (f"BigQuery at {emulators.client_env['BIGQUERY_EMULATOR_HOST']} did not answer "
+                f"within {WINDOW} s (connection refused): {HINT}")
+    record = _run_with_stopped("bigquery", sentence, env, emulators,
+                              final_log=NO_AUDIT)
     with environment(env) as settings:
         assert object_names(settings) == set()  # no part, no manifest: nothing exported
         summary = _summary(record)
@@ -153,23 +162,7 @@ def test_gcs_stopped_fails_the_run_in_the_window_and_records_why(
     env = _target(source, emulators, "gcsdown")
     sentence = (f"GCS at {emulators.client_env['STORAGE_EMULATOR_HOST']} did not answer "
                 f"within {WINDOW} s (connection refused): {HINT}")
-    emulators.stop("gcs")
-    try:
-        assert not emulators.is_up("gcs")
-        code, wall, lines = _command(env)
-        state, record = _flow_run(env)
-    finally:
-        emulators.start("gcs")
-    took = _seconds(record)
-    print(f"\nGCS stopped: the command failed in {wall:.1f} s, the flow run in {took:.1f} s "
-          f"(window {WINDOW} s); last line: {lines[-1]}")
-
-    assert code == 1 and lines[-1] == f"partyhelp sync: FAILED: {sentence}", lines[-5:]
-    assert wall < FLOW_BOUND + COMMAND_START
-    assert state.is_failed() and took < FLOW_BOUND, (took, state.message)
-    assert state.message == f"Flow run encountered an exception: ServiceUnreachableError: " \
-                            f"{sentence}"
-    _assert_failed_at_the_preflight(record)
+    record = _run_with_stopped("gcs", sentence, env, emulators)
     run_id = str(record.flow_run.id)
     with environment(env) as settings:
         assert object_names(settings) == set()
