@@ -251,12 +251,10 @@ def unreachable_error(settings: Settings, service: str, window: float,
     reason = unanswered_reason(exc)
     if reason is None:
         return None
-    emulator = settings.bigquery_emulator_host if service == "BigQuery" \
-        else settings.storage_emulator_host
     address = service_address(settings, service)
+    hint = GCP_HINT if address == GCP_ENDPOINTS[service] else EMULATOR_HINT
     detail = " ".join(str(exc).split()) or type(exc).__name__
     return ServiceUnreachableError(
-        f"{service} at {address} did not answer within {window:g} s ({reason}): "
-        f"{EMULATOR_HINT if emulator else GCP_HINT}",
-        service=service, address=address, detail=f"{type(exc).__name__}: {detail}")
+        f"{service} at {address} did not answer within {window:g} s ({reason}): {hint}",
+        service=service, detail=f"{type(exc).__name__}: {detail}")
 

@@ -134,11 +134,9 @@ class ServiceUnreachableError(SyncError):
     message is the one sentence a person reads (service, address, window, why, what to do);
     ``detail`` keeps the library's own text, for ``--verbose``."""
 
-    def __init__(self, message: str, *, service: str = "", address: str = "",
-                 detail: str = "") -> None:
+    def __init__(self, message: str, *, service: str = "", detail: str = "") -> None:
         super().__init__(message, transient=False)
         self.service = service
-        self.address = address
         self.detail = detail
 
 

@@ -493,13 +493,18 @@ def view_sql(settings: Settings, view: ViewSpec | PeriodViewSpec) -> str:
     return view_query(view, base)
 
 
+def replace_view(settings: Settings, name: str, select_sql: str) -> None:
+    """CREATE OR REPLACE the view ``name`` as ``select_sql``, under a job id of its DDL
+    (``bq_jobs``: a retry attaches to the job an earlier try started)."""
+    ddl = f"CREATE OR REPLACE VIEW {settings.quoted_table_ref(name)} AS\n{select_sql}"
+    run_query(settings, ddl, job_id=bq_jobs.job_id("view", name, ddl),
+              what=f"{name}: view refresh")
+
+
 def refresh_view(settings: Settings, view: ViewSpec | PeriodViewSpec) -> str:
     """CREATE OR REPLACE the view, then document and label it; returns its reference."""
     client = bigquery_client(settings)
-    target = settings.quoted_table_ref(view.name)
-    ddl = f"CREATE OR REPLACE VIEW {target} AS\n{view_sql(settings, view)}"
-    run_query(settings, ddl, job_id=bq_jobs.job_id("view", view.name, ddl),
-              what=f"{view.name}: view refresh")
+    replace_view(settings, view.name, view_sql(settings, view))
     # Descriptions and labels go through the API, not DDL text: no value is ever formatted
     # into SQL (and CREATE OR REPLACE drops the labels a view had).
     document_table(client, settings.table_ref(view.name), view.description,
@@ -645,11 +650,8 @@ def labels_differ(current: Mapping[str, str] | None, wanted: Mapping[str, str]) 
 def refresh_freshness_view(settings: Settings) -> str:
     """CREATE OR REPLACE ``ph_sync_freshness`` over the audit table, then document and
     label it; returns its reference."""
-    target = settings.quoted_table_ref(FRESHNESS_VIEW.name)
     audit = settings.quoted_table_ref(FRESHNESS_VIEW.base.name)
-    ddl = f"CREATE OR REPLACE VIEW {target} AS\n{freshness_query(FRESHNESS_VIEW, audit)}"
-    run_query(settings, ddl, job_id=bq_jobs.job_id("view", FRESHNESS_VIEW.name, ddl),
-              what=f"{FRESHNESS_VIEW.name}: view refresh")
+    replace_view(settings, FRESHNESS_VIEW.name, freshness_query(FRESHNESS_VIEW, audit))
     reference = settings.table_ref(FRESHNESS_VIEW.name)
     document_table(bigquery_client(settings), reference, FRESHNESS_VIEW.description,
                    {c.name: c.description for c in FRESHNESS_VIEW.columns},
