@@ -45,19 +45,25 @@ def main() -> int:
     started, cpu_started = time.perf_counter(), time.process_time()
     if args.backend == "pyarrow":
         credentials = f"mysql+mysqldb://{auth}@{args.host}:{args.port}/{args.database}"
-        resource = sql_table(credentials=credentials, table=args.view, backend="pyarrow",
-                             reflection_level="full")
+        resource = sql_table(
+            credentials=credentials, table=args.view, backend="pyarrow", reflection_level="full"
+        )
     else:
         credentials = f"mysql+pymysql://{auth}@{args.host}:{args.port}/{args.database}"
         connection = f"mysql://{auth}@{args.host}:{args.port}/{args.database}"
-        resource = sql_table(credentials=credentials, table=args.view, backend="connectorx",
-                             reflection_level="full",
-                             backend_kwargs={"conn": connection, "return_type": "arrow_stream"})
+        resource = sql_table(
+            credentials=credentials,
+            table=args.view,
+            backend="connectorx",
+            reflection_level="full",
+            backend_kwargs={"conn": connection, "return_type": "arrow_stream"},
+        )
     pipeline = dlt.pipeline(
         pipeline_name=f"bench_{args.backend}",
         pipelines_dir=os.path.join(args.out, "_pipelines"),
-        destination=dlt.destinations.filesystem(bucket_url="file://" + os.path.abspath(
-            os.path.join(args.out, "data"))),
+        destination=dlt.destinations.filesystem(
+            bucket_url="file://" + os.path.abspath(os.path.join(args.out, "data"))
+        ),
         dataset_name="bench",
     )
     info = pipeline.run(resource, loader_file_format="parquet")
@@ -71,9 +77,12 @@ def main() -> int:
                 size += os.path.getsize(os.path.join(root, name))
     if info.has_failed_jobs:
         raise SystemExit("dlt: failed jobs")
-    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "rows": rows, "files": files,
-                      "bytes": size}),
-          flush=True)
+    print(
+        json.dumps(
+            {"seconds": seconds, "cpu_seconds": cpu, "rows": rows, "files": files, "bytes": size}
+        ),
+        flush=True,
+    )
     return 0
 
 

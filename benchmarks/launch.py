@@ -21,6 +21,12 @@ if pid == 0:
         os._exit(127)
 _, status, usage = os.wait4(pid, 0)
 with open(out, "w") as f:
-    json.dump({"peak_rss_kib": usage.ru_maxrss, "user_seconds": usage.ru_utime,
-               "system_seconds": usage.ru_stime}, f)
+    json.dump(
+        {
+            "peak_rss_kib": usage.ru_maxrss,
+            "user_seconds": usage.ru_utime,
+            "system_seconds": usage.ru_stime,
+        },
+        f,
+    )
 sys.exit(os.waitstatus_to_exitcode(status))

@@ -60,16 +60,24 @@ def run_export(table: str, out: str | None) -> dict[str, int | float]:
     plan = export.plan_export(settings, spec, SYNC_DATE, "benchmark")
     workers = min(len(plan.chunks), read_setting("max_workers"))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        chunks = list(pool.map(lambda i: export.export_chunk(settings, spec, plan, i,
-                                                             logger, store),
-                               range(len(plan.chunks))))
+        chunks = list(
+            pool.map(
+                lambda i: export.export_chunk(settings, spec, plan, i, logger, store),
+                range(len(plan.chunks)),
+            )
+        )
     if out is None:
         export.commit_manifest(settings, spec, plan, chunks)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     parts = [p for c in chunks for p in c.parts]
-    return {"seconds": seconds, "cpu_seconds": cpu, "rows": sum(c.rows for c in chunks),
-            "files": len(parts),
-            "bytes": sum(p.bytes for p in parts), "chunks": len(plan.chunks)}
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "rows": sum(c.rows for c in chunks),
+        "files": len(parts),
+        "bytes": sum(p.bytes for p in parts),
+        "chunks": len(plan.chunks),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -54,14 +54,25 @@ WORK = ROOT / "benchmarks" / ".work"
 DLT_VENV = WORK / "dlt-venv"
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 BEGIN, END = "<!-- BEGIN RESULTS (benchmarks/run.py) -->", "<!-- END RESULTS -->"
-PATHS = ("floor", "export-local", "export-gcs", "export-gcs-serial", "dlt-pyarrow",
-         "dlt-connectorx")
+PATHS = (
+    "floor",
+    "export-local",
+    "export-gcs",
+    "export-gcs-serial",
+    "dlt-pyarrow",
+    "dlt-connectorx",
+)
 DEFAULT_CHUNK_ROWS = 5_000_000  # PARTYHELP_CHUNK_ROWS' default
 VIEW = "bench_ph_lead_purchases"
 SYNC_DATE = "2026-11-25"
 PROJECT = "partyhelp-bench"  # the emulators' project of the benchmark's buckets and datasets
-FLOW_TABLES = ("ph_leads", "ph_venues", "ph_lead_purchases", "ph_credit_transactions",
-               "ph_lead_matches")
+FLOW_TABLES = (
+    "ph_leads",
+    "ph_venues",
+    "ph_lead_purchases",
+    "ph_credit_transactions",
+    "ph_lead_matches",
+)
 
 
 def log(message: str) -> None:
@@ -107,12 +118,15 @@ def cpu_seconds(pid: int | None) -> float | None:
 def services() -> dict[str, int | None]:
     """The local MariaDB's and fake-gcs-server's processes, whose CPU each path is charged."""
     gcs = os.environ.get("STORAGE_EMULATOR_HOST", "http://127.0.0.1:4443")
-    return {"mysql": listening_pid(int(seed.admin_params()["port"])),
-            "gcs": listening_pid(int(gcs.rsplit(":", 1)[1].strip("/")))}
+    return {
+        "mysql": listening_pid(int(seed.admin_params()["port"])),
+        "gcs": listening_pid(int(gcs.rsplit(":", 1)[1].strip("/"))),
+    }
 
 
-def run_child(cmd: list[str], env: dict[str, str] | None = None,
-              capture: bool = True) -> dict[str, Any]:
+def run_child(
+    cmd: list[str], env: dict[str, str] | None = None, capture: bool = True
+) -> dict[str, Any]:
     """Run ``cmd``; return its JSON result (last stdout line), process wall, peak RSS, its CPU
     seconds, and the CPU seconds MariaDB and fake-gcs-server spent meanwhile."""
     WORK.mkdir(parents=True, exist_ok=True)
@@ -124,8 +138,14 @@ def run_child(cmd: list[str], env: dict[str, str] | None = None,
         errors.flush()
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         started = time.perf_counter()
-        proc = subprocess.run(launcher + cmd, env=env, stdout=subprocess.PIPE if capture else
-                              subprocess.DEVNULL, stderr=errors, cwd=ROOT, check=False)
+        proc = subprocess.run(
+            launcher + cmd,
+            env=env,
+            stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+            stderr=errors,
+            cwd=ROOT,
+            check=False,
+        )
         wall = time.perf_counter() - started
         cpu_after = {name: cpu_seconds(pid) for name, pid in pids.items()}
     if proc.returncode != 0:
@@ -143,8 +163,7 @@ def run_child(cmd: list[str], env: dict[str, str] | None = None,
     result["client_cpu_seconds"] = result.get("cpu_seconds", result["process_cpu_seconds"])
     for name in pids:
         before, after = cpu_before[name], cpu_after[name]
-        result[f"{name}_cpu_seconds"] = None if before is None or after is None \
-            else after - before
+        result[f"{name}_cpu_seconds"] = None if before is None or after is None else after - before
     rss_file.unlink()
     return result
 
@@ -156,8 +175,11 @@ def source_query(table: str, first_id: int, last_id: int) -> str:
 
     lines = flattening_query(TABLES[table]).splitlines()
     sql = "\n".join(line for line in lines if not line.lstrip().startswith("--"))
-    return (sql.replace("%(first_id)s", str(first_id)).replace("%(last_id)s", str(last_id))
-            .replace("%(include_pii)s", "0"))
+    return (
+        sql.replace("%(first_id)s", str(first_id))
+        .replace("%(last_id)s", str(last_id))
+        .replace("%(include_pii)s", "0")
+    )
 
 
 def id_range(database: str, source_table: str) -> tuple[int, int]:
@@ -174,9 +196,16 @@ def floor_command(database: str, table: str) -> list[str]:
 
     low, high = id_range(database, TABLES[table].source_table)
     params = seed.admin_params()
-    cmd = ["mariadb", "--quick", f"--host={params['host']}", f"--port={params['port']}",
-           f"--user={params['user']}", database,
-           "-e", "SET time_zone = '+00:00';\n" + source_query(table, low, high)]
+    cmd = [
+        "mariadb",
+        "--quick",
+        f"--host={params['host']}",
+        f"--port={params['port']}",
+        f"--user={params['user']}",
+        database,
+        "-e",
+        "SET time_zone = '+00:00';\n" + source_query(table, low, high),
+    ]
     if params["password"]:
         cmd.insert(-2, f"--password={params['password']}")
     return cmd
@@ -186,13 +215,19 @@ def export_env(database: str, bucket: str, **extra: str) -> dict[str, str]:
     """Environment of the project's export (and flow) against ``database``."""
     params = seed.admin_params()
     env = dict(os.environ)
-    env.update({
-        "PARTYHELP_MYSQL_HOST": params["host"], "PARTYHELP_MYSQL_PORT": str(params["port"]),
-        "PARTYHELP_MYSQL_USER": params["user"], "PARTYHELP_MYSQL_PASSWORD": params["password"],
-        "PARTYHELP_MYSQL_DATABASE": database, "PARTYHELP_GCS_BUCKET": bucket,
-        "PARTYHELP_GCS_PREFIX": "bench", "PARTYHELP_BQ_PROJECT": PROJECT,
-        "PARTYHELP_BQ_LOCATION": "US",
-    })
+    env.update(
+        {
+            "PARTYHELP_MYSQL_HOST": params["host"],
+            "PARTYHELP_MYSQL_PORT": str(params["port"]),
+            "PARTYHELP_MYSQL_USER": params["user"],
+            "PARTYHELP_MYSQL_PASSWORD": params["password"],
+            "PARTYHELP_MYSQL_DATABASE": database,
+            "PARTYHELP_GCS_BUCKET": bucket,
+            "PARTYHELP_GCS_PREFIX": "bench",
+            "PARTYHELP_BQ_PROJECT": PROJECT,
+            "PARTYHELP_BQ_LOCATION": "US",
+        }
+    )
     env.update(extra)
     return env
 
@@ -206,8 +241,18 @@ def ensure_dlt_venv() -> Path:
         return python
     log(f"creating {DLT_VENV} (dlt, connectorx)")
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(DLT_VENV)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "-r",
-                    str(ROOT / "benchmarks" / "requirements.txt")], check=True)
+    subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "-r",
+            str(ROOT / "benchmarks" / "requirements.txt"),
+        ],
+        check=True,
+    )
     stamp.write_text(wanted)
     return python
 
@@ -240,7 +285,8 @@ def drop_dataset(dataset: str) -> None:
 
     try:
         bigquery.Client(project=PROJECT, credentials=AnonymousCredentials()).delete_dataset(
-            dataset, delete_contents=True, not_found_ok=True)
+            dataset, delete_contents=True, not_found_ok=True
+        )
     except Exception as exc:  # the emulator may be slow to drop; the numbers stand
         log(f"could not drop dataset {dataset}: {exc}")
 
@@ -258,16 +304,38 @@ def measure(path: str, rows: int, bucket: str, dlt_python: Path) -> dict[str, An
             return run_child(floor_command(database, "ph_lead_purchases"), capture=False)
         if path.startswith("export-"):
             kind = path.removesuffix("-serial")
-            cmd = [sys.executable, "-m", "benchmarks.paths", kind, "--table",
-                   "ph_lead_purchases"] + (["--out", str(out)] if kind == "export-local" else [])
+            cmd = [
+                sys.executable,
+                "-m",
+                "benchmarks.paths",
+                kind,
+                "--table",
+                "ph_lead_purchases",
+            ] + (["--out", str(out)] if kind == "export-local" else [])
             serial = {"PARTYHELP_MAX_WORKERS": "1"} if path.endswith("-serial") else {}
             return run_child(cmd, export_env(database, bucket, **serial))
         backend = path.removeprefix("dlt-")
         params = seed.admin_params()
-        cmd = [str(dlt_python), str(ROOT / "benchmarks" / "dlt_peer.py"), "--backend", backend,
-               "--database", database, "--view", VIEW, "--out", str(out),
-               "--host", params["host"], "--port", str(params["port"]),
-               "--user", params["user"], "--password", params["password"]]
+        cmd = [
+            str(dlt_python),
+            str(ROOT / "benchmarks" / "dlt_peer.py"),
+            "--backend",
+            backend,
+            "--database",
+            database,
+            "--view",
+            VIEW,
+            "--out",
+            str(out),
+            "--host",
+            params["host"],
+            "--port",
+            str(params["port"]),
+            "--user",
+            params["user"],
+            "--password",
+            params["password"],
+        ]
         return run_child(cmd)
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -280,8 +348,9 @@ def create_view(rows: int) -> None:
     database = seed.purchases_database(rows)
     low, high = id_range(database, "lead_purchases")
     with seed._connect(database) as conn, conn.cursor() as cur:
-        cur.execute(f"CREATE OR REPLACE VIEW `{VIEW}` AS "
-                    + source_query("ph_lead_purchases", low, high))
+        cur.execute(
+            f"CREATE OR REPLACE VIEW `{VIEW}` AS " + source_query("ph_lead_purchases", low, high)
+        )
 
 
 def measure_flow(scale: float, bucket: str) -> list[dict[str, Any]]:
@@ -295,8 +364,7 @@ def measure_flow(scale: float, bucket: str) -> list[dict[str, Any]]:
         records.append({"path": f"floor:{table}", **result})
     dataset = f"ph_bench_{secrets.token_hex(4)}"
     # A sync from MySQL is today's snapshot: the test clock makes SYNC_DATE today.
-    env = export_env(database, bucket, PARTYHELP_BQ_DATASET=dataset,
-                     PARTYHELP_CLOCK_DATE=SYNC_DATE)
+    env = export_env(database, bucket, PARTYHELP_BQ_DATASET=dataset, PARTYHELP_CLOCK_DATE=SYNC_DATE)
     result = run_child([sys.executable, "-m", "flows.partyhelp_sync"], env, capture=False)
     records.append({"path": "flow", "floors_seconds": floors, "dataset": dataset, **result})
     empty_bucket(bucket)
@@ -309,8 +377,10 @@ def measure_flow(scale: float, bucket: str) -> list[dict[str, Any]]:
 
 def machine() -> dict[str, str]:
     """What the numbers were measured on."""
-    info = {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "nproc": str(os.cpu_count())}
+    info = {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": str(os.cpu_count()),
+    }
     meminfo = Path("/proc/meminfo").read_text()
     mem_kib = int(re.search(r"MemTotal:\s+(\d+)", meminfo)[1])
     info["memory"] = f"{mem_kib / 1024**2:.1f} GiB"
@@ -324,14 +394,22 @@ def machine() -> dict[str, str]:
     info["mariadb"] = f"{version} (innodb_buffer_pool_size {int(pool) // 2**20} MiB)"
     from importlib.metadata import version as v
 
-    info["project"] = ", ".join(f"{p} {v(p)}" for p in ("pyarrow", "numpy", "mysqlclient",
-                                                        "google-cloud-storage", "prefect"))
+    info["project"] = ", ".join(
+        f"{p} {v(p)}"
+        for p in ("pyarrow", "numpy", "mysqlclient", "google-cloud-storage", "prefect")
+    )
     try:
         peer = subprocess.run(
-            [str(DLT_VENV / "bin" / "python"), "-c",
-             "from importlib.metadata import version as v;"
-             "print(', '.join(f'{p} {v(p)}' for p in ('dlt','connectorx','pyarrow')))"],
-            capture_output=True, text=True, check=True).stdout.strip()
+            [
+                str(DLT_VENV / "bin" / "python"),
+                "-c",
+                "from importlib.metadata import version as v;"
+                "print(', '.join(f'{p} {v(p)}' for p in ('dlt','connectorx','pyarrow')))",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except Exception:
         peer = "?"
     info["peer"] = peer
@@ -355,8 +433,7 @@ def _fmt_cpu(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds:.1f} s"
 
 
-def _path_row(size: int, path: str, group: list[dict[str, Any]],
-              floor_median: float | None) -> str:
+def _path_row(size: int, path: str, group: list[dict[str, Any]], floor_median: float | None) -> str:
     """One table row: medians of the repetitions of ``path`` at ``size``."""
     walls = [r["seconds"] for r in group]
     median = statistics.median(walls)
@@ -364,15 +441,16 @@ def _path_row(size: int, path: str, group: list[dict[str, Any]],
     client = _median_of(group, "client_cpu_seconds")
     per_row = f"{client * 1e6 / size:.2f}" if client is not None else "-"
     gcs = _median_of(group, "gcs_cpu_seconds") if path.startswith("export-gcs") else None
-    return (f"| {size:,} | {path} | {_fmt_seconds(walls)} | "
-            f"{statistics.median(r['process_seconds'] for r in group):.1f} s | "
-            f"{size / median:,.0f} | {_fmt_cpu(client)} | {per_row} | "
-            f"{_fmt_cpu(_median_of(group, 'mysql_cpu_seconds'))} | {_fmt_cpu(gcs)} | "
-            f"{max(r['peak_rss_mb'] for r in group):.0f} MB | {ratio} |")
+    return (
+        f"| {size:,} | {path} | {_fmt_seconds(walls)} | "
+        f"{statistics.median(r['process_seconds'] for r in group):.1f} s | "
+        f"{size / median:,.0f} | {_fmt_cpu(client)} | {per_row} | "
+        f"{_fmt_cpu(_median_of(group, 'mysql_cpu_seconds'))} | {_fmt_cpu(gcs)} | "
+        f"{max(r['peak_rss_mb'] for r in group):.0f} MB | {ratio} |"
+    )
 
 
-def render(records: list[dict[str, Any]], info: dict[str, str], repeat: int,
-           command: str) -> str:
+def render(records: list[dict[str, Any]], info: dict[str, str], repeat: int, command: str) -> str:
     """Markdown: the machine, then one table row per size and path."""
     by: dict[tuple[int, str], list[dict[str, Any]]] = defaultdict(list)
     for record in records:
@@ -427,9 +505,11 @@ def render(records: list[dict[str, Any]], info: dict[str, str], repeat: int,
             "|---:|---:|---:|---:|---:|",
         ]
         for i, r in enumerate(flows, 1):
-            lines.append(f"| {i} | {r['process_seconds']:.1f} s | {r['floors_seconds']:.1f} s | "
-                         f"{r['process_seconds'] / r['floors_seconds']:.2f} | "
-                         f"{r['peak_rss_mb']:.0f} MB |")
+            lines.append(
+                f"| {i} | {r['process_seconds']:.1f} s | {r['floors_seconds']:.1f} s | "
+                f"{r['process_seconds'] / r['floors_seconds']:.2f} | "
+                f"{r['peak_rss_mb']:.0f} MB |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -465,8 +545,9 @@ def command_line(module: str, argv: list[str] | None) -> str:
     return f"python -m {module} " + " ".join(sys.argv[1:] if argv is None else argv)
 
 
-def publish(section: str, results: Results, to_doc: bool, begin: str = BEGIN,
-            end: str = END) -> None:
+def publish(
+    section: str, results: Results, to_doc: bool, begin: str = BEGIN, end: str = END
+) -> None:
     """Print the report, write it into docs/BENCHMARKS.md unless told not to, and say where
     the raw records are."""
     print(section)
@@ -478,19 +559,31 @@ def publish(section: str, results: Results, to_doc: bool, begin: str = BEGIN,
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line, with ``sizes`` and ``paths`` as lists."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.run",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="200000,2000000,10000000",
-                        help="rows of ph_lead_purchases, comma-separated")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--sizes",
+        default="200000,2000000,10000000",
+        help="rows of ph_lead_purchases, comma-separated",
+    )
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--paths", default=",".join(PATHS),
-                        help=f"subset of {','.join(PATHS)}")
-    parser.add_argument("--flow-scale", type=float, default=970.0,
-                        help="synthetic scale of the whole-flow dataset; 0 skips the flow")
+    parser.add_argument("--paths", default=",".join(PATHS), help=f"subset of {','.join(PATHS)}")
+    parser.add_argument(
+        "--flow-scale",
+        type=float,
+        default=970.0,
+        help="synthetic scale of the whole-flow dataset; 0 skips the flow",
+    )
     parser.add_argument("--flow-repeat", type=int, default=1)
-    parser.add_argument("--derive-from", type=int, default=None, metavar="ROWS",
-                        help="build each larger size that is a multiple of ROWS from the ROWS "
-                             "database (minutes, not the generator's hour; seed.derive_purchases)")
+    parser.add_argument(
+        "--derive-from",
+        type=int,
+        default=None,
+        metavar="ROWS",
+        help="build each larger size that is a multiple of ROWS from the ROWS "
+        "database (minutes, not the generator's hour; seed.derive_purchases)",
+    )
     parser.add_argument("--reseed", action="store_true", help="seed again even if reusable")
     parser.add_argument("--no-doc", action="store_true", help="do not touch docs/BENCHMARKS.md")
     args = parser.parse_args(argv)
@@ -513,28 +606,35 @@ def seed_databases(args: argparse.Namespace) -> dict[str, Any] | None:
     return seed.ensure_flow(args.flow_scale, log=log, reseed=args.reseed)
 
 
-def measure_paths(args: argparse.Namespace, bucket: str, dlt_python: Path,
-                  keep: Callable[[dict[str, Any]], None]) -> None:
+def measure_paths(
+    args: argparse.Namespace, bucket: str, dlt_python: Path, keep: Callable[[dict[str, Any]], None]
+) -> None:
     """Every path at every size, ``args.repeat`` times, interleaved in a rotated order."""
     paths = args.paths
     for rep in range(args.repeat):
         for size in args.sizes:
-            for path in paths[rep % len(paths):] + paths[:rep % len(paths)]:
+            for path in paths[rep % len(paths) :] + paths[: rep % len(paths)]:
                 if path.endswith("-serial") and size <= DEFAULT_CHUNK_ROWS:
                     continue  # one chunk: the same as export-gcs
                 result = measure(path, size, bucket, dlt_python)
                 if "rows" in result and result["rows"] != size:
                     raise RuntimeError(f"{path} wrote {result['rows']} rows, not {size}")
                 keep({"rep": rep, "rows_target": size, "path": path, **result})
-                log(f"rep {rep + 1}/{args.repeat} {size:>11,} {path:<15} "
+                log(
+                    f"rep {rep + 1}/{args.repeat} {size:>11,} {path:<15} "
                     f"{result['seconds']:7.1f} s  {result['peak_rss_mb']:5.0f} MB  client CPU "
                     f"{result['client_cpu_seconds']:.1f} s, MySQL CPU "
                     f"{_fmt_cpu(result['mysql_cpu_seconds'])}, fake-gcs CPU "
-                    f"{_fmt_cpu(result['gcs_cpu_seconds'])}")
+                    f"{_fmt_cpu(result['gcs_cpu_seconds'])}"
+                )
 
 
-def measure_flows(args: argparse.Namespace, marker: dict[str, Any], bucket: str,
-                  keep: Callable[[dict[str, Any]], None]) -> None:
+def measure_flows(
+    args: argparse.Namespace,
+    marker: dict[str, Any],
+    bucket: str,
+    keep: Callable[[dict[str, Any]], None],
+) -> None:
     """The whole-flow sync, ``args.flow_repeat`` times; a failed sync ends the series and
     keeps the measurements taken so far."""
     for rep in range(args.flow_repeat):
@@ -545,8 +645,10 @@ def measure_flows(args: argparse.Namespace, marker: dict[str, Any], bucket: str,
             return
         for record in flow_records:
             keep({"rep": rep, "scale": args.flow_scale, "counts": marker["counts"], **record})
-            log(f"flow rep {rep + 1}: {record['path']} "
-                f"{record['process_seconds']:.1f} s {record['peak_rss_mb']:.0f} MB")
+            log(
+                f"flow rep {rep + 1}: {record['path']} "
+                f"{record['process_seconds']:.1f} s {record['peak_rss_mb']:.0f} MB"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

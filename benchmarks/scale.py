@@ -55,16 +55,21 @@ from benchmarks.run import (
 
 BEGIN, END = "<!-- BEGIN SCALE RESULTS (benchmarks/scale.py) -->", "<!-- END SCALE RESULTS -->"
 PREFIX = "bench"
-SOURCE_TABLES = {"ph_leads": "leads", "ph_venues": "venues",
-                 "ph_lead_purchases": "lead_purchases",
-                 "ph_credit_transactions": "credit_transactions",
-                 "ph_lead_matches": "lead_matches"}
+SOURCE_TABLES = {
+    "ph_leads": "leads",
+    "ph_venues": "venues",
+    "ph_lead_purchases": "lead_purchases",
+    "ph_credit_transactions": "credit_transactions",
+    "ph_lead_matches": "lead_matches",
+}
 
 
 def most_at_once(windows: list[tuple[dt.datetime, dt.datetime]]) -> int:
     """The largest number of ``(start, end)`` windows that overlap at one moment."""
-    events = sorted([(start, 1) for start, _ in windows] + [(end, -1) for _, end in windows],
-                    key=lambda event: (event[0], event[1]))
+    events = sorted(
+        [(start, 1) for start, _ in windows] + [(end, -1) for _, end in windows],
+        key=lambda event: (event[0], event[1]),
+    )
     running = peak = 0
     for _, step in events:
         running += step
@@ -142,8 +147,9 @@ def task_timeline(flow_run_id: str) -> dict[str, Any]:
     async def read() -> tuple[Any, list[Any]]:
         async with get_client() as client:
             run = await client.read_flow_run(flow_run_id)
-            tasks = await client.read_task_runs(flow_run_filter=FlowRunFilter(
-                id=FlowRunFilterId(any_=[flow_run_id])))
+            tasks = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            )
             return run, tasks
 
     run, tasks = asyncio.run(read())
@@ -166,9 +172,12 @@ def bigquery_counts(dataset: str) -> dict[str, int]:
     from google.cloud import bigquery
 
     client = bigquery.Client(project=PROJECT, credentials=AnonymousCredentials())
-    return {table: next(iter(client.query(
-        f"SELECT COUNT(*) AS n FROM `{PROJECT}.{dataset}.{table}`").result()))["n"]
-            for table in FLOW_TABLES}
+    return {
+        table: next(
+            iter(client.query(f"SELECT COUNT(*) AS n FROM `{PROJECT}.{dataset}.{table}`").result())
+        )["n"]
+        for table in FLOW_TABLES
+    }
 
 
 def measure_scale(scale: float, extra_env: dict[str, str]) -> dict[str, Any]:
@@ -182,27 +191,42 @@ def measure_scale(scale: float, extra_env: dict[str, str]) -> dict[str, Any]:
     storage().create_bucket(bucket)
     try:
         # A sync from MySQL is today's snapshot: the test clock makes SYNC_DATE today.
-        env = export_env(database, bucket, PARTYHELP_BQ_DATASET=dataset,
-                         PARTYHELP_CLOCK_DATE=SYNC_DATE, **extra_env)
-        log(f"scale {scale:g}: syncing {sum(marker['counts'][t] for t in SOURCE_TABLES.values()):,}"
-            f" rows from {database}")
+        env = export_env(
+            database,
+            bucket,
+            PARTYHELP_BQ_DATASET=dataset,
+            PARTYHELP_CLOCK_DATE=SYNC_DATE,
+            **extra_env,
+        )
+        log(
+            f"scale {scale:g}: syncing {sum(marker['counts'][t] for t in SOURCE_TABLES.values()):,}"
+            f" rows from {database}"
+        )
         with RssSampler() as sampler:
-            result = run_child([sys.executable, "-m", "flows.partyhelp_sync"], env,
-                               capture=False)
-        manifest = mf.find_latest_manifest(storage(), bucket, PREFIX,
-                                           dt.date.fromisoformat(SYNC_DATE), "ph_leads")
-        record = {"scale": scale, "env": extra_env, "source_counts": {
-            table: marker["counts"][source] for table, source in SOURCE_TABLES.items()},
+            result = run_child([sys.executable, "-m", "flows.partyhelp_sync"], env, capture=False)
+        manifest = mf.find_latest_manifest(
+            storage(), bucket, PREFIX, dt.date.fromisoformat(SYNC_DATE), "ph_leads"
+        )
+        record = {
+            "scale": scale,
+            "env": extra_env,
+            "source_counts": {
+                table: marker["counts"][source] for table, source in SOURCE_TABLES.items()
+            },
             "bigquery_counts": bigquery_counts(dataset),
-            **task_timeline(manifest.flow_run_id or ""), **result,
+            **task_timeline(manifest.flow_run_id or ""),
+            **result,
             "rss_quartiles_mb": [round(sampler.at(f)) for f in (0.25, 0.5, 0.75, 1.0)],
-            "rss_samples": sampler.samples}
+            "rss_samples": sampler.samples,
+        }
     finally:
         remove_bucket(bucket)
         drop_dataset(dataset)
     if record["bigquery_counts"] != record["source_counts"]:
-        raise RuntimeError(f"scale {scale:g}: BigQuery {record['bigquery_counts']} "
-                           f"!= source {record['source_counts']}")
+        raise RuntimeError(
+            f"scale {scale:g}: BigQuery {record['bigquery_counts']} "
+            f"!= source {record['source_counts']}"
+        )
     return record
 
 
@@ -227,18 +251,28 @@ def render(records: list[dict[str, Any]], info: dict[str, str], command: str) ->
             f"{r['process_seconds']:.0f} s | {rows / r['process_seconds']:,.0f} | "
             f"{r['peak_rss_mb']:.0f} MB | "
             f"{' / '.join(str(mb) for mb in r['rss_quartiles_mb'])} MB | "
-            f"{'yes' if r['bigquery_counts'] == r['source_counts'] else 'NO'} |")
+            f"{'yes' if r['bigquery_counts'] == r['source_counts'] else 'NO'} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Seed, sync, report."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--scales", default="100,1000,10000",
-                        help="synthetic scales, comma-separated (100 = today's size)")
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                        help="extra setting for the flow, e.g. PARTYHELP_MAX_WORKERS=4")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.scale", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--scales",
+        default="100,1000,10000",
+        help="synthetic scales, comma-separated (100 = today's size)",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra setting for the flow, e.g. PARTYHELP_MAX_WORKERS=4",
+    )
     parser.add_argument("--no-doc", action="store_true", help="do not touch docs/BENCHMARKS.md")
     args = parser.parse_args(argv)
     scales = [float(s) for s in args.scales.split(",") if s]
@@ -247,9 +281,11 @@ def main(argv: list[str] | None = None) -> int:
     for scale in scales:
         record = measure_scale(scale, extra_env)
         results.keep(record)
-        log(f"scale {scale:g}: {record['process_seconds']:.0f} s, "
+        log(
+            f"scale {scale:g}: {record['process_seconds']:.0f} s, "
             f"{record['peak_rss_mb']:.0f} MB, {record['chunks']} chunks "
-            f"({record['chunks_at_once']} at once), BigQuery = source")
+            f"({record['chunks_at_once']} at once), BigQuery = source"
+        )
     section = render(results.records, machine(), command_line("benchmarks.scale", argv))
     publish(section, results, not args.no_doc, BEGIN, END)
     return 0

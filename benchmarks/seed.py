@@ -52,8 +52,9 @@ def admin_params() -> dict[str, Any]:
 
 
 def _connect(database: str | None = None, **extra: Any) -> pymysql.Connection:
-    return pymysql.connect(**admin_params(), database=database, charset="utf8mb4",
-                           autocommit=True, **extra)
+    return pymysql.connect(
+        **admin_params(), database=database, charset="utf8mb4", autocommit=True, **extra
+    )
 
 
 def generator_digest() -> str:
@@ -107,13 +108,17 @@ def _write_marker(database: str, marker: dict[str, Any]) -> None:
         cur.execute(f"REPLACE INTO `{MARKER}` (k, v) VALUES ('seed', %s)", (json.dumps(marker),))
 
 
-def _reuse_or_recreate(database: str, wanted: Mapping[str, Any], reseed: bool, log: Log,
-                       unit: str) -> dict[str, Any] | None:
+def _reuse_or_recreate(
+    database: str, wanted: Mapping[str, Any], reseed: bool, log: Log, unit: str
+) -> dict[str, Any] | None:
     """The marker of a database that already holds what is wanted, else None once the
     database has been re-created empty for seeding."""
     if not reseed and (marker := _reusable(database, wanted, log)):
-        counted = marker["counts"].get("lead_purchases") if unit == "purchases" \
+        counted = (
+            marker["counts"].get("lead_purchases")
+            if unit == "purchases"
             else sum(marker["counts"].values())
+        )
         log(f"{database}: reusing ({counted:,} {unit})")
         return marker
     log(f"{database}: seeding {', '.join(f'{k} {v}' for k, v in wanted.items())}")
@@ -129,9 +134,11 @@ def _recreate(database: str) -> None:
 
 def _load_sql(table: str) -> str:
     cols = ", ".join(f"`{c}`" for c in synthetic.COLUMNS[table])
-    return (f"LOAD DATA LOCAL INFILE %s INTO TABLE `{table}` CHARACTER SET utf8mb4 "
-            "FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' "
-            f"({cols})")
+    return (
+        f"LOAD DATA LOCAL INFILE %s INTO TABLE `{table}` CHARACTER SET utf8mb4 "
+        "FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' "
+        f"({cols})"
+    )
 
 
 def purchases_database(rows: int) -> str:
@@ -182,8 +189,9 @@ class _BackgroundLoader:
             raise self.errors[0]
 
 
-def _generate_purchases(rows: int, scale: float, folder: str, loader: _BackgroundLoader,
-                        log: Log) -> None:
+def _generate_purchases(
+    rows: int, scale: float, folder: str, loader: _BackgroundLoader, log: Log
+) -> None:
     """Generate at ``scale`` and hand each chunk of PURCHASE_TABLES (purchases up to id
     ``rows`` only) to ``loader`` as TSV files in ``folder``, until the end or an error."""
     started = time.perf_counter()
@@ -205,8 +213,7 @@ def _generate_purchases(rows: int, scale: float, folder: str, loader: _Backgroun
                 f.write(synthetic.tsv_lines(batch))
             loader.load(table, path, len(batch))
         if part % 20 == 0:
-            log(f"  {counts['lead_purchases']:,} purchases "
-                f"({time.perf_counter() - started:.0f} s)")
+            log(f"  {counts['lead_purchases']:,} purchases ({time.perf_counter() - started:.0f} s)")
 
 
 def _check_purchases(database: str, rows: int) -> dict[str, int]:
@@ -216,21 +223,28 @@ def _check_purchases(database: str, rows: int) -> dict[str, int]:
         cur.execute("SELECT MIN(id), MAX(id) FROM lead_purchases")
         low, high = cur.fetchone()
     if loaded["lead_purchases"] != rows or (low, high) != (1, rows):
-        raise RuntimeError(f"{database}: wanted purchases 1..{rows}, got {loaded} ids "
-                           f"{low}..{high}; raise the scale")
+        raise RuntimeError(
+            f"{database}: wanted purchases 1..{rows}, got {loaded} ids "
+            f"{low}..{high}; raise the scale"
+        )
     return loaded
 
 
-def _finish(database: str, wanted: Mapping[str, Any], counts: dict[str, int],
-            started: float) -> dict[str, Any]:
+def _finish(
+    database: str, wanted: Mapping[str, Any], counts: dict[str, int], started: float
+) -> dict[str, Any]:
     """Fresh statistics for the planner on the loaded tables, then the marker that lets
     later runs reuse the database; returns the marker."""
     with _connect(database) as conn, conn.cursor() as cur:
         for table in counts:
             cur.execute(f"ANALYZE TABLE `{table}`")
             cur.fetchall()
-    marker = {**wanted, "counts": counts, "generator": generator_digest(),
-              "seconds": round(time.perf_counter() - started, 1)}
+    marker = {
+        **wanted,
+        "counts": counts,
+        "generator": generator_digest(),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
     _write_marker(database, marker)
     return marker
 
@@ -255,8 +269,9 @@ def ensure_purchases(rows: int, log: Log = print, reseed: bool = False) -> dict[
     return marker
 
 
-def derive_purchases(rows: int, base_rows: int, log: Log = print,
-                     reseed: bool = False) -> dict[str, Any]:
+def derive_purchases(
+    rows: int, base_rows: int, log: Log = print, reseed: bool = False
+) -> dict[str, Any]:
     """A database of ``rows`` purchases built from the ``base_rows`` one in minutes instead
     of the generator's hour: its purchases copied ``rows // base_rows`` times, ids shifted by
     ``base_rows`` at each copy (ids 1..rows), the tables they join copied once. Each lead and
@@ -266,8 +281,13 @@ def derive_purchases(rows: int, base_rows: int, log: Log = print,
         raise ValueError(f"{rows:,} purchases are not a multiple of {base_rows:,}")
     base = ensure_purchases(base_rows, log, reseed)
     database, source = purchases_database(rows), purchases_database(base_rows)
-    wanted = {"kind": "lead_purchases", "seed": SEED, "purchases": rows,
-              "derived_from": source, "base_generator": base["generator"]}
+    wanted = {
+        "kind": "lead_purchases",
+        "seed": SEED,
+        "purchases": rows,
+        "derived_from": source,
+        "base_generator": base["generator"],
+    }
     if marker := _reuse_or_recreate(database, wanted, reseed, log, "purchases"):
         return marker
     started = time.perf_counter()
@@ -276,18 +296,22 @@ def derive_purchases(rows: int, base_rows: int, log: Log = print,
         for table in (t for t in PURCHASE_TABLES if t != "lead_purchases"):
             cur.execute(f"INSERT INTO `{table}` SELECT * FROM `{source}`.`{table}`")
         for copy in range(rows // base_rows):
-            shifted = ", ".join(f"`{c}` + {copy * base_rows}" if c == "id" else f"`{c}`"
-                                for c in columns)
-            cur.execute(f"INSERT INTO lead_purchases ({', '.join(f'`{c}`' for c in columns)}) "
-                        f"SELECT {shifted} FROM `{source}`.lead_purchases ORDER BY id")
+            shifted = ", ".join(
+                f"`{c}` + {copy * base_rows}" if c == "id" else f"`{c}`" for c in columns
+            )
+            cur.execute(
+                f"INSERT INTO lead_purchases ({', '.join(f'`{c}`' for c in columns)}) "
+                f"SELECT {shifted} FROM `{source}`.lead_purchases ORDER BY id"
+            )
             log(f"  {(copy + 1) * base_rows:,} purchases ({time.perf_counter() - started:.0f} s)")
     marker = _finish(database, wanted, _check_purchases(database, rows), started)
     log(f"{database}: derived from {source} in {marker['seconds']:.0f} s")
     return marker
 
 
-def ensure_size(rows: int, derive_from: int | None, log: Log = print,
-                reseed: bool = False) -> dict[str, Any]:
+def ensure_size(
+    rows: int, derive_from: int | None, log: Log = print, reseed: bool = False
+) -> dict[str, Any]:
     """The purchases database of ``rows``: derived from the ``derive_from`` one when given
     and smaller, else generated."""
     if derive_from and rows > derive_from:
@@ -317,10 +341,13 @@ if __name__ == "__main__":
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--purchases", type=lambda s: [int(x) for x in s.split(",")],
-                        default=[])
-    parser.add_argument("--derive-from", type=int, default=None,
-                        help="build sizes above this one from its database (derive_purchases)")
+    parser.add_argument("--purchases", type=lambda s: [int(x) for x in s.split(",")], default=[])
+    parser.add_argument(
+        "--derive-from",
+        type=int,
+        default=None,
+        help="build sizes above this one from its database (derive_purchases)",
+    )
     parser.add_argument("--flow-scale", type=float, default=None)
     parser.add_argument("--reseed", action="store_true")
     args = parser.parse_args()

@@ -37,8 +37,12 @@ _DAY_SHAPE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 # Help text is wrapped here, at spaces only, never inside a name (RawTextHelpFormatter).
 HELP_WIDTH, DESCRIPTION_WIDTH = 54, 78
 # Options of a sync from the command line, meaningless to `check` and `backfill`.
-SYNC_ONLY = {"date": "--date", "from_exports": "--from-exports",
-             "allow_row_drop": "--allow-row-drop", "replace_current": "--replace-current"}
+SYNC_ONLY = {
+    "date": "--date",
+    "from_exports": "--from-exports",
+    "allow_row_drop": "--allow-row-drop",
+    "replace_current": "--replace-current",
+}
 
 
 def iso_day(text: str) -> dt.date:
@@ -81,8 +85,10 @@ def _wrap(text: str, width: int = HELP_WIDTH) -> str:
 
 
 def _tables_epilog() -> list[str]:
-    return ["tables (--tables takes one or more, comma-separated; default: all):",
-            *(f"  {name}" for name in TABLES)]
+    return [
+        "tables (--tables takes one or more, comma-separated; default: all):",
+        *(f"  {name}" for name in TABLES),
+    ]
 
 
 def installed_version() -> str:
@@ -95,8 +101,9 @@ def installed_version() -> str:
 
 def program_name() -> str:
     """``partyhelp-sync`` when run as the installed command, else the module's command."""
-    return CONSOLE_SCRIPT if sys.argv[0].endswith(CONSOLE_SCRIPT) \
-        else "python -m flows.partyhelp_sync"
+    return (
+        CONSOLE_SCRIPT if sys.argv[0].endswith(CONSOLE_SCRIPT) else "python -m flows.partyhelp_sync"
+    )
 
 
 def epilog() -> str:
@@ -106,88 +113,149 @@ def epilog() -> str:
         if setting.default.startswith("required"):
             note = setting.default.removeprefix("required").replace("`", "").strip()
             required.append(f"  {setting.variable}" + (f"  {note}" if note else ""))
-    return "\n".join([
-        *_tables_epilog(), "",
-        "required settings (environment variables; all of them: README, Configuration):",
-        *required, "",
-        "exit codes:",
-        "  0  done: every table synced, every day of a backfill replayed or synced",
-        "  1  a table, a view or a day failed or could not be done (the last line names each)",
-        "  2  usage or settings error: nothing was run", "",
-        "examples:",
-        "  %(prog)s",
-        "  %(prog)s --tables ph_venues,ph_leads",
-        "  %(prog)s --from-exports 2026-11-20",
-        "  %(prog)s backfill --start 2026-11-01 --end 2026-11-20",
-        "  %(prog)s check",
-    ])
+    return "\n".join(
+        [
+            *_tables_epilog(),
+            "",
+            "required settings (environment variables; all of them: README, Configuration):",
+            *required,
+            "",
+            "exit codes:",
+            "  0  done: every table synced, every day of a backfill replayed or synced",
+            "  1  a table, a view or a day failed or could not be done (the last line names each)",
+            "  2  usage or settings error: nothing was run",
+            "",
+            "examples:",
+            "  %(prog)s",
+            "  %(prog)s --tables ph_venues,ph_leads",
+            "  %(prog)s --from-exports 2026-11-20",
+            "  %(prog)s backfill --start 2026-11-01 --end 2026-11-20",
+            "  %(prog)s check",
+        ]
+    )
 
 
 def _verbose(parser: argparse.ArgumentParser, top: bool) -> None:
     # A subcommand's copy must not reset the top level's value: SUPPRESS leaves it alone.
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        default=False if top else argparse.SUPPRESS,
-                        help=_wrap("show tracebacks (by default a failure ends in one "
-                                   "line naming its cause)"))
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help=_wrap("show tracebacks (by default a failure ends in one line naming its cause)"),
+    )
 
 
 def _tables(parser: argparse.ArgumentParser, top: bool) -> None:
-    parser.add_argument("--tables", type=table_names, metavar="TABLE[,TABLE...]",
-                        default=None if top else argparse.SUPPRESS,
-                        help=_wrap("only these tables (listed below); default: all"))
+    parser.add_argument(
+        "--tables",
+        type=table_names,
+        metavar="TABLE[,TABLE...]",
+        default=None if top else argparse.SUPPRESS,
+        help=_wrap("only these tables (listed below); default: all"),
+    )
 
 
 def _sync_options(parser: argparse.ArgumentParser) -> None:
     day = parser.add_mutually_exclusive_group()
-    day.add_argument("--date", type=iso_day, metavar=DATE_FORMAT, help=_wrap(
-        "a sync from MySQL is a snapshot of now: its day is today in PARTYHELP_TIMEZONE, "
-        "and another day is refused (use --from-exports or backfill)"))
-    day.add_argument("--from-exports", type=iso_day, metavar=DATE_FORMAT, help=_wrap(
-        "reload that day's kept exports instead of reading MySQL (a replay)"))
+    day.add_argument(
+        "--date",
+        type=iso_day,
+        metavar=DATE_FORMAT,
+        help=_wrap(
+            "a sync from MySQL is a snapshot of now: its day is today in PARTYHELP_TIMEZONE, "
+            "and another day is refused (use --from-exports or backfill)"
+        ),
+    )
+    day.add_argument(
+        "--from-exports",
+        type=iso_day,
+        metavar=DATE_FORMAT,
+        help=_wrap("reload that day's kept exports instead of reading MySQL (a replay)"),
+    )
     _tables(parser, top=True)
-    parser.add_argument("--allow-row-drop", action="store_true", help=_wrap(
-        "publish a table whose rows fell past PARTYHELP_MAX_ROW_DROP_PERCENT below its last "
-        "published count (a deliberate purge)"))
-    parser.add_argument("--replace-current", action="store_true", help=_wrap(
-        "with --from-exports: also replace the current tables, even with a day older than "
-        "theirs (a deliberate rollback)"))
+    parser.add_argument(
+        "--allow-row-drop",
+        action="store_true",
+        help=_wrap(
+            "publish a table whose rows fell past PARTYHELP_MAX_ROW_DROP_PERCENT below its last "
+            "published count (a deliberate purge)"
+        ),
+    )
+    parser.add_argument(
+        "--replace-current",
+        action="store_true",
+        help=_wrap(
+            "with --from-exports: also replace the current tables, even with a day older than "
+            "theirs (a deliberate rollback)"
+        ),
+    )
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
     """The command's arguments: a sync's options, and the ``check`` and ``backfill``
     commands, each with help; dates shown as ``YYYY-MM-DD``."""
     formatter = argparse.RawTextHelpFormatter
-    parser = argparse.ArgumentParser(prog=prog, formatter_class=formatter, epilog=epilog(),
-                                     description=_wrap(
-        "Run one Partyhelp -> BigQuery sync: by default today's snapshot from MySQL, every "
-        "table; or a replay of a day's kept exports; or a backfill of days; or a pre-flight "
-        "check.", DESCRIPTION_WIDTH))
-    parser.add_argument("--version", action="version",
-                        version=f"%(prog)s {installed_version()}")
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        formatter_class=formatter,
+        epilog=epilog(),
+        description=_wrap(
+            "Run one Partyhelp -> BigQuery sync: by default today's snapshot from MySQL, every "
+            "table; or a replay of a day's kept exports; or a backfill of days; or a pre-flight "
+            "check.",
+            DESCRIPTION_WIDTH,
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     _verbose(parser, top=True)
     _sync_options(parser)
     commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     check = commands.add_parser(
-        "check", formatter_class=formatter,
-        help=_wrap("pre-flight check: settings, MySQL, bucket, dataset, BigQuery, drift, "
-                   "chunk plan; one line per check; writes one test object only"),
-        description=_wrap("Check what a sync needs, one line per check; nothing is changed "
-                          "but one test object written to the bucket and deleted. Exits 0 "
-                          "when every check passed, 1 otherwise.", DESCRIPTION_WIDTH))
+        "check",
+        formatter_class=formatter,
+        help=_wrap(
+            "pre-flight check: settings, MySQL, bucket, dataset, BigQuery, drift, "
+            "chunk plan; one line per check; writes one test object only"
+        ),
+        description=_wrap(
+            "Check what a sync needs, one line per check; nothing is changed "
+            "but one test object written to the bucket and deleted. Exits 0 "
+            "when every check passed, 1 otherwise.",
+            DESCRIPTION_WIDTH,
+        ),
+    )
     _verbose(check, top=False)
     backfill = commands.add_parser(
-        "backfill", formatter_class=formatter, epilog="\n".join(_tables_epilog()),
-        help=_wrap("one flow run per day of a range: a replay where the day's exports are "
-                   "kept, a sync from MySQL for today; other days cannot be rebuilt"),
+        "backfill",
+        formatter_class=formatter,
+        epilog="\n".join(_tables_epilog()),
+        help=_wrap(
+            "one flow run per day of a range: a replay where the day's exports are "
+            "kept, a sync from MySQL for today; other days cannot be rebuilt"
+        ),
         description=_wrap(
             "One flow run per day from --start to --end (both included): a day with kept "
             "exports is replayed into its history partitions; today is synced from MySQL; "
             "any other day cannot be rebuilt (MySQL only holds today's state) and makes "
-            "the command exit 1, naming it.", DESCRIPTION_WIDTH))
-    backfill.add_argument("--start", type=iso_day, required=True, metavar=DATE_FORMAT,
-                          help=_wrap("first day of the range"))
-    backfill.add_argument("--end", type=iso_day, required=True, metavar=DATE_FORMAT,
-                          help=_wrap("last day of the range (included)"))
+            "the command exit 1, naming it.",
+            DESCRIPTION_WIDTH,
+        ),
+    )
+    backfill.add_argument(
+        "--start",
+        type=iso_day,
+        required=True,
+        metavar=DATE_FORMAT,
+        help=_wrap("first day of the range"),
+    )
+    backfill.add_argument(
+        "--end",
+        type=iso_day,
+        required=True,
+        metavar=DATE_FORMAT,
+        help=_wrap("last day of the range (included)"),
+    )
     _tables(backfill, top=False)
     _verbose(backfill, top=False)
     return parser
@@ -212,15 +280,19 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse
             parser.error(f"{', '.join(misplaced)}: for a sync, not for {args.command}")
     if args.command == "backfill" and args.start > args.end:
         command_parser(parser, "backfill").error(
-            f"--start {args.start} is after --end {args.end}: the range is empty")
+            f"--start {args.start} is after --end {args.end}: the range is empty"
+        )
     if args.replace_current and args.from_exports is None:
-        parser.error("--replace-current goes with --from-exports: a sync from MySQL "
-                     "always replaces the current tables")
+        parser.error(
+            "--replace-current goes with --from-exports: a sync from MySQL "
+            "always replaces the current tables"
+        )
     return args
 
 
-def check_sync_day(parser: argparse.ArgumentParser, args: argparse.Namespace,
-                   settings: Settings) -> None:
+def check_sync_day(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Settings
+) -> None:
     """A sync from MySQL is for today: ``--date`` naming another day is a usage error (the
     flow checks it too, for runs started elsewhere)."""
     if args.command or args.from_exports is not None or args.date is None:

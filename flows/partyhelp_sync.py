@@ -79,8 +79,13 @@ def build_task_runner() -> TaskRunner[Any]:
         address = import_time_setting("dask_address")
         if address:
             return DaskTaskRunner(address=address)
-        return DaskTaskRunner(cluster_kwargs={"n_workers": import_time_setting("dask_workers"),
-                                              "threads_per_worker": 1, "processes": True})
+        return DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": import_time_setting("dask_workers"),
+                "threads_per_worker": 1,
+                "processes": True,
+            }
+        )
     return ThreadPoolTaskRunner(max_workers=import_time_setting("max_workers"))
 
 
@@ -92,8 +97,10 @@ def require_dask(settings: Settings) -> None:
     try:
         import prefect_dask.task_runners  # noqa: F401
     except ImportError:
-        raise ConfigError("PARTYHELP_TASK_RUNNER=dask, but the Dask runner (prefect-dask) is "
-                          "not installed: pip install 'partyhelp-bigquery-sync[dask]'") from None
+        raise ConfigError(
+            "PARTYHELP_TASK_RUNNER=dask, but the Dask runner (prefect-dask) is "
+            "not installed: pip install 'partyhelp-bigquery-sync[dask]'"
+        ) from None
 
 
 def find_kept_exports(tables: list[str], day: dt.date) -> dict[str, mf.Manifest]:
@@ -102,8 +109,11 @@ def find_kept_exports(tables: list[str], day: dt.date) -> dict[str, mf.Manifest]
     futures = {table: extract.find_export.submit(table, day) for table in tables}
     for future in futures.values():
         future.wait()
-    refused = [named(table, first_line(exc)) for table, future in futures.items()
-               if (exc := _exception(future)) is not None]
+    refused = [
+        named(table, first_line(exc))
+        for table, future in futures.items()
+        if (exc := _exception(future)) is not None
+    ]
     if refused:
         raise SyncFailed("replay refused, nothing was changed: " + "; ".join(refused))
     return {table: future.result() for table, future in futures.items()}
@@ -148,19 +158,25 @@ def publish_report(report: RunReport, run_id: str | None, audit: bool = True) ->
         log.log(level, line)
     report.target = summary_target()
     report.attempt = flow_run.run_count or 1  # above 1 when the run was retried
-    create_markdown_artifact(key=ARTIFACT_KEY, markdown=report.markdown(),
-                             description=f"Partyhelp sync {report.sync_date} ({report.mode})")
+    create_markdown_artifact(
+        key=ARTIFACT_KEY,
+        markdown=report.markdown(),
+        description=f"Partyhelp sync {report.sync_date} ({report.mode})",
+    )
     if not audit:
-        log.warning("no row appended to ph_sync_runs: BigQuery did not answer (the summary "
-                    "artifact and the run's state message name the cause)")
+        log.warning(
+            "no row appended to ph_sync_runs: BigQuery did not answer (the summary "
+            "artifact and the run's state message name the cause)"
+        )
         return
     appended = load.record_audit(report.audit_rows(run_id), return_state=True)
     if not appended.is_completed():
         log.warning("could not append to ph_sync_runs: %s", appended.message)
 
 
-def fail_early(names: list[str], day: dt.date, mode: str, run_id: str | None,
-               cause: BaseException) -> None:
+def fail_early(
+    names: list[str], day: dt.date, mode: str, run_id: str | None, cause: BaseException
+) -> None:
     """A run that fails before its tables' pipelines still leaves a trace: the summary and
     one ``ph_sync_runs`` row per table with the cause, whenever BigQuery answers (when the
     cause is BigQuery not answering, the append is not tried: it would wait a window more)."""
@@ -188,8 +204,13 @@ def start_checks(names: list[str], day: dt.date, from_exports: bool) -> dict[str
     return {}
 
 
-@flow(name="partyhelp-bigquery-sync", task_runner=build_task_runner(), persist_result=True,
-      log_prints=True, timeout_seconds=import_time_setting("flow_timeout_seconds"))
+@flow(
+    name="partyhelp-bigquery-sync",
+    task_runner=build_task_runner(),
+    persist_result=True,
+    log_prints=True,
+    timeout_seconds=import_time_setting("flow_timeout_seconds"),
+)
 def partyhelp_bigquery_sync(
     sync_date: dt.date | None = None,
     tables: list[str] | None = None,
@@ -212,8 +233,14 @@ def partyhelp_bigquery_sync(
     names = [spec.name for spec in select_tables(tables)]
     day = extract.resolve_sync_date(sync_date, from_exports)
     mode, run_id = ("replay" if from_exports else "sync"), flow_run.get_id()
-    get_logger().info("%s of %s for %s into %s.%s", mode, ", ".join(names), day.isoformat(),
-                      settings.bq_project, settings.bq_dataset)
+    get_logger().info(
+        "%s of %s for %s into %s.%s",
+        mode,
+        ", ".join(names),
+        day.isoformat(),
+        settings.bq_project,
+        settings.bq_dataset,
+    )
     try:
         kept = start_checks(names, day, from_exports)
     except Exception as cause:
@@ -229,8 +256,9 @@ def partyhelp_bigquery_sync(
 
 
 @flow(name="partyhelp-bigquery-backfill", log_prints=True)
-def partyhelp_bigquery_backfill(start: dt.date, end: dt.date,
-                                tables: list[str] | None = None) -> dict[str, str]:
+def partyhelp_bigquery_backfill(
+    start: dt.date, end: dt.date, tables: list[str] | None = None
+) -> dict[str, str]:
     """One sync flow run per day from ``start`` to ``end``: replays where exports exist.
 
     MySQL only holds today's state, so a past day without kept exports cannot be rebuilt;
@@ -245,16 +273,24 @@ def partyhelp_bigquery_backfill(start: dt.date, end: dt.date,
     names = [s.name for s in select_tables(tables)]
     day = start
     while day <= end:
-        has_exports = all(mf.has_kept_export(client, settings.gcs_bucket, settings.gcs_prefix,
-                                             day, name) for name in names)
+        has_exports = all(
+            mf.has_kept_export(client, settings.gcs_bucket, settings.gcs_prefix, day, name)
+            for name in names
+        )
         if has_exports or day == today:
-            state = partyhelp_bigquery_sync(sync_date=day, tables=names,
-                                            from_exports=day != today, return_state=True)
-            results[day.isoformat()] = ("replayed" if day != today else "synced") \
-                if state.is_completed() else f"failed: {state.message}"
+            state = partyhelp_bigquery_sync(
+                sync_date=day, tables=names, from_exports=day != today, return_state=True
+            )
+            results[day.isoformat()] = (
+                ("replayed" if day != today else "synced")
+                if state.is_completed()
+                else f"failed: {state.message}"
+            )
         else:
-            results[day.isoformat()] = ("skipped: no kept exports for this day, and it needs "
-                                        "the source, but MySQL only holds today's state")
+            results[day.isoformat()] = (
+                "skipped: no kept exports for this day, and it needs "
+                "the source, but MySQL only holds today's state"
+            )
         day += dt.timedelta(days=1)
     get_logger().info("backfill %s..%s: %s", start, end, results)
     # A day not done (failed, or skipped: it cannot be rebuilt) fails the run, in Prefect
@@ -268,10 +304,14 @@ def _run(args: argparse.Namespace) -> Any:
     """Start the flow the arguments ask for; its final state."""
     if args.command == "backfill":
         return partyhelp_bigquery_backfill(args.start, args.end, args.tables, return_state=True)
-    return partyhelp_bigquery_sync(sync_date=args.from_exports or args.date, tables=args.tables,
-                                   from_exports=args.from_exports is not None,
-                                   allow_row_drop=args.allow_row_drop,
-                                   replace_current=args.replace_current, return_state=True)
+    return partyhelp_bigquery_sync(
+        sync_date=args.from_exports or args.date,
+        tables=args.tables,
+        from_exports=args.from_exports is not None,
+        allow_row_drop=args.allow_row_drop,
+        replace_current=args.replace_current,
+        return_state=True,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

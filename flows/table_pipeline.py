@@ -21,8 +21,9 @@ from tasks import gcs_to_bigquery as load
 from tasks import mysql_to_gcs as extract
 
 
-def export_table(table: str, day: dt.date, run_id: str | None,
-                 replaces: str | None = None) -> Manifest:
+def export_table(
+    table: str, day: dt.date, run_id: str | None, replaces: str | None = None
+) -> Manifest:
     """Plan, export every chunk concurrently, then commit the manifest."""
     plan = extract.plan_export(table, day, run_id, replaces)
     chunks = [extract.export_chunk.submit(plan, index) for index in range(len(plan.chunks))]
@@ -30,23 +31,35 @@ def export_table(table: str, day: dt.date, run_id: str | None,
     return extract.commit_manifest(plan, [chunk.result() for chunk in chunks])
 
 
-def _export_again(outcome: TableOutcome, damage: DamagedExportError, day: dt.date,
-                  run_id: str | None) -> Manifest:
+def _export_again(
+    outcome: TableOutcome, damage: DamagedExportError, day: dt.date, run_id: str | None
+) -> Manifest:
     damaged = outcome.manifest
     assert damaged is not None
     problem = named(outcome.table, first_line(damage))
-    get_logger().warning("%s; exporting %s again from MySQL (the damaged export %s is kept)",
-                         problem, outcome.table, damaged.export_id)
+    get_logger().warning(
+        "%s; exporting %s again from MySQL (the damaged export %s is kept)",
+        problem,
+        outcome.table,
+        damaged.export_id,
+    )
     try:
         # A new plan (its inputs name the damaged export) gives new task runs, not cached ones.
         return export_table(outcome.table, day, run_id, replaces=damaged.export_id)
     except Exception as exc:
-        raise RuntimeError(f"{problem}; exporting it again failed: "
-                           f"{named(outcome.table, first_line(exc))}") from exc
+        raise RuntimeError(
+            f"{problem}; exporting it again failed: {named(outcome.table, first_line(exc))}"
+        ) from exc
 
 
-def table_pipeline(table: str, day: dt.date, run_id: str | None, kept: Manifest | None = None,
-                   allow_row_drop: bool = False, replace_current: bool = False) -> TableOutcome:
+def table_pipeline(
+    table: str,
+    day: dt.date,
+    run_id: str | None,
+    kept: Manifest | None = None,
+    allow_row_drop: bool = False,
+    replace_current: bool = False,
+) -> TableOutcome:
     """Sync one table (or replay its ``kept`` export); never raises: the outcome says."""
     outcome = TableOutcome(table, "replay" if kept else "sync", day.isoformat(), iso(utc_now()))
     try:
@@ -64,16 +77,31 @@ def table_pipeline(table: str, day: dt.date, run_id: str | None, kept: Manifest 
     return outcome
 
 
-def run_table_pipelines(tables: list[str], day: dt.date, run_id: str | None,
-                        kept: dict[str, Manifest], allow_row_drop: bool = False,
-                        replace_current: bool = False) -> list[TableOutcome]:
+def run_table_pipelines(
+    tables: list[str],
+    day: dt.date,
+    run_id: str | None,
+    kept: dict[str, Manifest],
+    allow_row_drop: bool = False,
+    replace_current: bool = False,
+) -> list[TableOutcome]:
     """Every table's pipeline at once, each in a thread that carries the flow run's context
     (so their tasks belong to the run); outcomes in the order of ``tables``."""
     pool = ThreadPoolExecutor(max_workers=len(tables), thread_name_prefix="table")
     try:
-        futures = [pool.submit(contextvars.copy_context().run, table_pipeline, table, day,
-                               run_id, kept.get(table), allow_row_drop, replace_current)
-                   for table in tables]
+        futures = [
+            pool.submit(
+                contextvars.copy_context().run,
+                table_pipeline,
+                table,
+                day,
+                run_id,
+                kept.get(table),
+                allow_row_drop,
+                replace_current,
+            )
+            for table in tables
+        ]
         return [future.result() for future in futures]
     finally:
         # A flow that times out must not wait here for a stalled call to return.

@@ -116,7 +116,9 @@ def field_schema(field: AvroField) -> dict[str, Any]:
 
 
 def record_schema(
-    name: str, fields: Sequence[AvroField], namespace: str | None = None,
+    name: str,
+    fields: Sequence[AvroField],
+    namespace: str | None = None,
     doc: str | None = None,
 ) -> dict[str, Any]:
     """Avro record schema for the given fields, in order."""
@@ -131,14 +133,26 @@ def record_schema(
 
 def table_fields(columns: Sequence[Column]) -> list[AvroField]:
     """How the encoder writes each spec column: the type table's Avro encoding."""
-    return [AvroField(c.name, TYPES[c.type].avro_kind, c.nullable,
-                      TYPES[c.type].avro_logical_type, doc=c.description) for c in columns]
+    return [
+        AvroField(
+            c.name,
+            TYPES[c.type].avro_kind,
+            c.nullable,
+            TYPES[c.type].avro_logical_type,
+            doc=c.description,
+        )
+        for c in columns
+    ]
 
 
 def table_schema(spec: TableSpec, include_pii: bool = False) -> dict[str, Any]:
     """The documented Avro record schema of a reporting table's exported files."""
-    return record_schema(spec.name, table_fields(spec.output_columns(include_pii)),
-                         namespace="partyhelp.reporting", doc=spec.description)
+    return record_schema(
+        spec.name,
+        table_fields(spec.output_columns(include_pii)),
+        namespace="partyhelp.reporting",
+        doc=spec.description,
+    )
 
 
 def zigzag_varint(value: int) -> bytes:
@@ -287,8 +301,11 @@ def _double_piece(arr: pa.Array, valid: np.ndarray | None) -> _Piece:
     """Avro double: 8 little-endian IEEE 754 bytes; rows not valid contribute nothing."""
     n = len(arr)
     buf = arr.buffers()[1]
-    values = (np.zeros(n, dtype="<f8") if buf is None else
-              np.frombuffer(buf, dtype="<f8", count=arr.offset + n)[arr.offset :])
+    values = (
+        np.zeros(n, dtype="<f8")
+        if buf is None
+        else np.frombuffer(buf, dtype="<f8", count=arr.offset + n)[arr.offset :]
+    )
     cells = values.view(np.uint8).reshape(n, 8)
     keep = np.ones((n, 8), dtype=bool) if valid is None else np.repeat(valid[:, None], 8, axis=1)
     lengths = np.full(n, 8, dtype=np.int64) if valid is None else valid.astype(np.int64) * 8
@@ -399,8 +416,9 @@ def encode_records(
     return _join_segments(segments, n, large)
 
 
-def _segments(fields: Sequence[AvroField], arrays: list[pa.Array],
-              n: int) -> tuple[list[list[_Piece] | pa.Array], int]:
+def _segments(
+    fields: Sequence[AvroField], arrays: list[pa.Array], n: int
+) -> tuple[list[list[_Piece] | pa.Array], int]:
     """The batch as segments, and an upper bound of its string bytes (null slots may span
     bytes). Bounded-width pieces (varints, decimals, union bytes, string length prefixes)
     between two strings are merged into one "run"; unbounded string bodies stay Arrow
@@ -440,8 +458,7 @@ def _number_piece(field: AvroField, values: np.ndarray, valid: np.ndarray | None
     return _varint_piece(values, valid)
 
 
-def _join_segments(segments: list[list[_Piece] | pa.Array], n: int,
-                   large: bool) -> EncodedBatch:
+def _join_segments(segments: list[list[_Piece] | pa.Array], n: int, large: bool) -> EncodedBatch:
     """Concatenate the segments row by row into one buffer of encoded records."""
     binary_type = pa.large_binary() if large else pa.binary()
     joined_inputs: list[pa.Array] = []
@@ -465,8 +482,9 @@ def _join_segments(segments: list[list[_Piece] | pa.Array], n: int,
             null_replacement="",
         )
     offset_dtype = np.int64 if large else np.int32
-    offsets = np.frombuffer(result.buffers()[1], dtype=offset_dtype,
-                            count=result.offset + n + 1)[result.offset:]
+    offsets = np.frombuffer(result.buffers()[1], dtype=offset_dtype, count=result.offset + n + 1)[
+        result.offset :
+    ]
     row_offsets = offsets.astype(np.int64) - offsets[0]
     start, stop = int(offsets[0]), int(offsets[-1])
     data = np.frombuffer(result.buffers()[2], dtype=np.uint8, count=stop)[start:]

@@ -52,14 +52,17 @@ class QualityCounts:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, for the manifest and the audit table."""
-        return {"counts": dict(sorted(self.counts.items())),
-                "examples": dict(sorted(self.examples.items()))}
+        return {
+            "counts": dict(sorted(self.counts.items())),
+            "examples": dict(sorted(self.examples.items())),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> QualityCounts:
         """Inverse of ``to_dict``."""
-        return cls(dict(data.get("counts", {})), {k: list(v) for k, v in
-                                                  data.get("examples", {}).items()})
+        return cls(
+            dict(data.get("counts", {})), {k: list(v) for k, v in data.get("examples", {}).items()}
+        )
 
 
 @dataclass(frozen=True)
@@ -85,18 +88,22 @@ def _ids_where(row_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return row_ids[np.flatnonzero(mask)]
 
 
-def _int_array(values: Sequence[Any], spec: TableSpec, column: str,
-               row_ids: Sequence[Any]) -> pa.Array:
+def _int_array(
+    values: Sequence[Any], spec: TableSpec, column: str, row_ids: Sequence[Any]
+) -> pa.Array:
     try:
         return pa.array(values, type=pa.int64())
     except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError):
         for value, row_id in zip(values, row_ids, strict=True):
-            if value is not None and not (isinstance(value, int) and -INT64_MAX - 1 <= value
-                                          <= INT64_MAX):
+            if value is not None and not (
+                isinstance(value, int) and -INT64_MAX - 1 <= value <= INT64_MAX
+            ):
                 raise BadDataError(
                     f"{spec.name}: column {column} of row id {row_id} holds {value!r}, "
                     "which does not fit a signed 64-bit integer",
-                    table=spec.name, column=column, row_id=row_id,
+                    table=spec.name,
+                    column=column,
+                    row_id=row_id,
                 ) from None
         raise
 
@@ -129,8 +136,9 @@ def yyyymmdd_to_days(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray,
     leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
     days_in_month = _DAYS_IN_MONTH[np.where(month_ok, month, 0)] + (leap & (month == 2))
     real = valid & (year >= 1) & (year <= 9999) & month_ok & (day >= 1) & (day <= days_in_month)
-    days = civil_to_days(np.where(real, year, 1970), np.where(real, month, 1),
-                         np.where(real, day, 1))
+    days = civil_to_days(
+        np.where(real, year, 1970), np.where(real, month, 1), np.where(real, day, 1)
+    )
     return days, real
 
 
@@ -214,8 +222,14 @@ def keyed_hash(value: str, salt: bytes) -> str:
     return hmac.new(salt, value.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def _pii_column(values: Sequence[Any], normalise: Callable[[str], str | None], salt: bytes,
-                row_ids: np.ndarray, counter: str, quality: QualityCounts) -> pa.Array:
+def _pii_column(
+    values: Sequence[Any],
+    normalise: Callable[[str], str | None],
+    salt: bytes,
+    row_ids: np.ndarray,
+    counter: str,
+    quality: QualityCounts,
+) -> pa.Array:
     out: list[str | None] = []
     bad: list[int] = []
     for index, value in enumerate(values):
@@ -233,8 +247,9 @@ def wire_types(spec: TableSpec, names: Sequence[str]) -> list[pa.DataType]:
     return [wire[name] for name in names]
 
 
-def to_columns(context: BatchContext, names: Sequence[str],
-               rows: Sequence[Sequence[Any]]) -> dict[str, pa.Array]:
+def to_columns(
+    context: BatchContext, names: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> dict[str, pa.Array]:
     """Source rows (wire form) as one Arrow array per query column.
 
     One Arrow conversion of the whole batch as a struct (no per-column Python lists); a
@@ -251,32 +266,45 @@ def to_columns(context: BatchContext, names: Sequence[str],
             pass
     raw = list(zip(*rows, strict=True)) if rows else [() for _ in names]
     key_values = raw[list(names).index(spec.primary_key)]
-    return {name: _column_array(spec, name, arrow_type, values, key_values)
-            for name, arrow_type, values in zip(names, types, raw, strict=True)}
+    return {
+        name: _column_array(spec, name, arrow_type, values, key_values)
+        for name, arrow_type, values in zip(names, types, raw, strict=True)
+    }
 
 
-def _column_array(spec: TableSpec, name: str, arrow_type: pa.DataType, values: Sequence[Any],
-                  row_ids: Sequence[Any]) -> pa.Array:
+def _column_array(
+    spec: TableSpec,
+    name: str,
+    arrow_type: pa.DataType,
+    values: Sequence[Any],
+    row_ids: Sequence[Any],
+) -> pa.Array:
     if arrow_type == pa.string():
         try:
             return pa.array(values, type=pa.string())
         except (pa.ArrowTypeError, pa.ArrowInvalid):
             # A driver may hand back bytes for a binary collation: decode strictly.
-            return pa.array([v.decode("utf-8") if isinstance(v, bytes) else v for v in values],
-                            type=pa.string())
+            return pa.array(
+                [v.decode("utf-8") if isinstance(v, bytes) else v for v in values], type=pa.string()
+            )
     if arrow_type == pa.float64():
         return pa.array(values, type=pa.float64())
     return _int_array(values, spec, name, row_ids)
 
 
-def convert_batch(context: BatchContext, names: Sequence[str], rows: Sequence[Sequence[Any]],
-                  quality: QualityCounts) -> ConvertedBatch:
+def convert_batch(
+    context: BatchContext,
+    names: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    quality: QualityCounts,
+) -> ConvertedBatch:
     """Convert source rows (wire form) into Arrow arrays of the output columns."""
     return convert_columns(context, to_columns(context, names, rows), quality)
 
 
-def convert_columns(context: BatchContext, source_columns: dict[str, pa.Array],
-                    quality: QualityCounts) -> ConvertedBatch:
+def convert_columns(
+    context: BatchContext, source_columns: dict[str, pa.Array], quality: QualityCounts
+) -> ConvertedBatch:
     """Convert the query's columns (see ``to_columns``) into the output columns."""
     spec = context.spec
     row_ids = np.asarray(source_columns[spec.primary_key].fill_null(-1))
@@ -284,8 +312,9 @@ def convert_columns(context: BatchContext, source_columns: dict[str, pa.Array],
     arrays: dict[str, pa.Array] = {}
     money: dict[str, int] = {}
     for column in context.columns:
-        arrays[column.name] = _convert_column(context, column, source_columns.__getitem__,
-                                              row_ids, quality)
+        arrays[column.name] = _convert_column(
+            context, column, source_columns.__getitem__, row_ids, quality
+        )
         if column.type == "NUMERIC":
             money[column.name] = int(pc.sum(arrays[column.name]).as_py() or 0)
     for check in spec.orphan_checks:
@@ -299,13 +328,20 @@ def convert_columns(context: BatchContext, source_columns: dict[str, pa.Array],
             raise BadDataError(
                 f"{spec.name}: column {column.name} is REQUIRED but row id {row_ids[index]} "
                 "holds NULL",
-                table=spec.name, column=column.name, row_id=int(row_ids[index]),
+                table=spec.name,
+                column=column.name,
+                row_id=int(row_ids[index]),
             )
     return ConvertedBatch([arrays[c.name] for c in context.columns], num_rows, money)
 
 
-def _convert_column(context: BatchContext, column: Column, source: Callable[[str], pa.Array],
-                    row_ids: np.ndarray, quality: QualityCounts) -> pa.Array:
+def _convert_column(
+    context: BatchContext,
+    column: Column,
+    source: Callable[[str], pa.Array],
+    row_ids: np.ndarray,
+    quality: QualityCounts,
+) -> pa.Array:
     spec = context.spec
     if column.derive == "sync_date":
         epoch_day = context.sync_date.toordinal() - EPOCH_ORDINAL
@@ -315,11 +351,11 @@ def _convert_column(context: BatchContext, column: Column, source: Callable[[str
         needs_derivation = pc.and_(labels.is_null(), keys.is_valid())
         if not pc.any(needs_derivation).as_py():
             return labels
-        quality.add("occasion_label_derived",
-                    _ids_where(row_ids, np.asarray(needs_derivation)))
+        quality.add("occasion_label_derived", _ids_where(row_ids, np.asarray(needs_derivation)))
         unique = keys.dictionary_encode()
-        derived_dictionary = pa.array([title_from_key(k) for k in unique.dictionary.to_pylist()],
-                                      type=pa.string())
+        derived_dictionary = pa.array(
+            [title_from_key(k) for k in unique.dictionary.to_pylist()], type=pa.string()
+        )
         derived = derived_dictionary.take(unique.indices)
         return pc.if_else(needs_derivation, derived, labels)
     if column.derive == "location_display":
@@ -340,13 +376,20 @@ def _convert_column(context: BatchContext, column: Column, source: Callable[[str
         return pa.array(out, type=pa.string())
     if column.derive in ("hmac_email", "hmac_phone"):
         if context.pii_salt is None:
-            raise BadDataError(f"{spec.name}: {column.name} needs PARTYHELP_PII_SALT",
-                               table=spec.name, column=column.name)
+            raise BadDataError(
+                f"{spec.name}: {column.name} needs PARTYHELP_PII_SALT",
+                table=spec.name,
+                column=column.name,
+            )
         is_email = column.derive == "hmac_email"
-        return _pii_column(source("email" if is_email else "phone").to_pylist(),
-                           normalise_email if is_email else normalise_au_phone,
-                           context.pii_salt, row_ids,
-                           "email_unusable" if is_email else "phone_not_e164", quality)
+        return _pii_column(
+            source("email" if is_email else "phone").to_pylist(),
+            normalise_email if is_email else normalise_au_phone,
+            context.pii_salt,
+            row_ids,
+            "email_unusable" if is_email else "phone_not_e164",
+            quality,
+        )
 
     array = source(column.name)
     if column.type in ("STRING", "FLOAT64", "INT64", "NUMERIC"):

@@ -80,7 +80,7 @@ def job_id(step: str, table: str, *inputs: Any) -> str:
     run_part = f"{run.run_id}_a{run.attempt}" if run else f"norun-{uuid.uuid4().hex}"
     head = _NOT_JOB_ID_TEXT.sub("_", f"partyhelp_{step}_{table}_{run_part}")
     tail = f"_{input_digest(step, table, *inputs)}"
-    return head[:MAX_JOB_ID_LENGTH - len(tail) - 8] + tail
+    return head[: MAX_JOB_ID_LENGTH - len(tail) - 8] + tail
 
 
 def try_id(base_id: str, number: int) -> str:
@@ -92,8 +92,14 @@ def _failed(job: Any) -> bool:
     return job.state == "DONE" and job.error_result is not None
 
 
-def start_job(client: bigquery.Client, base_id: str, start: Callable[[str], Job], *,
-              what: str, usable: Callable[[Job], bool] | None = None) -> Job:
+def start_job(
+    client: bigquery.Client,
+    base_id: str,
+    start: Callable[[str], Job],
+    *,
+    what: str,
+    usable: Callable[[Job], bool] | None = None,
+) -> Job:
     """``start(id)`` under the first try id BigQuery does not hold yet, or the job an earlier
     try started under it (a 409 Conflict), running or done: its outcome is this one's.
     An earlier job that failed, or whose output is gone (``usable`` says no), is passed
@@ -106,11 +112,21 @@ def start_job(client: bigquery.Client, base_id: str, start: Callable[[str], Job]
             # The job's own location: BigQuery finds a job only where it runs.
             job = cast(Job, client.get_job(candidate, location=client.location))
         if _failed(job) or (job.state == "DONE" and usable is not None and not usable(job)):
-            get_logger().info("%s: job %s of an earlier try %s; starting it anew", what,
-                              candidate, "failed" if _failed(job) else "left nothing usable")
+            get_logger().info(
+                "%s: job %s of an earlier try %s; starting it anew",
+                what,
+                candidate,
+                "failed" if _failed(job) else "left nothing usable",
+            )
             continue
-        get_logger().info("%s: job %s was started by an earlier request or try; using its "
-                          "outcome instead of running it again", what, candidate)
+        get_logger().info(
+            "%s: job %s was started by an earlier request or try; using its "
+            "outcome instead of running it again",
+            what,
+            candidate,
+        )
         return job
-    raise LoadError(f"{what}: {JOB_TRIES} BigQuery jobs {base_id}[_tN] already failed; "
-                    "read their errors in BigQuery, fix the cause, then run again")
+    raise LoadError(
+        f"{what}: {JOB_TRIES} BigQuery jobs {base_id}[_tN] already failed; "
+        "read their errors in BigQuery, fix the cause, then run again"
+    )

@@ -54,8 +54,9 @@ def _anonymous() -> Credentials:
 @lru_cache(maxsize=8)
 def _cached_storage(project: str, emulator: str | None, block: str | None) -> storage.Client:
     if emulator:
-        return storage.Client(project=project, credentials=_anonymous(),
-                              client_options={"api_endpoint": emulator})
+        return storage.Client(
+            project=project, credentials=_anonymous(), client_options={"api_endpoint": emulator}
+        )
     credentials: Any = _block_credentials(block) if block else None
     return storage.Client(project=project, credentials=credentials)
 
@@ -113,8 +114,9 @@ def _bounded_method(method: Callable[..., Any]) -> Callable[..., Any]:
             elif name == "retry":
                 call.arguments[name] = bounded_retry(value, window)
             else:
-                call.arguments[name] = bounded_job_retry(value, window,
-                                                         call.arguments.get("job_id"))
+                call.arguments[name] = bounded_job_retry(
+                    value, window, call.arguments.get("job_id")
+                )
         return method(*call.args, **call.kwargs)
 
     return bounded
@@ -141,12 +143,15 @@ class BoundedBigQueryClient(bigquery.Client):
 # calls (get_dataset, load_table_from_uri, copy_table, get_table, ...) and the library's own
 # calls back into its client (get_job while a job is polled, get_dataset after a Conflict).
 BOUNDED_METHODS = tuple(
-    name for name, method in inspect.getmembers(bigquery.Client, inspect.isfunction)
+    name
+    for name, method in inspect.getmembers(bigquery.Client, inspect.isfunction)
     if not name.startswith("_")
-    and inspect.signature(method).parameters.keys() & (_WAIT_PARAMETERS | _RETRY_PARAMETERS))
+    and inspect.signature(method).parameters.keys() & (_WAIT_PARAMETERS | _RETRY_PARAMETERS)
+)
 for method_name in BOUNDED_METHODS:
-    setattr(BoundedBigQueryClient, method_name,
-            _bounded_method(getattr(bigquery.Client, method_name)))
+    setattr(
+        BoundedBigQueryClient, method_name, _bounded_method(getattr(bigquery.Client, method_name))
+    )
 
 
 def bigquery_window(settings: Settings) -> float:
@@ -168,8 +173,11 @@ def query_options(settings: Settings) -> dict[str, Any]:
     """
     window = bigquery_window(settings)
     request_retry: Retry = bigquery.DEFAULT_RETRY
-    return {"retry": request_retry.with_timeout(window), "timeout": window,
-            "job_retry": bounded_job_retry(DEFAULT_JOB_RETRY, window)}
+    return {
+        "retry": request_retry.with_timeout(window),
+        "timeout": window,
+        "job_retry": bounded_job_retry(DEFAULT_JOB_RETRY, window),
+    }
 
 
 def gcs_upload_retry(settings: Settings) -> Retry:
@@ -182,8 +190,13 @@ def gcs_upload_retry(settings: Settings) -> Retry:
 
 
 @lru_cache(maxsize=8)
-def _cached_bigquery(project: str, location: str, emulator: str | None, block: str | None,
-                     retry_seconds: float | None) -> bigquery.Client:
+def _cached_bigquery(
+    project: str,
+    location: str,
+    emulator: str | None,
+    block: str | None,
+    retry_seconds: float | None,
+) -> bigquery.Client:
     kwargs: dict[str, Any] = {"project": project, "location": location}
     if emulator:
         kwargs["credentials"] = _anonymous()
@@ -195,13 +208,20 @@ def _cached_bigquery(project: str, location: str, emulator: str | None, block: s
 
 def storage_client(settings: Settings) -> storage.Client:
     """The GCS client for these settings (one per process and configuration)."""
-    return _cached_storage(settings.bq_project, settings.storage_emulator_host,
-                           settings.gcp_credentials_block)
+    return _cached_storage(
+        settings.bq_project, settings.storage_emulator_host, settings.gcp_credentials_block
+    )
 
 
 @lru_cache(maxsize=8)
-def _dataset_location(project: str, dataset: str, configured: str, emulator: str | None,
-                      block: str | None, retry_seconds: float | None) -> str:
+def _dataset_location(
+    project: str,
+    dataset: str,
+    configured: str,
+    emulator: str | None,
+    block: str | None,
+    retry_seconds: float | None,
+) -> str:
     client = _cached_bigquery(project, configured, emulator, block, retry_seconds)
     try:
         actual = client.get_dataset(f"{project}.{dataset}").location
@@ -210,7 +230,12 @@ def _dataset_location(project: str, dataset: str, configured: str, emulator: str
     if actual and actual.lower() != configured.lower():
         get_logger().warning(
             "dataset %s.%s is in %s: its jobs run there (PARTYHELP_BQ_LOCATION=%s only "
-            "places a dataset the flow creates)", project, dataset, actual, configured)
+            "places a dataset the flow creates)",
+            project,
+            dataset,
+            actual,
+            configured,
+        )
     return actual or configured
 
 
@@ -219,32 +244,48 @@ def bigquery_client(settings: Settings) -> bigquery.Client:
     jobs run in the dataset's own location: BigQuery runs a job only where its dataset is,
     and an existing dataset may be elsewhere than ``PARTYHELP_BQ_LOCATION``."""
     retry_seconds = settings.bq_retry_seconds
-    location = _dataset_location(settings.bq_project, settings.bq_dataset, settings.bq_location,
-                                 settings.bigquery_emulator_host,
-                                 settings.gcp_credentials_block, retry_seconds)
-    return _cached_bigquery(settings.bq_project, location, settings.bigquery_emulator_host,
-                            settings.gcp_credentials_block, retry_seconds)
+    location = _dataset_location(
+        settings.bq_project,
+        settings.bq_dataset,
+        settings.bq_location,
+        settings.bigquery_emulator_host,
+        settings.gcp_credentials_block,
+        retry_seconds,
+    )
+    return _cached_bigquery(
+        settings.bq_project,
+        location,
+        settings.bigquery_emulator_host,
+        settings.gcp_credentials_block,
+        retry_seconds,
+    )
 
 
 # ------------------------------------------------------------------ a service that is down
 
 # The API endpoints the clients use on GCP (their libraries' defaults).
-GCP_ENDPOINTS = {"BigQuery": "https://bigquery.googleapis.com",
-                 "GCS": "https://storage.googleapis.com"}
+GCP_ENDPOINTS = {
+    "BigQuery": "https://bigquery.googleapis.com",
+    "GCS": "https://storage.googleapis.com",
+}
 EMULATOR_HINT = "is the emulator running? scripts/stack.sh status"
-GCP_HINT = ("check this machine's route to it (proxy, firewall, VPC egress) and "
-            "https://status.cloud.google.com")
+GCP_HINT = (
+    "check this machine's route to it (proxy, firewall, VPC egress) and "
+    "https://status.cloud.google.com"
+)
 
 
 def service_address(settings: Settings, service: str) -> str:
     """Where the client of ``service`` (``BigQuery`` or ``GCS``) sends its requests."""
-    emulator = settings.bigquery_emulator_host if service == "BigQuery" \
-        else settings.storage_emulator_host
+    emulator = (
+        settings.bigquery_emulator_host if service == "BigQuery" else settings.storage_emulator_host
+    )
     return emulator or GCP_ENDPOINTS[service]
 
 
-def unreachable_error(settings: Settings, service: str, window: float,
-                      exc: BaseException) -> ServiceUnreachableError | None:
+def unreachable_error(
+    settings: Settings, service: str, window: float, exc: BaseException
+) -> ServiceUnreachableError | None:
     """``exc`` as the one sentence a person reads, when it says that ``service`` did not
     answer for the ``window`` its call retried (None when the service answered): its
     address, the window, why, and what to check (the emulator, or the route to GCP)."""
@@ -256,5 +297,6 @@ def unreachable_error(settings: Settings, service: str, window: float,
     detail = " ".join(str(exc).split()) or type(exc).__name__
     return ServiceUnreachableError(
         f"{service} at {address} did not answer within {window:g} s ({reason}): {hint}",
-        service=service, detail=f"{type(exc).__name__}: {detail}")
-
+        service=service,
+        detail=f"{type(exc).__name__}: {detail}",
+    )

@@ -38,13 +38,15 @@ def sync_date_for(requested: dt.date | None, replay: bool, today: dt.date) -> dt
     ``today`` and another day is refused; a replay's day is the kept day it names."""
     if replay:
         if requested is None:
-            raise SyncDateError("a replay needs the day of its kept exports "
-                                "(--from-exports YYYY-MM-DD)")
+            raise SyncDateError(
+                "a replay needs the day of its kept exports (--from-exports YYYY-MM-DD)"
+            )
         return requested
     if requested is not None and requested != today:
         raise SyncDateError(
             f"a sync from MySQL is a snapshot of now, so its sync_date is today "
             f"({today.isoformat()} in the reporting time zone), not {requested.isoformat()}; "
             f"to reload a kept day use --from-exports {requested.isoformat()}, for a range "
-            "of days use backfill")
+            "of days use backfill"
+        )
     return today

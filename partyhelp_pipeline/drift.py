@@ -46,8 +46,9 @@ def describe_source(connection: Any, database: str) -> dict[tuple[str, str], Sou
         )
         rows = cursor.fetchall()
     return {
-        (str(t).lower(), str(c).lower()): SourceColumn(str(t), str(c), str(d).lower(), p, s,
-                                                       None if k is None else str(k))
+        (str(t).lower(), str(c).lower()): SourceColumn(
+            str(t), str(c), str(d).lower(), p, s, None if k is None else str(k)
+        )
         for t, c, d, p, s, k in rows
     }
 
@@ -69,15 +70,20 @@ def raise_drift(problems: list[Problem]) -> None:
     """One ``SchemaDriftError`` naming every ``(table, column, message)`` problem, if any."""
     if problems:
         table, column, _ = problems[0]
-        raise SchemaDriftError("; ".join(message for _, _, message in problems),
-                               table=table, column=column)
+        raise SchemaDriftError(
+            "; ".join(message for _, _, message in problems), table=table, column=column
+        )
 
 
 def schema_problems(spec: TableSpec, source: SourceSchema) -> list[Problem]:
     """Every drift of the source that ``spec`` cannot export exactly, all listed, so that
     one failed run shows the whole of a migration."""
-    return (_missing(spec, source) + _wrong_types(spec, source)
-            + _money_too_wide(spec, source) + _mixed_collations(spec, source))
+    return (
+        _missing(spec, source)
+        + _wrong_types(spec, source)
+        + _money_too_wide(spec, source)
+        + _mixed_collations(spec, source)
+    )
 
 
 def _lookup(source: SourceSchema, table: str, column: str) -> SourceColumn | None:
@@ -88,8 +94,14 @@ def _missing(spec: TableSpec, source: SourceSchema) -> list[Problem]:
     missing = sorted(f"{t}.{c}" for t, c in spec.source_columns if not _lookup(source, t, c))
     if not missing:
         return []
-    return [(spec.name, missing[0], f"{spec.name}: source column {', '.join(missing)} is "
-             "missing (renamed or dropped in the source database?)")]
+    return [
+        (
+            spec.name,
+            missing[0],
+            f"{spec.name}: source column {', '.join(missing)} is "
+            "missing (renamed or dropped in the source database?)",
+        )
+    ]
 
 
 def _wrong_types(spec: TableSpec, source: SourceSchema) -> list[Problem]:
@@ -98,10 +110,15 @@ def _wrong_types(spec: TableSpec, source: SourceSchema) -> list[Problem]:
         info = _lookup(source, table, column)
         allowed = TYPES[wire].mysql_types
         if info is not None and info.data_type not in allowed:
-            problems.append((spec.name, f"{table}.{column}",
-                             f"{spec.name}: source column {table}.{column} is now "
-                             f"{info.data_type.upper()}; it is read as {wire}, which holds "
-                             f"exactly only {', '.join(sorted(t.upper() for t in allowed))}"))
+            problems.append(
+                (
+                    spec.name,
+                    f"{table}.{column}",
+                    f"{spec.name}: source column {table}.{column} is now "
+                    f"{info.data_type.upper()}; it is read as {wire}, which holds "
+                    f"exactly only {', '.join(sorted(t.upper() for t in allowed))}",
+                )
+            )
     return problems
 
 
@@ -114,13 +131,20 @@ def _money_too_wide(spec: TableSpec, source: SourceSchema) -> list[Problem]:
         if info is None or info.data_type != "decimal" or wire != "NUMERIC":
             continue
         scale = info.numeric_scale or 0
-        if scale > NUMERIC_SCALE or (info.numeric_precision or 0) - scale > \
-                MAX_DECIMAL_INTEGER_DIGITS:
-            problems.append((spec.name, f"{table}.{column}",
-                             f"{spec.name}: source column {table}.{column} is DECIMAL("
-                             f"{info.numeric_precision},{scale}); the export holds at most "
-                             f"{MAX_DECIMAL_INTEGER_DIGITS} integer digits and {NUMERIC_SCALE} "
-                             "decimals exactly, and refuses to round"))
+        if (
+            scale > NUMERIC_SCALE
+            or (info.numeric_precision or 0) - scale > MAX_DECIMAL_INTEGER_DIGITS
+        ):
+            problems.append(
+                (
+                    spec.name,
+                    f"{table}.{column}",
+                    f"{spec.name}: source column {table}.{column} is DECIMAL("
+                    f"{info.numeric_precision},{scale}); the export holds at most "
+                    f"{MAX_DECIMAL_INTEGER_DIGITS} integer digits and {NUMERIC_SCALE} "
+                    "decimals exactly, and refuses to round",
+                )
+            )
     return problems
 
 
@@ -135,13 +159,23 @@ def _mixed_collations(spec: TableSpec, source: SourceSchema) -> list[Problem]:
         key = _lookup(source, join.table, join.key)
         parent_table, parent_column = spec.source_column(join.parent)
         parent = _lookup(source, parent_table, parent_column)
-        if key is None or parent is None or not key.collation or not parent.collation \
-                or key.collation.lower() == parent.collation.lower():
+        if (
+            key is None
+            or parent is None
+            or not key.collation
+            or not parent.collation
+            or key.collation.lower() == parent.collation.lower()
+        ):
             continue
-        problems.append((spec.name, f"{key.table}.{key.column}",
-                         f"{spec.name}: the join {key.table}.{key.column} "
-                         f"({key.collation}) = {parent.table}.{parent.column} "
-                         f"({parent.collation}) mixes collations, which MySQL refuses (error "
-                         "1267, illegal mix of collations): ALTER one column to the other's "
-                         "collation"))
+        problems.append(
+            (
+                spec.name,
+                f"{key.table}.{key.column}",
+                f"{spec.name}: the join {key.table}.{key.column} "
+                f"({key.collation}) = {parent.table}.{parent.column} "
+                f"({parent.collation}) mixes collations, which MySQL refuses (error "
+                "1267, illegal mix of collations): ALTER one column to the other's "
+                "collation",
+            )
+        )
     return problems

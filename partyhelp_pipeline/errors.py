@@ -65,8 +65,11 @@ def is_tls_failure(exc: BaseException) -> bool:
     if code == SSL_CONNECTION_ERROR:
         return True
     cause = getattr(exc, "original_exception", None)
-    return (code == CANNOT_CONNECT and isinstance(cause, ssl.SSLError)
-            and not isinstance(cause, _TLS_CONNECTION_LOST))
+    return (
+        code == CANNOT_CONNECT
+        and isinstance(cause, ssl.SSLError)
+        and not isinstance(cause, _TLS_CONNECTION_LOST)
+    )
 
 
 def is_transient_mysql_error(exc: BaseException) -> bool:
@@ -80,8 +83,15 @@ class SyncError(Exception):
 
     transient: bool = False
 
-    def __init__(self, message: str, *, transient: bool | None = None, table: str | None = None,
-                 column: str | None = None, row_id: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        transient: bool | None = None,
+        table: str | None = None,
+        column: str | None = None,
+        row_id: int | None = None,
+    ) -> None:
         super().__init__(message)
         if transient is not None:
             self.transient = transient
@@ -160,16 +170,25 @@ _REQUEST_TIMEOUT = 408  # google-api-core has no class of its own for it
 # BigQuery's error reasons that a retry can heal, of a request (backendError, ...) or of a
 # job BigQuery itself failed (jobBackendError, ...): a request's or a job's ``errors`` list
 # them, whatever HTTP status the exception maps them to (rateLimitExceeded is a 403).
-TRANSIENT_BIGQUERY_REASONS = frozenset({
-    "backendError", "rateLimitExceeded", "internalError", "jobBackendError",
-    "jobInternalError", "badGateway", "jobRateLimitExceeded",
-})
+TRANSIENT_BIGQUERY_REASONS = frozenset(
+    {
+        "backendError",
+        "rateLimitExceeded",
+        "internalError",
+        "jobBackendError",
+        "jobInternalError",
+        "badGateway",
+        "jobRateLimitExceeded",
+    }
+)
 
 
 def has_transient_bigquery_reason(exc: BaseException) -> bool:
     """Whether one of the exception's BigQuery ``errors`` has a reason a retry can heal."""
-    return any(isinstance(error, dict) and error.get("reason") in TRANSIENT_BIGQUERY_REASONS
-               for error in getattr(exc, "errors", None) or ())
+    return any(
+        isinstance(error, dict) and error.get("reason") in TRANSIENT_BIGQUERY_REASONS
+        for error in getattr(exc, "errors", None) or ()
+    )
 
 
 def is_transient_google_error(exc: BaseException) -> bool:
@@ -187,7 +206,9 @@ def is_transient_google_error(exc: BaseException) -> bool:
 # commit DuckLake transaction" (its optimistic catalog commits). A retry heals all of them.
 _CONCURRENCY_CONFLICT = re.compile(
     r"concurrent update|could not serialize access|write-write conflict"
-    r"|failed to commit ducklake transaction", re.IGNORECASE)
+    r"|failed to commit ducklake transaction",
+    re.IGNORECASE,
+)
 
 
 def module_is_google(exc: BaseException) -> bool:
@@ -200,8 +221,10 @@ def is_transient(exc: BaseException) -> bool:
     by ``is_transient_google_error``), a concurrent update, a lost MySQL connection."""
     if isinstance(exc, SyncError):
         return exc.transient
-    if isinstance(exc, (ConnectionError, TimeoutError, socket.timeout, ssl.SSLError,
-                        http.client.HTTPException)):
+    if isinstance(
+        exc,
+        (ConnectionError, TimeoutError, socket.timeout, ssl.SSLError, http.client.HTTPException),
+    ):
         return True
     if is_transient_google_error(exc):
         return True
@@ -209,8 +232,11 @@ def is_transient(exc: BaseException) -> bool:
         return True
     module = type(exc).__module__
     if module.startswith(("requests", "urllib3", "google.auth.exceptions")):
-        return "TransportError" in type(exc).__name__ or "Connection" in type(exc).__name__ \
+        return (
+            "TransportError" in type(exc).__name__
+            or "Connection" in type(exc).__name__
             or "Timeout" in type(exc).__name__
+        )
     if is_driver_error(exc):
         return is_transient_mysql_error(exc)
     cause = exc.__cause__ or exc.__context__
@@ -224,23 +250,41 @@ def export_source_error(exc: BaseException, table: str) -> BaseException:
         return exc
     transient = is_transient_mysql_error(exc)
     kind = SourceUnavailableError if transient else ExportIntegrityError
-    return kind(f"{table}: MySQL error {mysql_error_code(exc)} while exporting: {exc.args[-1]}",
-                transient=transient, table=table)
+    return kind(
+        f"{table}: MySQL error {mysql_error_code(exc)} while exporting: {exc.args[-1]}",
+        transient=transient,
+        table=table,
+    )
 
 
 # What a failure says when nothing answered: the reason it is shown as, and the texts of the
 # libraries (requests, urllib3, http.client, the socket) that mean it. An HTTP answer (a 5xx,
 # a 429) is not among them: that server did answer.
 _UNANSWERED = (
-    ("connection refused", re.compile(r"connection refused|ConnectionRefusedError|errno 111\b",
-                                      re.IGNORECASE)),
-    ("timed out", re.compile(r"timed out|ReadTimeout|ConnectTimeout|socket\.timeout",
-                             re.IGNORECASE)),
-    ("host not found", re.compile(r"Name or service not known|NameResolutionError|"
-                                  r"Temporary failure in name resolution|nodename nor servname",
-                                  re.IGNORECASE)),
-    ("connection reset", re.compile(r"Connection reset|Connection aborted|RemoteDisconnected|"
-                                    r"ConnectionResetError", re.IGNORECASE)),
+    (
+        "connection refused",
+        re.compile(r"connection refused|ConnectionRefusedError|errno 111\b", re.IGNORECASE),
+    ),
+    (
+        "timed out",
+        re.compile(r"timed out|ReadTimeout|ConnectTimeout|socket\.timeout", re.IGNORECASE),
+    ),
+    (
+        "host not found",
+        re.compile(
+            r"Name or service not known|NameResolutionError|"
+            r"Temporary failure in name resolution|nodename nor servname",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "connection reset",
+        re.compile(
+            r"Connection reset|Connection aborted|RemoteDisconnected|"
+            r"ConnectionResetError",
+            re.IGNORECASE,
+        ),
+    ),
 )
 
 
@@ -253,8 +297,12 @@ def _chain(exc: BaseException) -> list[BaseException]:
         if current is None or any(current is seen for seen in found):
             continue
         found.append(current)
-        queue += [getattr(current, "cause", None), current.__cause__, current.__context__,
-                  getattr(current, "original_exception", None)]
+        queue += [
+            getattr(current, "cause", None),
+            current.__cause__,
+            current.__context__,
+            getattr(current, "original_exception", None),
+        ]
     return [e for e in found if isinstance(e, BaseException)]
 
 

@@ -98,18 +98,23 @@ class ChunkTally:
     quality: QualityCounts = field(default_factory=QualityCounts)
 
 
-def plan_export(settings: Settings, spec: TableSpec, sync_date: dt.date,
-                flow_run_id: str | None, replaces: str | None = None) -> ExportPlan:
+def plan_export(
+    settings: Settings,
+    spec: TableSpec,
+    sync_date: dt.date,
+    flow_run_id: str | None,
+    replaces: str | None = None,
+) -> ExportPlan:
     """Fix the export id and the primary-key chunks of one table (``replaces``: the id of a
     damaged export that this one redoes, recorded in its manifest)."""
     with snapshot(settings.mysql) as connection:
-        chunks = plan_chunks(connection, spec.source_table, settings.chunk_rows,
-                             spec.key_column)
+        chunks = plan_chunks(connection, spec.source_table, settings.chunk_rows, spec.key_column)
     planned = utc_now()
     run = (flow_run_id or "local").split("-")[0][:8]
     export_id = f"{planned:%Y%m%dT%H%M%S}Z-{run}-{secrets.token_hex(2)}"
-    return ExportPlan(spec.name, sync_date.isoformat(), export_id, flow_run_id, iso(planned),
-                      chunks, replaces)
+    return ExportPlan(
+        spec.name, sync_date.isoformat(), export_id, flow_run_id, iso(planned), chunks, replaces
+    )
 
 
 class BatchSizer:
@@ -221,9 +226,9 @@ class _CyclicGcPause:
 _gc_paused = _CyclicGcPause()
 
 
-def _arrow_batches(context: BatchContext,
-                   batches: Iterable[tuple[Sequence[str], Sequence[tuple[Any, ...]]]]
-                   ) -> Iterator[dict[str, pa.Array]]:
+def _arrow_batches(
+    context: BatchContext, batches: Iterable[tuple[Sequence[str], Sequence[tuple[Any, ...]]]]
+) -> Iterator[dict[str, pa.Array]]:
     """Each batch of source rows as Arrow columns; the rows (Python objects) are made and
     freed inside collector pauses (see ``_CyclicGcPause``): the reader frees a batch when it
     fetches the next, inside the next pause."""
@@ -256,8 +261,10 @@ class _Progress:
         self._total, self._started = total, time.monotonic()
         self._last = self._started
         self._artifact = _create_progress_artifact(
-            self._log, f"export-{self._table}-chunk-{self._index}".replace("_", "-"),
-            f"export of {self._table}, chunk {self._index}: {total:,} rows in the source")
+            self._log,
+            f"export-{self._table}-chunk-{self._index}".replace("_", "-"),
+            f"export of {self._table}, chunk {self._index}: {total:,} rows in the source",
+        )
 
     def update(self, rows: int) -> None:
         """Log (and move the artifact) if the interval has passed."""
@@ -268,9 +275,16 @@ class _Progress:
         rate = rows / max(now - self._started, 1e-9)
         left = max(self._total - rows, 0)
         eta = f"ETA {left / rate:.0f} s" if rate > 0 else "ETA unknown"
-        self._log.info("export-%s chunk %d: %d of %d rows (%.1f %%), %.0f rows/s, %s",
-                       self._table, self._index, rows, self._total, self._percent(rows),
-                       rate, eta)
+        self._log.info(
+            "export-%s chunk %d: %d of %d rows (%.1f %%), %.0f rows/s, %s",
+            self._table,
+            self._index,
+            rows,
+            self._total,
+            self._percent(rows),
+            rate,
+            eta,
+        )
         self._move_artifact(self._percent(rows))
 
     def finish(self) -> None:
@@ -288,8 +302,12 @@ class _Progress:
 
             update_progress_artifact(self._artifact, percent)
         except Exception as exc:  # progress is a view: it never fails the export
-            self._log.warning("export-%s chunk %d: progress artifact not updated: %s",
-                              self._table, self._index, exc)
+            self._log.warning(
+                "export-%s chunk %d: progress artifact not updated: %s",
+                self._table,
+                self._index,
+                exc,
+            )
             self._artifact = None
 
 
@@ -314,19 +332,24 @@ def _create_progress_artifact(log: Logger, key: str, description: str) -> Any:
 def batch_context(settings: Settings, spec: TableSpec, sync_date: dt.date) -> BatchContext:
     """What every batch of one table's export shares: columns, day and PII salt."""
     salt = settings.pii_salt.get_secret_value().encode() if settings.pii_salt else None
-    return BatchContext(spec, spec.output_columns(settings.include_pii_hashes), sync_date,
-                        salt)
+    return BatchContext(spec, spec.output_columns(settings.include_pii_hashes), sync_date, salt)
 
 
-def _stream_chunk(connection: Any, settings: Settings, context: BatchContext,
-                  params: dict[str, Any], uploader: PartUploader,
-                  progress: _Progress) -> ChunkTally:
+def _stream_chunk(
+    connection: Any,
+    settings: Settings,
+    context: BatchContext,
+    params: dict[str, Any],
+    uploader: PartUploader,
+    progress: _Progress,
+) -> ChunkTally:
     """Stream the chunk's rows through Arrow and Avro into the uploader."""
     fields = avro.table_fields(context.columns)
     tally = ChunkTally(money_cents={c.name: 0 for c in context.spec.money_columns})
     sizer = BatchSizer(settings.batch_rows)
-    batches = stream_rows(connection, settings.mysql.driver, flattening_query(context.spec),
-                          params, sizer)
+    batches = stream_rows(
+        connection, settings.mysql.driver, flattening_query(context.spec), params, sizer
+    )
     # The reader thread also turns each batch into Arrow columns at once, so only the batch
     # being read exists as Python objects: memory stays flat and small.
     for source_columns in _prefetch(_arrow_batches(context, batches)):
@@ -342,17 +365,27 @@ def _stream_chunk(connection: Any, settings: Settings, context: BatchContext,
     return tally
 
 
-def export_chunk(settings: Settings, spec: TableSpec, plan: ExportPlan, index: int,
-                 logger: Logger | None = None, store: PartStore | None = None) -> ChunkResult:
+def export_chunk(
+    settings: Settings,
+    spec: TableSpec,
+    plan: ExportPlan,
+    index: int,
+    logger: Logger | None = None,
+    store: PartStore | None = None,
+) -> ChunkResult:
     """Stream one chunk of ``spec`` into Avro parts in GCS (or ``store``), inside one
     consistent snapshot."""
     chunk = plan.chunk(index)
     sync_date = dt.date.fromisoformat(plan.sync_date)
-    params = {"first_id": chunk.first_id, "last_id": chunk.last_id,
-              "include_pii": int(settings.include_pii_hashes)}
+    params = {
+        "first_id": chunk.first_id,
+        "last_id": chunk.last_id,
+        "include_pii": int(settings.include_pii_hashes),
+    }
     folder = mf.export_folder(settings.gcs_prefix, sync_date, spec.name, plan.export_id)
-    uploader = PartUploader(settings, folder, index,
-                            avro.table_schema(spec, settings.include_pii_hashes), store)
+    uploader = PartUploader(
+        settings, folder, index, avro.table_schema(spec, settings.include_pii_hashes), store
+    )
     progress = _Progress(logger or get_logger(), spec.name, index, settings.progress_seconds)
     started = utc_now()
     try:
@@ -363,8 +396,14 @@ def export_chunk(settings: Settings, spec: TableSpec, plan: ExportPlan, index: i
             check_schema(spec, describe_source(connection, settings.mysql.database))
             totals = fetch_one(connection, totals_query(spec), params)
             progress.start(int(totals.get("row_count") or 0))
-            tally = _stream_chunk(connection, settings, batch_context(settings, spec, sync_date),
-                                  params, uploader, progress)
+            tally = _stream_chunk(
+                connection,
+                settings,
+                batch_context(settings, spec, sync_date),
+                params,
+                uploader,
+                progress,
+            )
         parts = uploader.finish()
     except BaseException as exc:
         uploader.close()
@@ -372,10 +411,19 @@ def export_chunk(settings: Settings, spec: TableSpec, plan: ExportPlan, index: i
         if wrapped is exc:
             raise
         raise wrapped from None
-    result = ChunkResult(index, chunk.first_id, chunk.last_id, tally.rows, parts,
-                         {k: int(v or 0) for k, v in totals.items()}, tally.money_cents,
-                         tally.quality.to_dict(), iso(started), iso(utc_now()),
-                         settings.mysql.driver)
+    result = ChunkResult(
+        index,
+        chunk.first_id,
+        chunk.last_id,
+        tally.rows,
+        parts,
+        {k: int(v or 0) for k, v in totals.items()},
+        tally.money_cents,
+        tally.quality.to_dict(),
+        iso(started),
+        iso(utc_now()),
+        settings.mysql.driver,
+    )
     check_chunk(spec, result)
     return result
 
@@ -387,22 +435,27 @@ def check_chunk(spec: TableSpec, result: ChunkResult) -> None:
         raise ReconciliationError(
             f"{spec.name}: chunk {result.index} (ids {result.first_id}..{result.last_id}) "
             f"exported {result.rows} rows but the source counted {expected_rows}",
-            table=spec.name)
+            table=spec.name,
+        )
     for name, cents in result.exported_totals.items():
         if cents != result.source_totals.get(name, 0):
             raise ReconciliationError(
                 f"{spec.name}: chunk {result.index} sum of {name} is {cents / 100:.2f} in the "
                 f"export but {result.source_totals.get(name, 0) / 100:.2f} in the source",
-                table=spec.name, column=name)
+                table=spec.name,
+                column=name,
+            )
 
 
-def commit_manifest(settings: Settings, spec: TableSpec, plan: ExportPlan,
-                    chunks: Sequence[ChunkResult]) -> mf.Manifest:
+def commit_manifest(
+    settings: Settings, spec: TableSpec, plan: ExportPlan, chunks: Sequence[ChunkResult]
+) -> mf.Manifest:
     """Write the manifest of a complete export; from then on it is loadable and kept."""
     ordered = sorted(chunks, key=lambda c: c.index)
     if [c.index for c in ordered] != list(range(len(plan.chunks))):
-        raise ExportIntegrityError(f"{spec.name}: export {plan.export_id} is missing chunks",
-                                   table=spec.name)
+        raise ExportIntegrityError(
+            f"{spec.name}: export {plan.export_id} is missing chunks", table=spec.name
+        )
     quality = QualityCounts()
     source_totals: dict[str, int] = {}
     exported_totals: dict[str, int] = {}
@@ -426,15 +479,18 @@ def commit_manifest(settings: Settings, spec: TableSpec, plan: ExportPlan,
         source_totals=source_totals,
         exported_totals=exported_totals,
         quality=quality.to_dict(),
-        chunks=[{k: v for k, v in asdict(c).items() if k not in ("parts", "quality")}
-                for c in ordered],
+        chunks=[
+            {k: v for k, v in asdict(c).items() if k not in ("parts", "quality")} for c in ordered
+        ],
         avro_schema=avro.table_schema(spec, settings.include_pii_hashes),
         bigquery_schema=spec.bigquery_schema(settings.include_pii_hashes),
         driver=ordered[0].driver if ordered else settings.mysql.driver,
         replaces=plan.replaces,
     )
-    folder = mf.export_folder(settings.gcs_prefix, dt.date.fromisoformat(plan.sync_date),
-                              spec.name, plan.export_id)
-    manifest.uri = mf.write_manifest(storage_client(settings), settings.gcs_bucket, folder,
-                                     manifest, gcs_upload_retry(settings))
+    folder = mf.export_folder(
+        settings.gcs_prefix, dt.date.fromisoformat(plan.sync_date), spec.name, plan.export_id
+    )
+    manifest.uri = mf.write_manifest(
+        storage_client(settings), settings.gcs_bucket, folder, manifest, gcs_upload_retry(settings)
+    )
     return manifest

@@ -128,23 +128,29 @@ class Manifest:
         return cls(**data, uri=uri)
 
 
-def write_manifest(client: storage.Client, bucket: str, folder: str, manifest: Manifest,
-                   retry: Retry) -> str:
+def write_manifest(
+    client: storage.Client, bucket: str, folder: str, manifest: Manifest, retry: Retry
+) -> str:
     """Write the manifest once (create-only) and return its URI."""
     name = f"{folder}/{MANIFEST_NAME}"
     blob = client.bucket(bucket).blob(name)
     payload = manifest.to_json().encode("utf-8")
     try:
-        blob.upload_from_string(payload, content_type="application/json",
-                                if_generation_match=0, checksum="crc32c",
-                                retry=retry)
+        blob.upload_from_string(
+            payload,
+            content_type="application/json",
+            if_generation_match=0,
+            checksum="crc32c",
+            retry=retry,
+        )
     except gexc.PreconditionFailed:
         # A retried request whose first try landed: the same bytes are fine, others are not.
         blob.reload()
         if blob.crc32c != crc32c_base64(payload):
             raise ExportIntegrityError(
-                f"{manifest.table}: a different manifest already exists at "
-                f"{gs_uri(bucket, name)}", table=manifest.table) from None
+                f"{manifest.table}: a different manifest already exists at {gs_uri(bucket, name)}",
+                table=manifest.table,
+            ) from None
     return gs_uri(bucket, name)
 
 
@@ -160,25 +166,32 @@ def read_manifest(client: storage.Client, uri: str) -> Manifest:
 
 def manifest_names(client: storage.Client, bucket: str, folder: str) -> list[str]:
     """The object names of every manifest below ``folder`` (committed exports only)."""
-    return [blob.name for blob in client.list_blobs(bucket, prefix=folder.rstrip("/") + "/")
-            if blob.name.endswith("/" + MANIFEST_NAME)]
+    return [
+        blob.name
+        for blob in client.list_blobs(bucket, prefix=folder.rstrip("/") + "/")
+        if blob.name.endswith("/" + MANIFEST_NAME)
+    ]
 
 
-def has_kept_export(client: storage.Client, bucket: str, prefix: str, sync_date: dt.date,
-                    table: str) -> bool:
+def has_kept_export(
+    client: storage.Client, bucket: str, prefix: str, sync_date: dt.date, table: str
+) -> bool:
     """Whether ``table`` has a committed export kept for ``sync_date``."""
     return bool(manifest_names(client, bucket, table_folder(prefix, sync_date, table)))
 
 
-def find_latest_manifest(client: storage.Client, bucket: str, prefix: str,
-                         sync_date: dt.date, table: str) -> Manifest:
+def find_latest_manifest(
+    client: storage.Client, bucket: str, prefix: str, sync_date: dt.date, table: str
+) -> Manifest:
     """The newest complete export of ``table`` for ``sync_date``, by extraction time."""
     folder = table_folder(prefix, sync_date, table) + "/"
     names = manifest_names(client, bucket, folder)
     if not names:
         raise ExportIntegrityError(
             f"{table}: no manifest under {gs_uri(bucket, folder)}: nothing to replay for "
-            f"{sync_date.isoformat()}", table=table)
+            f"{sync_date.isoformat()}",
+            table=table,
+        )
     manifests = [read_manifest(client, gs_uri(bucket, name)) for name in names]
     return max(manifests, key=lambda m: (m.extracted_at, m.export_id))
 
@@ -191,9 +204,11 @@ def verify_parts(client: storage.Client, manifest: Manifest) -> None:
         if blob is None:
             raise DamagedExportError(
                 f"{manifest.table}: part {part.uri} listed in {manifest.uri} is missing",
-                table=manifest.table)
+                table=manifest.table,
+            )
         if blob.size != part.bytes or blob.crc32c != part.crc32c:
             raise DamagedExportError(
                 f"{manifest.table}: part {part.uri} does not match {manifest.uri} "
                 f"(size {blob.size} vs {part.bytes}, crc32c {blob.crc32c} vs {part.crc32c})",
-                table=manifest.table)
+                table=manifest.table,
+            )

@@ -169,8 +169,12 @@ def remove_orphaned_part_folders(root: str | None = None) -> list[str]:
     with contextlib.suppress(OSError):
         for entry in os.scandir(root):
             owner = entry.name.removeprefix(PART_FOLDER_PREFIX).split("-", 1)[0]
-            if (entry.name.startswith(PART_FOLDER_PREFIX) and owner.isdigit()
-                    and entry.is_dir(follow_symlinks=False) and not _process_exists(int(owner))):
+            if (
+                entry.name.startswith(PART_FOLDER_PREFIX)
+                and owner.isdigit()
+                and entry.is_dir(follow_symlinks=False)
+                and not _process_exists(int(owner))
+            ):
                 shutil.rmtree(entry.path, ignore_errors=True)
                 removed.append(entry.path)
     return removed
@@ -181,8 +185,14 @@ class PartUploader:
     ``StreamingPartStore``) or as soon as it is complete (any other ``PartStore``), while
     the next is written."""
 
-    def __init__(self, settings: Settings, folder: str, chunk: int, schema: dict[str, Any],
-                 store: PartStore | StreamingPartStore | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        folder: str,
+        chunk: int,
+        schema: dict[str, Any],
+        store: PartStore | StreamingPartStore | None = None,
+    ):
         self._settings = settings
         self._store = store if store is not None else GcsPartStore(settings)
         self._folder = folder
@@ -207,11 +217,13 @@ class PartUploader:
         path = os.path.join(self._tmpdir.name, f"part-{self._sequence:04d}.avro")
         self._part = PartFile(path)
         self._parts.append(self._part)
-        self._writer = avro.AvroContainerWriter(cast(BinaryIO, self._part), self._schema,
-                                                codec="deflate", compression_level=1)
+        self._writer = avro.AvroContainerWriter(
+            cast(BinaryIO, self._part), self._schema, codec="deflate", compression_level=1
+        )
         if isinstance(self._store, StreamingPartStore):
-            self._pending.append(self._pool.submit(self._store.stream, self._name(),
-                                                   self._part, self._chunk))
+            self._pending.append(
+                self._pool.submit(self._store.stream, self._name(), self._part, self._chunk)
+            )
         return self._writer
 
     def _raise_failed_upload(self) -> None:
@@ -225,9 +237,11 @@ class PartUploader:
         self._part.close(self._writer.records_written)
         self._raise_failed_upload()
         if not isinstance(self._store, StreamingPartStore):
-            self._pending.append(self._pool.submit(self._store.put, self._name(),
-                                                   self._part.path, self._part.rows,
-                                                   self._chunk))
+            self._pending.append(
+                self._pool.submit(
+                    self._store.put, self._name(), self._part.path, self._part.rows, self._chunk
+                )
+            )
         self._sequence += 1
         self._writer = self._part = None
 
@@ -321,8 +335,7 @@ class StreamingUpload:
         part = self._part
         size, closed = part.wait_for(SINGLE_REQUEST_MAX_BYTES + 1)
         if closed and size <= SINGLE_REQUEST_MAX_BYTES:  # small: one request is cheaper
-            return upload_part(self._bucket, self._name, part.path, part.rows, chunk,
-                               self._retry)
+            return upload_part(self._bucket, self._name, part.path, part.rows, chunk, self._retry)
         try:
             stored = self._send_with_retries()
         finally:
@@ -332,7 +345,8 @@ class StreamingUpload:
         if int(stored.get("size", -1)) != size or stored.get("crc32c") != crc:
             raise ExportIntegrityError(
                 f"gs://{self._bucket.name}/{self._name} was stored with size "
-                f"{stored.get('size')} and crc32c {stored.get('crc32c')}, not {size} and {crc}")
+                f"{stored.get('size')} and crc32c {stored.get('crc32c')}, not {size} and {crc}"
+            )
         return mf.PartInfo(mf.gs_uri(self._bucket.name, self._name), part.rows, size, crc, chunk)
 
     def _send_with_retries(self) -> dict[str, Any]:
@@ -355,15 +369,20 @@ class StreamingUpload:
                     raise StorageUnavailableError(
                         f"GCS unavailable: the upload of gs://{self._bucket.name}/{self._name} "
                         f"gave up after {self._window:g} s of retries: "
-                        f"{type(exc).__name__}: {exc}") from exc
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
                 time.sleep(min(left, delay * random.uniform(0.5, 1.0)))
                 delay = min(delay * 2, 10.0)
 
     def _send(self) -> dict[str, Any]:
         """One session: every piece from the first byte; returns the stored object."""
         url = self._bucket.blob(self._name).create_resumable_upload_session(
-            content_type="application/avro", if_generation_match=0, checksum=None,
-            retry=None, timeout=REQUEST_TIMEOUT_SECONDS)
+            content_type="application/avro",
+            if_generation_match=0,
+            checksum=None,
+            retry=None,
+            timeout=REQUEST_TIMEOUT_SECONDS,
+        )
         offset = self.persisted = 0
         descriptor = os.open(self._part.path, os.O_RDONLY)
         try:
@@ -371,16 +390,25 @@ class StreamingUpload:
                 while True:
                     size, closed = self._part.wait_for(offset + UPLOAD_CHUNK_BYTES)
                     if closed and size - offset <= UPLOAD_CHUNK_BYTES:
-                        stored: dict[str, Any] = self._put(http, url, descriptor, offset,
-                                                           size - offset, size)
+                        stored: dict[str, Any] = self._put(
+                            http, url, descriptor, offset, size - offset, size
+                        )
                         return stored
-                    offset = self.persisted = self._put(http, url, descriptor, offset,
-                                                        UPLOAD_CHUNK_BYTES, None)
+                    offset = self.persisted = self._put(
+                        http, url, descriptor, offset, UPLOAD_CHUNK_BYTES, None
+                    )
         finally:
             os.close(descriptor)
 
-    def _put(self, http: requests.Session, url: str, descriptor: int, offset: int,
-             length: int, total: int | None) -> Any:
+    def _put(
+        self,
+        http: requests.Session,
+        url: str,
+        descriptor: int,
+        offset: int,
+        length: int,
+        total: int | None,
+    ) -> Any:
         """Send ``length`` bytes from ``offset``; the last piece (``total`` given) returns
         the stored object, any other the offset GCS has persisted up to."""
         data = _FileSlice(descriptor, offset, length)
@@ -405,40 +433,54 @@ class StreamingUpload:
         lost. Identical bytes are accepted; anything else is an error."""
         blob = self._bucket.get_blob(self._name)
         if blob is None or blob.crc32c != self._part.crc32c_base64():
-            raise ExportIntegrityError(f"a different object already exists at "
-                                       f"gs://{self._bucket.name}/{self._name}") from None
+            raise ExportIntegrityError(
+                f"a different object already exists at gs://{self._bucket.name}/{self._name}"
+            ) from None
         return {"size": blob.size, "crc32c": blob.crc32c}
 
 
-def upload_part(bucket: Any, name: str, path: str, rows: int, chunk: int,
-                retry: Retry) -> mf.PartInfo:
+def upload_part(
+    bucket: Any, name: str, path: str, rows: int, chunk: int, retry: Retry
+) -> mf.PartInfo:
     """Upload one part create-only with a verified CRC32C, then delete the local file."""
     size = os.path.getsize(path)
     crc = mf.file_crc32c_base64(path)
     blob = bucket.blob(name, chunk_size=UPLOAD_CHUNK_BYTES)
     try:
         if size <= SINGLE_REQUEST_MAX_BYTES:
-            blob.upload_from_filename(path, content_type="application/avro",
-                                      if_generation_match=0, checksum="crc32c", retry=retry)
+            blob.upload_from_filename(
+                path,
+                content_type="application/avro",
+                if_generation_match=0,
+                checksum="crc32c",
+                retry=retry,
+            )
         else:
             # Size not given: a resumable upload, UPLOAD_CHUNK_BYTES at a time (given a size
             # under 8 MB, the library would build one multipart request of it in memory).
             with open(path, "rb") as data:
-                blob.upload_from_file(data, content_type="application/avro",
-                                      if_generation_match=0, checksum="crc32c", retry=retry)
+                blob.upload_from_file(
+                    data,
+                    content_type="application/avro",
+                    if_generation_match=0,
+                    checksum="crc32c",
+                    retry=retry,
+                )
     except gexc.PreconditionFailed:
         # Our own earlier request landed before its answer was lost: accept identical bytes.
         blob.reload()
         if blob.crc32c != crc or blob.size != size:
-            raise ExportIntegrityError(f"a different object already exists at "
-                                       f"gs://{bucket.name}/{name}") from None
+            raise ExportIntegrityError(
+                f"a different object already exists at gs://{bucket.name}/{name}"
+            ) from None
     except Exception as exc:
         if not is_transient(exc):
             raise
         cause = exc.cause if isinstance(exc, gexc.RetryError) and exc.cause else exc
         raise StorageUnavailableError(
             f"GCS unavailable: the upload of gs://{bucket.name}/{name} gave up after "
-            f"{retry.timeout:g} s of retries: {type(cause).__name__}: {cause}") from exc
+            f"{retry.timeout:g} s of retries: {type(cause).__name__}: {cause}"
+        ) from exc
     finally:
         with contextlib.suppress(OSError):
             os.remove(path)

@@ -78,8 +78,7 @@ class CheckResult:
     detail: str
     # Set when the check's service did not answer for its whole window: the flow fails
     # with it, whatever else it lets pass (a location on the emulators).
-    unreachable: ServiceUnreachableError | None = field(default=None, compare=False,
-                                                        repr=False)
+    unreachable: ServiceUnreachableError | None = field(default=None, compare=False, repr=False)
 
     @property
     def line(self) -> str:
@@ -108,18 +107,19 @@ def _not_checked(name: str, needs: str) -> CheckResult:
     return CheckResult(name, False, f"not checked: needs {needs}")
 
 
-def _unanswered(name: str, settings: Settings, service: str,
-                exc: BaseException) -> CheckResult | None:
+def _unanswered(
+    name: str, settings: Settings, service: str, exc: BaseException
+) -> CheckResult | None:
     """A FAIL whose detail is the one sentence of a ``service`` that did not answer for
     its window (``clients.unreachable_error``), or None when it answered."""
-    configured = settings.bq_retry_seconds if service == "BigQuery" \
-        else settings.gcs_retry_seconds
+    configured = settings.bq_retry_seconds if service == "BigQuery" else settings.gcs_retry_seconds
     error = unreachable_error(settings, service, _window(configured), exc)
     return None if error is None else CheckResult(name, False, str(error), error)
 
 
-def _bigquery_guarded(name: str, check: Callable[[], CheckResult],
-                      settings: Settings) -> CheckResult:
+def _bigquery_guarded(
+    name: str, check: Callable[[], CheckResult], settings: Settings
+) -> CheckResult:
     """``_guarded`` for a check that asks BigQuery: a BigQuery that does not answer is
     named as such, with its address and what to do."""
     try:
@@ -128,9 +128,14 @@ def _bigquery_guarded(name: str, check: Callable[[], CheckResult],
         down = _unanswered(name, settings, "BigQuery", exc)
         if down:
             return down
-        return CheckResult(name, False, (
-            f"BigQuery, asked for dataset {settings.bq_project}.{settings.bq_dataset}: "
-            f"{type(exc).__name__}: {_one_line(exc)}"))
+        return CheckResult(
+            name,
+            False,
+            (
+                f"BigQuery, asked for dataset {settings.bq_project}.{settings.bq_dataset}: "
+                f"{type(exc).__name__}: {_one_line(exc)}"
+            ),
+        )
 
 
 # ------------------------------------------------------------------ retry windows
@@ -144,15 +149,21 @@ def bounded(settings: Settings) -> Settings:
     """``settings`` whose Google calls retry for at most ``RETRY_WINDOW_SECONDS``: the
     BigQuery client of these settings caps every call's retry (``clients.bigquery_client``),
     the dataset lookup it makes when built included."""
-    return settings.model_copy(update={"bq_retry_seconds": _window(settings.bq_retry_seconds),
-                                       "gcs_retry_seconds": _window(settings.gcs_retry_seconds)})
+    return settings.model_copy(
+        update={
+            "bq_retry_seconds": _window(settings.bq_retry_seconds),
+            "gcs_retry_seconds": _window(settings.gcs_retry_seconds),
+        }
+    )
 
 
 def _gcs_call(settings: Settings) -> dict[str, Any]:
     """``timeout`` and ``retry`` of one GCS call."""
     retry: Retry = GCS_RETRY
-    return {"timeout": CALL_TIMEOUT_SECONDS,
-            "retry": retry.with_timeout(_window(settings.gcs_retry_seconds))}
+    return {
+        "timeout": CALL_TIMEOUT_SECONDS,
+        "retry": retry.with_timeout(_window(settings.gcs_retry_seconds)),
+    }
 
 
 def _bigquery(settings: Settings) -> bigquery.Client:
@@ -164,41 +175,58 @@ def _bigquery(settings: Settings) -> bigquery.Client:
 def _bq_call(settings: Settings) -> dict[str, Any]:
     """``timeout`` and ``retry`` of one BigQuery call."""
     retry: Retry = bigquery.DEFAULT_RETRY
-    return {"timeout": CALL_TIMEOUT_SECONDS,
-            "retry": retry.with_timeout(_window(settings.bq_retry_seconds))}
+    return {
+        "timeout": CALL_TIMEOUT_SECONDS,
+        "retry": retry.with_timeout(_window(settings.bq_retry_seconds)),
+    }
 
 
 # ------------------------------------------------------------------ settings
 
 
-def check_settings(env: Mapping[str, str] | None, mysql_password: str | None = None,
-                   pii_salt: str | None = None, load: Callable[[], Settings] | None = None
-                   ) -> tuple[CheckResult, Settings | None]:
+def check_settings(
+    env: Mapping[str, str] | None,
+    mysql_password: str | None = None,
+    pii_salt: str | None = None,
+    load: Callable[[], Settings] | None = None,
+) -> tuple[CheckResult, Settings | None]:
     """Every setting read and validated (by ``load`` when given: the flow's reader, with
     secrets from Prefect blocks); the settings when they are all good."""
     try:
-        settings = load() if load else load_settings(env, mysql_password=mysql_password,
-                                                     pii_salt=pii_salt)
+        settings = (
+            load() if load else load_settings(env, mysql_password=mysql_password, pii_salt=pii_salt)
+        )
     except ConfigError as exc:
         return CheckResult("settings", False, str(exc)), None
     except Exception as exc:  # not expected: load_settings reports in ConfigErrors
         return CheckResult("settings", False, f"{type(exc).__name__}: {_one_line(exc)}"), None
     prefix = f"/{settings.gcs_prefix}/" if settings.gcs_prefix else "/"
     where = " (emulators)" if settings.uses_emulators else ""
-    clock = (f"; WARNING: the test clock PARTYHELP_CLOCK_DATE={settings.clock_date} is set: "
-             "every sync takes that day as today (unset it in production)"
-             if settings.clock_date else "")
-    return CheckResult("settings", True, (
-        f"MySQL {settings.mysql_user}@{settings.mysql_host}:{settings.mysql_port}/"
-        f"{settings.mysql_database}, gs://{settings.gcs_bucket}{prefix}, BigQuery "
-        f"{settings.bq_project}.{settings.bq_dataset}{where}{clock}")), settings
+    clock = (
+        f"; WARNING: the test clock PARTYHELP_CLOCK_DATE={settings.clock_date} is set: "
+        "every sync takes that day as today (unset it in production)"
+        if settings.clock_date
+        else ""
+    )
+    return CheckResult(
+        "settings",
+        True,
+        (
+            f"MySQL {settings.mysql_user}@{settings.mysql_host}:{settings.mysql_port}/"
+            f"{settings.mysql_database}, gs://{settings.gcs_bucket}{prefix}, BigQuery "
+            f"{settings.bq_project}.{settings.bq_dataset}{where}{clock}"
+        ),
+    ), settings
 
 
 # ------------------------------------------------------------------ MySQL
 
 
-_GRANT = re.compile(r"^GRANT (?P<privileges>.+?) ON (?:(?:PROCEDURE|FUNCTION|PACKAGE BODY|"
-                    r"PACKAGE) )?(?P<scope>\S+) TO ", re.IGNORECASE)
+_GRANT = re.compile(
+    r"^GRANT (?P<privileges>.+?) ON (?:(?:PROCEDURE|FUNCTION|PACKAGE BODY|"
+    r"PACKAGE) )?(?P<scope>\S+) TO ",
+    re.IGNORECASE,
+)
 # MySQL 8 with partial_revokes on prints a privilege taken back from one database of a
 # global grant as a REVOKE line: ``REVOKE INSERT ON `world`.* FROM `u1`@`%```.
 _REVOKE = re.compile(r"^REVOKE (?P<privileges>.+?) ON (?P<scope>\S+) FROM ", re.IGNORECASE)
@@ -220,8 +248,7 @@ def _database_matches(pattern: str, database: str) -> bool:
         if token in ("%", "_"):
             regex.append(".*" if token == "%" else ".")
         else:
-            regex.append(re.escape(token[1:] if len(token) == 2 and token[0] == "\\"
-                                   else token))
+            regex.append(re.escape(token[1:] if len(token) == 2 and token[0] == "\\" else token))
     return re.fullmatch("".join(regex), database, re.IGNORECASE | re.DOTALL) is not None
 
 
@@ -252,9 +279,14 @@ def _lines_on(grants: list[str], database: str) -> list[_Line]:
         if re.search(r"WITH GRANT OPTION", grant, re.IGNORECASE):
             privileges.append("GRANT OPTION")
         table = scope.group("table")
-        found.append(_Line(grant.upper().startswith("REVOKE"), tuple(privileges),
-                           match.group("scope"),
-                           None if table == "*" else table.strip("`").replace("``", "`")))
+        found.append(
+            _Line(
+                grant.upper().startswith("REVOKE"),
+                tuple(privileges),
+                match.group("scope"),
+                None if table == "*" else table.strip("`").replace("``", "`"),
+            )
+        )
     return found
 
 
@@ -278,8 +310,11 @@ def write_privileges(grants: list[str], database: str) -> list[str]:
             continue
         extra = [p for p in line.privileges if p not in READ_ONLY_PRIVILEGES]
         if extra:
-            note = f" (revoked on `{database}` only)" if line.scope == "*.*" and \
-                set(extra) <= revoked else ""
+            note = (
+                f" (revoked on `{database}` only)"
+                if line.scope == "*.*" and set(extra) <= revoked
+                else ""
+            )
             found.append(f"{', '.join(extra)} on {line.scope}{note}")
     return found
 
@@ -290,15 +325,20 @@ def read_problem(grants: list[str], database: str, tables: frozenset[str]) -> st
     that no partial revoke takes back, a grant on the database, or one on each table."""
     lines = _lines_on(grants, database)
     revoked = _revoked(lines)
-    granted = [line for line in lines if not line.revoke
-               and {"SELECT", "ALL PRIVILEGES", "ALL"} & set(line.privileges)]
-    if any(line.table is None and not (line.scope == "*.*" and "SELECT" in revoked)
-           for line in granted):
+    granted = [
+        line
+        for line in lines
+        if not line.revoke and {"SELECT", "ALL PRIVILEGES", "ALL"} & set(line.privileges)
+    ]
+    if any(
+        line.table is None and not (line.scope == "*.*" and "SELECT" in revoked) for line in granted
+    ):
         return None
     if "SELECT" in revoked and any(line.scope == "*.*" for line in granted):
         return f"SELECT on `{database}`.* is revoked (partial_revokes)"
-    missing = sorted(t for t in tables
-                     if not any((line.table or "").lower() == t.lower() for line in granted))
+    missing = sorted(
+        t for t in tables if not any((line.table or "").lower() == t.lower() for line in granted)
+    )
     if not missing:
         return None
     return f"no SELECT on `{database}`.* nor on {', '.join(missing)}"
@@ -364,9 +404,16 @@ def _own_grants(connection: Any) -> OwnGrants:
             cursor.execute("SELECT VERSION(), CURRENT_ROLE()")
             version, current = cursor.fetchone()
             mariadb = "mariadb" in str(version).lower()
-            active = lines if mariadb else _roles_grants(
-                cursor, lines, [r for r in _ROLE.findall(str(current or "")) if r in roles],
-                mariadb)
+            active = (
+                lines
+                if mariadb
+                else _roles_grants(
+                    cursor,
+                    lines,
+                    [r for r in _ROLE.findall(str(current or "")) if r in roles],
+                    mariadb,
+                )
+            )
             return OwnGrants(active, _roles_grants(cursor, lines, roles, mariadb))
     finally:
         connection.close()
@@ -384,19 +431,30 @@ def check_mysql(settings: Settings) -> tuple[CheckResult, bool]:
     try:
         grants = _own_grants(connection)
     except Exception as exc:
-        return CheckResult("mysql", False, f"{where}, but SHOW GRANTS failed: "
-                                           f"{_one_line(exc)}"), True
+        return CheckResult(
+            "mysql", False, f"{where}, but SHOW GRANTS failed: {_one_line(exc)}"
+        ), True
     tables = frozenset(t for spec in TABLES.values() for t in spec.tables_by_alias.values())
     unreadable = read_problem(grants.active, mysql.database, tables)
     if unreadable:
-        return CheckResult("mysql", False, (
-            f"{where}, which cannot read `{mysql.database}`: {unreadable}. The sync needs "
-            f"GRANT SELECT ON `{mysql.database}`.* (directly or through a role)")), True
+        return CheckResult(
+            "mysql",
+            False,
+            (
+                f"{where}, which cannot read `{mysql.database}`: {unreadable}. The sync needs "
+                f"GRANT SELECT ON `{mysql.database}`.* (directly or through a role)"
+            ),
+        ), True
     extra = write_privileges(grants.every, mysql.database)
     if extra:
-        return CheckResult("mysql", False, (
-            f"{where}, which could write: {'; '.join(extra)}. The sync needs SELECT only on "
-            f"`{mysql.database}`: revoke the rest")), True
+        return CheckResult(
+            "mysql",
+            False,
+            (
+                f"{where}, which could write: {'; '.join(extra)}. The sync needs SELECT only on "
+                f"`{mysql.database}`: revoke the rest"
+            ),
+        ), True
     return CheckResult("mysql", True, f"{where}; SELECT only on `{mysql.database}`"), True
 
 
@@ -407,18 +465,23 @@ def _read_bucket(settings: Settings) -> tuple[CheckResult, Any]:
     """The bucket's metadata (a read, no write), or a FAIL naming the bucket."""
     name = f"gs://{settings.gcs_bucket}"
     try:
-        bucket = storage_client(settings).get_bucket(settings.gcs_bucket,
-                                                     **_gcs_call(settings))
+        bucket = storage_client(settings).get_bucket(settings.gcs_bucket, **_gcs_call(settings))
     except gexc.NotFound:
         return CheckResult("bucket", False, f"{name} does not exist: {SETUP}"), None
     except gexc.Forbidden as exc:
-        return CheckResult("bucket", False, (
-            f"{name}: no permission to read the bucket ({_one_line(exc)}): grant "
-            f"roles/storage.legacyBucketReader on it ({IAM})")), None
+        return CheckResult(
+            "bucket",
+            False,
+            (
+                f"{name}: no permission to read the bucket ({_one_line(exc)}): grant "
+                f"roles/storage.legacyBucketReader on it ({IAM})"
+            ),
+        ), None
     except Exception as exc:
         down = _unanswered("bucket", settings, "GCS", exc)
-        return down or CheckResult("bucket", False,
-                                   f"{name}: GCS did not answer: {_one_line(exc)}"), None
+        return down or CheckResult(
+            "bucket", False, f"{name}: GCS did not answer: {_one_line(exc)}"
+        ), None
     return CheckResult("bucket", True, f"{name} exists ({bucket.location})"), bucket
 
 
@@ -433,24 +496,38 @@ def _write_test(settings: Settings, bucket: Any, found: CheckResult) -> CheckRes
     uri = f"gs://{settings.gcs_bucket}/{preflight_object_name(settings.gcs_prefix)}"
     blob = bucket.blob(uri.split("/", 3)[3])
     try:
-        blob.upload_from_string(b"partyhelp pre-flight check\n", content_type="text/plain",
-                                if_generation_match=0, **_gcs_call(settings))
+        blob.upload_from_string(
+            b"partyhelp pre-flight check\n",
+            content_type="text/plain",
+            if_generation_match=0,
+            **_gcs_call(settings),
+        )
     except Exception as exc:
-        hint = f": grant roles/storage.objectCreator under the prefix ({IAM})" \
-            if isinstance(exc, gexc.Forbidden) else ""
-        return CheckResult("bucket", False, f"{found.detail}, but writing {uri} failed: "
-                                            f"{_one_line(exc)}{hint}")
+        hint = (
+            f": grant roles/storage.objectCreator under the prefix ({IAM})"
+            if isinstance(exc, gexc.Forbidden)
+            else ""
+        )
+        return CheckResult(
+            "bucket", False, f"{found.detail}, but writing {uri} failed: {_one_line(exc)}{hint}"
+        )
     try:
         blob.delete(**_gcs_call(settings))  # this generation only: blob holds it
     except gexc.NotFound:
         pass  # a retried delete that had succeeded
     except Exception as exc:
-        return CheckResult("bucket", False, (
-            f"{found.detail} and can be written, but the test object {uri} could not be "
-            f"deleted ({_one_line(exc)}): delete it, and allow the deletion under "
-            f"{PREFLIGHT_FOLDER}/ (docs/OPERATIONS.md, Pre-flight check)"))
-    return CheckResult("bucket", True,
-                       f"{found.detail} and can be written (wrote and deleted {uri})")
+        return CheckResult(
+            "bucket",
+            False,
+            (
+                f"{found.detail} and can be written, but the test object {uri} could not be "
+                f"deleted ({_one_line(exc)}): delete it, and allow the deletion under "
+                f"{PREFLIGHT_FOLDER}/ (docs/OPERATIONS.md, Pre-flight check)"
+            ),
+        )
+    return CheckResult(
+        "bucket", True, f"{found.detail} and can be written (wrote and deleted {uri})"
+    )
 
 
 # ------------------------------------------------------------------ BigQuery
@@ -458,8 +535,9 @@ def _write_test(settings: Settings, bucket: Any, found: CheckResult) -> CheckRes
 
 def _find_dataset(settings: Settings, client: bigquery.Client) -> bigquery.Dataset | None:
     try:
-        return client.get_dataset(f"{settings.bq_project}.{settings.bq_dataset}",
-                                  **_bq_call(settings))
+        return client.get_dataset(
+            f"{settings.bq_project}.{settings.bq_dataset}", **_bq_call(settings)
+        )
     except gexc.NotFound:
         return None
 
@@ -477,8 +555,9 @@ def location_problem(bucket_location: str, dataset_location: str) -> str | None:
         return None
     if dataset == "eu" and bucket.startswith(("europe-", "eur")):
         return None
-    return ("BigQuery loads into it only from a bucket in that location" +
-            (" or inside it" if dataset == "eu" else ""))
+    return "BigQuery loads into it only from a bucket in that location" + (
+        " or inside it" if dataset == "eu" else ""
+    )
 
 
 def _location(settings: Settings, bucket: Any) -> CheckResult:
@@ -487,8 +566,10 @@ def _location(settings: Settings, bucket: Any) -> CheckResult:
     dataset = _find_dataset(settings, client)
     if dataset is None:
         where = settings.bq_location
-        subject = f"dataset {reference} does not exist: it will be created in " \
-                  f"PARTYHELP_BQ_LOCATION={where}"
+        subject = (
+            f"dataset {reference} does not exist: it will be created in "
+            f"PARTYHELP_BQ_LOCATION={where}"
+        )
     else:
         where = dataset.location or "US"  # BigQuery's default location
         subject = f"dataset {reference} is in {where}"
@@ -514,15 +595,28 @@ def _dry_run(settings: Settings) -> CheckResult:
     try:
         client.query(sql, job_config=config, **_bq_call(settings))
     except (gexc.Forbidden, gexc.Unauthorized) as exc:
-        return CheckResult("bigquery", False, (
-            f"dry-run query of {what} refused: {_one_line(exc)}: grant roles/bigquery.jobUser "
-            f"on the project and roles/bigquery.dataEditor on {reference} ({IAM})"))
-    proves = "jobs can be created and its tables listed" if exists else \
-        f"jobs can be created ({reference} does not exist yet)"
+        return CheckResult(
+            "bigquery",
+            False,
+            (
+                f"dry-run query of {what} refused: {_one_line(exc)}: grant roles/bigquery.jobUser "
+                f"on the project and roles/bigquery.dataEditor on {reference} ({IAM})"
+            ),
+        )
+    proves = (
+        "jobs can be created and its tables listed"
+        if exists
+        else f"jobs can be created ({reference} does not exist yet)"
+    )
     if settings.bigquery_emulator_host:
-        return CheckResult("bigquery", True, (
-            f"dry-run query of {what} accepted by the BigQuery emulator, which checks no "
-            f"permissions; on BigQuery it proves {proves}"))
+        return CheckResult(
+            "bigquery",
+            True,
+            (
+                f"dry-run query of {what} accepted by the BigQuery emulator, which checks no "
+                f"permissions; on BigQuery it proves {proves}"
+            ),
+        )
     return CheckResult("bigquery", True, f"dry-run query of {what} accepted: {proves}")
 
 
@@ -542,8 +636,12 @@ def check_drift(settings: Settings) -> CheckResult:
     except SchemaDriftError as exc:
         return CheckResult("drift", False, str(exc))
     columns = sum(len(spec.source_columns) for spec in specs)
-    return CheckResult("drift", True, f"the {columns} source columns of the {len(specs)} "
-                                      "tables are present, in types the export holds exactly")
+    return CheckResult(
+        "drift",
+        True,
+        f"the {columns} source columns of the {len(specs)} "
+        "tables are present, in types the export holds exactly",
+    )
 
 
 def _plan_one(settings: Settings, connection: Any, table: str) -> CheckResult:
@@ -554,17 +652,24 @@ def _plan_one(settings: Settings, connection: Any, table: str) -> CheckResult:
         (rows,) = cursor.fetchone()
     first, last = chunks[0][0], chunks[-1][1]
     span = f"ids {first:,}..{last:,}" if rows else "empty"
-    return CheckResult(f"plan {table}", True, (
-        f"{int(rows):,} rows of {spec.source_table} in {len(chunks)} chunk"
-        f"{'' if len(chunks) == 1 else 's'} of at most {settings.chunk_rows:,} rows ({span})"))
+    return CheckResult(
+        f"plan {table}",
+        True,
+        (
+            f"{int(rows):,} rows of {spec.source_table} in {len(chunks)} chunk"
+            f"{'' if len(chunks) == 1 else 's'} of at most {settings.chunk_rows:,} rows ({span})"
+        ),
+    )
 
 
 def check_plan(settings: Settings) -> list[CheckResult]:
     """Each table's chunk plan and row count, read in one consistent snapshot."""
     try:
         with snapshot(settings.mysql) as connection:
-            return [_guarded(f"plan {table}", partial(_plan_one, settings, connection, table))
-                    for table in TABLES]
+            return [
+                _guarded(f"plan {table}", partial(_plan_one, settings, connection, table))
+                for table in TABLES
+            ]
     except Exception as exc:
         return [CheckResult("plan", False, _one_line(exc))]
 
@@ -589,8 +694,9 @@ def _checks(settings: Settings) -> Iterator[CheckResult]:
         yield found
         yield _not_checked("location", "the bucket (see bucket)")
     else:
-        yield _guarded("bucket", partial(_write_test, settings, bucket, found),
-                       f"gs://{settings.gcs_bucket}")
+        yield _guarded(
+            "bucket", partial(_write_test, settings, bucket, found), f"gs://{settings.gcs_bucket}"
+        )
         location = check_location(settings, bucket)
         yield location
         if location.unreachable:  # asking again would wait a second window for nothing
@@ -610,9 +716,13 @@ def _rest(settings: Settings, connected: bool) -> Iterator[CheckResult]:
     yield from check_plan(settings)
 
 
-def iter_checks(env: Mapping[str, str] | None = None, *, mysql_password: str | None = None,
-                pii_salt: str | None = None,
-                load: Callable[[], Settings] | None = None) -> Iterator[CheckResult]:
+def iter_checks(
+    env: Mapping[str, str] | None = None,
+    *,
+    mysql_password: str | None = None,
+    pii_salt: str | None = None,
+    load: Callable[[], Settings] | None = None,
+) -> Iterator[CheckResult]:
     """Every check in order, each as it finishes. ``env``: ``os.environ`` when None;
     ``mysql_password``/``pii_salt`` as ``load_settings`` takes them (from Secret blocks);
     ``load``: how to read the settings instead (see ``check_settings``)."""
@@ -623,25 +733,36 @@ def iter_checks(env: Mapping[str, str] | None = None, *, mysql_password: str | N
         return
     secret = settings.mysql_password.get_secret_value()
     for result in _checks(settings):
-        yield CheckResult(result.name, result.ok, result.detail.replace(secret, "***")
-                          if secret else result.detail)
+        yield CheckResult(
+            result.name,
+            result.ok,
+            result.detail.replace(secret, "***") if secret else result.detail,
+        )
 
 
-def run_checks(env: Mapping[str, str] | None = None, *, mysql_password: str | None = None,
-               pii_salt: str | None = None) -> list[CheckResult]:
+def run_checks(
+    env: Mapping[str, str] | None = None,
+    *,
+    mysql_password: str | None = None,
+    pii_salt: str | None = None,
+) -> list[CheckResult]:
     """Every check, in order (see the module's docstring)."""
     return list(iter_checks(env, mysql_password=mysql_password, pii_salt=pii_salt))
 
 
-def main_check(env: Mapping[str, str] | None = None, out: TextIO | None = None, *,
-               mysql_password: str | None = None, pii_salt: str | None = None,
-               load: Callable[[], Settings] | None = None) -> int:
+def main_check(
+    env: Mapping[str, str] | None = None,
+    out: TextIO | None = None,
+    *,
+    mysql_password: str | None = None,
+    pii_salt: str | None = None,
+    load: Callable[[], Settings] | None = None,
+) -> int:
     """Print one line per check as it finishes (to ``out``, default ``sys.stdout``);
     0 when every check passed, 1 otherwise."""
     stream = sys.stdout if out is None else out
     passed = True
-    for result in iter_checks(env, mysql_password=mysql_password, pii_salt=pii_salt,
-                              load=load):
+    for result in iter_checks(env, mysql_password=mysql_password, pii_salt=pii_salt, load=load):
         print(result.line, file=stream, flush=True)
         passed = passed and result.ok
     return 0 if passed else 1

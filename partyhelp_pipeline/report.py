@@ -80,8 +80,11 @@ def work_spans(manifest: Manifest | None, load: LoadResult | None) -> list[Span]
     chunk, and the load inside its publish lock (a wait for a slot or a lock is not work)."""
     spans = []
     if manifest is not None:
-        spans = [(parse_iso(c["started_at"]), parse_iso(c["finished_at"]))
-                 for c in manifest.chunks if c.get("started_at") and c.get("finished_at")]
+        spans = [
+            (parse_iso(c["started_at"]), parse_iso(c["finished_at"]))
+            for c in manifest.chunks
+            if c.get("started_at") and c.get("finished_at")
+        ]
         if spans and manifest.completed_at:
             spans.append((max(stop for _, stop in spans), parse_iso(manifest.completed_at)))
     if load is not None:
@@ -141,13 +144,17 @@ class TableOutcome:
         examples = self.manifest.quality.get("examples", {}) if self.manifest else {}
 
         def described(counters: list[str]) -> str:
-            return ", ".join(f"{k}={counts[k]} (e.g. ids {_ids(examples.get(k, []))})"
-                             for k in counters)
+            return ", ".join(
+                f"{k}={counts[k]} (e.g. ids {_ids(examples.get(k, []))})" for k in counters
+            )
 
         anomalies = sorted(k for k in counts if not is_derivation(k))
         derived = sorted(k for k in counts if is_derivation(k))
-        lines = [(logging.WARNING, f"{self.table} data quality: {described(anomalies)}")] \
-            if anomalies else []
+        lines = (
+            [(logging.WARNING, f"{self.table} data quality: {described(anomalies)}")]
+            if anomalies
+            else []
+        )
         if derived:
             lines.append((logging.INFO, f"{self.table} derived values: {described(derived)}"))
         return lines
@@ -168,8 +175,11 @@ class Target:
         if not self.console:
             return f"`{name}`"
         project = quote(self.project, safe="")
-        return link(name, f"{CONSOLE}/bigquery?project={project}&ws=!1m5!1m4!4m3!1s{project}"
-                          f"!2s{self.dataset}!3s{table}")
+        return link(
+            name,
+            f"{CONSOLE}/bigquery?project={project}&ws=!1m5!1m4!4m3!1s{project}"
+            f"!2s{self.dataset}!3s{table}",
+        )
 
     def object_link(self, uri: str) -> str:
         """A ``gs://`` object, linked to its console page on GCP; plain text otherwise."""
@@ -177,8 +187,11 @@ class Target:
             return f"`{uri}`"
         bucket, _, name = uri.removeprefix("gs://").partition("/")
         path = quote(name, safe="/=")  # sync_date=YYYY-MM-DD folders stay readable
-        return link(uri, f"{CONSOLE}/storage/browser/_details/{bucket}/{path}"
-                         f"?project={quote(self.project, safe='')}")
+        return link(
+            uri,
+            f"{CONSOLE}/storage/browser/_details/{bucket}/{path}"
+            f"?project={quote(self.project, safe='')}",
+        )
 
 
 def link(text: str, url: str) -> str:
@@ -222,13 +235,16 @@ class RunReport:
         return {
             "sync_date": self.sync_date,
             "mode": self.mode,
-            "tables": {o.table: {"rows": o.load.rows_loaded if o.load else None,
-                                 "manifest": o.manifest.uri if o.manifest else None,
-                                 "current_replaced": o.load.current_replaced if o.load
-                                 else None,
-                                 "state": o.status,
-                                 "seconds": _rounded(o.work_seconds)}
-                       for o in self.outcomes},
+            "tables": {
+                o.table: {
+                    "rows": o.load.rows_loaded if o.load else None,
+                    "manifest": o.manifest.uri if o.manifest else None,
+                    "current_replaced": o.load.current_replaced if o.load else None,
+                    "state": o.status,
+                    "seconds": _rounded(o.work_seconds),
+                }
+                for o in self.outcomes
+            },
             "views": self.views,
         }
 
@@ -295,30 +311,56 @@ def summary_markdown(report: RunReport) -> str:
     title = f"# Partyhelp -> BigQuery sync, {report.sync_date} ({report.mode})"
     lines = [title + (f", attempt {report.attempt}" if report.attempt > 1 else ""), ""]
     if report.attempt > 1:
-        lines += [f"Attempt {report.attempt} of this flow run: work finished by an earlier "
-                  "attempt was reused, and its time is not counted here.", ""]
-    lines += ["| table | state | rows | files | size | work time | data quality |",
-              "|---|---|---:|---:|---:|---:|---|"]
+        lines += [
+            f"Attempt {report.attempt} of this flow run: work finished by an earlier "
+            "attempt was reused, and its time is not counted here.",
+            "",
+        ]
+    lines += [
+        "| table | state | rows | files | size | work time | data quality |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
     lines += [_table_row(o) for o in outcomes]
-    lines += _section("Failures", [_named_item(o.error or "failed", o.table)
-                                   for o in outcomes if o.status == "Failed"])
-    lines += _section("Views", [f"- `{view}`: refreshed" for view in report.views]
-                      + [_named_item(error, prefix="not refreshed: ")
-                         for error in report.view_errors])
+    lines += _section(
+        "Failures",
+        [_named_item(o.error or "failed", o.table) for o in outcomes if o.status == "Failed"],
+    )
+    lines += _section(
+        "Views",
+        [f"- `{view}`: refreshed" for view in report.views]
+        + [_named_item(error, prefix="not refreshed: ") for error in report.view_errors],
+    )
     lines += _quality_section(outcomes)
-    lines += _section("Exports redone", [
-        f"- {o.table}: export {o.manifest.replaces} was damaged in GCS (kept as evidence); "
-        f"exported again from MySQL as {o.manifest.export_id}"
-        for o in outcomes if o.manifest and o.manifest.replaces])
-    lines += _section("Row drops allowed", [
-        f"- {o.table}: published {o.load.rows_loaded} rows, down from {o.load.previous_rows}, "
-        "as --allow-row-drop asked" for o in outcomes if o.load and o.load.row_drop_allowed])
-    lines += _section("Current tables left alone", [
-        f"- {o.table}: {o.sync_date} filled its history partition; the current table keeps "
-        f"its newer day {o.load.current_day}"
-        for o in outcomes if o.load and not o.load.current_replaced])
-    lines += _section("Where", [_where_line(o, report.target) for o in outcomes
-                                if o.manifest or o.load])
+    lines += _section(
+        "Exports redone",
+        [
+            f"- {o.table}: export {o.manifest.replaces} was damaged in GCS (kept as evidence); "
+            f"exported again from MySQL as {o.manifest.export_id}"
+            for o in outcomes
+            if o.manifest and o.manifest.replaces
+        ],
+    )
+    lines += _section(
+        "Row drops allowed",
+        [
+            f"- {o.table}: published {o.load.rows_loaded} rows, down from {o.load.previous_rows}, "
+            "as --allow-row-drop asked"
+            for o in outcomes
+            if o.load and o.load.row_drop_allowed
+        ],
+    )
+    lines += _section(
+        "Current tables left alone",
+        [
+            f"- {o.table}: {o.sync_date} filled its history partition; the current table keeps "
+            f"its newer day {o.load.current_day}"
+            for o in outcomes
+            if o.load and not o.load.current_replaced
+        ],
+    )
+    lines += _section(
+        "Where", [_where_line(o, report.target) for o in outcomes if o.manifest or o.load]
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -335,20 +377,24 @@ def _section(title: str, items: list[str]) -> list[str]:
 
 def _table_row(o: TableOutcome) -> str:
     manifest, work = o.manifest, o.work_seconds
-    cells = [o.table, o.status,
-             f"{manifest.rows:,}" if manifest else "",
-             str(len(manifest.parts)) if manifest else "",
-             readable_bytes(manifest.bytes) if manifest else "",
-             "" if work is None else readable_seconds(work),
-             _quality_cell(_quality_counts(manifest))]
+    cells = [
+        o.table,
+        o.status,
+        f"{manifest.rows:,}" if manifest else "",
+        str(len(manifest.parts)) if manifest else "",
+        readable_bytes(manifest.bytes) if manifest else "",
+        "" if work is None else readable_seconds(work),
+        _quality_cell(_quality_counts(manifest)),
+    ]
     return "| " + " | ".join(cells) + " |"
 
 
 def _quality_cell(counts: dict[str, int]) -> str:
     anomalies = sum(v for k, v in counts.items() if not is_derivation(k))
     derived = sum(v for k, v in counts.items() if is_derivation(k))
-    parts = ([f"{anomalies:,} {'anomaly' if anomalies == 1 else 'anomalies'}"]
-             if anomalies else []) + ([f"{derived:,} derived"] if derived else [])
+    parts = (
+        [f"{anomalies:,} {'anomaly' if anomalies == 1 else 'anomalies'}"] if anomalies else []
+    ) + ([f"{derived:,} derived"] if derived else [])
     return ", ".join(parts) or "none"
 
 
@@ -357,17 +403,25 @@ def _quality_section(outcomes: list[TableOutcome]) -> list[str]:
     for o in outcomes:
         counts = _quality_counts(o.manifest)
         examples = o.manifest.quality.get("examples", {}) if o.manifest else {}
-        for counter, count in sorted(counts.items(), key=lambda kv: (is_derivation(kv[0]),
-                                                                    kv[0])):
+        for counter, count in sorted(counts.items(), key=lambda kv: (is_derivation(kv[0]), kv[0])):
             kind = "derived" if is_derivation(counter) else "anomaly"
-            rows.append(f"| {o.table} | {counter} | {kind} | {count:,} | "
-                        f"{_ids(examples.get(counter, []))} |")
+            rows.append(
+                f"| {o.table} | {counter} | {kind} | {count:,} | "
+                f"{_ids(examples.get(counter, []))} |"
+            )
     if not rows:
         return []
-    return _section("Data quality", [
-        "Anomalies of the source are logged as warnings; values derived as the README "
-        "explains (an occasion label from its key), as information.", "",
-        "| table | counter | kind | rows | example ids |", "|---|---|---|---:|---|", *rows])
+    return _section(
+        "Data quality",
+        [
+            "Anomalies of the source are logged as warnings; values derived as the README "
+            "explains (an occasion label from its key), as information.",
+            "",
+            "| table | counter | kind | rows | example ids |",
+            "|---|---|---|---:|---|",
+            *rows,
+        ],
+    )
 
 
 def _where_line(o: TableOutcome, target: Target | None) -> str:
@@ -404,8 +458,9 @@ def result_lines(result: dict[str, Any]) -> list[str]:
 
 def days_not_done(results: dict[str, str]) -> dict[str, str]:
     """The days of a backfill that were neither replayed nor synced, with why."""
-    return {day: outcome for day, outcome in results.items()
-            if outcome not in ("replayed", "synced")}
+    return {
+        day: outcome for day, outcome in results.items() if outcome not in ("replayed", "synced")
+    }
 
 
 def backfill_lines(results: dict[str, str]) -> list[str]:

@@ -139,8 +139,9 @@ def validate_timezone(value: str, variable: str = "PARTYHELP_TIMEZONE") -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{variable}={value!r} is not an IANA time zone name "
-                          "(e.g. Australia/Melbourne)") from None
+        raise ConfigError(
+            f"{variable}={value!r} is not an IANA time zone name (e.g. Australia/Melbourne)"
+        ) from None
     return value
 
 
@@ -154,8 +155,10 @@ def validate_block_name(value: str, variable: str) -> str:
 def validate_variable_name(value: str, variable: str = "PARTYHELP_SETTINGS_VARIABLE") -> str:
     """A Prefect Variable name: lower-case letters, digits, ``-`` and ``_`` (Prefect's rule)."""
     if not _VARIABLE_NAME.match(value):
-        raise ConfigError(f"{variable}={value!r} is not a Prefect Variable name "
-                          "(lower-case letters, digits, - and _)")
+        raise ConfigError(
+            f"{variable}={value!r} is not a Prefect Variable name "
+            "(lower-case letters, digits, - and _)"
+        )
     return value
 
 
@@ -176,6 +179,7 @@ def _variable(info: ValidationInfo) -> str:
 
 def _whole(minimum: int = 1, maximum: int | None = None) -> BeforeValidator:
     """An integer in ``minimum..maximum``."""
+
     def parse(raw: Any, info: ValidationInfo) -> int | None:
         if raw is None:
             return None
@@ -188,11 +192,13 @@ def _whole(minimum: int = 1, maximum: int | None = None) -> BeforeValidator:
         if maximum is not None and value > maximum:
             raise ConfigError(f"{_variable(info)}={value} must be at most {maximum}")
         return value
+
     return BeforeValidator(parse)
 
 
 def _seconds(*, allow_zero: bool) -> BeforeValidator:
     """A finite number of seconds above 0 (or 0 too, with ``allow_zero``)."""
+
     def parse(raw: Any, info: ValidationInfo) -> float | None:
         if raw is None:
             return None
@@ -202,9 +208,9 @@ def _seconds(*, allow_zero: bool) -> BeforeValidator:
             value = math.nan
         if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
             bound = "of 0 or more" if allow_zero else "above 0"
-            raise ConfigError(f"{_variable(info)} must be a number of seconds {bound}, "
-                              f"got {raw!r}")
+            raise ConfigError(f"{_variable(info)} must be a number of seconds {bound}, got {raw!r}")
         return value
+
     return BeforeValidator(parse)
 
 
@@ -215,8 +221,7 @@ def _day(raw: Any, info: ValidationInfo) -> dt.date | None:
     try:
         return dt.date.fromisoformat(str(raw))
     except ValueError:
-        raise ConfigError(f"{_variable(info)}={raw!r} is not a day: expected YYYY-MM-DD") \
-            from None
+        raise ConfigError(f"{_variable(info)}={raw!r} is not a day: expected YYYY-MM-DD") from None
 
 
 def _boolean(raw: Any, info: ValidationInfo) -> bool:
@@ -237,20 +242,25 @@ def _one_of(choices: Any) -> BeforeValidator:
         if raw not in allowed:
             raise ConfigError(f"{_variable(info)}={raw!r} must be one of {', '.join(allowed)}")
         return raw
+
     return BeforeValidator(parse)
 
 
 def _checked(check: Callable[[str, str], str]) -> AfterValidator:
     """A string passed through ``check(value, variable)``, e.g. ``validate_bucket``."""
+
     def run(value: str | None, info: ValidationInfo) -> str | None:
         return None if value is None else check(value, _variable(info))
+
     return AfterValidator(run)
 
 
 def _salt_if_hashing(value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
     if value is None and info.data.get("include_pii_hashes"):
-        raise ConfigError("PARTYHELP_INCLUDE_PII_HASHES is on but PARTYHELP_PII_SALT is not set "
-                          "(or PARTYHELP_PII_SALT_BLOCK names no Secret)")
+        raise ConfigError(
+            "PARTYHELP_INCLUDE_PII_HASHES is on but PARTYHELP_PII_SALT is not set "
+            "(or PARTYHELP_PII_SALT_BLOCK names no Secret)"
+        )
     return value
 
 
@@ -312,177 +322,272 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    mysql_host: str = Field(validation_alias="PARTYHELP_MYSQL_HOST",
-                            description="source database host")
+    mysql_host: str = Field(
+        validation_alias="PARTYHELP_MYSQL_HOST", description="source database host"
+    )
     mysql_port: Annotated[int, _whole(1, 65535)] = Field(
-        3306, validation_alias="PARTYHELP_MYSQL_PORT", description="source database port")
-    mysql_user: str = Field(validation_alias="PARTYHELP_MYSQL_USER",
-                            description="a SELECT-only user")
+        3306, validation_alias="PARTYHELP_MYSQL_PORT", description="source database port"
+    )
+    mysql_user: str = Field(
+        validation_alias="PARTYHELP_MYSQL_USER", description="a SELECT-only user"
+    )
     mysql_password: SecretStr = Field(
-        SecretStr(""), repr=False, validation_alias="PARTYHELP_MYSQL_PASSWORD",
-        description="its password (unless `PARTYHELP_MYSQL_PASSWORD_BLOCK` is set)")
+        SecretStr(""),
+        repr=False,
+        validation_alias="PARTYHELP_MYSQL_PASSWORD",
+        description="its password (unless `PARTYHELP_MYSQL_PASSWORD_BLOCK` is set)",
+    )
     mysql_password_block: OptionalBlockName = Field(
-        None, validation_alias="PARTYHELP_MYSQL_PASSWORD_BLOCK",
+        None,
+        validation_alias="PARTYHELP_MYSQL_PASSWORD_BLOCK",
         description="a Prefect `Secret` block holding the password; it wins over "
-                    "`PARTYHELP_MYSQL_PASSWORD`")
-    mysql_database: str = Field(validation_alias="PARTYHELP_MYSQL_DATABASE",
-                                description="source database")
+        "`PARTYHELP_MYSQL_PASSWORD`",
+    )
+    mysql_database: str = Field(
+        validation_alias="PARTYHELP_MYSQL_DATABASE", description="source database"
+    )
     mysql_driver: Annotated[DriverChoice, _one_of(DriverChoice)] = Field(
-        "auto", validation_alias="PARTYHELP_MYSQL_DRIVER",
+        "auto",
+        validation_alias="PARTYHELP_MYSQL_DRIVER",
         description="`mysqlclient` (C, fast; the `[fast]` extra) when it is installed, else "
-                    "`pymysql` (pure Python, slower, same output); or name one of them")
+        "`pymysql` (pure Python, slower, same output); or name one of them",
+    )
     mysql_ssl_mode: Annotated[SslMode, _one_of(SslMode)] = Field(
-        "preferred", validation_alias="PARTYHELP_MYSQL_SSL_MODE",
+        "preferred",
+        validation_alias="PARTYHELP_MYSQL_SSL_MODE",
         description="TLS to MySQL, in MySQL's own terms: `disabled`, `preferred`, `required`, "
-                    "`verify_ca` or `verify_identity` (recommended across any network)")
+        "`verify_ca` or `verify_identity` (recommended across any network)",
+    )
     mysql_ssl_ca: str | None = Field(
-        None, validation_alias="PARTYHELP_MYSQL_SSL_CA",
-        description="PEM file of the CA that signed the server's certificate")
+        None,
+        validation_alias="PARTYHELP_MYSQL_SSL_CA",
+        description="PEM file of the CA that signed the server's certificate",
+    )
     mysql_ssl_ca_block: OptionalBlockName = Field(
-        None, validation_alias="PARTYHELP_MYSQL_SSL_CA_BLOCK",
-        description="or a Prefect `Secret` block holding that PEM")
+        None,
+        validation_alias="PARTYHELP_MYSQL_SSL_CA_BLOCK",
+        description="or a Prefect `Secret` block holding that PEM",
+    )
     mysql_ssl_cert: str | None = Field(
-        None, validation_alias="PARTYHELP_MYSQL_SSL_CERT",
-        description="PEM file of a client certificate, where the server asks for one")
+        None,
+        validation_alias="PARTYHELP_MYSQL_SSL_CERT",
+        description="PEM file of a client certificate, where the server asks for one",
+    )
     mysql_ssl_cert_block: OptionalBlockName = Field(
-        None, validation_alias="PARTYHELP_MYSQL_SSL_CERT_BLOCK",
-        description="or a Prefect `Secret` block holding that PEM")
+        None,
+        validation_alias="PARTYHELP_MYSQL_SSL_CERT_BLOCK",
+        description="or a Prefect `Secret` block holding that PEM",
+    )
     mysql_ssl_key: str | None = Field(
-        None, repr=False, validation_alias="PARTYHELP_MYSQL_SSL_KEY",
-        description="PEM file of the client certificate's key")
+        None,
+        repr=False,
+        validation_alias="PARTYHELP_MYSQL_SSL_KEY",
+        description="PEM file of the client certificate's key",
+    )
     mysql_ssl_key_block: OptionalBlockName = Field(
-        None, validation_alias="PARTYHELP_MYSQL_SSL_KEY_BLOCK",
-        description="or a Prefect `Secret` block holding that PEM")
+        None,
+        validation_alias="PARTYHELP_MYSQL_SSL_KEY_BLOCK",
+        description="or a Prefect `Secret` block holding that PEM",
+    )
     gcs_bucket: Annotated[str, _checked(validate_bucket)] = Field(
-        validation_alias="PARTYHELP_GCS_BUCKET", description="bucket of the exports")
+        validation_alias="PARTYHELP_GCS_BUCKET", description="bucket of the exports"
+    )
     gcs_prefix: Annotated[str, _checked(validate_prefix)] = Field(
-        "partyhelp", validation_alias="PARTYHELP_GCS_PREFIX",
-        description="object prefix of the exports")
+        "partyhelp",
+        validation_alias="PARTYHELP_GCS_PREFIX",
+        description="object prefix of the exports",
+    )
     bq_project: Annotated[str, _checked(validate_project)] = Field(
         validation_alias="PARTYHELP_BQ_PROJECT",
         json_schema_extra=_shown(f"required (`{LOCAL_PROJECT}` with emulators)"),
-        description="Google Cloud project of the dataset, the jobs and the GCS client")
+        description="Google Cloud project of the dataset, the jobs and the GCS client",
+    )
     bq_dataset: Annotated[str, _checked(validate_dataset)] = Field(
-        "partyhelp", validation_alias="PARTYHELP_BQ_DATASET",
-        description="dataset of the reporting tables")
+        "partyhelp",
+        validation_alias="PARTYHELP_BQ_DATASET",
+        description="dataset of the reporting tables",
+    )
     bq_location: str = Field(
-        "australia-southeast1", validation_alias="PARTYHELP_BQ_LOCATION",
+        "australia-southeast1",
+        validation_alias="PARTYHELP_BQ_LOCATION",
         description="location of a dataset the flow creates; jobs on an existing dataset run "
-                    "in its own location (logged when they differ)")
+        "in its own location (logged when they differ)",
+    )
     gcp_credentials_block: OptionalBlockName = Field(
-        None, validation_alias="PARTYHELP_GCP_CREDENTIALS_BLOCK",
-        description="a prefect-gcp `GcpCredentials` block; else application default "
-                    "credentials")
+        None,
+        validation_alias="PARTYHELP_GCP_CREDENTIALS_BLOCK",
+        description="a prefect-gcp `GcpCredentials` block; else application default credentials",
+    )
     timezone: Annotated[str, _checked(validate_timezone)] = Field(
-        "Australia/Melbourne", validation_alias="PARTYHELP_TIMEZONE",
+        "Australia/Melbourne",
+        validation_alias="PARTYHELP_TIMEZONE",
         description="reporting time zone: a sync from MySQL is a snapshot of today there, "
-                    "its `sync_date`; the financial-period view takes local dates there")
+        "its `sync_date`; the financial-period view takes local dates there",
+    )
     history_days: Annotated[int, _whole(0)] = Field(
-        400, validation_alias="PARTYHELP_HISTORY_DAYS",
+        400,
+        validation_alias="PARTYHELP_HISTORY_DAYS",
         description="days a `ph_<table>_history` partition is kept (BigQuery's partition "
-                    "expiration; the exports' retention); `0` keeps them for ever")
+        "expiration; the exports' retention); `0` keeps them for ever",
+    )
     clock_date: Annotated[dt.date | None, BeforeValidator(_day)] = Field(
-        None, validation_alias="PARTYHELP_CLOCK_DATE",
+        None,
+        validation_alias="PARTYHELP_CLOCK_DATE",
         description="a test clock: the day a sync from MySQL takes as today (YYYY-MM-DD), "
-                    "for tests and drills that make successive days; never set in "
-                    "production (`check` warns when it is)")
+        "for tests and drills that make successive days; never set in "
+        "production (`check` warns when it is)",
+    )
     include_pii_hashes: Flag = Field(
-        False, validation_alias="PARTYHELP_INCLUDE_PII_HASHES",
-        description="opt-in `email_sha256`, `phone_sha256` in `ph_leads` (see PII below)")
+        False,
+        validation_alias="PARTYHELP_INCLUDE_PII_HASHES",
+        description="opt-in `email_sha256`, `phone_sha256` in `ph_leads` (see PII below)",
+    )
     pii_salt: Annotated[SecretStr | None, AfterValidator(_salt_if_hashing)] = Field(
-        None, repr=False, validate_default=True, validation_alias="PARTYHELP_PII_SALT",
-        description="HMAC key for those hashes (unless `PARTYHELP_PII_SALT_BLOCK` is set)")
+        None,
+        repr=False,
+        validate_default=True,
+        validation_alias="PARTYHELP_PII_SALT",
+        description="HMAC key for those hashes (unless `PARTYHELP_PII_SALT_BLOCK` is set)",
+    )
     pii_salt_block: OptionalBlockName = Field(
-        None, validation_alias="PARTYHELP_PII_SALT_BLOCK",
-        description="a Prefect `Secret` block holding that key; it wins over "
-                    "`PARTYHELP_PII_SALT`")
+        None,
+        validation_alias="PARTYHELP_PII_SALT_BLOCK",
+        description="a Prefect `Secret` block holding that key; it wins over `PARTYHELP_PII_SALT`",
+    )
     # 32 MiB: a part is finalised in GCS (and verified) while the next one streams, so only
     # the last part's finalisation follows the last row; a failed part resends at most this
     # much; 10,000 URIs a load job still cover 300 GiB a table.
     part_max_bytes: Annotated[int, _whole(1024)] = Field(
-        32 * 1024 * 1024, validation_alias="PARTYHELP_PART_MAX_BYTES",
-        description="an Avro part rolls over past this size")
+        32 * 1024 * 1024,
+        validation_alias="PARTYHELP_PART_MAX_BYTES",
+        description="an Avro part rolls over past this size",
+    )
     load_max_uris: Annotated[int, _whole(1, BIGQUERY_MAX_LOAD_URIS)] = Field(
-        BIGQUERY_MAX_LOAD_URIS, validation_alias="PARTYHELP_LOAD_MAX_URIS",
+        BIGQUERY_MAX_LOAD_URIS,
+        validation_alias="PARTYHELP_LOAD_MAX_URIS",
         description="parts one BigQuery load job takes (BigQuery's own limit is 10,000); more "
-                    "parts load in several jobs into the staging table before it is checked "
-                    "and published")
+        "parts load in several jobs into the staging table before it is checked "
+        "and published",
+    )
     chunk_rows: Count = Field(
-        5_000_000, validation_alias="PARTYHELP_CHUNK_ROWS",
-        description="primary-key span of one export chunk (one task, one snapshot)")
-    batch_rows: Count = Field(20_000, validation_alias="PARTYHELP_BATCH_ROWS",
-                              description="rows fetched and encoded at a time")
+        5_000_000,
+        validation_alias="PARTYHELP_CHUNK_ROWS",
+        description="primary-key span of one export chunk (one task, one snapshot)",
+    )
+    batch_rows: Count = Field(
+        20_000,
+        validation_alias="PARTYHELP_BATCH_ROWS",
+        description="rows fetched and encoded at a time",
+    )
     progress_seconds: SecondsOrZero = Field(
-        10.0, validation_alias="PARTYHELP_PROGRESS_SECONDS",
+        10.0,
+        validation_alias="PARTYHELP_PROGRESS_SECONDS",
         description="interval of the export progress lines (rows so far of the source's "
-                    "count, rate, ETA) and of its progress artifact; `0`: every batch")
+        "count, rate, ETA) and of its progress artifact; `0`: every batch",
+    )
     task_retries: Annotated[int, _whole(0)] = Field(
-        3, validation_alias="PARTYHELP_TASK_RETRIES",
-        description="retries of each task, for failures a retry can heal")
+        3,
+        validation_alias="PARTYHELP_TASK_RETRIES",
+        description="retries of each task, for failures a retry can heal",
+    )
     retry_delay_seconds: SecondsOrZero = Field(
-        10.0, validation_alias="PARTYHELP_RETRY_DELAY_SECONDS",
-        description="backoff base (exponential, with jitter)")
+        10.0,
+        validation_alias="PARTYHELP_RETRY_DELAY_SECONDS",
+        description="backoff base (exponential, with jitter)",
+    )
     bq_retry_seconds: OptionalSeconds = Field(
-        None, validation_alias="PARTYHELP_BQ_RETRY_SECONDS",
+        None,
+        validation_alias="PARTYHELP_BQ_RETRY_SECONDS",
         json_schema_extra=_shown("unset (the library's 600 s)"),
         description="how long one BigQuery API call keeps retrying a lost connection before "
-                    "the task's own retry takes over; a BigQuery down at the run's start "
-                    "fails it in this window, with no task retry")
+        "the task's own retry takes over; a BigQuery down at the run's start "
+        "fails it in this window, with no task retry",
+    )
     gcs_retry_seconds: OptionalSeconds = Field(
-        None, validation_alias="PARTYHELP_GCS_RETRY_SECONDS",
+        None,
+        validation_alias="PARTYHELP_GCS_RETRY_SECONDS",
         json_schema_extra=_shown("unset (the library's 120 s)"),
-        description="the same for one upload of a part or a manifest to GCS")
+        description="the same for one upload of a part or a manifest to GCS",
+    )
     flow_timeout_seconds: Annotated[float, _seconds(allow_zero=False)] = Field(
-        4 * 3600.0, validation_alias="PARTYHELP_FLOW_TIMEOUT_SECONDS",
-        description="a run still going after this long ends TimedOut (which alerts)")
+        4 * 3600.0,
+        validation_alias="PARTYHELP_FLOW_TIMEOUT_SECONDS",
+        description="a run still going after this long ends TimedOut (which alerts)",
+    )
     max_row_drop_percent: Annotated[int, _whole(0, 100)] = Field(
-        20, validation_alias="PARTYHELP_MAX_ROW_DROP_PERCENT",
+        20,
+        validation_alias="PARTYHELP_MAX_ROW_DROP_PERCENT",
         description="a table whose rows fall more than this below its last published count "
-                    "is not published (the run fails naming both counts); "
-                    "`--allow-row-drop` publishes anyway")
+        "is not published (the run fails naming both counts); "
+        "`--allow-row-drop` publishes anyway",
+    )
     task_runner: Annotated[TaskRunnerName, _one_of(TaskRunnerName)] = Field(
-        "threads", validation_alias="PARTYHELP_TASK_RUNNER",
-        description="or `dask` (see Scaling out)")
-    max_workers: Count = Field(8, validation_alias="PARTYHELP_MAX_WORKERS",
-                               description="threads of the default task runner")
+        "threads",
+        validation_alias="PARTYHELP_TASK_RUNNER",
+        description="or `dask` (see Scaling out)",
+    )
+    max_workers: Count = Field(
+        8,
+        validation_alias="PARTYHELP_MAX_WORKERS",
+        description="threads of the default task runner",
+    )
     dask_address: str | None = Field(
-        None, validation_alias="PARTYHELP_DASK_ADDRESS",
+        None,
+        validation_alias="PARTYHELP_DASK_ADDRESS",
         description="with `dask`: the scheduler of an existing cluster, e.g. "
-                    "`tcp://scheduler:8786`; unset: a local cluster")
+        "`tcp://scheduler:8786`; unset: a local cluster",
+    )
     dask_workers: Count = Field(
-        2, validation_alias="PARTYHELP_DASK_WORKERS",
-        description="with `dask` and no address: worker processes of the local cluster")
+        2,
+        validation_alias="PARTYHELP_DASK_WORKERS",
+        description="with `dask` and no address: worker processes of the local cluster",
+    )
     settings_variable: Annotated[str | None, _checked(validate_variable_name)] = Field(
-        None, validation_alias="PARTYHELP_SETTINGS_VARIABLE",
+        None,
+        validation_alias="PARTYHELP_SETTINGS_VARIABLE",
         description="a Prefect Variable, a JSON object of these settings (secrets excepted), "
-                    "that fills each setting the environment leaves unset; the deployments "
-                    "of `prefect.yaml` name `partyhelp_settings` (docs/OPERATIONS.md, Deploy)")
+        "that fills each setting the environment leaves unset; the deployments "
+        "of `prefect.yaml` name `partyhelp_settings` (docs/OPERATIONS.md, Deploy)",
+    )
     storage_emulator_host: str | None = Field(
-        None, validation_alias="STORAGE_EMULATOR_HOST",
-        description="point the GCS client at an emulator, with anonymous credentials")
+        None,
+        validation_alias="STORAGE_EMULATOR_HOST",
+        description="point the GCS client at an emulator, with anonymous credentials",
+    )
     bigquery_emulator_host: str | None = Field(
-        None, validation_alias="BIGQUERY_EMULATOR_HOST",
-        description="the same for the BigQuery client")
+        None,
+        validation_alias="BIGQUERY_EMULATOR_HOST",
+        description="the same for the BigQuery client",
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _local_project(cls, data: Any) -> Any:
         """With emulators, the project defaults to ``partyhelp-local``."""
-        if (isinstance(data, dict) and not data.get("PARTYHELP_BQ_PROJECT")
-                and any(data.get(name) for name in EMULATOR_VARIABLES)):
+        if (
+            isinstance(data, dict)
+            and not data.get("PARTYHELP_BQ_PROJECT")
+            and any(data.get(name) for name in EMULATOR_VARIABLES)
+        ):
             return {**data, "PARTYHELP_BQ_PROJECT": LOCAL_PROJECT}
         return data
 
     @property
     def mysql(self) -> MySQLSettings:
         """How to reach the source database."""
-        return MySQLSettings(host=self.mysql_host, port=self.mysql_port, user=self.mysql_user,
-                             password=self.mysql_password, database=self.mysql_database,
-                             driver=chosen_driver(self.mysql_driver),
-                             ssl_mode=self.mysql_ssl_mode,
-                             ssl_ca=self.mysql_ssl_ca, ssl_cert=self.mysql_ssl_cert,
-                             ssl_key=self.mysql_ssl_key,
-                             password_block=self.mysql_password_block)
+        return MySQLSettings(
+            host=self.mysql_host,
+            port=self.mysql_port,
+            user=self.mysql_user,
+            password=self.mysql_password,
+            database=self.mysql_database,
+            driver=chosen_driver(self.mysql_driver),
+            ssl_mode=self.mysql_ssl_mode,
+            ssl_ca=self.mysql_ssl_ca,
+            ssl_cert=self.mysql_ssl_cert,
+            ssl_key=self.mysql_ssl_key,
+            password_block=self.mysql_password_block,
+        )
 
     @property
     def uses_emulators(self) -> bool:
@@ -558,9 +663,13 @@ _SETUP_HINT = "python -m scripts.setup --settings-variable {name} (docs/OPERATIO
 def variable_settings() -> list[str]:
     """The variables a settings Variable may hold: every declared ``PARTYHELP_*`` setting
     but the secrets and ``PARTYHELP_SETTINGS_VARIABLE`` itself, in declaration order."""
-    return [_variable_of(d) for d in Settings.model_fields.values()
-            if _variable_of(d).startswith("PARTYHELP_") and not _is_secret(d)
-            and _variable_of(d) != SETTINGS_VARIABLE]
+    return [
+        _variable_of(d)
+        for d in Settings.model_fields.values()
+        if _variable_of(d).startswith("PARTYHELP_")
+        and not _is_secret(d)
+        and _variable_of(d) != SETTINGS_VARIABLE
+    ]
 
 
 def _as_text(value: Any) -> str:
@@ -575,16 +684,21 @@ def settings_in_variable(name: str, value: Any) -> dict[str, str]:
     ``variable_settings()`` and whose values are text, numbers, booleans or null."""
     where = f"Prefect Variable {name!r}"
     if not isinstance(value, dict):
-        raise ConfigError(f"{where} must hold a JSON object of PARTYHELP_* settings, "
-                          f"not {type(value).__name__}: rewrite it with "
-                          + _SETUP_HINT.format(name=name))
-    allowed, secrets = set(variable_settings()), {
-        _variable_of(d) for d in Settings.model_fields.values() if _is_secret(d)}
+        raise ConfigError(
+            f"{where} must hold a JSON object of PARTYHELP_* settings, "
+            f"not {type(value).__name__}: rewrite it with " + _SETUP_HINT.format(name=name)
+        )
+    allowed, secrets = (
+        set(variable_settings()),
+        {_variable_of(d) for d in Settings.model_fields.values() if _is_secret(d)},
+    )
     problems = []
     for key, raw in value.items():
         if key in secrets:
-            problems.append(f"{key} is a secret: keep it in a Secret block named by "
-                            f"{key}_BLOCK, never in a Variable")
+            problems.append(
+                f"{key} is a secret: keep it in a Secret block named by "
+                f"{key}_BLOCK, never in a Variable"
+            )
         elif key not in allowed:
             problems.append(f"{key} is not a setting it may hold (see README, Configuration)")
         elif isinstance(raw, (dict, list)):
@@ -605,11 +719,15 @@ def read_settings_variable(name: str) -> dict[str, str]:
             stored = client.read_variable_by_name(name)
     except Exception as exc:  # the API unreachable or refusing: one line, naming what
         cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ConfigError(f"{SETTINGS_VARIABLE}={name}: cannot read the Prefect Variable "
-                          f"through the Prefect API ({cause}); check PREFECT_API_URL") from None
+        raise ConfigError(
+            f"{SETTINGS_VARIABLE}={name}: cannot read the Prefect Variable "
+            f"through the Prefect API ({cause}); check PREFECT_API_URL"
+        ) from None
     if stored is None:
-        raise ConfigError(f"{SETTINGS_VARIABLE}={name} names no Prefect Variable: write it "
-                          "with " + _SETUP_HINT.format(name=name))
+        raise ConfigError(
+            f"{SETTINGS_VARIABLE}={name} names no Prefect Variable: write it "
+            "with " + _SETUP_HINT.format(name=name)
+        )
     return settings_in_variable(name, stored.value)
 
 
@@ -632,8 +750,12 @@ def with_settings_variable(env: Mapping[str, str]) -> Mapping[str, str]:
     return {**stored, **{key: value for key, value in env.items() if value.strip()}}
 
 
-def load_settings(env: Mapping[str, str] | None = None, *, mysql_password: str | None = None,
-                  pii_salt: str | None = None) -> Settings:
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    *,
+    mysql_password: str | None = None,
+    pii_salt: str | None = None,
+) -> Settings:
     """Read and validate every setting; ``os.environ`` when ``env`` is None, its unset
     settings filled from the Prefect Variable that ``PARTYHELP_SETTINGS_VARIABLE`` names.
 
@@ -652,43 +774,59 @@ def load_settings(env: Mapping[str, str] | None = None, *, mysql_password: str |
     except ConfigError as exc:
         if not values.get(SETTINGS_VARIABLE):
             raise
-        raise ConfigError(f"{exc} (settings of the environment and of Prefect Variable "
-                          f"{values[SETTINGS_VARIABLE]!r})") from None
+        raise ConfigError(
+            f"{exc} (settings of the environment and of Prefect Variable "
+            f"{values[SETTINGS_VARIABLE]!r})"
+        ) from None
     assert isinstance(settings, Settings)
     return settings
 
 
-def check_deployment_settings(variable: str,
-                              job_timeout_seconds: int | None = None) -> dict[str, Any]:
+def check_deployment_settings(
+    variable: str, job_timeout_seconds: int | None = None
+) -> dict[str, Any]:
     """A ``prefect.yaml`` deployment step: the Variable ``variable`` holds every setting a
     run needs, valid, and the Secret blocks it names exist; else ``prefect deploy`` fails
     naming each problem. With ``job_timeout_seconds`` (a Cloud Run job's), the flow's
     timeout must end the run first, so that it ends TimedOut (which alerts), not killed."""
     values = read_settings_variable(variable)  # now, not a cached copy
-    problems = [f"{name} names no {kind} block" for name, kind, block in _named_blocks(values)
-                if not _block_exists(kind, block)]
+    problems = [
+        f"{name} names no {kind} block"
+        for name, kind, block in _named_blocks(values)
+        if not _block_exists(kind, block)
+    ]
     if not values.get("PARTYHELP_MYSQL_PASSWORD_BLOCK"):
-        problems.append("PARTYHELP_MYSQL_PASSWORD_BLOCK is not set: a deployment takes the "
-                        "MySQL password from a Secret block only")
+        problems.append(
+            "PARTYHELP_MYSQL_PASSWORD_BLOCK is not set: a deployment takes the "
+            "MySQL password from a Secret block only"
+        )
     salt = "checked-above" if values.get("PARTYHELP_PII_SALT_BLOCK") else None
     try:
         settings = load_settings(values, pii_salt=salt)
     except ConfigError as exc:
         problems.insert(0, str(exc))
         settings = None
-    if settings and job_timeout_seconds is not None and \
-            job_timeout_seconds < settings.flow_timeout_seconds + JOB_TIMEOUT_MARGIN_SECONDS:
-        problems.append(f"the job timeout, {job_timeout_seconds} s, must exceed "
-                        f"PARTYHELP_FLOW_TIMEOUT_SECONDS={settings.flow_timeout_seconds:g} by "
-                        f"{JOB_TIMEOUT_MARGIN_SECONDS} s or more: raise `timeout` in prefect.yaml")
+    if (
+        settings
+        and job_timeout_seconds is not None
+        and job_timeout_seconds < settings.flow_timeout_seconds + JOB_TIMEOUT_MARGIN_SECONDS
+    ):
+        problems.append(
+            f"the job timeout, {job_timeout_seconds} s, must exceed "
+            f"PARTYHELP_FLOW_TIMEOUT_SECONDS={settings.flow_timeout_seconds:g} by "
+            f"{JOB_TIMEOUT_MARGIN_SECONDS} s or more: raise `timeout` in prefect.yaml"
+        )
     if problems:
-        refused = ConfigError(f"Prefect Variable {variable!r}: " + "; ".join(problems)
-                              + "; fix it with " + _SETUP_HINT.format(name=variable))
+        refused = ConfigError(
+            f"Prefect Variable {variable!r}: "
+            + "; ".join(problems)
+            + "; fix it with "
+            + _SETUP_HINT.format(name=variable)
+        )
         # Prefect's CLI shows a failed step as a traceback: this line says it plainly first.
         print(f"deploy refused: {refused}", file=sys.stderr, flush=True)
         raise refused
-    print(f"settings: Prefect Variable {variable!r} holds {len(values)} valid settings",
-          flush=True)
+    print(f"settings: Prefect Variable {variable!r} holds {len(values)} valid settings", flush=True)
     return {"variable": variable, "settings": sorted(values)}
 
 
@@ -699,8 +837,11 @@ _BLOCK_KINDS = {"PARTYHELP_GCP_CREDENTIALS_BLOCK": "gcp-credentials"}
 
 def _named_blocks(values: Mapping[str, str]) -> list[tuple[str, str, str]]:
     """(setting, block type slug, block name) of every block the settings name."""
-    return [(name, _BLOCK_KINDS.get(name, "secret"), block) for name, block in values.items()
-            if name.endswith("_BLOCK") and _BLOCK_NAME.match(block)]
+    return [
+        (name, _BLOCK_KINDS.get(name, "secret"), block)
+        for name, block in values.items()
+        if name.endswith("_BLOCK") and _BLOCK_NAME.match(block)
+    ]
 
 
 def _block_exists(kind: str, name: str) -> bool:
@@ -783,9 +924,16 @@ def _shown_default(declared: FieldInfo) -> str:
 
 def declared_settings() -> list[DeclaredSetting]:
     """Every setting, in declaration order."""
-    return [DeclaredSetting(name, _variable_of(declared), _shown_default(declared),
-                            declared.description or "", _is_secret(declared))
-            for name, declared in Settings.model_fields.items()]
+    return [
+        DeclaredSetting(
+            name,
+            _variable_of(declared),
+            _shown_default(declared),
+            declared.description or "",
+            _is_secret(declared),
+        )
+        for name, declared in Settings.model_fields.items()
+    ]
 
 
 def settings_table() -> list[tuple[str, str, str]]:

@@ -58,7 +58,8 @@ def _driver_module(choice: str) -> Any:
             raise ConfigError(
                 f"PARTYHELP_MYSQL_DRIVER=mysqlclient, but mysqlclient (module MySQLdb) is not "
                 f"installed: {install_hint('fast')}, or set PARTYHELP_MYSQL_DRIVER=auto to "
-                f"read with PyMySQL")
+                f"read with PyMySQL"
+            )
         import MySQLdb
 
         return MySQLdb
@@ -85,8 +86,11 @@ def announce_driver(driver: str) -> None:
         if key in _announced:
             return
         _announced.add(key)
-    why = "" if driver == "mysqlclient" or c_driver_imports() else (
-        f"; mysqlclient, the faster C driver, is not installed ({install_hint('fast')})")
+    why = (
+        ""
+        if driver == "mysqlclient" or c_driver_imports()
+        else (f"; mysqlclient, the faster C driver, is not installed ({install_hint('fast')})")
+    )
     get_logger().info("MySQL driver: %s%s", DRIVER_NAMES.get(driver, driver), why)
 
 
@@ -140,8 +144,9 @@ def _mysqlclient_tls(settings: MySQLSettings) -> dict[str, Any]:
     """mysqlclient's ``ssl_mode`` and ``ssl`` arguments for ``settings.ssl_mode``."""
     options: dict[str, Any] = {"ssl_mode": settings.ssl_mode.upper()}
     if settings.host == "localhost":
-        options.update(read_default_file=private_file(_TCP_OPTION_FILE, ".cnf"),
-                       read_default_group="client")
+        options.update(
+            read_default_file=private_file(_TCP_OPTION_FILE, ".cnf"), read_default_group="client"
+        )
     if settings.ssl_mode == "disabled":
         return options  # any TLS file would make Connector/C try TLS
     files = {"cert": settings.ssl_cert, "key": settings.ssl_key}
@@ -162,7 +167,8 @@ def tls_context(settings: MySQLSettings) -> ssl.SSLContext:
         raise SourceUnavailableError(
             f"TLS to MySQL at {settings.host}:{settings.port}: cannot read the CA, "
             f"certificate or key (PARTYHELP_MYSQL_SSL_CA, _CERT, _KEY): {exc}",
-            transient=False) from None
+            transient=False,
+        ) from None
     context.check_hostname = settings.ssl_mode == "verify_identity"
     if not verify:
         context.verify_mode = ssl.CERT_NONE
@@ -216,15 +222,19 @@ def _connect_error(settings: MySQLSettings, exc: BaseException) -> SourceUnavail
         # A failed check, not a server without TLS ("... does not support it"): say what
         # to check.
         if settings.ssl_mode.startswith("verify") and "support" not in reason:
-            message += (f"; check that PARTYHELP_MYSQL_SSL_CA holds the CA of the server's "
-                        f"certificate and that the certificate names {settings.host!r}")
+            message += (
+                f"; check that PARTYHELP_MYSQL_SSL_CA holds the CA of the server's "
+                f"certificate and that the certificate names {settings.host!r}"
+            )
     else:
         message = f"cannot connect to {where}: error {code}" + (f": {reason}" if reason else "")
         if settings.ssl_mode == "disabled" and code == ACCESS_DENIED:
             message += f" ({mode}: if the user was created REQUIRE SSL, it needs TLS)"
         message += _what_to_do(settings, code)
-    return SourceUnavailableError(" ".join(message.split()),  # one line
-                                  transient=is_transient_mysql_error(exc))
+    return SourceUnavailableError(
+        " ".join(message.split()),  # one line
+        transient=is_transient_mysql_error(exc),
+    )
 
 
 # The client's codes of a server that did not answer: no socket, refused, unknown host,
@@ -236,14 +246,20 @@ def _what_to_do(settings: MySQLSettings, code: int | None) -> str:
     """The fix of a refused login (the user, and the setting or Secret block its password
     came from) or of a server that did not answer; "" for other errors."""
     if code == ACCESS_DENIED:
-        where = (f"the Secret block {settings.password_block!r} "
-                 "(PARTYHELP_MYSQL_PASSWORD_BLOCK)" if settings.password_block
-                 else "PARTYHELP_MYSQL_PASSWORD")
-        return (f"; the password of {settings.user} was read from {where}: put the user's "
-                f"right password there (or let {settings.user} connect from this host)")
+        where = (
+            f"the Secret block {settings.password_block!r} (PARTYHELP_MYSQL_PASSWORD_BLOCK)"
+            if settings.password_block
+            else "PARTYHELP_MYSQL_PASSWORD"
+        )
+        return (
+            f"; the password of {settings.user} was read from {where}: put the user's "
+            f"right password there (or let {settings.user} connect from this host)"
+        )
     if code in UNANSWERED_CONNECT:
-        return ("; is MySQL running there, and are PARTYHELP_MYSQL_HOST and "
-                "PARTYHELP_MYSQL_PORT right? (the local stack: scripts/stack.sh status)")
+        return (
+            "; is MySQL running there, and are PARTYHELP_MYSQL_HOST and "
+            "PARTYHELP_MYSQL_PORT right? (the local stack: scripts/stack.sh status)"
+        )
     return ""
 
 
@@ -256,7 +272,8 @@ def _refuse_plain(connection: Any, settings: MySQLSettings) -> None:
         raise SourceUnavailableError(
             f"TLS to MySQL at {settings.host}:{settings.port} as {settings.user} failed "
             f"(PARTYHELP_MYSQL_SSL_MODE={settings.ssl_mode}): the server offers no TLS",
-            transient=False)
+            transient=False,
+        )
 
 
 def connect(settings: MySQLSettings) -> Any:
@@ -313,8 +330,10 @@ def snapshot(settings: MySQLSettings) -> Iterator[Any]:
         with connection.cursor() as cursor:
             # The server drops a stream whose client has not read for net_write_timeout
             # (60 s by default); a busy client may pause that long on a slow machine.
-            cursor.execute("SET SESSION net_write_timeout = %(seconds)s",
-                           {"seconds": STREAM_WRITE_TIMEOUT_SECONDS})
+            cursor.execute(
+                "SET SESSION net_write_timeout = %(seconds)s",
+                {"seconds": STREAM_WRITE_TIMEOUT_SECONDS},
+            )
             _lift_statement_time_limit(cursor)
             cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
@@ -360,8 +379,9 @@ def id_bounds(connection: Any, table: str, key: str = "id") -> IdRange | None:
     return IdRange(int(low), int(high))
 
 
-def plan_chunks(connection: Any, table: str, chunk_rows: int,
-                key: str = "id") -> tuple[tuple[int, int], ...]:
+def plan_chunks(
+    connection: Any, table: str, chunk_rows: int, key: str = "id"
+) -> tuple[tuple[int, int], ...]:
     """Split the table's ids into consecutive ranges of ``chunk_rows`` ids each.
 
     Planning costs one index probe per boundary (``MIN(key) WHERE key > boundary``), never
@@ -384,8 +404,9 @@ def plan_chunks(connection: Any, table: str, chunk_rows: int,
             ranges.append((first, last))
             first = last + 1
             # Names come from our own specs (checked against information_schema first).
-            cursor.execute(f"SELECT MIN(`{key}`) FROM `{table}` WHERE `{key}` > %(last)s",
-                           {"last": last})
+            cursor.execute(
+                f"SELECT MIN(`{key}`) FROM `{table}` WHERE `{key}` > %(last)s", {"last": last}
+            )
             (found,) = cursor.fetchone()
             next_id = bounds.last_id if found is None else int(found)
     ranges.append((first, bounds.last_id))
@@ -393,7 +414,10 @@ def plan_chunks(connection: Any, table: str, chunk_rows: int,
 
 
 def stream_rows(
-    connection: Any, driver: str, sql: str, params: Mapping[str, Any],
+    connection: Any,
+    driver: str,
+    sql: str,
+    params: Mapping[str, Any],
     batch_rows: int | Callable[[], int],
 ) -> Iterator[tuple[Sequence[str], Sequence[tuple[Any, ...]]]]:
     """Yield ``(column names, rows)`` batches from an unbuffered cursor.

@@ -63,8 +63,13 @@ def schema_fields(columns: Iterable[Column] | list[dict[str, str]]) -> list[bigq
     ]
 
 
-def run_query(settings: Settings, sql: str, config: bigquery.QueryJobConfig | None = None,
-              job_id: str | None = None, what: str = "query") -> Iterable[Any]:
+def run_query(
+    settings: Settings,
+    sql: str,
+    config: bigquery.QueryJobConfig | None = None,
+    job_id: str | None = None,
+    what: str = "query",
+) -> Iterable[Any]:
     """Run one query to its end, every retry within ``PARTYHELP_BQ_RETRY_SECONDS``; the
     job carries the labels of ``labelled_jobs`` (added to ``config``'s own). A query that
     writes passes its ``bq_jobs.job_id``: a retry attaches to the job an earlier try
@@ -80,8 +85,11 @@ def run_query(settings: Settings, sql: str, config: bigquery.QueryJobConfig | No
     # one is re-run under the next try id, by the task's retry.
     options["job_retry"] = None
     job = bq_jobs.start_job(
-        client, job_id, lambda i: client.query(sql, job_config=config, job_id=i, **options),
-        what=what)
+        client,
+        job_id,
+        lambda i: client.query(sql, job_config=config, job_id=i, **options),
+        what=what,
+    )
     return job.result(**options)
 
 
@@ -130,13 +138,15 @@ def _job_error(table: str, step: str, exc: Exception) -> LoadError:
     errors = getattr(exc, "errors", None) or []
     detail = "; ".join(str(e.get("message", e)) for e in errors if isinstance(e, dict))
     message = detail or str(exc)
-    return LoadError(f"{table}: BigQuery {step} failed: {message}",
-                     transient=is_transient(exc), table=table)
+    return LoadError(
+        f"{table}: BigQuery {step} failed: {message}", transient=is_transient(exc), table=table
+    )
 
 
 def _staging_name(manifest: Manifest) -> str:
-    return validate_table(f"_staging_{manifest.table}_" +
-                          re.sub(r"[^A-Za-z0-9_]", "_", manifest.export_id))
+    return validate_table(
+        f"_staging_{manifest.table}_" + re.sub(r"[^A-Za-z0-9_]", "_", manifest.export_id)
+    )
 
 
 def bigquery_totals(settings: Settings, table: str, spec: TableSpec) -> dict[str, int]:
@@ -158,22 +168,34 @@ def reconcile(spec: TableSpec, manifest: Manifest, loaded: Mapping[str, int]) ->
         bq = loaded.get(key, 0)
         if key == "row_count" and manifest.rows != source:
             raise ReconciliationError(
-                f"{spec.name}: manifest lists {manifest.rows} rows but the source counted "
-                f"{source}", table=spec.name)
+                f"{spec.name}: manifest lists {manifest.rows} rows but the source counted {source}",
+                table=spec.name,
+            )
         if bq != source:
-            shown = (f"{bq} vs {source}" if key == "row_count"
-                     else f"{Decimal(bq).scaleb(-2)} vs {Decimal(source).scaleb(-2)}")
+            shown = (
+                f"{bq} vs {source}"
+                if key == "row_count"
+                else f"{Decimal(bq).scaleb(-2)} vs {Decimal(source).scaleb(-2)}"
+            )
             raise ReconciliationError(
                 f"{spec.name}: {label} differ between BigQuery and the source: {shown}",
-                table=spec.name, column=None if key == "row_count" else key)
+                table=spec.name,
+                column=None if key == "row_count" else key,
+            )
 
 
 LOAD_JOB_ATTEMPTS = 5
 
 
-def _run_load_job(client: bigquery.Client, spec: TableSpec, uris: list[str], staging: str,
-                  config: bigquery.LoadJobConfig, sync_date: str,
-                  job_id: str | None = None) -> bigquery.LoadJob:
+def _run_load_job(
+    client: bigquery.Client,
+    spec: TableSpec,
+    uris: list[str],
+    staging: str,
+    config: bigquery.LoadJobConfig,
+    sync_date: str,
+    job_id: str | None = None,
+) -> bigquery.LoadJob:
     """Run one load job, under ``job_id`` (``bq_jobs``): a retry of the task attaches to the
     job an earlier try started. A job that BigQuery itself failed for a reason a retry can
     heal (backendError, rateLimitExceeded: too many updates of one table) is run again
@@ -185,9 +207,12 @@ def _run_load_job(client: bigquery.Client, spec: TableSpec, uris: list[str], sta
     while True:
         try:
             job = bq_jobs.start_job(
-                client, base_id,
+                client,
+                base_id,
                 lambda i: client.load_table_from_uri(uris, staging, job_config=config, job_id=i),
-                what=f"{spec.name}: load", usable=lambda j: _wrote_existing(client, staging, j))
+                what=f"{spec.name}: load",
+                usable=lambda j: _wrote_existing(client, staging, j),
+            )
         except (gexc.GoogleAPIError, OSError) as exc:
             raise _job_error(spec.name, "load", exc) from None
         try:
@@ -199,10 +224,15 @@ def _run_load_job(client: bigquery.Client, spec: TableSpec, uris: list[str], sta
                 raise _job_error(spec.name, "load", exc) from None
             attempt += 1
             # Healed by the next try, as a rule: information, not a warning. Giving up raises.
-            get_logger().info("%s: load job %s hit a transient BigQuery error (%s); retrying "
-                              "(%d/%d)", spec.name, job.job_id, exc, attempt,
-                              LOAD_JOB_ATTEMPTS)
-            time.sleep(min(2 ** attempt, 30))
+            get_logger().info(
+                "%s: load job %s hit a transient BigQuery error (%s); retrying (%d/%d)",
+                spec.name,
+                job.job_id,
+                exc,
+                attempt,
+                LOAD_JOB_ATTEMPTS,
+            )
+            time.sleep(min(2**attempt, 30))
 
 
 def _wrote_existing(client: bigquery.Client, table: str, job: Any) -> bool:
@@ -218,8 +248,9 @@ def _wrote_existing(client: bigquery.Client, table: str, job: Any) -> bool:
 STAGING_EXPIRES = dt.timedelta(days=1)
 
 
-def _create_staging(client: bigquery.Client, spec: TableSpec, manifest: Manifest,
-                    staging: str) -> None:
+def _create_staging(
+    client: bigquery.Client, spec: TableSpec, manifest: Manifest, staging: str
+) -> None:
     """Create the staging table, expiring after ``STAGING_EXPIRES``: a run killed before it
     drops the table leaves nothing behind for ever. One an earlier try of this export left
     (its loads may be attached to) is kept as it is."""
@@ -232,8 +263,9 @@ def _create_staging(client: bigquery.Client, spec: TableSpec, manifest: Manifest
         client.update_table(table, ["expires"])
 
 
-def _load_staging(client: bigquery.Client, settings: Settings, spec: TableSpec,
-                  manifest: Manifest, staging: str) -> list[str]:
+def _load_staging(
+    client: bigquery.Client, settings: Settings, spec: TableSpec, manifest: Manifest, staging: str
+) -> list[str]:
     """Load the manifest's parts into the staging table; the load job ids."""
     # One load job takes at most settings.load_max_uris parts (BigQuery's limit is 10,000
     # URIs a job): the first replaces the staging table, the rest append to it. Staging is
@@ -246,7 +278,8 @@ def _load_staging(client: bigquery.Client, settings: Settings, spec: TableSpec,
         config = bigquery.LoadJobConfig(
             source_format=bigquery.SourceFormat.AVRO,
             use_avro_logical_types=True,
-            write_disposition=bigquery.WriteDisposition.WRITE_APPEND if start
+            write_disposition=bigquery.WriteDisposition.WRITE_APPEND
+            if start
             else bigquery.WriteDisposition.WRITE_TRUNCATE,
             schema=schema,
             # the current table's layout: real BigQuery copies only between tables whose
@@ -254,19 +287,20 @@ def _load_staging(client: bigquery.Client, settings: Settings, spec: TableSpec,
             clustering_fields=list(spec.cluster_by) or None,
             labels=current_job_labels(),
         )
-        batch = uris[start:start + settings.load_max_uris]
+        batch = uris[start : start + settings.load_max_uris]
         # The input: these parts (their CRC32C: a part written again is a new input) into
         # this staging table, first (replacing it) or not.
-        job_id = bq_jobs.job_id("load", spec.name, staging, start,
-                                [(uri, crcs[uri]) for uri in batch])
-        load_job = _run_load_job(client, spec, batch, staging, config, manifest.sync_date,
-                                 job_id)
+        job_id = bq_jobs.job_id(
+            "load", spec.name, staging, start, [(uri, crcs[uri]) for uri in batch]
+        )
+        load_job = _run_load_job(client, spec, batch, staging, config, manifest.sync_date, job_id)
         job_ids.append(load_job.job_id)
     return job_ids
 
 
-def _publish(client: bigquery.Client, spec: TableSpec, staging: str,
-             final: str) -> bigquery.CopyJob:
+def _publish(
+    client: bigquery.Client, spec: TableSpec, staging: str, final: str
+) -> bigquery.CopyJob:
     """Replace the reporting table with the checked staging table, atomically."""
     with contextlib.suppress(gexc.NotFound):  # a first copy creates it with staging's layout
         table = client.get_table(final)
@@ -274,13 +308,16 @@ def _publish(client: bigquery.Client, spec: TableSpec, staging: str,
             # Real BigQuery refuses a copy onto a table clustered otherwise than its source.
             table.clustering_fields = list(spec.cluster_by) or None
             client.update_table(table, ["clustering_fields"])
-    config = bigquery.CopyJobConfig(write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-                                    labels=current_job_labels())
+    config = bigquery.CopyJobConfig(
+        write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE, labels=current_job_labels()
+    )
     try:
         copy_job = bq_jobs.start_job(
-            client, bq_jobs.job_id("publish", spec.name, staging, final),
+            client,
+            bq_jobs.job_id("publish", spec.name, staging, final),
             lambda i: client.copy_table(staging, final, job_config=config, job_id=i),
-            what=f"{spec.name}: copy")
+            what=f"{spec.name}: copy",
+        )
         copy_job.result()
     except (gexc.GoogleAPIError, OSError) as exc:
         raise _job_error(spec.name, "copy", exc) from None
@@ -290,12 +327,15 @@ def _publish(client: bigquery.Client, spec: TableSpec, staging: str,
 def last_published_rows(settings: Settings, table: str) -> int | None:
     """The rows of the table's last published (Completed, current table replaced) run, as
     ``ph_sync_runs`` records it; None before the first."""
-    sql = (f"SELECT rows_loaded FROM {settings.quoted_table_ref(AUDIT_TABLE.name)}\n"
-           "WHERE table_name = @table AND status = 'Completed' AND rows_loaded IS NOT NULL\n"
-           "AND IFNULL(current_replaced, TRUE)\n"
-           "ORDER BY ended_at DESC LIMIT 1")
+    sql = (
+        f"SELECT rows_loaded FROM {settings.quoted_table_ref(AUDIT_TABLE.name)}\n"
+        "WHERE table_name = @table AND status = 'Completed' AND rows_loaded IS NOT NULL\n"
+        "AND IFNULL(current_replaced, TRUE)\n"
+        "ORDER BY ended_at DESC LIMIT 1"
+    )
     config = bigquery.QueryJobConfig(
-        query_parameters=[bigquery.ScalarQueryParameter("table", "STRING", table)])
+        query_parameters=[bigquery.ScalarQueryParameter("table", "STRING", table)]
+    )
     try:
         rows = list(run_query(settings, sql, config))
     except gexc.NotFound:  # no audit table yet: nothing was published
@@ -303,8 +343,9 @@ def last_published_rows(settings: Settings, table: str) -> int | None:
     return int(rows[0]["rows_loaded"]) if rows else None
 
 
-def check_row_drop(table: str, previous: int | None, rows: int, max_drop_percent: int,
-                   allow: bool) -> bool:
+def check_row_drop(
+    table: str, previous: int | None, rows: int, max_drop_percent: int, allow: bool
+) -> bool:
     """Whether ``rows`` fall more than ``max_drop_percent`` below ``previous``; refused
     (``RowDropError``, naming both counts) unless ``allow``."""
     if not previous or rows >= previous * (100 - max_drop_percent) / 100:
@@ -315,11 +356,18 @@ def check_row_drop(table: str, previous: int | None, rows: int, max_drop_percent
     raise RowDropError(
         f"{table}: {rows} rows would replace the {previous} last published, a drop of "
         f"{drop:.0f}% (PARTYHELP_MAX_ROW_DROP_PERCENT={max_drop_percent}); not published. "
-        "For a deliberate purge run again with --allow-row-drop", table=table)
+        "For a deliberate purge run again with --allow-row-drop",
+        table=table,
+    )
 
 
-def replace_table(settings: Settings, spec: TableSpec, manifest: Manifest,
-                  allow_row_drop: bool = False, replace_current: bool = False) -> LoadResult:
+def replace_table(
+    settings: Settings,
+    spec: TableSpec,
+    manifest: Manifest,
+    allow_row_drop: bool = False,
+    replace_current: bool = False,
+) -> LoadResult:
     """Load the manifest's parts, verify them in staging, then replace the day's history
     partition and, when the day is not older than the current table's (or
     ``replace_current``), the current table, unless its rows fell too far below the last
@@ -329,8 +377,7 @@ def replace_table(settings: Settings, spec: TableSpec, manifest: Manifest,
     staging_name = _staging_name(manifest)
     staging = settings.table_ref(staging_name)
     current_day = published_day(settings, spec.name)
-    publish_current = (replace_current or current_day is None
-                       or manifest.sync_date >= current_day)
+    publish_current = replace_current or current_day is None or manifest.sync_date >= current_day
     previous = last_published_rows(settings, spec.name) if publish_current else None
     copy_job_id, dropped = "", False
     try:
@@ -338,8 +385,9 @@ def replace_table(settings: Settings, spec: TableSpec, manifest: Manifest,
         loaded = bigquery_totals(settings, staging_name, spec)
         reconcile(spec, manifest, loaded)
         if publish_current:
-            dropped = check_row_drop(spec.name, previous, manifest.rows,
-                                     settings.max_row_drop_percent, allow_row_drop)
+            dropped = check_row_drop(
+                spec.name, previous, manifest.rows, settings.max_row_drop_percent, allow_row_drop
+            )
         replace_history_partition(settings, spec, manifest, staging_name)
         if publish_current:
             copy_job_id = _publish(client, spec, staging, settings.table_ref(spec.name)).job_id
@@ -350,10 +398,21 @@ def replace_table(settings: Settings, spec: TableSpec, manifest: Manifest,
     _drop_staging(client, staging)
     if publish_current:
         _check_current(client, settings, spec, manifest)
-    return LoadResult(spec.name, manifest.uri, manifest.export_id, manifest.rows,
-                      ",".join(load_job_ids), copy_job_id, started.isoformat(),
-                      dt.datetime.now(dt.UTC).isoformat(), loaded, previous, dropped,
-                      publish_current, current_day)
+    return LoadResult(
+        spec.name,
+        manifest.uri,
+        manifest.export_id,
+        manifest.rows,
+        ",".join(load_job_ids),
+        copy_job_id,
+        started.isoformat(),
+        dt.datetime.now(dt.UTC).isoformat(),
+        loaded,
+        previous,
+        dropped,
+        publish_current,
+        current_day,
+    )
 
 
 def _keep_staging(client: bigquery.Client, staging: str, exc: BaseException) -> bool:
@@ -376,16 +435,23 @@ def _drop_staging(client: bigquery.Client, staging: str) -> None:
         client.delete_table(staging, not_found_ok=True)
 
 
-def _check_current(client: bigquery.Client, settings: Settings, spec: TableSpec,
-                   manifest: Manifest) -> None:
+def _check_current(
+    client: bigquery.Client, settings: Settings, spec: TableSpec, manifest: Manifest
+) -> None:
     """Document the published table and check that it holds the manifest's rows."""
-    table = document_table(client, settings.table_ref(spec.name), spec.description,
-                           {f["name"]: f["description"] for f in manifest.bigquery_schema},
-                           loaded_table_labels(spec, manifest))
+    table = document_table(
+        client,
+        settings.table_ref(spec.name),
+        spec.description,
+        {f["name"]: f["description"] for f in manifest.bigquery_schema},
+        loaded_table_labels(spec, manifest),
+    )
     if table.num_rows != manifest.rows:
         raise ReconciliationError(
             f"{spec.name}: BigQuery holds {table.num_rows} rows after the load but the "
-            f"manifest lists {manifest.rows}", table=spec.name)
+            f"manifest lists {manifest.rows}",
+            table=spec.name,
+        )
 
 
 def published_day(settings: Settings, table: str) -> str | None:
@@ -408,12 +474,15 @@ DAY_MS = 86_400_000
 def history_layout(settings: Settings, spec: TableSpec) -> bigquery.TimePartitioning:
     """DAY partitions on ``sync_date``, expiring after ``PARTYHELP_HISTORY_DAYS`` (0: never)."""
     return bigquery.TimePartitioning(
-        type_=bigquery.TimePartitioningType.DAY, field="sync_date",
-        expiration_ms=settings.history_days * DAY_MS if settings.history_days else None)
+        type_=bigquery.TimePartitioningType.DAY,
+        field="sync_date",
+        expiration_ms=settings.history_days * DAY_MS if settings.history_days else None,
+    )
 
 
-def ensure_history_table(settings: Settings, spec: TableSpec,
-                         fields: list[dict[str, str]]) -> bigquery.Table:
+def ensure_history_table(
+    settings: Settings, spec: TableSpec, fields: list[dict[str, str]]
+) -> bigquery.Table:
     """Create ``ph_<table>_history`` if absent; add the columns of ``fields`` it lacks and
     set its partition expiration when it differs."""
     client = bigquery_client(settings)
@@ -421,8 +490,10 @@ def ensure_history_table(settings: Settings, spec: TableSpec,
     wanted = bigquery.Table(reference, schema=schema_fields(fields))
     wanted.time_partitioning = history_layout(settings, spec)
     wanted.clustering_fields = list(spec.cluster_by) or None
-    wanted.description = (f"History of {spec.name}: the table as each day's sync saw it, one "
-                          f"partition per sync_date. {spec.description}")
+    wanted.description = (
+        f"History of {spec.name}: the table as each day's sync saw it, one "
+        f"partition per sync_date. {spec.description}"
+    )
     wanted.labels = _pii_labels(spec, [f["name"] for f in fields])
     table = client.create_table(wanted, exists_ok=True)  # the existing one, if any
     table = add_missing_columns(client, table, fields)
@@ -433,8 +504,7 @@ def ensure_history_table(settings: Settings, spec: TableSpec,
         table.labels = labels
         table = client.update_table(table, ["labels"])
     layout = wanted.time_partitioning
-    if (table.time_partitioning and table.time_partitioning.expiration_ms) \
-            != layout.expiration_ms:
+    if (table.time_partitioning and table.time_partitioning.expiration_ms) != layout.expiration_ms:
         table.time_partitioning = layout  # a PATCH; a null expiration removes it
         table = client.update_table(table, ["time_partitioning"])
     return table
@@ -445,25 +515,30 @@ def _pii_labels(spec: TableSpec, column_names: list[str]) -> dict[str, str]:
     return resource_labels(bool(hashed & set(column_names)))
 
 
-def replace_history_partition(settings: Settings, spec: TableSpec, manifest: Manifest,
-                              staging_name: str) -> None:
+def replace_history_partition(
+    settings: Settings, spec: TableSpec, manifest: Manifest, staging_name: str
+) -> None:
     """Replace the day's partition with the checked staging rows, in one transaction: the
     day's old rows go and the new ones come together, or nothing changes."""
     ensure_history_table(settings, spec, manifest.bigquery_schema)
     columns = ", ".join(f"`{f['name']}`" for f in manifest.bigquery_schema)
     history = settings.quoted_table_ref(spec.history_name)
-    sql = "\n".join([
-        "BEGIN TRANSACTION;",
-        f"DELETE FROM {history} WHERE sync_date = @sync_date;",
-        f"INSERT INTO {history} ({columns})",
-        f"SELECT {columns} FROM {settings.quoted_table_ref(staging_name)};",
-        "COMMIT TRANSACTION;",
-    ])
-    config = bigquery.QueryJobConfig(query_parameters=[
-        bigquery.ScalarQueryParameter("sync_date", "DATE", manifest.sync_date)])
+    sql = "\n".join(
+        [
+            "BEGIN TRANSACTION;",
+            f"DELETE FROM {history} WHERE sync_date = @sync_date;",
+            f"INSERT INTO {history} ({columns})",
+            f"SELECT {columns} FROM {settings.quoted_table_ref(staging_name)};",
+            "COMMIT TRANSACTION;",
+        ]
+    )
+    config = bigquery.QueryJobConfig(
+        query_parameters=[bigquery.ScalarQueryParameter("sync_date", "DATE", manifest.sync_date)]
+    )
     # The input: this export's checked rows into this day's partition.
-    job_id = bq_jobs.job_id("history", spec.name, manifest.export_id, staging_name, sql,
-                            manifest.sync_date)
+    job_id = bq_jobs.job_id(
+        "history", spec.name, manifest.export_id, staging_name, sql, manifest.sync_date
+    )
     try:
         run_query(settings, sql, config, job_id, what=f"{spec.name}: history transaction")
     except (gexc.GoogleAPIError, OSError) as exc:
@@ -472,15 +547,20 @@ def replace_history_partition(settings: Settings, spec: TableSpec, manifest: Man
     if held != manifest.rows:
         raise ReconciliationError(
             f"{spec.history_name}: partition {manifest.sync_date} holds {held} rows after "
-            f"the load but the manifest lists {manifest.rows}", table=spec.name)
+            f"the load but the manifest lists {manifest.rows}",
+            table=spec.name,
+        )
 
 
 def history_rows(settings: Settings, spec: TableSpec, day: str) -> int:
     """Rows of one day's partition of the table's history."""
-    config = bigquery.QueryJobConfig(query_parameters=[
-        bigquery.ScalarQueryParameter("sync_date", "DATE", day)])
-    sql = (f"SELECT COUNT(*) AS n FROM {settings.quoted_table_ref(spec.history_name)} "
-           "WHERE sync_date = @sync_date")
+    config = bigquery.QueryJobConfig(
+        query_parameters=[bigquery.ScalarQueryParameter("sync_date", "DATE", day)]
+    )
+    sql = (
+        f"SELECT COUNT(*) AS n FROM {settings.quoted_table_ref(spec.history_name)} "
+        "WHERE sync_date = @sync_date"
+    )
     return int(next(iter(run_query(settings, sql, config)))["n"])
 
 
@@ -497,8 +577,7 @@ def replace_view(settings: Settings, name: str, select_sql: str) -> None:
     """CREATE OR REPLACE the view ``name`` as ``select_sql``, under a job id of its DDL
     (``bq_jobs``: a retry attaches to the job an earlier try started)."""
     ddl = f"CREATE OR REPLACE VIEW {settings.quoted_table_ref(name)} AS\n{select_sql}"
-    run_query(settings, ddl, job_id=bq_jobs.job_id("view", name, ddl),
-              what=f"{name}: view refresh")
+    run_query(settings, ddl, job_id=bq_jobs.job_id("view", name, ddl), what=f"{name}: view refresh")
 
 
 def refresh_view(settings: Settings, view: ViewSpec | PeriodViewSpec) -> str:
@@ -507,21 +586,30 @@ def refresh_view(settings: Settings, view: ViewSpec | PeriodViewSpec) -> str:
     replace_view(settings, view.name, view_sql(settings, view))
     # Descriptions and labels go through the API, not DDL text: no value is ever formatted
     # into SQL (and CREATE OR REPLACE drops the labels a view had).
-    document_table(client, settings.table_ref(view.name), view.description,
-                   {c.name: c.description for c in view.columns},
-                   resource_labels(any(c.pii for c in view.columns)))
+    document_table(
+        client,
+        settings.table_ref(view.name),
+        view.description,
+        {c.name: c.description for c in view.columns},
+        resource_labels(any(c.pii for c in view.columns)),
+    )
     return settings.table_ref(view.name)
 
 
-def document_table(client: bigquery.Client, table_ref: str, description: str,
-                   columns: Mapping[str, str],
-                   labels: Mapping[str, str] | None = None) -> bigquery.Table:
+def document_table(
+    client: bigquery.Client,
+    table_ref: str,
+    description: str,
+    columns: Mapping[str, str],
+    labels: Mapping[str, str] | None = None,
+) -> bigquery.Table:
     """Set the table's and its columns' descriptions where they differ from the spec's, and
     its ``labels`` where one differs (other labels are kept)."""
     table = client.get_table(table_ref)
     schema = [
-        bigquery.SchemaField(f.name, f.field_type, mode=f.mode,
-                             description=columns.get(f.name, f.description))
+        bigquery.SchemaField(
+            f.name, f.field_type, mode=f.mode, description=columns.get(f.name, f.description)
+        )
         for f in table.schema
     ]
     relabel = dict(labels) if labels and labels_differ(table.labels, labels) else None
@@ -540,8 +628,9 @@ def ensure_audit_table(settings: Settings) -> bigquery.Table:
     """Create the ``ph_sync_runs`` audit table if it is absent; set its labels when they
     differ."""
     client = bigquery_client(settings)
-    table = bigquery.Table(settings.table_ref(AUDIT_TABLE.name),
-                           schema=schema_fields(AUDIT_TABLE.columns))
+    table = bigquery.Table(
+        settings.table_ref(AUDIT_TABLE.name), schema=schema_fields(AUDIT_TABLE.columns)
+    )
     table.description = AUDIT_TABLE.description
     table.labels = labels = resource_labels(pii=False)
     table = client.create_table(table, exists_ok=True)  # the existing one, if any
@@ -552,14 +641,17 @@ def ensure_audit_table(settings: Settings) -> bigquery.Table:
     return client.update_table(table, ["labels"])
 
 
-def add_missing_columns(client: bigquery.Client, table: bigquery.Table,
-                        columns: Iterable[Column] | list[dict[str, str]]) -> bigquery.Table:
+def add_missing_columns(
+    client: bigquery.Client, table: bigquery.Table, columns: Iterable[Column] | list[dict[str, str]]
+) -> bigquery.Table:
     """Add the columns the table lacks, NULLABLE (its earlier rows have none): a column the
     spec gained since the table was created."""
     have = {field.name for field in table.schema}
-    missing = [bigquery.SchemaField(f.name, f.field_type, mode="NULLABLE",
-                                    description=f.description)
-               for f in schema_fields(columns) if f.name not in have]
+    missing = [
+        bigquery.SchemaField(f.name, f.field_type, mode="NULLABLE", description=f.description)
+        for f in schema_fields(columns)
+        if f.name not in have
+    ]
     if not missing:
         return table
     table.schema = [*table.schema, *missing]
@@ -577,15 +669,22 @@ def append_audit_rows(settings: Settings, rows: list[dict[str, Any]]) -> None:
         schema=schema_fields(AUDIT_TABLE.columns),
         source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
         write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
-        labels=current_job_labels())
+        labels=current_job_labels(),
+    )
     # The id holds the run's attempt (``bq_jobs.job_run``): a retried task appends nothing
     # twice, a new attempt of the run appends its own rows.
     job = bq_jobs.start_job(
-        client, bq_jobs.job_id("audit", AUDIT_TABLE.name, rows),
+        client,
+        bq_jobs.job_id("audit", AUDIT_TABLE.name, rows),
         lambda i: client.load_table_from_json(
-            rows, settings.table_ref(AUDIT_TABLE.name), job_config=config, job_id=i,
-            timeout=bigquery_window(settings)),
-        what=f"{AUDIT_TABLE.name}: audit append")
+            rows,
+            settings.table_ref(AUDIT_TABLE.name),
+            job_config=config,
+            job_id=i,
+            timeout=bigquery_window(settings),
+        ),
+        what=f"{AUDIT_TABLE.name}: audit append",
+    )
     job.result()
 
 
@@ -594,8 +693,9 @@ def append_audit_rows(settings: Settings, rows: list[dict[str, Any]]) -> None:
 PIPELINE_LABEL = "partyhelp-bigquery-sync"  # the flow's name
 SOURCE_LABEL = "partyhelp-mysql"
 _NOT_LABEL_TEXT = re.compile(r"[^a-z0-9_-]")
-_JOB_LABELS: ContextVar[Mapping[str, str]] = ContextVar("partyhelp_job_labels",
-                                                        default=MappingProxyType({}))
+_JOB_LABELS: ContextVar[Mapping[str, str]] = ContextVar(
+    "partyhelp_job_labels", default=MappingProxyType({})
+)
 
 
 def label_value(text: str) -> str:
@@ -608,9 +708,12 @@ def job_labels(table: str, sync_date: str | dt.date, flow_run_id: str | None) ->
     """The labels of every BigQuery job of a run, for cost and lineage: the pipeline, the
     table the job is for, the reporting day (``2026-11-25``) and the Prefect flow run
     (``local`` outside one)."""
-    return {"pipeline": PIPELINE_LABEL, "table": label_value(table),
-            "sync_date": label_value(str(sync_date)),
-            "flow_run": label_value(str(flow_run_id or "local"))}
+    return {
+        "pipeline": PIPELINE_LABEL,
+        "table": label_value(table),
+        "sync_date": label_value(str(sync_date)),
+        "flow_run": label_value(str(flow_run_id or "local")),
+    }
 
 
 @contextlib.contextmanager
@@ -653,7 +756,11 @@ def refresh_freshness_view(settings: Settings) -> str:
     audit = settings.quoted_table_ref(FRESHNESS_VIEW.base.name)
     replace_view(settings, FRESHNESS_VIEW.name, freshness_query(FRESHNESS_VIEW, audit))
     reference = settings.table_ref(FRESHNESS_VIEW.name)
-    document_table(bigquery_client(settings), reference, FRESHNESS_VIEW.description,
-                   {c.name: c.description for c in FRESHNESS_VIEW.columns},
-                   resource_labels(pii=False))
+    document_table(
+        bigquery_client(settings),
+        reference,
+        FRESHNESS_VIEW.description,
+        {c.name: c.description for c in FRESHNESS_VIEW.columns},
+        resource_labels(pii=False),
+    )
     return reference

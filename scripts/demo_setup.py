@@ -18,10 +18,12 @@ from partyhelp_pipeline.clients import storage_client
 from partyhelp_pipeline.settings import load_settings
 from scripts import synthetic
 
-ADMIN = {"host": os.environ.get("PARTYHELP_MYSQL_HOST", "127.0.0.1"),
-         "port": int(os.environ.get("PARTYHELP_MYSQL_PORT", "3306")),
-         "user": os.environ.get("PARTYHELP_DEMO_ADMIN_USER", "root"),
-         "password": os.environ.get("PARTYHELP_DEMO_ADMIN_PASSWORD", "")}
+ADMIN = {
+    "host": os.environ.get("PARTYHELP_MYSQL_HOST", "127.0.0.1"),
+    "port": int(os.environ.get("PARTYHELP_MYSQL_PORT", "3306")),
+    "user": os.environ.get("PARTYHELP_DEMO_ADMIN_USER", "root"),
+    "password": os.environ.get("PARTYHELP_DEMO_ADMIN_PASSWORD", ""),
+}
 
 
 def main() -> None:
@@ -36,10 +38,13 @@ def main() -> None:
         # Identifiers come from the demo's own defaults; values go in as parameters.
         cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
         for host in ("localhost", "127.0.0.1"):
-            cur.execute(f"CREATE USER IF NOT EXISTS '{user}'@'{host}' IDENTIFIED BY %s",
-                        (settings.mysql.password.get_secret_value(),))
-    counts = synthetic.load(ADMIN, database, scale=args.scale, seed=args.seed,
-                            edge_cases=False, create_schema=True)
+            cur.execute(
+                f"CREATE USER IF NOT EXISTS '{user}'@'{host}' IDENTIFIED BY %s",
+                (settings.mysql.password.get_secret_value(),),
+            )
+    counts = synthetic.load(
+        ADMIN, database, scale=args.scale, seed=args.seed, edge_cases=False, create_schema=True
+    )
     with pymysql.connect(**ADMIN, autocommit=True) as connection, connection.cursor() as cur:
         for host in ("localhost", "127.0.0.1"):
             cur.execute(f"GRANT SELECT ON `{database}`.* TO '{user}'@'{host}'")
@@ -48,8 +53,7 @@ def main() -> None:
     # goes where the dataset will be: BigQuery loads only from a colocated bucket (the flow's
     # first check), as scripts.setup does for production.
     with contextlib.suppress(gexc.Conflict):
-        storage_client(settings).create_bucket(settings.gcs_bucket,
-                                               location=settings.bq_location)
+        storage_client(settings).create_bucket(settings.gcs_bucket, location=settings.bq_location)
     print(f"bucket gs://{settings.gcs_bucket} ready; user {user} may only SELECT")
 
 

@@ -35,8 +35,9 @@ OUTPUT = ROOT / "docs" / "tables.md"
 README = ROOT / "README.md"
 SETTINGS_BEGIN, SETTINGS_END = "<!-- settings:begin -->", "<!-- settings:end -->"
 DEFAULT_TIMEZONE = str(Settings.model_fields["timezone"].default)  # the SQL shows the default
-SQL_HEADER = ("-- Generated from partyhelp_pipeline/spec by `python -m scripts.generate_docs`; "
-              "do not edit.\n")
+SQL_HEADER = (
+    "-- Generated from partyhelp_pipeline/spec by `python -m scripts.generate_docs`; do not edit.\n"
+)
 
 
 def render_sql_files() -> dict[Path, str]:
@@ -44,35 +45,43 @@ def render_sql_files() -> dict[Path, str]:
     files = {}
     for spec in TABLES.values():
         files[ROOT / "sql" / "source" / f"{spec.name}.sql"] = SQL_HEADER + flattening_query(spec)
-        files[ROOT / "sql" / "source" / "totals" / f"{spec.name}.sql"] = \
-            SQL_HEADER + totals_query(spec)
+        files[ROOT / "sql" / "source" / "totals" / f"{spec.name}.sql"] = SQL_HEADER + totals_query(
+            spec
+        )
     view = SALES_BILLING_SUMMARY
     base = f"`PROJECT.DATASET.{view.base.name}`"  # the configured project and dataset
     files[ROOT / "sql" / "bigquery" / f"{view.name}.sql"] = SQL_HEADER + view_query(view, base)
     period = SALES_BY_FINANCIAL_PERIOD
     files[ROOT / "sql" / "bigquery" / f"{period.name}.sql"] = SQL_HEADER + period_view_query(
-        period, f"`PROJECT.DATASET.{period.base.name}`", DEFAULT_TIMEZONE)
+        period, f"`PROJECT.DATASET.{period.base.name}`", DEFAULT_TIMEZONE
+    )
     audit = f"`PROJECT.DATASET.{FRESHNESS_VIEW.base.name}`"
-    files[ROOT / "sql" / "bigquery" / f"{FRESHNESS_VIEW.name}.sql"] = \
-        SQL_HEADER + freshness_query(FRESHNESS_VIEW, audit)
+    files[ROOT / "sql" / "bigquery" / f"{FRESHNESS_VIEW.name}.sql"] = SQL_HEADER + freshness_query(
+        FRESHNESS_VIEW, audit
+    )
     return files
 
 
 def _type_rows() -> list[str]:
-    rows = ["| BigQuery type | wire SQL | wire value | Arrow | Avro | MySQL types carried "
-            "exactly |", "|---|---|---|---|---|---|"]
+    rows = [
+        "| BigQuery type | wire SQL | wire value | Arrow | Avro | MySQL types carried exactly |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, rule in TYPES.items():
         avro = rule.avro_kind + (f" ({rule.avro_logical_type})" if rule.avro_logical_type else "")
         mysql = ", ".join(sorted(t.upper() for t in rule.mysql_types))
-        rows.append(f"| {name} | `{rule.wire_sql('col')}` | {rule.wire_meaning} | "
-                    f"{rule.arrow} | {avro} | {mysql} |")
+        rows.append(
+            f"| {name} | `{rule.wire_sql('col')}` | {rule.wire_meaning} | "
+            f"{rule.arrow} | {avro} | {mysql} |"
+        )
     return rows
 
 
 def _column_rows(columns: tuple[Column, ...]) -> list[str]:
     rows = ["| column | type | mode | source | description |", "|---|---|---|---|---|"]
-    rows += [f"| `{c.name}` | {c.type} | {c.mode} | {_source(c)} | {c.description} |"
-             for c in columns]
+    rows += [
+        f"| `{c.name}` | {c.type} | {c.mode} | {_source(c)} | {c.description} |" for c in columns
+    ]
     return rows
 
 
@@ -87,21 +96,30 @@ def _clustering(spec: TableSpec) -> str:
 
 
 def _layout(spec: TableSpec) -> list[str]:
-    return [f"Clustered by {_clustering(spec)}; not partitioned (it holds one day). History: "
-            f"`{spec.history_name}`."]
+    return [
+        f"Clustered by {_clustering(spec)}; not partitioned (it holds one day). History: "
+        f"`{spec.history_name}`."
+    ]
 
 
 def _history_section() -> list[str]:
-    lines = ["## History tables (`ph_<table>_history`)", "",
-             "Each reporting table has a history beside it, with the same columns, "
-             "`sync_date` included: one partition per `sync_date` (DAY), each day's snapshot "
-             "as that day's run saw the source. A run replaces exactly its day's partition, "
-             "in one transaction, after the same reconciliation as the current table. "
-             "Partitions expire after `PARTYHELP_HISTORY_DAYS` days (default 400; 0 keeps "
-             "them). Columns a table gains later are NULL in earlier days.", "",
-             "| history table | of | partitioned by | clustered by |", "|---|---|---|---|"]
-    lines += [f"| `{spec.history_name}` | `{spec.name}` | `sync_date` (DAY) | "
-              f"{_clustering(spec)} |" for spec in TABLES.values()]
+    lines = [
+        "## History tables (`ph_<table>_history`)",
+        "",
+        "Each reporting table has a history beside it, with the same columns, "
+        "`sync_date` included: one partition per `sync_date` (DAY), each day's snapshot "
+        "as that day's run saw the source. A run replaces exactly its day's partition, "
+        "in one transaction, after the same reconciliation as the current table. "
+        "Partitions expire after `PARTYHELP_HISTORY_DAYS` days (default 400; 0 keeps "
+        "them). Columns a table gains later are NULL in earlier days.",
+        "",
+        "| history table | of | partitioned by | clustered by |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| `{spec.history_name}` | `{spec.name}` | `sync_date` (DAY) | {_clustering(spec)} |"
+        for spec in TABLES.values()
+    ]
     return [*lines, ""]
 
 
@@ -125,33 +143,61 @@ def render() -> str:
         "",
     ]
     for spec in TABLES.values():
-        lines += [f"## `{spec.name}`", "", spec.description, "",
-                  f"Source: `{spec.source_table}` (query `sql/source/{spec.name}.sql`), "
-                  f"primary key `{spec.primary_key}`.", ""]
+        lines += [
+            f"## `{spec.name}`",
+            "",
+            spec.description,
+            "",
+            f"Source: `{spec.source_table}` (query `sql/source/{spec.name}.sql`), "
+            f"primary key `{spec.primary_key}`.",
+            "",
+        ]
         lines += _column_rows(spec.columns)
         if spec.orphan_checks:
-            checks = ", ".join(f"`{c.key_column}` set but `{c.context_column}` NULL "
-                               f"(`orphan_{c.parent}`)" for c in spec.orphan_checks)
+            checks = ", ".join(
+                f"`{c.key_column}` set but `{c.context_column}` NULL (`orphan_{c.parent}`)"
+                for c in spec.orphan_checks
+            )
             lines += ["", f"Orphans counted: {checks}."]
         lines += ["", *_layout(spec), ""]
     lines += _history_section()
     view = SALES_BILLING_SUMMARY
-    lines += [f"## `{view.name}` (view)", "", view.description, "",
-              f"`CREATE OR REPLACE VIEW` over `{view.base.name}` "
-              f"(`sql/bigquery/{view.name}.sql`), refreshed after that table loads.", ""]
+    lines += [
+        f"## `{view.name}` (view)",
+        "",
+        view.description,
+        "",
+        f"`CREATE OR REPLACE VIEW` over `{view.base.name}` "
+        f"(`sql/bigquery/{view.name}.sql`), refreshed after that table loads.",
+        "",
+    ]
     lines += _column_rows(view.columns)
     period = SALES_BY_FINANCIAL_PERIOD
-    lines += ["", f"## `{period.name}` (view)", "", period.description, "",
-              f"`CREATE OR REPLACE VIEW` over `{period.base.name}` "
-              f"(`sql/bigquery/{period.name}.sql`, shown with the default time zone "
-              f"{DEFAULT_TIMEZONE}), refreshed after that table loads.", ""]
+    lines += [
+        "",
+        f"## `{period.name}` (view)",
+        "",
+        period.description,
+        "",
+        f"`CREATE OR REPLACE VIEW` over `{period.base.name}` "
+        f"(`sql/bigquery/{period.name}.sql`, shown with the default time zone "
+        f"{DEFAULT_TIMEZONE}), refreshed after that table loads.",
+        "",
+    ]
     lines += _column_rows(period.columns)
     lines += ["", f"## `{AUDIT_TABLE.name}` (audit)", "", AUDIT_TABLE.description, ""]
     lines += _column_rows(AUDIT_TABLE.columns)
-    lines += ["", f"## `{FRESHNESS_VIEW.name}` (view)", "", FRESHNESS_VIEW.description, "",
-              f"`CREATE OR REPLACE VIEW` over `{AUDIT_TABLE.name}` "
-              f"(`sql/bigquery/{FRESHNESS_VIEW.name}.sql`), refreshed when a run appends "
-              "its audit rows.", ""]
+    lines += [
+        "",
+        f"## `{FRESHNESS_VIEW.name}` (view)",
+        "",
+        FRESHNESS_VIEW.description,
+        "",
+        f"`CREATE OR REPLACE VIEW` over `{AUDIT_TABLE.name}` "
+        f"(`sql/bigquery/{FRESHNESS_VIEW.name}.sql`), refreshed when a run appends "
+        "its audit rows.",
+        "",
+    ]
     lines += _column_rows(FRESHNESS_VIEW.columns)
     return "\n".join(lines) + "\n"
 
@@ -164,8 +210,10 @@ def render_settings_table(readme: str) -> str:
     if not (begin and end):
         raise ValueError(f"README.md lacks the {SETTINGS_BEGIN} ... {SETTINGS_END} markers")
     rows = ["| variable | default | meaning |", "|---|---|---|"]
-    rows += [f"| `{variable}` | {default} | {meaning} |"
-             for variable, default, meaning in settings_table()]
+    rows += [
+        f"| `{variable}` | {default} | {meaning} |"
+        for variable, default, meaning in settings_table()
+    ]
     return f"{head}{begin}\n\n" + "\n".join(rows) + f"\n\n{end}{tail}"
 
 
@@ -174,15 +222,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args()
-    outputs = {OUTPUT: render(),
-               README: render_settings_table(README.read_text(encoding="utf-8")),
-               **render_sql_files()}
-    stale = [path for path, text in outputs.items()
-             if (path.read_text(encoding="utf-8") if path.exists() else "") != text]
+    outputs = {
+        OUTPUT: render(),
+        README: render_settings_table(README.read_text(encoding="utf-8")),
+        **render_sql_files(),
+    }
+    stale = [
+        path
+        for path, text in outputs.items()
+        if (path.read_text(encoding="utf-8") if path.exists() else "") != text
+    ]
     if args.check:
         for path in stale:
-            print(f"{path} is out of date: run python -m scripts.generate_docs",
-                  file=sys.stderr)
+            print(f"{path} is out of date: run python -m scripts.generate_docs", file=sys.stderr)
         return 1 if stale else 0
     for path in stale:
         path.write_text(outputs[path], encoding="utf-8")

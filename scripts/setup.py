@@ -69,8 +69,11 @@ DEFAULT_ALERT_DEPLOYMENT = "partyhelp-bigquery-sync/daily"
 DEFAULT_COMPLETED_WITHIN = "4h"
 MIN_COMPLETED_WITHIN = 10  # seconds: Prefect's minimum window of a proactive trigger
 # Settings of the flow that setup does not use: MySQL is never contacted here.
-_NOT_USED_HERE = {"PARTYHELP_MYSQL_HOST": "-", "PARTYHELP_MYSQL_USER": "-",
-                  "PARTYHELP_MYSQL_DATABASE": "-"}
+_NOT_USED_HERE = {
+    "PARTYHELP_MYSQL_HOST": "-",
+    "PARTYHELP_MYSQL_USER": "-",
+    "PARTYHELP_MYSQL_DATABASE": "-",
+}
 
 
 def say(what: str, name: str, outcome: str) -> None:
@@ -108,8 +111,10 @@ def setup_mysql_password(name: str) -> None:
     password = _new_password(stored is not None)
     if password is None:
         if stored is None:
-            raise SystemExit(f"Secret block {name!r} does not exist and no password was given: "
-                             "set PARTYHELP_MYSQL_PASSWORD or pass it on stdin")
+            raise SystemExit(
+                f"Secret block {name!r} does not exist and no password was given: "
+                "set PARTYHELP_MYSQL_PASSWORD or pass it on stdin"
+            )
         say("Secret block", name, "unchanged (no new password given)")
     elif password == stored:
         say("Secret block", name, "unchanged")
@@ -126,21 +131,26 @@ def setup_gcp_credentials(name: str, key_file: Path | None) -> Any:
         info = json.loads(key_file.read_text())
         try:
             current = GcpCredentials.load(name)
-            same = current.service_account_info is not None and \
-                current.service_account_info.get_secret_value() == info
+            same = (
+                current.service_account_info is not None
+                and current.service_account_info.get_secret_value() == info
+            )
         except ValueError:
             current, same = None, False
         if same:
             say("GcpCredentials block", name, "unchanged")
         else:
             GcpCredentials(service_account_info=info, project=info.get("project_id")).save(
-                name, overwrite=True)
+                name, overwrite=True
+            )
             say("GcpCredentials block", name, "created" if current is None else "updated")
     try:
         return GcpCredentials.load(name)
     except ValueError:
-        raise SystemExit(f"GcpCredentials block {name!r} does not exist: create it in the "
-                         "Prefect UI or pass --service-account-key-file") from None
+        raise SystemExit(
+            f"GcpCredentials block {name!r} does not exist: create it in the "
+            "Prefect UI or pass --service-account-key-file"
+        ) from None
 
 
 def _stored_results_block(name: str) -> tuple[str, str, str | None] | None:
@@ -153,17 +163,20 @@ def _stored_results_block(name: str) -> tuple[str, str, str | None] | None:
 
     with get_client(sync_client=True) as client:
         try:
-            document = client.read_block_document_by_name(name, "gcs-bucket",
-                                                           include_secrets=False)
+            document = client.read_block_document_by_name(name, "gcs-bucket", include_secrets=False)
         except ObjectNotFound:
             return None
     reference = document.block_document_references.get("gcp_credentials") or {}
-    return (document.data.get("bucket"), document.data.get("bucket_folder"),
-            (reference.get("block_document") or {}).get("name"))
+    return (
+        document.data.get("bucket"),
+        document.data.get("bucket_folder"),
+        (reference.get("block_document") or {}).get("name"),
+    )
 
 
-def setup_results_block(name: str, bucket: str, folder: str,
-                        credentials: tuple[str, Any] | None) -> None:
+def setup_results_block(
+    name: str, bucket: str, folder: str, credentials: tuple[str, Any] | None
+) -> None:
     """The GcsBucket block of task results, using the named credentials block if given."""
     from prefect_gcp import GcpCredentials, GcsBucket
 
@@ -175,9 +188,11 @@ def setup_results_block(name: str, bucket: str, folder: str,
         say("GcsBucket block", what, "unchanged")
         return
     # Without a named block: application default credentials, wherever the block is loaded.
-    GcsBucket(bucket=bucket, bucket_folder=folder,
-              gcp_credentials=credentials[1] if credentials else GcpCredentials()
-              ).save(name, overwrite=True)
+    GcsBucket(
+        bucket=bucket,
+        bucket_folder=folder,
+        gcp_credentials=credentials[1] if credentials else GcpCredentials(),
+    ).save(name, overwrite=True)
     say("GcsBucket block", what, "created" if stored is None else "updated")
 
 
@@ -188,13 +203,14 @@ def production_settings(env: Mapping[str, str], password_block: str | None) -> d
     """What a deployment's runs read from the settings Variable: every setting a Variable
     may hold that is set in ``env``, plus the password block's name; checked as a run
     checks them (the Secret blocks stand for the secrets)."""
-    values = {name: env[name].strip() for name in variable_settings()
-              if env.get(name, "").strip()}
+    values = {name: env[name].strip() for name in variable_settings() if env.get(name, "").strip()}
     if password_block:
         values["PARTYHELP_MYSQL_PASSWORD_BLOCK"] = password_block
     if "PARTYHELP_CLOCK_DATE" in values:
-        raise SystemExit("setup: PARTYHELP_CLOCK_DATE is a test clock: unset it before "
-                         "writing the production settings")
+        raise SystemExit(
+            "setup: PARTYHELP_CLOCK_DATE is a test clock: unset it before "
+            "writing the production settings"
+        )
     salt = "in-its-block" if values.get("PARTYHELP_PII_SALT_BLOCK") else None
     try:
         load_settings(values, pii_salt=salt)
@@ -254,37 +270,40 @@ def find_notification_block(name: str) -> UUID:
     with get_client(sync_client=True) as client:
         if slug:
             try:
-                found = [client.read_block_document_by_name(block_name, slug,
-                                                            include_secrets=False)]
+                found = [
+                    client.read_block_document_by_name(block_name, slug, include_secrets=False)
+                ]
             except ObjectNotFound:
                 found = []
         else:
             found, offset = [], 0
-            while page := client.read_block_documents(offset=offset, limit=200,
-                                                      include_secrets=False):
+            while page := client.read_block_documents(
+                offset=offset, limit=200, include_secrets=False
+            ):
                 found += [doc for doc in page if doc.name == block_name]
                 offset += len(page)
-    found = [doc for doc in found
-             if doc.block_schema and "notify" in doc.block_schema.capabilities]
+    found = [doc for doc in found if doc.block_schema and "notify" in doc.block_schema.capabilities]
     if not found:
-        raise SystemExit(f"setup: no notification block named {name!r}: make one (Slack, "
-                         "Teams, email or custom webhook), see docs/OPERATIONS.md, Alerts")
+        raise SystemExit(
+            f"setup: no notification block named {name!r}: make one (Slack, "
+            "Teams, email or custom webhook), see docs/OPERATIONS.md, Alerts"
+        )
     if len(found) > 1:
-        kinds = ", ".join(f"{doc.block_type.slug}/{block_name}" for doc in found
-                          if doc.block_type)
-        raise SystemExit(f"setup: several notification blocks are named {name!r}: "
-                         f"pass one of {kinds}")
+        kinds = ", ".join(f"{doc.block_type.slug}/{block_name}" for doc in found if doc.block_type)
+        raise SystemExit(
+            f"setup: several notification blocks are named {name!r}: pass one of {kinds}"
+        )
     return found[0].id
 
 
-def declared_automations(values: Mapping[str, object],
-                         path: Path = AUTOMATIONS_FILE) -> list[Any]:
+def declared_automations(values: Mapping[str, object], path: Path = AUTOMATIONS_FILE) -> list[Any]:
     """The automations of ``automations.yaml``, its ``$placeholders`` filled in."""
     import yaml
     from prefect.automations import Automation
 
     text = string.Template(path.read_text()).substitute(
-        {key: str(value) for key, value in values.items()})
+        {key: str(value) for key, value in values.items()}
+    )
     return [Automation.model_validate(item) for item in yaml.safe_load(text)["automations"]]
 
 
@@ -302,8 +321,9 @@ def setup_automation(wanted: Any) -> None:
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
-        stored = [Automation(**a.model_dump()) for a in
-                  client.read_automations_by_name(wanted.name)]
+        stored = [
+            Automation(**a.model_dump()) for a in client.read_automations_by_name(wanted.name)
+        ]
     extra = ""
     for duplicate in stored[1:]:
         duplicate.delete()
@@ -325,9 +345,14 @@ def setup_automation(wanted: Any) -> None:
 def setup_automations(block: str, deployment: str, within: int, ui_url: str) -> None:
     """Both automations of ``automations.yaml``, sending through the block ``block``."""
     flow, _, deployment_name = deployment.partition("/")
-    values = {"notify_block_id": find_notification_block(block), "flow": flow,
-              "deployment": deployment_name, "completed_within": within,
-              "within_text": duration_text(within), "ui_url": ui_url.rstrip("/")}
+    values = {
+        "notify_block_id": find_notification_block(block),
+        "flow": flow,
+        "deployment": deployment_name,
+        "completed_within": within,
+        "within_text": duration_text(within),
+        "ui_url": ui_url.rstrip("/"),
+    }
     for automation in declared_automations(values):
         setup_automation(automation)
 
@@ -345,8 +370,10 @@ def setup_dataset(settings: Settings) -> None:
         say("BigQuery dataset", f"{reference} ({settings.bq_location})", "created")
         return
     if (dataset.location or "").lower() != settings.bq_location.lower():
-        raise SystemExit(f"dataset {reference} is in {dataset.location}, not "
-                         f"PARTYHELP_BQ_LOCATION={settings.bq_location}: a dataset cannot move")
+        raise SystemExit(
+            f"dataset {reference} is in {dataset.location}, not "
+            f"PARTYHELP_BQ_LOCATION={settings.bq_location}: a dataset cannot move"
+        )
     if dataset.description == DATASET_DESCRIPTION:
         say("BigQuery dataset", reference, "unchanged")
         return
@@ -372,8 +399,12 @@ def setup_bucket(settings: Settings, days: int) -> None:
         say("GCS bucket", f"gs://{bucket.name} ({settings.bq_location})", "created")
     prefix = export_prefix(settings.gcs_prefix)
     rules = [dict(rule) for rule in bucket.lifecycle_rules]
-    ours = [r for r in rules if r.get("action", {}).get("type") == "Delete"
-            and r.get("condition", {}).get("matchesPrefix") == [prefix]]
+    ours = [
+        r
+        for r in rules
+        if r.get("action", {}).get("type") == "Delete"
+        and r.get("condition", {}).get("matchesPrefix") == [prefix]
+    ]
     what = f"gs://{bucket.name}/{prefix}* deleted after {days} days"
     if ours == [retention_rule(prefix, days)]:
         say("GCS lifecycle rule", what, "unchanged")
@@ -388,52 +419,91 @@ def setup_bucket(settings: Settings, days: int) -> None:
 
 
 def _add_alert_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--notify-block", default=None, metavar="NAME",
-                        help="create or update the automations of automations.yaml, sending "
-                             "through this notification block (NAME or TYPE/NAME; default: "
-                             "leave the automations alone)")
-    parser.add_argument("--completed-within", type=parse_duration,
-                        default=parse_duration(DEFAULT_COMPLETED_WITHIN), metavar="DURATION",
-                        help="alert when a run of --alert-deployment has not Completed this "
-                             "long after it started or became Late, e.g. 4h, 90m, 20s "
-                             f"(default: {DEFAULT_COMPLETED_WITHIN})")
-    parser.add_argument("--alert-deployment", default=DEFAULT_ALERT_DEPLOYMENT,
-                        metavar="FLOW/DEPLOYMENT",
-                        help="the deployment watched for missing runs (default: %(default)s)")
-    parser.add_argument("--ui-url", default=None,
-                        help="the Prefect UI's address in the links of notifications "
-                             "(default: PREFECT_UI_URL, which follows PREFECT_API_URL)")
+    parser.add_argument(
+        "--notify-block",
+        default=None,
+        metavar="NAME",
+        help="create or update the automations of automations.yaml, sending "
+        "through this notification block (NAME or TYPE/NAME; default: "
+        "leave the automations alone)",
+    )
+    parser.add_argument(
+        "--completed-within",
+        type=parse_duration,
+        default=parse_duration(DEFAULT_COMPLETED_WITHIN),
+        metavar="DURATION",
+        help="alert when a run of --alert-deployment has not Completed this "
+        "long after it started or became Late, e.g. 4h, 90m, 20s "
+        f"(default: {DEFAULT_COMPLETED_WITHIN})",
+    )
+    parser.add_argument(
+        "--alert-deployment",
+        default=DEFAULT_ALERT_DEPLOYMENT,
+        metavar="FLOW/DEPLOYMENT",
+        help="the deployment watched for missing runs (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--ui-url",
+        default=None,
+        help="the Prefect UI's address in the links of notifications "
+        "(default: PREFECT_UI_URL, which follows PREFECT_API_URL)",
+    )
 
 
 def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m scripts.setup", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results-block", default="partyhelp-results",
-                        help="GcsBucket block for task results; '' to skip, e.g. for a "
-                             "local process worker, which keeps them in local storage "
-                             "(default: %(default)s)")
-    parser.add_argument("--results-bucket", default=None,
-                        help="its bucket (default: PARTYHELP_GCS_BUCKET)")
-    parser.add_argument("--results-folder", default="prefect-results",
-                        help="its folder in that bucket (default: %(default)s)")
-    parser.add_argument("--mysql-password-block",
-                        default=env.get("PARTYHELP_MYSQL_PASSWORD_BLOCK")
-                        or "partyhelp-mysql-password",
-                        help="Secret block of the MySQL password; '' to skip "
-                             "(default: PARTYHELP_MYSQL_PASSWORD_BLOCK or %(default)s)")
-    parser.add_argument("--gcp-credentials-block",
-                        default=env.get("PARTYHELP_GCP_CREDENTIALS_BLOCK") or None,
-                        help="GcpCredentials block to use (default: "
-                             "PARTYHELP_GCP_CREDENTIALS_BLOCK; none: application default "
-                             "credentials)")
-    parser.add_argument("--service-account-key-file", type=Path, default=None,
-                        help="save this key into --gcp-credentials-block first")
-    parser.add_argument("--retention-days", type=int, default=DEFAULT_RETENTION_DAYS,
-                        help="delete exports older than this (default: %(default)s)")
-    parser.add_argument("--settings-variable", default=None, metavar="NAME",
-                        help="write this shell's PARTYHELP_* settings (no secret) into the "
-                             "Prefect Variable NAME, which the deployments of prefect.yaml "
-                             "read (partyhelp_settings); default: leave it alone")
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.setup",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--results-block",
+        default="partyhelp-results",
+        help="GcsBucket block for task results; '' to skip, e.g. for a "
+        "local process worker, which keeps them in local storage "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--results-bucket", default=None, help="its bucket (default: PARTYHELP_GCS_BUCKET)"
+    )
+    parser.add_argument(
+        "--results-folder",
+        default="prefect-results",
+        help="its folder in that bucket (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--mysql-password-block",
+        default=env.get("PARTYHELP_MYSQL_PASSWORD_BLOCK") or "partyhelp-mysql-password",
+        help="Secret block of the MySQL password; '' to skip "
+        "(default: PARTYHELP_MYSQL_PASSWORD_BLOCK or %(default)s)",
+    )
+    parser.add_argument(
+        "--gcp-credentials-block",
+        default=env.get("PARTYHELP_GCP_CREDENTIALS_BLOCK") or None,
+        help="GcpCredentials block to use (default: "
+        "PARTYHELP_GCP_CREDENTIALS_BLOCK; none: application default "
+        "credentials)",
+    )
+    parser.add_argument(
+        "--service-account-key-file",
+        type=Path,
+        default=None,
+        help="save this key into --gcp-credentials-block first",
+    )
+    parser.add_argument(
+        "--retention-days",
+        type=int,
+        default=DEFAULT_RETENTION_DAYS,
+        help="delete exports older than this (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--settings-variable",
+        default=None,
+        metavar="NAME",
+        help="write this shell's PARTYHELP_* settings (no secret) into the "
+        "Prefect Variable NAME, which the deployments of prefect.yaml "
+        "read (partyhelp_settings); default: leave it alone",
+    )
     _add_alert_args(parser)
     args = parser.parse_args(argv)
     if args.completed_within < MIN_COMPLETED_WITHIN:
@@ -457,8 +527,10 @@ def _prefect_ui_url() -> str:
 
     url = PREFECT_UI_URL.value()
     if not url:
-        raise SystemExit("setup: no Prefect UI address for the links in notifications: set "
-                         "PREFECT_API_URL (or PREFECT_UI_URL), or pass --ui-url")
+        raise SystemExit(
+            "setup: no Prefect UI address for the links in notifications: set "
+            "PREFECT_API_URL (or PREFECT_UI_URL), or pass --ui-url"
+        )
     return str(url)
 
 
@@ -471,23 +543,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings({**_NOT_USED_HERE, **env})
     except ConfigError as exc:
         raise SystemExit(f"setup: {exc}") from None
-    production = (production_settings(env, args.mysql_password_block)
-                  if args.settings_variable else None)  # checked before anything changes
+    production = (
+        production_settings(env, args.mysql_password_block) if args.settings_variable else None
+    )  # checked before anything changes
     credentials = None
     if args.gcp_credentials_block:
-        credentials = (args.gcp_credentials_block,
-                       setup_gcp_credentials(args.gcp_credentials_block,
-                                             args.service_account_key_file))
+        credentials = (
+            args.gcp_credentials_block,
+            setup_gcp_credentials(args.gcp_credentials_block, args.service_account_key_file),
+        )
     if args.mysql_password_block:
         setup_mysql_password(args.mysql_password_block)
     if args.settings_variable and production is not None:
         setup_settings_variable(args.settings_variable, production)
     if args.results_block:
-        setup_results_block(args.results_block, args.results_bucket or settings.gcs_bucket,
-                            args.results_folder, credentials)
+        setup_results_block(
+            args.results_block,
+            args.results_bucket or settings.gcs_bucket,
+            args.results_folder,
+            credentials,
+        )
     if args.notify_block:
-        setup_automations(args.notify_block, args.alert_deployment, args.completed_within,
-                          args.ui_url or _prefect_ui_url())
+        setup_automations(
+            args.notify_block,
+            args.alert_deployment,
+            args.completed_within,
+            args.ui_url or _prefect_ui_url(),
+        )
     setup_dataset(settings)
     setup_bucket(settings, args.retention_days)
     return 0

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs (with Debian's chromium, the UI tests' browser, which the demo does without) and
-# starts the local stack, then lints (ruff), type-checks (mypy, strict on the package:
+# starts the local stack, then lints (ruff check, and ruff format --check), type-checks (mypy, strict on the package:
 # pyproject.toml [tool.mypy]) and tests (pytest, arguments passed on).
 # Services keep running afterwards, unless PARTYHELP_STOP_STACK=1 (CI): then the services this
 # run started are stopped (ones that already answered are left alone).
@@ -27,6 +27,7 @@ ruff_rc=0
 mypy_rc=0
 pytest_rc=0
 .venv/bin/ruff check . || ruff_rc=$?
+.venv/bin/ruff format --check . || ruff_rc=$?
 .venv/bin/python -m mypy || mypy_rc=$?
 # Test modules run in parallel, each whole on one worker (--dist loadfile: its module
 # fixtures run once). Each worker has its own emulators (tests/conftest.py,

@@ -31,24 +31,27 @@ def bigquery_jobs(table: str, sync_date: str) -> Iterator[None]:
     the flow run and its attempt (``flow_run.run_count``: a retry from the UI is a new
     attempt, a task's retry is not)."""
     run_id = flow_run.get_id()
-    with warehouse.labelled_jobs(warehouse.job_labels(table, sync_date, run_id)), \
-            bq_jobs.job_run(run_id, flow_run.run_count):
+    with (
+        warehouse.labelled_jobs(warehouse.job_labels(table, sync_date, run_id)),
+        bq_jobs.job_run(run_id, flow_run.run_count),
+    ):
         yield
 
 
 @task(name="load", task_run_name="load-{manifest.table}", **RETRY_OPTIONS)
-def load_table(manifest: mf.Manifest, allow_row_drop: bool = False,
-               replace_current: bool = False) -> warehouse.LoadResult:
+def load_table(
+    manifest: mf.Manifest, allow_row_drop: bool = False, replace_current: bool = False
+) -> warehouse.LoadResult:
     """Load the manifest's parts, verified against the source, into the day's history
     partition and (unless the day is older than it) the current table."""
     settings = runtime_settings()
     mf.verify_parts(storage_client(settings), manifest)
     warehouse.ensure_dataset(settings)  # a read once ``prepare_dataset`` has created it
     # One publish of a table at a time, across runs (two command-line runs of one day).
-    with bigquery_jobs(manifest.table, manifest.sync_date), \
-            publish_lock(settings, manifest.table):
-        return warehouse.replace_table(settings, TABLES[manifest.table], manifest,
-                                       allow_row_drop, replace_current)
+    with bigquery_jobs(manifest.table, manifest.sync_date), publish_lock(settings, manifest.table):
+        return warehouse.replace_table(
+            settings, TABLES[manifest.table], manifest, allow_row_drop, replace_current
+        )
 
 
 @task(name="prepare-dataset", task_run_name="prepare-dataset", **RETRY_OPTIONS)
@@ -79,6 +82,7 @@ def record_audit(rows: list[dict[str, Any]]) -> int:
         with bigquery_jobs(FRESHNESS_VIEW.name, day):
             warehouse.refresh_freshness_view(settings)
     except Exception as exc:  # the rows are in, the next run refreshes it: not worth a retry
-        get_logger().warning("could not refresh %s (the next run will): %s",
-                             FRESHNESS_VIEW.name, exc)
+        get_logger().warning(
+            "could not refresh %s (the next run will): %s", FRESHNESS_VIEW.name, exc
+        )
     return len(rows)

@@ -52,11 +52,12 @@ def holder_variable_name(limit: str) -> str:
     """The Prefect Variable naming who holds ``limit``: its name in Variable letters (a
     digest keeps a long one unique within Prefect's 255 characters)."""
     name = HOLDER_VARIABLE_PREFIX + _NOT_VARIABLE_TEXT.sub(
-        "_", limit.removeprefix(PUBLISH_LIMIT_PREFIX).lower())
+        "_", limit.removeprefix(PUBLISH_LIMIT_PREFIX).lower()
+    )
     if len(name) <= _VARIABLE_NAME_LENGTH:
         return name
     digest = hashlib.sha256(limit.encode()).hexdigest()[:16]
-    return f"{name[:_VARIABLE_NAME_LENGTH - 17]}-{digest}"
+    return f"{name[: _VARIABLE_NAME_LENGTH - 17]}-{digest}"
 
 
 def ensure_publish_limit(name: str) -> bool:
@@ -74,8 +75,7 @@ def ensure_publish_limit(name: str) -> bool:
         except ObjectNotFound:
             pass
         with suppress(ObjectAlreadyExists):
-            client.create_global_concurrency_limit(
-                GlobalConcurrencyLimitCreate(name=name, limit=1))
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
     return False
 
 
@@ -84,8 +84,12 @@ def this_holder() -> dict[str, Any]:
     from prefect.runtime import flow_run
 
     run_id = flow_run.get_id()
-    return {"flow_run_id": run_id, "flow_run_name": flow_run.get_name() if run_id else None,
-            "host": socket.gethostname(), "pid": os.getpid()}
+    return {
+        "flow_run_id": run_id,
+        "flow_run_name": flow_run.get_name() if run_id else None,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }
 
 
 def describe_holder(holder: Any) -> str:
@@ -128,8 +132,9 @@ def _named_holder(limit: str) -> Iterator[None]:
 
 
 @contextmanager
-def publish_lock(settings: Settings, table: str,
-                 timeout_seconds: float | None = None) -> Iterator[None]:
+def publish_lock(
+    settings: Settings, table: str, timeout_seconds: float | None = None
+) -> Iterator[None]:
     """Hold the publish slot of ``table`` for the block; wait while another run holds it,
     naming that run.
 
@@ -141,11 +146,19 @@ def publish_lock(settings: Settings, table: str,
     taken, started = ensure_publish_limit(name), time.monotonic()
     holder = read_holder(name) if taken else None
     if holder:
-        get_logger().info("%s: %s is publishing it; waiting for its end (%s)", table, holder,
-                          name)
-    with concurrency(name, occupy=1, timeout_seconds=timeout_seconds, strict=True,
-                     lease_duration=PUBLISH_LEASE_SECONDS), _named_holder(name):
+        get_logger().info("%s: %s is publishing it; waiting for its end (%s)", table, holder, name)
+    with (
+        concurrency(
+            name,
+            occupy=1,
+            timeout_seconds=timeout_seconds,
+            strict=True,
+            lease_duration=PUBLISH_LEASE_SECONDS,
+        ),
+        _named_holder(name),
+    ):
         if holder:
-            get_logger().info("%s: waited %.0fs while %s published it", table,
-                              time.monotonic() - started, holder)
+            get_logger().info(
+                "%s: waited %.0fs while %s published it", table, time.monotonic() - started, holder
+            )
         yield

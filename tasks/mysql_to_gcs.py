@@ -39,11 +39,11 @@ def check_source_schema(tables: list[str]) -> None:
 
 
 @task(name="plan", task_run_name="plan-{table}", **RETRY_OPTIONS)
-def plan_export(table: str, sync_date: dt.date, flow_run_id: str | None,
-                replaces: str | None = None) -> export.ExportPlan:
+def plan_export(
+    table: str, sync_date: dt.date, flow_run_id: str | None, replaces: str | None = None
+) -> export.ExportPlan:
     """Fix one table's export id and primary-key chunks."""
-    return export.plan_export(runtime_settings(), TABLES[table], sync_date, flow_run_id,
-                              replaces)
+    return export.plan_export(runtime_settings(), TABLES[table], sync_date, flow_run_id, replaces)
 
 
 @task(name="export", task_run_name=_export_run_name, **RETRY_OPTIONS)
@@ -63,7 +63,8 @@ def find_export(table: str, sync_date: dt.date) -> mf.Manifest:
     """The newest kept export of a table for a day, with every part verified."""
     settings = runtime_settings()
     client = storage_client(settings)
-    manifest = mf.find_latest_manifest(client, settings.gcs_bucket, settings.gcs_prefix,
-                                       sync_date, table)
+    manifest = mf.find_latest_manifest(
+        client, settings.gcs_bucket, settings.gcs_prefix, sync_date, table
+    )
     mf.verify_parts(client, manifest)
     return manifest

@@ -45,7 +45,8 @@ RETRIES: int = import_time_setting("task_retries")
 RETRY_OPTIONS: dict[str, Any] = {
     "retries": RETRIES,
     "retry_delay_seconds": exponential_backoff(
-        backoff_factor=import_time_setting("retry_delay_seconds")),
+        backoff_factor=import_time_setting("retry_delay_seconds")
+    ),
     "retry_jitter_factor": 0.5,
     "retry_condition_fn": retry_if_transient,
     "persist_result": True,
@@ -66,8 +67,7 @@ def runtime_settings() -> Settings:
     for field in TLS_FILE_SETTINGS:
         pem = _secret_block(read_setting(f"{field}_block"))
         if pem is not None:
-            pem_files[field] = private_file(pem if pem.endswith("\n") else pem + "\n",
-                                            ".pem")
+            pem_files[field] = private_file(pem if pem.endswith("\n") else pem + "\n", ".pem")
     return settings.model_copy(update=pem_files) if pem_files else settings
 
 

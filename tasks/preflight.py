@@ -20,8 +20,12 @@ def cheap_checks() -> None:
     down = next((result.unreachable for result in results if result.unreachable), None)
     if down is not None:
         raise down
-    failed = [result for result in results if not result.ok
-              # fake-gcs-server puts every bucket in one location, whatever was asked
-              and not (settings.uses_emulators and result.name == "location")]
+    failed = [
+        result
+        for result in results
+        if not result.ok
+        # fake-gcs-server puts every bucket in one location, whatever was asked
+        and not (settings.uses_emulators and result.name == "location")
+    ]
     if failed:
         raise PreflightError("; ".join(f"{r.name}: {r.detail}" for r in failed))

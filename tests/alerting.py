@@ -31,8 +31,13 @@ def private_prefect_server(**server_env: str) -> Iterator[str]:
     home = tempfile.mkdtemp(prefix="partyhelp-prefect-")
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PARTYHELP_STACK_HOME": home, "PARTYHELP_PREFECT_PORT": str(port),
-           "PREFECT_API_URL": url, **server_env}
+    env = {
+        **os.environ,
+        "PARTYHELP_STACK_HOME": home,
+        "PARTYHELP_PREFECT_PORT": str(port),
+        "PREFECT_API_URL": url,
+        **server_env,
+    }
 
     stack_sh("start-prefect", env)
     try:
@@ -95,8 +100,9 @@ class NotificationReceiver:
         with self._lock:
             return list(self._bodies)
 
-    def wait_for(self, what: str, matches: Callable[[dict[str, Any]], bool],
-                 timeout: float) -> dict[str, Any]:
+    def wait_for(
+        self, what: str, matches: Callable[[dict[str, Any]], bool], timeout: float
+    ) -> dict[str, Any]:
         """The first body received that ``matches``, waiting up to ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -104,8 +110,10 @@ class NotificationReceiver:
             if found:
                 return found[0]
             time.sleep(0.5)
-        raise AssertionError(f"no notification {what} within {timeout:.0f}s; received: "
-                             f"{json.dumps(self.bodies(), indent=1)[-4000:]}")
+        raise AssertionError(
+            f"no notification {what} within {timeout:.0f}s; received: "
+            f"{json.dumps(self.bodies(), indent=1)[-4000:]}"
+        )
 
     def close(self) -> None:
         self._server.shutdown()

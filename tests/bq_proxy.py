@@ -23,11 +23,16 @@ from urllib.parse import urlsplit
 
 _JOB_ID = re.compile(rb'"jobId"\s*:\s*"([A-Za-z0-9_-]+)"')
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
-LOST_ANSWER = json.dumps({"error": {
-    "code": 503, "status": "UNAVAILABLE",
-    "message": "the test proxy lost the answer to this insert (the job was created)",
-    "errors": [{"reason": "jobInternalError", "message": "answer lost by the test proxy"}],
-}}).encode()
+LOST_ANSWER = json.dumps(
+    {
+        "error": {
+            "code": 503,
+            "status": "UNAVAILABLE",
+            "message": "the test proxy lost the answer to this insert (the job was created)",
+            "errors": [{"reason": "jobInternalError", "message": "answer lost by the test proxy"}],
+        }
+    }
+).encode()
 
 
 class LosingProxy:
@@ -75,8 +80,9 @@ class LosingProxy:
                     return job_id, mode
         return job_id, None
 
-    def _forward(self, method: str, path: str, headers: Any,
-                 body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+    def _forward(
+        self, method: str, path: str, headers: Any, body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         connection = http.client.HTTPConnection(*self.upstream, timeout=120)
         try:
             sent = {k: v for k, v in headers.items() if k.lower() not in _HOP_HEADERS}
@@ -99,8 +105,7 @@ class LosingProxy:
             def _any(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 job_id, mode = proxy._fault(self.command, self.path, body)
-                status, headers, data = proxy._forward(self.command, self.path,
-                                                       self.headers, body)
+                status, headers, data = proxy._forward(self.command, self.path, self.headers, body)
                 if job_id:
                     with proxy._lock:
                         proxy.inserts[job_id].append(status)
@@ -108,8 +113,7 @@ class LosingProxy:
                     self.close_connection = True
                     return
                 if mode == "error":
-                    status, headers, data = 503, [("Content-Type", "application/json")], \
-                        LOST_ANSWER
+                    status, headers, data = 503, [("Content-Type", "application/json")], LOST_ANSWER
                 self.send_response(status)
                 for key, value in headers:
                     if key.lower() not in _HOP_HEADERS:

@@ -54,23 +54,28 @@ def _port_open(url_or_host: str, port: int | None = None) -> bool:
 def stack() -> None:
     """Fail fast, with the fix, when the local stack is not running."""
     down = [
-        name for name, ok in (
+        name
+        for name, ok in (
             ("MariaDB", _port_open(MYSQL_HOST, MYSQL_PORT)),
             ("fake-gcs-server", _port_open(os.environ["STORAGE_EMULATOR_HOST"])),
             ("local-bigquery", _port_open(os.environ["BIGQUERY_EMULATOR_HOST"])),
             ("Prefect server", _port_open(os.environ["PREFECT_API_URL"])),
-        ) if not ok
+        )
+        if not ok
     ]
     if down:
         pytest.fail(
             f"not running: {', '.join(down)}. Start the stack: scripts/stack.sh start "
-            "(scripts/test.sh does it for you)", pytrace=False)
+            "(scripts/test.sh does it for you)",
+            pytrace=False,
+        )
 
 
 def admin_connection(database: str | None = None, **extra: Any) -> pymysql.Connection:
     """A root connection (test setup only; the sync itself runs as a SELECT-only user)."""
-    return pymysql.connect(**MYSQL_ADMIN, database=database, charset="utf8mb4",
-                           autocommit=True, **extra)
+    return pymysql.connect(
+        **MYSQL_ADMIN, database=database, charset="utf8mb4", autocommit=True, **extra
+    )
 
 
 def run_sql_file(connection: pymysql.Connection, path: Path) -> None:
@@ -116,8 +121,9 @@ def drop_reader(user: str) -> None:
             cursor.execute("DROP USER IF EXISTS %s@%s", (user, host))
 
 
-def sync_environment(database: str, user: str, bucket: str, dataset: str,
-                     **overrides: str) -> dict[str, str]:
+def sync_environment(
+    database: str, user: str, bucket: str, dataset: str, **overrides: str
+) -> dict[str, str]:
     """The PARTYHELP_* variables for a sync of ``database`` into ``dataset``."""
     env = {
         "PARTYHELP_MYSQL_HOST": MYSQL_HOST,

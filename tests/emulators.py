@@ -21,8 +21,9 @@ STACK_SH = Path(__file__).resolve().parents[1] / "scripts" / "stack.sh"
 
 def stack_sh(command: str, env: dict[str, str]) -> None:
     """Run ``scripts/stack.sh COMMAND`` with ``env`` (its ports, home, data); it must succeed."""
-    result = subprocess.run([str(STACK_SH), command], env=env, capture_output=True, text=True,
-                            timeout=180)
+    result = subprocess.run(
+        [str(STACK_SH), command], env=env, capture_output=True, text=True, timeout=180
+    )
     assert result.returncode == 0, f"stack.sh {command}: {result.stderr[-3000:]}"
 
 
@@ -80,8 +81,10 @@ class PrivateEmulators:
     @property
     def client_env(self) -> dict[str, str]:
         """The variables that point the sync (and the tests' clients) at these emulators."""
-        return {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{self.gcs_port}",
-                "BIGQUERY_EMULATOR_HOST": f"http://127.0.0.1:{self.bq_port}"}
+        return {
+            "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{self.gcs_port}",
+            "BIGQUERY_EMULATOR_HOST": f"http://127.0.0.1:{self.bq_port}",
+        }
 
     def _stack(self, command: str) -> None:
         stack_sh(command, {**os.environ, **self.env})
@@ -90,9 +93,13 @@ class PrivateEmulators:
         """Start ``gcs`` or ``bigquery`` and wait until it answers; ``PortTaken`` if what
         answers on its port is not ours (``stack.sh`` then refuses, naming the port's setting;
         ``owns`` checks again: a port can be taken between its check and our bind)."""
-        result = subprocess.run([str(STACK_SH), f"start-{service}"],
-                                env={**os.environ, **self.env}, capture_output=True, text=True,
-                                timeout=180)
+        result = subprocess.run(
+            [str(STACK_SH), f"start-{service}"],
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         taken = "is not this stack's" in result.stderr
         assert result.returncode == 0 or taken, f"stack.sh start-{service}: {result.stderr[-3000:]}"
         if taken or not self.owns(service):
@@ -116,8 +123,9 @@ class PrivateEmulators:
         self._stack(f"stop-{service}")
 
     def _group(self, service: str) -> int:
-        home = Path(os.environ.get("PARTYHELP_STACK_HOME",
-                                   Path.home() / ".cache" / "partyhelp-stack"))
+        home = Path(
+            os.environ.get("PARTYHELP_STACK_HOME", Path.home() / ".cache" / "partyhelp-stack")
+        )
         return int((home / "run" / f"{service}-{self._port(service)}.pid").read_text().strip())
 
     def freeze(self, service: str) -> None:
@@ -158,9 +166,13 @@ class PrivateEmulators:
         """Both services that are ours, ignoring one that is already down."""
         for service in ("bigquery", "gcs"):
             if self.owns(service):
-                subprocess.run([str(STACK_SH), f"stop-{service}"],
-                               env={**os.environ, **self.env}, capture_output=True,
-                               timeout=180, check=False)
+                subprocess.run(
+                    [str(STACK_SH), f"stop-{service}"],
+                    env={**os.environ, **self.env},
+                    capture_output=True,
+                    timeout=180,
+                    check=False,
+                )
 
 
 @contextmanager

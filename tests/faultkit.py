@@ -77,8 +77,9 @@ def server_is_mariadb() -> bool:
 
 
 @contextmanager
-def source_database(prefix: str, scale: float, seed: int,
-                    edge_cases: bool = True) -> Iterator[Source]:
+def source_database(
+    prefix: str, scale: float, seed: int, edge_cases: bool = True
+) -> Iterator[Source]:
     """A synthetic source database with a reader user, dropped afterwards."""
     from scripts import synthetic
 
@@ -147,24 +148,26 @@ def table_states(settings: Settings) -> dict[str, tuple[int, str]]:
     for item in items:
         if item.table_id in (AUDIT_TABLE.name, FRESHNESS_VIEW.name):
             continue
-        rows = sorted(json.dumps(dict(row.items()), default=str, sort_keys=True)
-                      for row in client.query(f"SELECT * FROM `{dataset}.{item.table_id}`")
-                      .result())
-        states[item.table_id] = (len(rows),
-                                 hashlib.sha256("\n".join(rows).encode()).hexdigest())
+        rows = sorted(
+            json.dumps(dict(row.items()), default=str, sort_keys=True)
+            for row in client.query(f"SELECT * FROM `{dataset}.{item.table_id}`").result()
+        )
+        states[item.table_id] = (len(rows), hashlib.sha256("\n".join(rows).encode()).hexdigest())
     return states
 
 
-def assert_table_equals_source(settings: Settings, source: Source, table: str,
-                               day: dt.date) -> None:
+def assert_table_equals_source(
+    settings: Settings, source: Source, table: str, day: dt.date
+) -> None:
     """The BigQuery table equals the source, row by row and cell by cell (tests/oracle.py)."""
     from partyhelp_pipeline.spec import TABLES
     from tests.oracle import bigquery_rows, diff_tables, expected_tables
 
     with admin_connection(source.database) as connection:
         expected = expected_tables(connection, day)[table]
-    actual = bigquery_rows(bigquery_client(settings), settings.table_ref(table),
-                           TABLES[table].primary_key)
+    actual = bigquery_rows(
+        bigquery_client(settings), settings.table_ref(table), TABLES[table].primary_key
+    )
     assert len(actual) == len(expected) > 0
     assert diff_tables(expected, actual) == []
 
@@ -180,8 +183,11 @@ def bq_totals(settings: Settings, table: str, money: tuple[str, ...] = ()) -> di
 
     key = TABLES[table].primary_key
     sums = "".join(f", SUM(`{c}`) AS `{c}`" for c in money)
-    row = query(settings, f"SELECT COUNT(*) AS n, COUNT(DISTINCT `{key}`) AS k{sums} "
-                          f"FROM {settings.quoted_table_ref(table)}")[0]
+    row = query(
+        settings,
+        f"SELECT COUNT(*) AS n, COUNT(DISTINCT `{key}`) AS k{sums} "
+        f"FROM {settings.quoted_table_ref(table)}",
+    )[0]
     return {k: (Decimal(v) if k in money and v is not None else v) for k, v in row.items()}
 
 
@@ -190,8 +196,9 @@ def source_totals(source: Source, table: str, money: tuple[str, ...] = ()) -> di
     sums = "".join(f", SUM(`{c}`)" for c in money)
     row = source.sql(f"SELECT COUNT(*), COUNT(DISTINCT id){sums} FROM `{table}`")[0]
     out = {"n": row[0], "k": row[1]}
-    out.update({c: (None if v is None else Decimal(v)) for c, v in zip(money, row[2:],
-                                                                        strict=True)})
+    out.update(
+        {c: (None if v is None else Decimal(v)) for c, v in zip(money, row[2:], strict=True)}
+    )
     return out
 
 
@@ -203,8 +210,7 @@ def money_columns(table: str) -> tuple[str, ...]:
     return tuple(c.name for c in TABLES[table].money_columns)
 
 
-def assert_totals_equal_source(settings: Settings, source: Source,
-                               table: str) -> dict[str, Any]:
+def assert_totals_equal_source(settings: Settings, source: Source, table: str) -> dict[str, Any]:
     """Row count, distinct primary keys and every money sum of the loaded ``table`` equal
     its source table's; returns BigQuery's figures."""
     from partyhelp_pipeline.spec import TABLES
@@ -218,8 +224,10 @@ def assert_totals_equal_source(settings: Settings, source: Source,
 def bucket_objects(settings: Settings, prefix: str = "") -> dict[str, bytes]:
     """Every object of the bucket (under ``prefix``), downloaded: ``{name: bytes}``."""
     client = storage_client(settings)
-    return {blob.name: blob.download_as_bytes()
-            for blob in client.list_blobs(settings.gcs_bucket, prefix=prefix or None)}
+    return {
+        blob.name: blob.download_as_bytes()
+        for blob in client.list_blobs(settings.gcs_bucket, prefix=prefix or None)
+    }
 
 
 def object_names(settings: Settings, prefix: str = "") -> set[str]:
@@ -232,8 +240,10 @@ def manifests(settings: Settings, day: dt.date, table: str) -> list[mf.Manifest]
     """Every committed manifest of ``table`` for ``day``, oldest first."""
     client = storage_client(settings)
     folder = mf.table_folder(settings.gcs_prefix, day, table)
-    found = [mf.read_manifest(client, mf.gs_uri(settings.gcs_bucket, name))
-             for name in mf.manifest_names(client, settings.gcs_bucket, folder)]
+    found = [
+        mf.read_manifest(client, mf.gs_uri(settings.gcs_bucket, name))
+        for name in mf.manifest_names(client, settings.gcs_bucket, folder)
+    ]
     return sorted(found, key=lambda m: m.extracted_at)
 
 
@@ -260,8 +270,11 @@ def decoded_text(name: str, data: bytes) -> str:
     """An object as searchable text: Avro parts decoded (they are deflated), others as is."""
     if name.endswith(".avro"):
         schema, records = avro_records(data)
-        return json.dumps(schema, default=str) + "\n" + "\n".join(
-            json.dumps(r, default=str, ensure_ascii=False) for r in records)
+        return (
+            json.dumps(schema, default=str)
+            + "\n"
+            + "\n".join(json.dumps(r, default=str, ensure_ascii=False) for r in records)
+        )
     return data.decode("utf-8", errors="replace")
 
 
@@ -288,8 +301,9 @@ class RunRecord:
         return [log.message for log in self.logs]
 
 
-def flow_run_record(flow_run_id: Any, *, final_log: str | None = None,
-                    wait_seconds: float = 30) -> RunRecord:
+def flow_run_record(
+    flow_run_id: Any, *, final_log: str | None = None, wait_seconds: float = 30
+) -> RunRecord:
     """The run, its task runs, artifacts and logs, waiting (for the logs and task states
     reach the API a little after the flow's state) until ``final_log`` appears, if given,
     and no task run is still pending or running."""
@@ -312,7 +326,10 @@ def flow_run_record(flow_run_id: Any, *, final_log: str | None = None,
             while True:
                 page = await client.read_logs(
                     log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
-                    limit=200, offset=len(logs), sort=LogSort.TIMESTAMP_ASC)
+                    limit=200,
+                    offset=len(logs),
+                    sort=LogSort.TIMESTAMP_ASC,
+                )
                 logs.extend(page)
                 if len(page) < 200:
                     break
@@ -346,14 +363,14 @@ def retry_flow_run(flow: Any, flow_run_id: Any) -> Any:
         async with get_client() as client:
             await client.set_flow_run_state(
                 flow_run_id,
-                State(type=StateType.SCHEDULED, name="AwaitingRetry",
-                      message="Retry from the UI"),
-                force=True)
+                State(type=StateType.SCHEDULED, name="AwaitingRetry", message="Retry from the UI"),
+                force=True,
+            )
             return await client.read_flow_run(flow_run_id)
 
     flow_run = asyncio.run(reschedule())
-    return run_flow(flow, flow_run=flow_run, parameters=flow_run.parameters,
-                    return_type="state")
+    return run_flow(flow, flow_run=flow_run, parameters=flow_run.parameters, return_type="state")
+
 
 __all__ = ["PrivateEmulators", "env_vars", "free_port", "private_emulators"]
 
@@ -363,9 +380,11 @@ def _reader_waits_on_a_lock(user: str, stop: threading.Event, timeout: float) ->
     deadline = time.monotonic() + timeout
     with admin_connection() as connection, connection.cursor() as cursor:
         while not stop.is_set() and time.monotonic() < deadline:
-            cursor.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE "
-                           "USER = %s AND STATE LIKE 'Waiting for table metadata lock%%'",
-                           (user,))
+            cursor.execute(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE "
+                "USER = %s AND STATE LIKE 'Waiting for table metadata lock%%'",
+                (user,),
+            )
             if cursor.fetchone()[0]:
                 return True
             time.sleep(0.02)
@@ -373,9 +392,13 @@ def _reader_waits_on_a_lock(user: str, stop: threading.Event, timeout: float) ->
 
 
 @contextmanager
-def outage_after_the_preflight(database: str, user: str, tables: list[str],
-                               stop_service: Callable[[], None],
-                               timeout: float = 180) -> Iterator[dict[str, bool]]:
+def outage_after_the_preflight(
+    database: str,
+    user: str,
+    tables: list[str],
+    stop_service: Callable[[], None],
+    timeout: float = 180,
+) -> Iterator[dict[str, bool]]:
     """A service goes down after a run's pre-flight found it up, before its exports.
 
     The source ``tables`` are locked (a real ``LOCK TABLES ... WRITE``), so the run's export

@@ -37,13 +37,15 @@ def _money(value: Any) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
-def expected_tables(connection: pymysql.Connection,
-                    sync_date: dt.date) -> dict[str, dict[int, dict]]:
+def expected_tables(
+    connection: pymysql.Connection, sync_date: dt.date
+) -> dict[str, dict[int, dict]]:
     """Every reporting table as ``{primary key: row}``, from the source as it is now."""
     with connection.cursor() as cursor:
         cursor.execute("SET SESSION time_zone = '+00:00'")
-    labels = {r["key"]: r["label"]
-              for r in _rows(connection, "SELECT `key`, label FROM occasion_types")}
+    labels = {
+        r["key"]: r["label"] for r in _rows(connection, "SELECT `key`, label FROM occasion_types")
+    }
     areas = {r["id"]: r["name"] for r in _rows(connection, "SELECT id, name FROM areas")}
     venues = {r["id"]: r for r in _rows(connection, "SELECT * FROM venues")}
     leads = {r["id"]: r for r in _rows(connection, "SELECT * FROM leads")}
@@ -63,8 +65,9 @@ def expected_tables(connection: pymysql.Connection,
             "guest_count_display": lead["guest_count_display"],
             "preferred_date": _date(lead["preferred_date"]),
             "suburb": lead["suburb"],
-            "location_display": location_display(lead["suburb_preferences"],
-                                                 lead["location_selections"])[0],
+            "location_display": location_display(
+                lead["suburb_preferences"], lead["location_selections"]
+            )[0],
             "status": lead["status"],
             "base_price": _money(lead["base_price"]),
             "current_price": _money(lead["current_price"]),

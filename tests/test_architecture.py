@@ -14,12 +14,21 @@ PACKAGE = "partyhelp_pipeline"
 # Avro -> GCS -> BigQuery), after the foundations every stage shares. A module may import
 # only modules listed before it.
 STAGES = [
-    "errors", "clock", "logs", "settings",
-    "spec.types", "spec.tables", "spec.sql", "spec",
-    "source", "drift",
+    "errors",
+    "clock",
+    "logs",
+    "settings",
+    "spec.types",
+    "spec.tables",
+    "spec.sql",
+    "spec",
+    "source",
+    "drift",
     "batches",
     "avro_encoding",
-    "clients", "manifest", "parts",
+    "clients",
+    "manifest",
+    "parts",
     "export",
     "bq_jobs",
     "warehouse",
@@ -35,8 +44,9 @@ LONG_FUNCTIONS_ALLOWED = ("tests/", "scripts/synthetic/")
 def python_files() -> Iterator[Path]:
     for top in FIRST_PARTY:
         # benchmarks/.work holds the benchmarks' scratch (a dlt venv): not ours, not in git
-        yield from sorted(p for p in (ROOT / top).rglob("*.py")
-                          if ".work" not in p.relative_to(ROOT).parts)
+        yield from sorted(
+            p for p in (ROOT / top).rglob("*.py") if ".work" not in p.relative_to(ROOT).parts
+        )
 
 
 def module_name(path: Path) -> str:
@@ -50,8 +60,9 @@ def imports_of(path: Path, known: set[str]) -> set[str]:
     ``from package import module`` imports that module; ``from module import name``, the
     module."""
     found: set[str] = set()
-    package = module_name(path) if path.name == "__init__.py" else \
-        module_name(path).rpartition(".")[0]
+    package = (
+        module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    )
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
@@ -60,8 +71,10 @@ def imports_of(path: Path, known: set[str]) -> set[str]:
             if node.level:  # relative: from the package, up level - 1 packages
                 parent = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*parent, *([base] if base else [])])
-            found |= {f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base
-                      for alias in node.names}
+            found |= {
+                f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base
+                for alias in node.names
+            }
     return found & known
 
 
@@ -80,7 +93,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         state[node], _ = 1, path.append(node)
         for target in sorted(graph.get(node, ())):
             if state.get(target) == 1:
-                return [*path[path.index(target):], target]
+                return [*path[path.index(target) :], target]
             if target not in state and (cycle := visit(target)):
                 return cycle
         state[node], _ = 2, path.pop()
@@ -105,15 +118,15 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 
 def test_the_package_imports_only_earlier_stages() -> None:
     graph = import_graph()
-    modules = {name.removeprefix(PACKAGE + ".") for name in graph
-               if name.startswith(PACKAGE + ".")}
+    modules = {name.removeprefix(PACKAGE + ".") for name in graph if name.startswith(PACKAGE + ".")}
     assert modules == set(STAGES), "list each package module in STAGES, in data-flow order"
     backwards = []
     for module in STAGES:
         for target in graph[f"{PACKAGE}.{module}"]:
             if not target.startswith(PACKAGE + "."):
-                assert target.split(".")[0] not in ("flows", "tasks", "scripts", "tests"), \
+                assert target.split(".")[0] not in ("flows", "tasks", "scripts", "tests"), (
                     f"{module} imports {target}: the package stands on its own"
+                )
                 continue
             if STAGES.index(target.removeprefix(PACKAGE + ".")) >= STAGES.index(module):
                 backwards.append(f"{module} -> {target}")

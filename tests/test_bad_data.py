@@ -62,43 +62,66 @@ EXTRA_LEADS = [  # id, occasion_type, suburb, suburb_preferences, location_selec
     (E + 10, "birthday", None, '"Fitzroy"', "42"),
     (E + 11, "21st_birthday", None, '["\\ud800x", "Kew"]', '[{"suburb": "Kew"}]'),
     (E + 12, "wedding_reception", None, DEEP, "   "),
-    (E + 13, "engagement_party", None, '{"suburb": "Carlton", "extra": [1, 2]}',
-     '[{"area_id": 3, "suburb": {"name": "Fitzroy"}}, {"suburb": "carlton"}]'),
+    (
+        E + 13,
+        "engagement_party",
+        None,
+        '{"suburb": "Carlton", "extra": [1, 2]}',
+        '[{"area_id": 3, "suburb": {"name": "Fitzroy"}}, {"suburb": "carlton"}]',
+    ),
     (E + 14, "engagement_party", None, "[]", "[]"),
     (E + 15, "legacy_zero_dates", 'St Kilda "East" \\ 🏖\tWest\nside', None, None),
-    (E + 16, "high_tea", None, '["Caf\\u00e9 \\ud83c\\udf89", "  Fitzroy   North "]',
-     '[{"suburb": "fitzroy north"}]'),
+    (
+        E + 16,
+        "high_tea",
+        None,
+        '["Caf\\u00e9 \\ud83c\\udf89", "  Fitzroy   North "]',
+        '[{"suburb": "fitzroy north"}]',
+    ),
 ]
 IRREGULAR_JSON = {E + 1, E + 3, E + 10, E + 13}  # shapes read, with parts left out
 # Text a careless writer or loader breaks on: NUL, other C0 controls, CR LF, DEL, a BOM, the
 # Unicode line and paragraph separators, a zero-width joiner sequence, a combining accent.
-CONTROL_TEXT = ("a\x00b\x01c\x1fd\r\ne\x7ff\ufeffg\u2028h\u2029i "
-                "\U0001F468\u200d\U0001F469\u200d\U0001F467 e\u0301")
+CONTROL_TEXT = (
+    "a\x00b\x01c\x1fd\r\ne\x7ff\ufeffg\u2028h\u2029i "
+    "\U0001f468\u200d\U0001f469\u200d\U0001f467 e\u0301"
+)
 
 
 @pytest.fixture(scope="module")
 def source(stack: None) -> Iterator[Source]:
     with source_database("ph_bad", scale=0.01, seed=19, edge_cases=True) as src:
         for lead_id, occasion, suburb, preferences, selections in EXTRA_LEADS:
-            src.sql("INSERT INTO leads (id, occasion_type, status, suburb, suburb_preferences, "
-                    "location_selections, base_price, current_price, created_at, updated_at) "
-                    "VALUES (%s, %s, 'new', %s, %s, %s, 10.00, 9.99, '2024-06-01 00:00:00', "
-                    "'2024-06-01 00:00:00')", (lead_id, occasion, suburb, preferences,
-                                               selections))
-        src.sql("INSERT INTO venues (id, business_name, area_id, status, credit_balance, "
-                "created_at) VALUES (%s, %s, %s, 'active', 0.01, '2024-06-01 00:00:00')",
-                (E + 10, "Bar \\N \"Quoted\"\t🍸", E + 2))
-        src.sql("INSERT INTO lead_purchases (id, lead_id, venue_id, amount_paid, "
-                "discount_percent, lead_status, created_at) VALUES (%s, %s, %s, 0.01, 0, "
-                "'booked', '2024-06-02 00:00:00')", (E + 10, E + 15, E + 10))
-        src.sql("INSERT INTO credit_transactions (id, venue_id, type, amount, balance_after, "
-                "lead_purchase_id, description, admin_note, created_at) VALUES (%s, %s, "
-                "'purchase', -0.01, 0.00, %s, '', NULL, '2024-06-02 00:00:00')",
-                (E + 10, E + 10, E + 10))
-        src.sql("INSERT INTO credit_transactions (id, venue_id, type, amount, balance_after, "
-                "stripe_payment_intent_id, description, admin_note, created_at) VALUES (%s, %s, "
-                "'adjustment', 0.00, 0.00, %s, %s, %s, '2024-06-03 00:00:00')",
-                (E + 11, E + 10, "pi_\u200b", CONTROL_TEXT, "NULL"))
+            src.sql(
+                "INSERT INTO leads (id, occasion_type, status, suburb, suburb_preferences, "
+                "location_selections, base_price, current_price, created_at, updated_at) "
+                "VALUES (%s, %s, 'new', %s, %s, %s, 10.00, 9.99, '2024-06-01 00:00:00', "
+                "'2024-06-01 00:00:00')",
+                (lead_id, occasion, suburb, preferences, selections),
+            )
+        src.sql(
+            "INSERT INTO venues (id, business_name, area_id, status, credit_balance, "
+            "created_at) VALUES (%s, %s, %s, 'active', 0.01, '2024-06-01 00:00:00')",
+            (E + 10, 'Bar \\N "Quoted"\t🍸', E + 2),
+        )
+        src.sql(
+            "INSERT INTO lead_purchases (id, lead_id, venue_id, amount_paid, "
+            "discount_percent, lead_status, created_at) VALUES (%s, %s, %s, 0.01, 0, "
+            "'booked', '2024-06-02 00:00:00')",
+            (E + 10, E + 15, E + 10),
+        )
+        src.sql(
+            "INSERT INTO credit_transactions (id, venue_id, type, amount, balance_after, "
+            "lead_purchase_id, description, admin_note, created_at) VALUES (%s, %s, "
+            "'purchase', -0.01, 0.00, %s, '', NULL, '2024-06-02 00:00:00')",
+            (E + 10, E + 10, E + 10),
+        )
+        src.sql(
+            "INSERT INTO credit_transactions (id, venue_id, type, amount, balance_after, "
+            "stripe_payment_intent_id, description, admin_note, created_at) VALUES (%s, %s, "
+            "'adjustment', 0.00, 0.00, %s, %s, %s, '2024-06-03 00:00:00')",
+            (E + 11, E + 10, "pi_\u200b", CONTROL_TEXT, "NULL"),
+        )
         yield src
 
 
@@ -107,8 +130,11 @@ def synced(source: Source) -> Iterator[dict[str, Any]]:
     env = new_target(source, "bad", PARTYHELP_CHUNK_ROWS="2000000000")
     with environment(env) as settings:
         state = sync_on(DAY)
-        yield {"state": state, "settings": settings,
-               "manifests": {t: manifests(settings, DAY, t) for t in TABLES}}
+        yield {
+            "state": state,
+            "settings": settings,
+            "manifests": {t: manifests(settings, DAY, t) for t in TABLES},
+        }
 
 
 def _ids(source: Source, sql: str) -> set[int]:
@@ -119,66 +145,96 @@ def _zero_ts(table: str, column: str, alias: str = "t") -> str:
     return f"SELECT {alias}.id FROM {table} AS {alias} WHERE {column} = '0000-00-00 00:00:00'"
 
 
-_ZERO_DATE = ("{c} IS NOT NULL AND (YEAR({c}) = 0 OR MONTH({c}) = 0 OR DAYOFMONTH({c}) = 0)")
-_JSON_BAD = ("({c} IS NOT NULL AND NOT JSON_VALID({c}))")
+_ZERO_DATE = "{c} IS NOT NULL AND (YEAR({c}) = 0 OR MONTH({c}) = 0 OR DAYOFMONTH({c}) = 0)"
+_JSON_BAD = "({c} IS NOT NULL AND NOT JSON_VALID({c}))"
 
 
 def expected_counters(source: Source) -> dict[str, dict[str, set[int]]]:
     """Which rows each table's counters must name, computed from the source with SQL."""
-    unreadable = _ids(source, "SELECT id FROM leads WHERE " + " OR ".join(
-        _JSON_BAD.format(c=c) for c in ("suburb_preferences", "location_selections")))
+    unreadable = _ids(
+        source,
+        "SELECT id FROM leads WHERE "
+        + " OR ".join(_JSON_BAD.format(c=c) for c in ("suburb_preferences", "location_selections")),
+    )
     expected = {
         "ph_leads": {
             "zero_date_nulled:preferred_date": _ids(
-                source, "SELECT id FROM leads WHERE " + _ZERO_DATE.format(c="preferred_date")),
-            **{f"zero_date_nulled:{c}": _ids(source, _zero_ts("leads", c))
-               for c in ("distributed_at", "fulfilled_at", "expires_at", "created_at")},
+                source, "SELECT id FROM leads WHERE " + _ZERO_DATE.format(c="preferred_date")
+            ),
+            **{
+                f"zero_date_nulled:{c}": _ids(source, _zero_ts("leads", c))
+                for c in ("distributed_at", "fulfilled_at", "expires_at", "created_at")
+            },
             "json_unreadable": unreadable,
             "json_irregular": IRREGULAR_JSON - unreadable,
             "occasion_label_derived": _ids(
-                source, "SELECT l.id FROM leads AS l LEFT JOIN occasion_types AS ot "
-                        "ON ot.`key` = l.occasion_type WHERE ot.id IS NULL"),
+                source,
+                "SELECT l.id FROM leads AS l LEFT JOIN occasion_types AS ot "
+                "ON ot.`key` = l.occasion_type WHERE ot.id IS NULL",
+            ),
         },
         "ph_venues": {
-            **{f"zero_date_nulled:{c}": _ids(source, _zero_ts("venues", c))
-               for c in ("approved_at", "last_activity_at", "created_at")},
-            "orphan_area": _ids(source, "SELECT v.id FROM venues AS v LEFT JOIN areas AS a "
-                                        "ON a.id = v.area_id WHERE v.area_id IS NOT NULL "
-                                        "AND a.id IS NULL"),
+            **{
+                f"zero_date_nulled:{c}": _ids(source, _zero_ts("venues", c))
+                for c in ("approved_at", "last_activity_at", "created_at")
+            },
+            "orphan_area": _ids(
+                source,
+                "SELECT v.id FROM venues AS v LEFT JOIN areas AS a "
+                "ON a.id = v.area_id WHERE v.area_id IS NOT NULL "
+                "AND a.id IS NULL",
+            ),
         },
         "ph_lead_purchases": {
             "zero_date_nulled:preferred_date": _ids(
-                source, "SELECT lp.id FROM lead_purchases AS lp JOIN leads AS l "
-                        "ON l.id = lp.lead_id WHERE " + _ZERO_DATE.format(c="l.preferred_date")),
-            "zero_date_nulled:purchased_at": _ids(source, _zero_ts("lead_purchases",
-                                                                   "created_at")),
-            "orphan_lead": _ids(source, "SELECT lp.id FROM lead_purchases AS lp LEFT JOIN "
-                                        "leads AS l ON l.id = lp.lead_id WHERE l.id IS NULL"),
-            "orphan_venue": _ids(source, "SELECT lp.id FROM lead_purchases AS lp LEFT JOIN "
-                                         "venues AS v ON v.id = lp.venue_id "
-                                         "WHERE v.id IS NULL"),
+                source,
+                "SELECT lp.id FROM lead_purchases AS lp JOIN leads AS l "
+                "ON l.id = lp.lead_id WHERE " + _ZERO_DATE.format(c="l.preferred_date"),
+            ),
+            "zero_date_nulled:purchased_at": _ids(source, _zero_ts("lead_purchases", "created_at")),
+            "orphan_lead": _ids(
+                source,
+                "SELECT lp.id FROM lead_purchases AS lp LEFT JOIN "
+                "leads AS l ON l.id = lp.lead_id WHERE l.id IS NULL",
+            ),
+            "orphan_venue": _ids(
+                source,
+                "SELECT lp.id FROM lead_purchases AS lp LEFT JOIN "
+                "venues AS v ON v.id = lp.venue_id "
+                "WHERE v.id IS NULL",
+            ),
             "occasion_label_derived": _ids(
-                source, "SELECT lp.id FROM lead_purchases AS lp JOIN leads AS l "
-                        "ON l.id = lp.lead_id LEFT JOIN occasion_types AS ot "
-                        "ON ot.`key` = l.occasion_type WHERE ot.id IS NULL"),
+                source,
+                "SELECT lp.id FROM lead_purchases AS lp JOIN leads AS l "
+                "ON l.id = lp.lead_id LEFT JOIN occasion_types AS ot "
+                "ON ot.`key` = l.occasion_type WHERE ot.id IS NULL",
+            ),
         },
         "ph_credit_transactions": {
-            "zero_date_nulled:created_at": _ids(source, _zero_ts("credit_transactions",
-                                                                 "created_at")),
-            "orphan_venue": _ids(source, "SELECT ct.id FROM credit_transactions AS ct "
-                                         "LEFT JOIN venues AS v ON v.id = ct.venue_id "
-                                         "WHERE v.id IS NULL"),
+            "zero_date_nulled:created_at": _ids(
+                source, _zero_ts("credit_transactions", "created_at")
+            ),
+            "orphan_venue": _ids(
+                source,
+                "SELECT ct.id FROM credit_transactions AS ct "
+                "LEFT JOIN venues AS v ON v.id = ct.venue_id "
+                "WHERE v.id IS NULL",
+            ),
         },
         "ph_lead_matches": {
-            **{f"zero_date_nulled:{c}": _ids(source, _zero_ts("lead_matches", c))
-               for c in ("notified_at", "viewed_at", "purchased_at")},
-            "orphan_venue": _ids(source, "SELECT lm.id FROM lead_matches AS lm LEFT JOIN "
-                                         "venues AS v ON v.id = lm.venue_id "
-                                         "WHERE v.id IS NULL"),
+            **{
+                f"zero_date_nulled:{c}": _ids(source, _zero_ts("lead_matches", c))
+                for c in ("notified_at", "viewed_at", "purchased_at")
+            },
+            "orphan_venue": _ids(
+                source,
+                "SELECT lm.id FROM lead_matches AS lm LEFT JOIN "
+                "venues AS v ON v.id = lm.venue_id "
+                "WHERE v.id IS NULL",
+            ),
         },
     }
-    return {table: {k: v for k, v in counters.items() if v}
-            for table, counters in expected.items()}
+    return {table: {k: v for k, v in counters.items() if v} for table, counters in expected.items()}
 
 
 def test_the_run_completes(synced: dict[str, Any]) -> None:
@@ -186,13 +242,15 @@ def test_the_run_completes(synced: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("table", list(TABLES))
-def test_every_cell_count_and_money_sum_equals_the_source(synced: dict[str, Any],
-                                                          source: Source, table: str) -> None:
+def test_every_cell_count_and_money_sum_equals_the_source(
+    synced: dict[str, Any], source: Source, table: str
+) -> None:
     settings = synced["settings"]
     with admin_connection(source.database) as connection:
         expected = expected_tables(connection, DAY)[table]
-    actual = bigquery_rows(bigquery_client(settings), settings.table_ref(table),
-                           TABLES[table].primary_key)
+    actual = bigquery_rows(
+        bigquery_client(settings), settings.table_ref(table), TABLES[table].primary_key
+    )
     assert diff_tables(expected, actual) == []
     totals = assert_totals_equal_source(settings, source, table)
     assert totals["n"] == totals["k"] == len(expected)
@@ -207,35 +265,51 @@ def test_legacy_values_reach_bigquery_as_the_source_holds_them(synced: dict[str,
 
     def one(table: str, key: int) -> dict[str, Any]:
         spec = TABLES[table]
-        return query(settings, f"SELECT * FROM {settings.quoted_table_ref(table)} "
-                               f"WHERE `{spec.primary_key}` = {key}")[0]
+        return query(
+            settings,
+            f"SELECT * FROM {settings.quoted_table_ref(table)} WHERE `{spec.primary_key}` = {key}",
+        )[0]
 
     lead = one("ph_leads", E + 15)
-    assert lead["occasion_label"] == "Fête \"Zéro\" d'été 🎉"
+    assert lead["occasion_label"] == 'Fête "Zéro" d\'été 🎉'
     assert lead["suburb"] == 'St Kilda "East" \\ 🏖\tWest\nside'
     purchase = one("ph_lead_purchases", E + 10)
-    assert purchase["occasion_label"] == "Fête \"Zéro\" d'été 🎉"
+    assert purchase["occasion_label"] == 'Fête "Zéro" d\'été 🎉'
     assert purchase["venue_area_name"] == (
-        "Tab\there, newline\nthere, \"quotes\", 'single', back\\slash \\N ☀️ Ümlaut")
-    assert purchase["venue_business_name"] == "Bar \\N \"Quoted\"\t🍸"
+        "Tab\there, newline\nthere, \"quotes\", 'single', back\\slash \\N ☀️ Ümlaut"
+    )
+    assert purchase["venue_business_name"] == 'Bar \\N "Quoted"\t🍸'
     credit = one("ph_credit_transactions", E + 10)
     assert credit["description"] == "" and credit["admin_note"] is None
     control = one("ph_credit_transactions", E + 11)
     assert control["description"] == CONTROL_TEXT
     assert control["admin_note"] == "NULL" and control["stripe_payment_intent_id"] == "pi_\u200b"
     assert len(one("ph_credit_transactions", E + 4)["description"].encode()) == 60 * 1024
-    displays = {r["lead_id"]: r["location_display"] for r in query(
-        settings, f"SELECT lead_id, location_display FROM {settings.quoted_table_ref('ph_leads')}"
-                  f" WHERE lead_id BETWEEN {E + 10} AND {E + 16}")}
-    assert displays == {E + 10: "Fitzroy", E + 11: "Kew", E + 12: None, E + 13: "Carlton",
-                        E + 14: None, E + 15: None, E + 16: "Café 🎉, Fitzroy North"}
+    displays = {
+        r["lead_id"]: r["location_display"]
+        for r in query(
+            settings,
+            f"SELECT lead_id, location_display FROM {settings.quoted_table_ref('ph_leads')}"
+            f" WHERE lead_id BETWEEN {E + 10} AND {E + 16}",
+        )
+    }
+    assert displays == {
+        E + 10: "Fitzroy",
+        E + 11: "Kew",
+        E + 12: None,
+        E + 13: "Carlton",
+        E + 14: None,
+        E + 15: None,
+        E + 16: "Café 🎉, Fitzroy North",
+    }
     extremes = one("ph_venues", E + 2)
     assert extremes["credit_balance"] == Decimal("-99999999.99")
     assert one("ph_venues", E + 1)["credit_balance"] == Decimal("99999999.99")
 
 
-def test_every_changed_value_is_counted_with_example_ids(synced: dict[str, Any],
-                                                         source: Source) -> None:
+def test_every_changed_value_is_counted_with_example_ids(
+    synced: dict[str, Any], source: Source
+) -> None:
     expected = expected_counters(source)
     for table in TABLES:
         (manifest,) = synced["manifests"][table]
@@ -246,18 +320,20 @@ def test_every_changed_value_is_counted_with_example_ids(synced: dict[str, Any],
             assert len(examples[counter]) == min(5, len(ids)), (table, counter)
 
 
-def test_quality_is_logged_once_per_table_and_shown_in_the_summary(
-        synced: dict[str, Any]) -> None:
+def test_quality_is_logged_once_per_table_and_shown_in_the_summary(synced: dict[str, Any]) -> None:
     state = synced["state"]
-    record = flow_run_record(state.state_details.flow_run_id,
-                             final_log="Finished in state Completed")
+    record = flow_run_record(
+        state.state_details.flow_run_id, final_log="Finished in state Completed"
+    )
     summary = next(a for a in record.artifacts if a.key == ARTIFACT_KEY).data
     for table in TABLES:
         (manifest,) = synced["manifests"][table]
         counts, examples = manifest.quality["counts"], manifest.quality["examples"]
         levels = {"data quality": logging.WARNING, "derived values": logging.INFO}
-        logged = {kind: [log for log in record.logs
-                         if log.message.startswith(f"{table} {kind}:")] for kind in levels}
+        logged = {
+            kind: [log for log in record.logs if log.message.startswith(f"{table} {kind}:")]
+            for kind in levels
+        }
         row = next(line for line in summary.splitlines() if line.startswith(f"| {table} |"))
         assert "| Completed |" in row
         for counter, count in counts.items():
@@ -267,29 +343,39 @@ def test_quality_is_logged_once_per_table_and_shown_in_the_summary(
             assert line.level == levels[kind]
             shown_ids = ", ".join(map(str, examples[counter]))
             assert f"{counter}={count} (e.g. ids {shown_ids})" in line.message
-            assert (f"| {table} | {counter} | {'derived' if derived else 'anomaly'} | "
-                    f"{count:,} | {shown_ids} |") in summary
-    audit = query(synced["settings"], "SELECT table_name, quality, zero_dates_nulled, "
-                  f"orphan_rows FROM {synced['settings'].quoted_table_ref('ph_sync_runs')}")
+            assert (
+                f"| {table} | {counter} | {'derived' if derived else 'anomaly'} | "
+                f"{count:,} | {shown_ids} |"
+            ) in summary
+    audit = query(
+        synced["settings"],
+        "SELECT table_name, quality, zero_dates_nulled, "
+        f"orphan_rows FROM {synced['settings'].quoted_table_ref('ph_sync_runs')}",
+    )
     for row in audit:
         (manifest,) = synced["manifests"][row["table_name"]]
         assert json.loads(row["quality"]) == manifest.quality
         counts = manifest.quality["counts"]
-        assert row["zero_dates_nulled"] == sum(v for k, v in counts.items()
-                                               if k.startswith("zero_date_nulled"))
+        assert row["zero_dates_nulled"] == sum(
+            v for k, v in counts.items() if k.startswith("zero_date_nulled")
+        )
         assert row["orphan_rows"] == sum(v for k, v in counts.items() if k.startswith("orphan_"))
 
 
-@pytest.mark.parametrize(("preferences", "selections", "display", "problem"), [
-    ('["\\ud800x", "Kew"]', None, None, "unreadable"),  # parses, but has no UTF-8 form
-    ("[" * 100_000 + "]" * 100_000, '["Kew"]', "Kew", "unreadable"),  # RecursionError
-    ("[" * 200 + '"Kew"' + "]" * 200, None, "Kew", "irregular"),
-    ('"Fitzroy"', "42", "Fitzroy", "irregular"),
-    ("", "   ", None, "unreadable"),
-    ("[]", "{}", None, "irregular"),
-    ("null", "null", None, ""),
-    ('["Caf\\u00e9", "CAFÉ", " café "]', None, "Café", ""),
-])
-def test_location_json_never_crashes_the_export(preferences: str, selections: str | None,
-                                                display: str | None, problem: str) -> None:
+@pytest.mark.parametrize(
+    ("preferences", "selections", "display", "problem"),
+    [
+        ('["\\ud800x", "Kew"]', None, None, "unreadable"),  # parses, but has no UTF-8 form
+        ("[" * 100_000 + "]" * 100_000, '["Kew"]', "Kew", "unreadable"),  # RecursionError
+        ("[" * 200 + '"Kew"' + "]" * 200, None, "Kew", "irregular"),
+        ('"Fitzroy"', "42", "Fitzroy", "irregular"),
+        ("", "   ", None, "unreadable"),
+        ("[]", "{}", None, "irregular"),
+        ("null", "null", None, ""),
+        ('["Caf\\u00e9", "CAFÉ", " café "]', None, "Café", ""),
+    ],
+)
+def test_location_json_never_crashes_the_export(
+    preferences: str, selections: str | None, display: str | None, problem: str
+) -> None:
     assert location_display(preferences, selections) == (display, problem)

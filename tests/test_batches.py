@@ -28,32 +28,47 @@ from partyhelp_pipeline.spec import TABLES
 EPOCH = dt.date(1970, 1, 1)
 
 
-@pytest.mark.parametrize(("key", "label"), [
-    ("murder_mystery_night", "Murder Mystery Night"),
-    ("21st_birthday", "21st Birthday"),
-    ("wedding_reception", "Wedding Reception"),
-    ("BBQ_party", "Bbq Party"),
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    ("key", "label"),
+    [
+        ("murder_mystery_night", "Murder Mystery Night"),
+        ("21st_birthday", "21st Birthday"),
+        ("wedding_reception", "Wedding Reception"),
+        ("BBQ_party", "Bbq Party"),
+        ("", ""),
+    ],
+)
 def test_title_from_key(key: str, label: str) -> None:
     assert title_from_key(key) == label
 
 
-@pytest.mark.parametrize(("preferences", "selections", "text", "problem"), [
-    ('["Fitzroy", "Carlton"]', None, "Fitzroy, Carlton", ""),
-    ('["Fitzroy"]', '[{"area_id": 3, "suburb": "fitzroy"}, {"suburb": "Brunswick"}]',
-     "Fitzroy, Brunswick", ""),
-    ("[]", "[]", None, ""),
-    ("{}", None, None, "irregular"),
-    ('[["Richmond", ["Kew"]], {"suburb": "St Kilda"}]', None, "Richmond, Kew, St Kilda",
-     "irregular"),
-    ("null", None, None, ""),
-    ('{"bad json', '["Carlton"]', "Carlton", "unreadable"),
-    ('[1, true, "  South   Yarra "]', None, "South Yarra", "irregular"),
-    (None, None, None, ""),
-])
-def test_location_display(preferences: str | None, selections: str | None, text: str | None,
-                          problem: str) -> None:
+@pytest.mark.parametrize(
+    ("preferences", "selections", "text", "problem"),
+    [
+        ('["Fitzroy", "Carlton"]', None, "Fitzroy, Carlton", ""),
+        (
+            '["Fitzroy"]',
+            '[{"area_id": 3, "suburb": "fitzroy"}, {"suburb": "Brunswick"}]',
+            "Fitzroy, Brunswick",
+            "",
+        ),
+        ("[]", "[]", None, ""),
+        ("{}", None, None, "irregular"),
+        (
+            '[["Richmond", ["Kew"]], {"suburb": "St Kilda"}]',
+            None,
+            "Richmond, Kew, St Kilda",
+            "irregular",
+        ),
+        ("null", None, None, ""),
+        ('{"bad json', '["Carlton"]', "Carlton", "unreadable"),
+        ('[1, true, "  South   Yarra "]', None, "South Yarra", "irregular"),
+        (None, None, None, ""),
+    ],
+)
+def test_location_display(
+    preferences: str | None, selections: str | None, text: str | None, problem: str
+) -> None:
     assert location_display(preferences, selections) == (text, problem)
 
 
@@ -70,16 +85,19 @@ def test_zero_and_partial_zero_dates_are_not_real() -> None:
     assert real.tolist() == [False, False, False, False, True, True]
 
 
-@pytest.mark.parametrize(("raw", "e164"), [
-    ("0412 345 678", "+61412345678"),
-    ("+61 412 345 678", "+61412345678"),
-    ("61412345678", "+61412345678"),
-    ("(03) 9123 4567", "+61391234567"),
-    ("412345678", "+61412345678"),
-    ("0011 61 412 345 678", "+61412345678"),
-    ("+1 415 555 0100", None),
-    ("call me", None),
-])
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [
+        ("0412 345 678", "+61412345678"),
+        ("+61 412 345 678", "+61412345678"),
+        ("61412345678", "+61412345678"),
+        ("(03) 9123 4567", "+61391234567"),
+        ("412345678", "+61412345678"),
+        ("0011 61 412 345 678", "+61412345678"),
+        ("+1 415 555 0100", None),
+        ("call me", None),
+    ],
+)
 def test_phone_numbers_normalise_to_e164(raw: str, e164: str | None) -> None:
     assert normalise_au_phone(raw) == e164
 
@@ -96,15 +114,38 @@ def _venues_context() -> BatchContext:
     return BatchContext(spec, spec.output_columns(), dt.date(2026, 11, 25))
 
 
-VENUE_NAMES = ["venue_id", "business_name", "area_id", "area_name", "suburb", "state",
-               "postcode", "status", "credit_balance", "approved_at", "last_activity_at",
-               "created_at"]
+VENUE_NAMES = [
+    "venue_id",
+    "business_name",
+    "area_id",
+    "area_name",
+    "suburb",
+    "state",
+    "postcode",
+    "status",
+    "credit_balance",
+    "approved_at",
+    "last_activity_at",
+    "created_at",
+]
 
 
 def test_convert_batch_nulls_zero_dates_counts_orphans_and_sums_money() -> None:
     rows = [
-        (1, "A 🍺", 1, "CBD", "Fitzroy", "VIC", "3065", "active", -1234, 0, None,
-         1_700_000_000_000_000),
+        (
+            1,
+            "A 🍺",
+            1,
+            "CBD",
+            "Fitzroy",
+            "VIC",
+            "3065",
+            "active",
+            -1234,
+            0,
+            None,
+            1_700_000_000_000_000,
+        ),
         (2, "B", 9, None, None, None, None, "odd", 9_999_999_999, 5_000_000, 0, 0),
     ]
     quality = QualityCounts()
@@ -114,9 +155,12 @@ def test_convert_batch_nulls_zero_dates_counts_orphans_and_sums_money() -> None:
     assert columns["created_at"].to_pylist()[1] is None
     assert columns["sync_date"].to_pylist() == [(dt.date(2026, 11, 25) - EPOCH).days] * 2
     assert batch.money_cents == {"credit_balance": 9_999_998_765}
-    assert quality.counts == {"orphan_area": 1, "zero_date_nulled:approved_at": 1,
-                              "zero_date_nulled:created_at": 1,
-                              "zero_date_nulled:last_activity_at": 1}
+    assert quality.counts == {
+        "orphan_area": 1,
+        "zero_date_nulled:approved_at": 1,
+        "zero_date_nulled:created_at": 1,
+        "zero_date_nulled:last_activity_at": 1,
+    }
     assert quality.examples["orphan_area"] == [2]
 
 

@@ -25,8 +25,10 @@ def _fill(database: str, ids: list[int]) -> None:
         for start in range(0, len(ids), 10_000):
             # Placeholders only: PyMySQL then sends one multi-row INSERT (a literal in VALUES
             # makes it send, and commit, one INSERT per row: minutes for 100,000 rows).
-            cursor.executemany("INSERT INTO areas (id, name) VALUES (%s, %s)",
-                               [(i, "x") for i in ids[start:start + 10_000]])
+            cursor.executemany(
+                "INSERT INTO areas (id, name) VALUES (%s, %s)",
+                [(i, "x") for i in ids[start : start + 10_000]],
+            )
 
 
 def _plan(database: str, ids: list[int], chunk_rows: int) -> tuple[tuple[int, int], ...]:
@@ -79,10 +81,13 @@ def test_planning_probes_the_index_instead_of_walking_it(areas_db: str) -> None:
     index entries (the walk it replaces read every one)."""
     _fill(areas_db, list(range(1, 100_001)))
     with admin_connection(areas_db) as connection, connection.cursor() as cursor:
+
         def entries_read() -> int:
-            cursor.execute("SHOW SESSION STATUS WHERE Variable_name IN "
-                           "('Handler_read_next', 'Handler_read_key', 'Handler_read_first', "
-                           "'Handler_read_last', 'Handler_read_rnd_next')")
+            cursor.execute(
+                "SHOW SESSION STATUS WHERE Variable_name IN "
+                "('Handler_read_next', 'Handler_read_key', 'Handler_read_first', "
+                "'Handler_read_last', 'Handler_read_rnd_next')"
+            )
             return sum(int(value) for _name, value in cursor.fetchall())
 
         before = entries_read()

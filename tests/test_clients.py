@@ -35,8 +35,14 @@ from partyhelp_pipeline.errors import TRANSIENT_BIGQUERY_REASONS, is_transient
 from partyhelp_pipeline.settings import load_settings
 from tests.test_settings import VALID
 
-ISSUE_REASONS = {"backendError", "rateLimitExceeded", "internalError", "jobBackendError",
-                 "jobInternalError", "badGateway"}
+ISSUE_REASONS = {
+    "backendError",
+    "rateLimitExceeded",
+    "internalError",
+    "jobBackendError",
+    "jobInternalError",
+    "badGateway",
+}
 
 
 def test_the_issues_bigquery_reasons_are_all_transient() -> None:
@@ -48,46 +54,67 @@ def test_the_issues_bigquery_reasons_are_all_transient() -> None:
 def test_an_error_with_a_transient_bigquery_reason_is_retried(reason: str, status: int) -> None:
     """Whatever HTTP status the reason came with: BigQuery answers rateLimitExceeded with a
     403, a failed job's reason comes with the status the library maps it to."""
-    error = gexc.from_http_status(status, "job failed", errors=[
-        {"reason": "invalid", "message": "a first error"},
-        {"reason": reason, "message": "try again"}])
+    error = gexc.from_http_status(
+        status,
+        "job failed",
+        errors=[
+            {"reason": "invalid", "message": "a first error"},
+            {"reason": reason, "message": "try again"},
+        ],
+    )
     assert is_transient(error)
 
 
-@pytest.mark.parametrize("reason", ["invalid", "invalidQuery", "notFound", "accessDenied",
-                                    "quotaExceeded", "duplicate", "billingNotEnabled"])
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "invalid",
+        "invalidQuery",
+        "notFound",
+        "accessDenied",
+        "quotaExceeded",
+        "duplicate",
+        "billingNotEnabled",
+    ],
+)
 def test_an_error_whose_bigquery_reasons_a_retry_cannot_heal_fails_at_once(reason: str) -> None:
     error = gexc.from_http_status(400, "job failed", errors=[{"reason": reason}])
     assert not is_transient(error)
 
 
-@pytest.mark.parametrize("error", [
-    gexc.InternalServerError("500"),
-    gexc.TooManyRequests("429"),
-    gexc.ResourceExhausted("429"),
-    gexc.ServiceUnavailable("503"),
-    gexc.BadGateway("502"),
-    gexc.GatewayTimeout("504"),
-    gexc.DeadlineExceeded("504"),
-    gexc.from_http_status(408, "request timeout"),
-    requests.exceptions.ConnectionError("refused"),
-    requests.exceptions.ChunkedEncodingError("cut"),
-    google.auth.exceptions.TransportError("no route"),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        gexc.InternalServerError("500"),
+        gexc.TooManyRequests("429"),
+        gexc.ResourceExhausted("429"),
+        gexc.ServiceUnavailable("503"),
+        gexc.BadGateway("502"),
+        gexc.GatewayTimeout("504"),
+        gexc.DeadlineExceeded("504"),
+        gexc.from_http_status(408, "request timeout"),
+        requests.exceptions.ConnectionError("refused"),
+        requests.exceptions.ChunkedEncodingError("cut"),
+        google.auth.exceptions.TransportError("no route"),
+    ],
+)
 def test_google_api_cores_transient_errors_are_retried(error: Exception) -> None:
     assert is_transient(error)
 
 
-@pytest.mark.parametrize("error", [
-    gexc.BadRequest("bad"),
-    gexc.Unauthorized("who"),
-    gexc.Forbidden("denied", errors=[{"reason": "accessDenied"}]),
-    gexc.NotFound("none"),
-    gexc.Conflict("exists"),
-    gexc.PreconditionFailed("etag"),
-    gexc.MethodNotImplemented("501"),
-    google.auth.exceptions.RefreshError("bad key"),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        gexc.BadRequest("bad"),
+        gexc.Unauthorized("who"),
+        gexc.Forbidden("denied", errors=[{"reason": "accessDenied"}]),
+        gexc.NotFound("none"),
+        gexc.Conflict("exists"),
+        gexc.PreconditionFailed("etag"),
+        gexc.MethodNotImplemented("501"),
+        google.auth.exceptions.RefreshError("bad key"),
+    ],
+)
 def test_google_errors_a_retry_cannot_heal_fail_at_once(error: Exception) -> None:
     assert not is_transient(error)
 
@@ -116,15 +143,21 @@ def test_the_clients_module_uses_no_private_name_of_any_object() -> None:
     """No ``x._name`` anywhere in clients.py: no private method or attribute of a Google
     client (or of anything else) is called, read or overridden."""
     source = inspect.getsource(clients)
-    private = sorted({node.attr for node in ast.walk(ast.parse(source))
-                      if isinstance(node, ast.Attribute) and _private(node.attr)})
+    private = sorted(
+        {
+            node.attr
+            for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Attribute) and _private(node.attr)
+        }
+    )
     assert private == []
     assert "_call_api" not in source
 
 
 def test_the_bounded_client_overrides_only_public_methods_of_the_google_client() -> None:
-    google_names = {name for cls in bigquery.Client.__mro__ if cls is not object
-                    for name in vars(cls)}
+    google_names = {
+        name for cls in bigquery.Client.__mro__ if cls is not object for name in vars(cls)
+    }
     overridden = set(vars(BoundedBigQueryClient)) & google_names
     assert overridden - {"__init__", "__doc__", "__module__"} == set(BOUNDED_METHODS)
     assert not [name for name in overridden if _private(name)]
@@ -135,9 +168,22 @@ def test_the_bounded_client_overrides_only_public_methods_of_the_google_client()
 
 
 def test_every_call_the_sync_makes_and_the_polling_of_a_job_are_bounded() -> None:
-    assert {"get_dataset", "create_dataset", "update_dataset", "get_table", "create_table",
-            "update_table", "delete_table", "load_table_from_uri", "load_table_from_json",
-            "copy_table", "query", "get_job", "list_rows", "list_jobs"} <= set(BOUNDED_METHODS)
+    assert {
+        "get_dataset",
+        "create_dataset",
+        "update_dataset",
+        "get_table",
+        "create_table",
+        "update_table",
+        "delete_table",
+        "load_table_from_uri",
+        "load_table_from_json",
+        "copy_table",
+        "query",
+        "get_job",
+        "list_rows",
+        "list_jobs",
+    } <= set(BOUNDED_METHODS)
 
 
 def test_a_callers_smaller_bound_is_kept_and_a_larger_one_cut() -> None:
@@ -183,9 +229,12 @@ def hung_client() -> Iterator[BoundedBigQueryClient]:
     with socket.create_server(("127.0.0.1", 0), backlog=64) as server:
         port = server.getsockname()[1]
         client = BoundedBigQueryClient(
-            project="p", location="US", credentials=AnonymousCredentials(),
+            project="p",
+            location="US",
+            credentials=AnonymousCredentials(),
             client_options={"api_endpoint": f"http://127.0.0.1:{port}"},
-            retry_seconds=WINDOW)
+            retry_seconds=WINDOW,
+        )
         yield client
         client.close()
 
@@ -198,37 +247,48 @@ def _seconds_to_fail(call: Any) -> float:
 
 
 def test_a_request_to_a_hung_server_ends_within_the_window(
-        hung_client: BoundedBigQueryClient) -> None:
+    hung_client: BoundedBigQueryClient,
+) -> None:
     """The library's own bounds (600 s of retries, 128 s a job poll) and a caller's larger
     ones are all cut to the window."""
     calls = {
         "get_table": lambda: hung_client.get_table("p.d.t"),
         "get_table, asking for more": lambda: hung_client.get_table(
-            "p.d.t", retry=bigquery.DEFAULT_RETRY, timeout=300),
+            "p.d.t", retry=bigquery.DEFAULT_RETRY, timeout=300
+        ),
         "create_dataset": lambda: hung_client.create_dataset("p.d", exists_ok=True),
         "load_table_from_uri": lambda: hung_client.load_table_from_uri(
-            ["gs://b/part-0.avro"], "p.d.t"),
+            ["gs://b/part-0.avro"], "p.d.t"
+        ),
     }
     for name, call in calls.items():
         assert _seconds_to_fail(call) < 6 * WINDOW, name
 
 
 def test_the_polling_of_a_running_job_ends_within_the_window(
-        hung_client: BoundedBigQueryClient) -> None:
+    hung_client: BoundedBigQueryClient,
+) -> None:
     """A load job BigQuery started, polled by ``result()`` with the library's defaults:
     each poll asks the client (``get_job``), so a hung server fails it within the window."""
-    job = hung_client.job_from_resource({
-        "jobReference": {"projectId": "p", "jobId": "load_1", "location": "US"},
-        "configuration": {"load": {"sourceUris": ["gs://b/part-0.avro"],
-                                   "destinationTable": {"projectId": "p", "datasetId": "d",
-                                                        "tableId": "t"}}},
-        "status": {"state": "RUNNING"}})
+    job = hung_client.job_from_resource(
+        {
+            "jobReference": {"projectId": "p", "jobId": "load_1", "location": "US"},
+            "configuration": {
+                "load": {
+                    "sourceUris": ["gs://b/part-0.avro"],
+                    "destinationTable": {"projectId": "p", "datasetId": "d", "tableId": "t"},
+                }
+            },
+            "status": {"state": "RUNNING"},
+        }
+    )
     assert isinstance(job, bigquery.LoadJob)
     assert _seconds_to_fail(job.result) < 6 * WINDOW
 
 
 def test_a_query_ends_within_the_window_with_or_without_its_own_job_id(
-        hung_client: BoundedBigQueryClient) -> None:
+    hung_client: BoundedBigQueryClient,
+) -> None:
     options = query_options(load_settings({**VALID, "PARTYHELP_BQ_RETRY_SECONDS": "1"}))
     assert _seconds_to_fail(lambda: hung_client.query("SELECT 1", **options)) < 6 * WINDOW
     # With a job_id the library refuses a job_retry but its default or None: no TypeError.

@@ -35,8 +35,10 @@ def worker_credentials(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     Google account exists here, so: an authorized-user file of no account. Nothing renders
     differently with real ones: they only sign the Cloud Run API calls, never made here."""
     adc = tmp_path / "adc.json"
-    adc.write_text('{"type": "authorized_user", "client_id": "none", "client_secret": '
-                   '"none", "refresh_token": "none", "quota_project_id": "my-project"}')
+    adc.write_text(
+        '{"type": "authorized_user", "client_id": "none", "client_secret": '
+        '"none", "refresh_token": "none", "quota_project_id": "my-project"}'
+    )
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
 
 
@@ -52,30 +54,42 @@ def deployment(name: str) -> dict[str, Any]:
 
 def commit() -> str:
     """What the deployments' `get-commit-hash` step outputs: run its own script."""
-    [step] = [s["prefect.deployments.steps.run_shell_script"]
-              for s in deployment("daily-cloud-run")["build"]
-              if "prefect.deployments.steps.run_shell_script" in s]
+    [step] = [
+        s["prefect.deployments.steps.run_shell_script"]
+        for s in deployment("daily-cloud-run")["build"]
+        if "prefect.deployments.steps.run_shell_script" in s
+    ]
     assert step["id"] == "get-commit-hash"
-    return subprocess.run(step["script"].split(), cwd=ROOT, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        step["script"].split(), cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
-def build_docker_image_without_docker(image_name: str, tag: str, dockerfile: str,
-                                      **_: Any) -> dict[str, Any]:
+def build_docker_image_without_docker(
+    image_name: str, tag: str, dockerfile: str, **_: Any
+) -> dict[str, Any]:
     """Stands in for prefect_docker's build step where no Docker engine exists (here): the
     same outputs (``image_name``, ``tag``, ``image``), nothing built. tests/test_deployment.py
     deploys with it; the step's real arguments are checked in test_image_is_built_per_commit.
     """
     assert (ROOT / dockerfile).is_file()
-    return {"image_name": image_name, "tag": tag, "image": f"{image_name}:{tag}",
-            "image_id": None, "additional_tags": []}
+    return {
+        "image_name": image_name,
+        "tag": tag,
+        "image": f"{image_name}:{tag}",
+        "image_id": None,
+        "additional_tags": [],
+    }
 
 
-def push_docker_image_without_a_registry(image_name: str, tag: str,
-                                         **_: Any) -> dict[str, Any]:
+def push_docker_image_without_a_registry(image_name: str, tag: str, **_: Any) -> dict[str, Any]:
     """Stands in for prefect_docker's push step: no registry is reachable here."""
-    return {"image_name": image_name, "tag": tag, "image": f"{image_name}:{tag}",
-            "additional_tags": []}
+    return {
+        "image_name": image_name,
+        "tag": tag,
+        "image": f"{image_name}:{tag}",
+        "additional_tags": [],
+    }
 
 
 def deployed_job_variables(name: str) -> dict[str, Any]:
@@ -84,11 +98,17 @@ def deployed_job_variables(name: str) -> dict[str, Any]:
     from prefect.utilities.templating import apply_values
 
     image_name = prefect_yaml()["definitions"]["image_name"]
-    outputs = {"get-commit-hash": {"stdout": commit()},
-               "build-image": {"image_name": image_name, "tag": commit(),
-                               "image": f"{image_name}:{commit()}"}}
-    variables: dict[str, Any] = apply_values(deployment(name)["work_pool"]["job_variables"],
-                                             outputs)
+    outputs = {
+        "get-commit-hash": {"stdout": commit()},
+        "build-image": {
+            "image_name": image_name,
+            "tag": commit(),
+            "image": f"{image_name}:{commit()}",
+        },
+    }
+    variables: dict[str, Any] = apply_values(
+        deployment(name)["work_pool"]["job_variables"], outputs
+    )
     return variables
 
 
@@ -97,8 +117,9 @@ def render(worker: Any, job_variables: dict[str, Any]) -> Any:
     from prefect.client.schemas.objects import FlowRun
 
     template = worker.get_default_base_job_template()
-    configuration = asyncio.run(worker.job_configuration.from_template_and_values(
-        template, job_variables))
+    configuration = asyncio.run(
+        worker.job_configuration.from_template_and_values(template, job_variables)
+    )
     flow_run = FlowRun(id=uuid.uuid4(), name="render-test", flow_id=uuid.uuid4())
     configuration.prepare_for_flow_run(flow_run, worker_name="render-test")
     return configuration
@@ -126,8 +147,9 @@ def test_the_cloud_run_job_outlives_the_flow_with_memory_account_and_egress() ->
     assert container["resources"]["limits"]["memory"] == "2Gi"
     assert mebibytes(container["resources"]["limits"]["memory"]) >= 1024
     assert job["serviceAccount"] == SERVICE_ACCOUNT
-    assert job["vpcAccess"] == {"connector": "projects/my-project/locations/"
-                                             "australia-southeast1/connectors/partyhelp-mysql"}
+    assert job["vpcAccess"] == {
+        "connector": "projects/my-project/locations/australia-southeast1/connectors/partyhelp-mysql"
+    }
     assert job["maxRetries"] == 0  # Prefect retries a run, not Cloud Run
     assert configuration.region == "australia-southeast1"
     image_name = prefect_yaml()["definitions"]["image_name"]
@@ -137,8 +159,11 @@ def test_the_cloud_run_job_outlives_the_flow_with_memory_account_and_egress() ->
     assert env["PARTYHELP_SETTINGS_VARIABLE"] == "partyhelp_settings"
     assert env["PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK"] == "gcs-bucket/partyhelp-results"
     assert env["PREFECT__FLOW_RUN_ID"]  # the worker's own variables are there too
-    assert not [name for name in env if name.startswith("PARTYHELP_")
-                and name != "PARTYHELP_SETTINGS_VARIABLE"], "settings come from the Variable"
+    assert not [
+        name
+        for name in env
+        if name.startswith("PARTYHELP_") and name != "PARTYHELP_SETTINGS_VARIABLE"
+    ], "settings come from the Variable"
     assert not [name for name in env if SECRET_NAME.search(name)], env
     # The flow's command, as the worker runs it in the image.
     assert container["command"] == ["prefect", "flow-run", "execute"]
@@ -163,8 +188,11 @@ def test_the_docker_job_runs_the_commit_image_with_the_settings_variable() -> No
     env = configuration.env
     assert env["PARTYHELP_SETTINGS_VARIABLE"] == "partyhelp_settings"
     assert env["PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK"] == "gcs-bucket/partyhelp-results"
-    assert not [name for name in env if name.startswith("PARTYHELP_")
-                and name != "PARTYHELP_SETTINGS_VARIABLE"]
+    assert not [
+        name
+        for name in env
+        if name.startswith("PARTYHELP_") and name != "PARTYHELP_SETTINGS_VARIABLE"
+    ]
     assert not [name for name in env if SECRET_NAME.search(name)], env
     assert configuration.command == "prefect flow-run execute"
 
@@ -179,34 +207,50 @@ def test_image_is_built_per_commit_by_the_image_deployments_only() -> None:
     image_name = config["definitions"]["image_name"]
     for name in ("daily", "daily-cloud-run"):
         steps = [next(iter(step)) for step in deployment(name)["build"]]
-        assert steps == ["partyhelp_pipeline.settings.check_deployment_settings",
-                         "prefect.deployments.steps.run_shell_script",
-                         "prefect_docker.deployments.steps.build_docker_image"]
+        assert steps == [
+            "partyhelp_pipeline.settings.check_deployment_settings",
+            "prefect.deployments.steps.run_shell_script",
+            "prefect_docker.deployments.steps.build_docker_image",
+        ]
         build = deployment(name)["build"][2]["prefect_docker.deployments.steps.build_docker_image"]
         assert build["id"] == "build-image" and build["image_name"] == image_name
         assert build["tag"] == "{{ get-commit-hash.stdout }}"
         assert build["dockerfile"] == "Dockerfile" and build["platform"] == "linux/amd64"
         assert build["requires"].startswith("prefect-docker>=")
         [push] = deployment(name)["push"]
-        assert push["prefect_docker.deployments.steps.push_docker_image"]["tag"] \
+        assert (
+            push["prefect_docker.deployments.steps.push_docker_image"]["tag"]
             == "{{ build-image.tag }}"
-        assert deployment(name)["work_pool"]["job_variables"]["image"] \
-            == "{{ build-image.image }}"
+        )
+        assert deployment(name)["work_pool"]["job_variables"]["image"] == "{{ build-image.image }}"
         check = deployment(name)["build"][0][
-            "partyhelp_pipeline.settings.check_deployment_settings"]
+            "partyhelp_pipeline.settings.check_deployment_settings"
+        ]
         assert check["variable"] == "partyhelp_settings"
     cloud_run = deployment("daily-cloud-run")
-    assert cloud_run["build"][0]["partyhelp_pipeline.settings.check_deployment_settings"][
-        "job_timeout_seconds"] == cloud_run["work_pool"]["job_variables"]["timeout"]
+    assert (
+        cloud_run["build"][0]["partyhelp_pipeline.settings.check_deployment_settings"][
+            "job_timeout_seconds"
+        ]
+        == cloud_run["work_pool"]["job_variables"]["timeout"]
+    )
 
 
 def test_cloud_run_shares_schedule_limit_and_parameters_with_daily() -> None:
     daily, cloud_run = deployment("daily"), deployment("daily-cloud-run")
-    for key in ("entrypoint", "parameters", "concurrency_limit", "schedules", "tags",
-                "enforce_parameter_schema", "pull"):
+    for key in (
+        "entrypoint",
+        "parameters",
+        "concurrency_limit",
+        "schedules",
+        "tags",
+        "enforce_parameter_schema",
+        "pull",
+    ):
         assert cloud_run[key] == daily[key], key
     assert cloud_run["schedules"] == [{"cron": "0 3 * * *", "timezone": "Australia/Melbourne"}]
     assert cloud_run["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
     assert cloud_run["work_pool"]["name"] == "partyhelp-cloud-run"
-    assert cloud_run["work_pool"]["job_variables"]["env"] \
-        == daily["work_pool"]["job_variables"]["env"]
+    assert (
+        cloud_run["work_pool"]["job_variables"]["env"] == daily["work_pool"]["job_variables"]["env"]
+    )

@@ -22,12 +22,18 @@ from tests.oracle import bigquery_rows, diff_tables
 SYNC_DATE = dt.date(2026, 11, 25)
 
 
-def _sync(source_db: dict[str, Any], monkeypatch: pytest.MonkeyPatch, dataset: str,
-          bucket: str, flow: Any) -> Any:
-    env = sync_environment(source_db["database"], source_db["user"], bucket, dataset,
-                           # 1 to 6 export chunks per table (13 in all)
-                           PARTYHELP_CHUNK_ROWS="200",
-                           PARTYHELP_CLOCK_DATE=SYNC_DATE.isoformat())  # the test's today
+def _sync(
+    source_db: dict[str, Any], monkeypatch: pytest.MonkeyPatch, dataset: str, bucket: str, flow: Any
+) -> Any:
+    env = sync_environment(
+        source_db["database"],
+        source_db["user"],
+        bucket,
+        dataset,
+        # 1 to 6 export chunks per table (13 in all)
+        PARTYHELP_CHUNK_ROWS="200",
+        PARTYHELP_CLOCK_DATE=SYNC_DATE.isoformat(),
+    )  # the test's today
     for key, value in env.items():
         monkeypatch.setenv(key, value)  # Dask worker processes inherit these
     state = flow(sync_date=SYNC_DATE, return_state=True)
@@ -36,16 +42,19 @@ def _sync(source_db: dict[str, Any], monkeypatch: pytest.MonkeyPatch, dataset: s
 
 
 def test_dask_runner_gives_the_default_runners_tables(
-        source_db: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    source_db: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from prefect_dask import DaskTaskRunner
 
     token = secrets.token_hex(4)
     bucket = f"ph-dask-{token}"
     create_bucket(bucket)
-    default = _sync(source_db, monkeypatch, f"ph_default_{token}", bucket,
-                    partyhelp_bigquery_sync)
-    on_dask = partyhelp_bigquery_sync.with_options(task_runner=DaskTaskRunner(
-        cluster_kwargs={"n_workers": 2, "processes": True, "threads_per_worker": 1}))
+    default = _sync(source_db, monkeypatch, f"ph_default_{token}", bucket, partyhelp_bigquery_sync)
+    on_dask = partyhelp_bigquery_sync.with_options(
+        task_runner=DaskTaskRunner(
+            cluster_kwargs={"n_workers": 2, "processes": True, "threads_per_worker": 1}
+        )
+    )
     dask = _sync(source_db, monkeypatch, f"ph_dask_{token}", bucket, on_dask)
 
     client = bigquery_client(default)

@@ -39,24 +39,40 @@ from tests.test_ui_retry import retry_in_the_ui
 
 FLOW_NAME = "partyhelp-bigquery-sync"
 ENTRYPOINT = "flows/partyhelp_sync.py:partyhelp_bigquery_sync"
-POOLS = {"partyhelp-docker": "docker", "partyhelp-cloud-run": "cloud-run-v2",
-         "partyhelp-local": "process"}
-DEPLOYMENTS = {"daily": "partyhelp-docker", "daily-cloud-run": "partyhelp-cloud-run",
-               "daily-local": "partyhelp-local"}
-PARAMETERS = {"sync_date": None, "tables": None, "from_exports": False,
-              "allow_row_drop": False, "replace_current": False}
+POOLS = {
+    "partyhelp-docker": "docker",
+    "partyhelp-cloud-run": "cloud-run-v2",
+    "partyhelp-local": "process",
+}
+DEPLOYMENTS = {
+    "daily": "partyhelp-docker",
+    "daily-cloud-run": "partyhelp-cloud-run",
+    "daily-local": "partyhelp-local",
+}
+PARAMETERS = {
+    "sync_date": None,
+    "tables": None,
+    "from_exports": False,
+    "allow_row_drop": False,
+    "replace_current": False,
+}
 PREFECT = Path(sys.executable).with_name("prefect")
 SETTINGS_VARIABLE = "partyhelp_settings"  # prefect.yaml's
 # The production settings, in the Prefect Variable the image deployments' runs read.
-PRODUCTION_SETTINGS = {"PARTYHELP_MYSQL_HOST": "mysql.partyhelp.internal",
-                       "PARTYHELP_MYSQL_USER": "partyhelp_reader",
-                       "PARTYHELP_MYSQL_PASSWORD_BLOCK": "partyhelp-mysql-password",
-                       "PARTYHELP_MYSQL_DATABASE": "partyhelp",
-                       "PARTYHELP_GCS_BUCKET": "partyhelp-exports",
-                       "PARTYHELP_BQ_PROJECT": "partyhelp-prod"}
+PRODUCTION_SETTINGS = {
+    "PARTYHELP_MYSQL_HOST": "mysql.partyhelp.internal",
+    "PARTYHELP_MYSQL_USER": "partyhelp_reader",
+    "PARTYHELP_MYSQL_PASSWORD_BLOCK": "partyhelp-mysql-password",
+    "PARTYHELP_MYSQL_DATABASE": "partyhelp",
+    "PARTYHELP_GCS_BUCKET": "partyhelp-exports",
+    "PARTYHELP_BQ_PROJECT": "partyhelp-prod",
+}
 # What the deploying shell holds: none of it may reach a deployment.
-SHELL_ENV = {"PARTYHELP_MYSQL_HOST": "from-the-deploying-shell",
-             "PARTYHELP_GCS_BUCKET": "shell-bucket", "PARTYHELP_MYSQL_PORT": "3307"}
+SHELL_ENV = {
+    "PARTYHELP_MYSQL_HOST": "from-the-deploying-shell",
+    "PARTYHELP_GCS_BUCKET": "shell-bucket",
+    "PARTYHELP_MYSQL_PORT": "3307",
+}
 
 
 # ------------------------------------------------------------------ Dockerfile, statically
@@ -116,8 +132,11 @@ def test_base_image_is_the_official_image_of_the_pinned_prefect() -> None:
     # The tag, or for a release the tag with its digest (the Dockerfile says how to read it):
     # both stages on the same image.
     [base] = set(bases)
-    assert re.fullmatch(rf"prefecthq/prefect:{re.escape(prefect)}-python3\.11"
-                        r"(@sha256:[0-9a-f]{64})?", base), base
+    assert re.fullmatch(
+        rf"prefecthq/prefect:{re.escape(prefect)}-python3\.11"
+        r"(@sha256:[0-9a-f]{64})?",
+        base,
+    ), base
     assert "docker buildx imagetools inspect" in (ROOT / "Dockerfile").read_text()
     prefect_yaml = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     assert prefect_yaml["prefect-version"] == prefect
@@ -130,17 +149,22 @@ def test_image_installs_exactly_the_lock_and_the_project() -> None:
     builder, final = dockerfile_stages()
     build_runs = [a for i, a in builder if i == "RUN"]
     assert ("COPY", "requirements.lock /tmp/requirements.lock") in builder
-    assert ("pip wheel --no-cache-dir --require-hashes --wheel-dir /wheels "
-            "-r /tmp/requirements.lock") in build_runs
+    assert (
+        "pip wheel --no-cache-dir --require-hashes --wheel-dir /wheels -r /tmp/requirements.lock"
+    ) in build_runs
     assert "pip wheel --no-cache-dir --no-deps --wheel-dir /dist /src" in build_runs
     assert context_copies(builder)[-1][1] == "/src/flows/"  # the project's wheel comes last
     installs = [a for i, a in final if i == "RUN" and "pip install" in a]
     assert len(installs) == 2, "the runtime image installs the lock's wheels, then the project"
-    assert installs[0] == ("--mount=type=bind,from=builder,source=/wheels,target=/wheels pip "
-                           "install --no-cache-dir --no-index --no-deps /wheels/*.whl")
-    assert installs[1] == ("--mount=type=bind,from=builder,source=/dist,target=/dist pip install"
-                           " --no-cache-dir --no-index --find-links /dist "
-                           '"partyhelp-bigquery-sync[fast,dask]" && pip check')
+    assert installs[0] == (
+        "--mount=type=bind,from=builder,source=/wheels,target=/wheels pip "
+        "install --no-cache-dir --no-index --no-deps /wheels/*.whl"
+    )
+    assert installs[1] == (
+        "--mount=type=bind,from=builder,source=/dist,target=/dist pip install"
+        " --no-cache-dir --no-index --find-links /dist "
+        '"partyhelp-bigquery-sync[fast,dask]" && pip check'
+    )
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["name"] == "partyhelp-bigquery-sync"
     # The extras installed are every extra the project declares, and the lock holds them.
@@ -154,8 +178,9 @@ def test_compiler_and_headers_stay_in_the_builder() -> None:
 
     def apt_packages(stage: list[tuple[str, str]]) -> set[str]:
         runs = " ".join(a for i, a in stage if i == "RUN")
-        found = re.findall(r"apt-get install -y --no-install-recommends ([\w.+ -]+?)(?: &&|$)",
-                           runs)
+        found = re.findall(
+            r"apt-get install -y --no-install-recommends ([\w.+ -]+?)(?: &&|$)", runs
+        )
         return {p for group in found for p in group.split()}
 
     assert {"libmariadb-dev", "pkg-config"} <= apt_packages(builder)
@@ -190,9 +215,10 @@ def _dockerignore_rules() -> list[tuple[bool, re.Pattern[str]]]:
             continue
         negate = line.startswith("!")
         pattern = line.lstrip("!").strip("/")
-        regex = "".join(".*" if part == "**" else
-                        re.escape(part).replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
-                        for part in re.split(r"(\*\*)", pattern))
+        regex = "".join(
+            ".*" if part == "**" else re.escape(part).replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+            for part in re.split(r"(\*\*)", pattern)
+        )
         rules.append((negate, re.compile(regex)))
     return rules
 
@@ -213,15 +239,30 @@ def in_build_context(path: str) -> bool:
 
 def test_build_context_is_only_what_the_image_copies() -> None:
     copied = {s.rstrip("/") for stage in dockerfile_stages() for s, _ in context_copies(stage)}
-    assert copied == {"requirements.lock", "pyproject.toml", "README.md",
-                      "partyhelp_pipeline", "tasks", "flows", "flows/partyhelp_sync.py"}
+    assert copied == {
+        "requirements.lock",
+        "pyproject.toml",
+        "README.md",
+        "partyhelp_pipeline",
+        "tasks",
+        "flows",
+        "flows/partyhelp_sync.py",
+    }
     context = {p for p in repository_files() if in_build_context(p)}
-    assert context == {p for p in repository_files()
-                       if p in copied or p.split("/")[0] in copied}
-    for stray in (".git/config", ".venv/bin/python", ".env", "service-account.json",
-                  "tests/conftest.py", "scripts/setup.py", "prefect.yaml", "sql/mysql/x.sql",
-                  "flows/__pycache__/partyhelp_sync.cpython-311.pyc", "tasks/x.pyc",
-                  "build/lib/tasks/old_module.py"):
+    assert context == {p for p in repository_files() if p in copied or p.split("/")[0] in copied}
+    for stray in (
+        ".git/config",
+        ".venv/bin/python",
+        ".env",
+        "service-account.json",
+        "tests/conftest.py",
+        "scripts/setup.py",
+        "prefect.yaml",
+        "sql/mysql/x.sql",
+        "flows/__pycache__/partyhelp_sync.cpython-311.pyc",
+        "tasks/x.pyc",
+        "build/lib/tasks/old_module.py",
+    ):
         assert not in_build_context(stray), stray
 
 
@@ -253,9 +294,24 @@ def _image_tree(root: Path) -> tuple[Path, Path]:
     _run_copies(final, root / "image")
     site = root / "image" / "site-packages"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    result = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                             "--no-index", "--target", str(site), str(wheel)],
-                            env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return root / "image" / workdir().lstrip("/"), site
 
@@ -265,8 +321,9 @@ def test_image_holds_everything_the_entrypoint_imports(tmp_path: Path) -> None:
     everything it imports from the installed project, nothing from this checkout."""
     code, site = _image_tree(tmp_path)
     entry_file = ENTRYPOINT.split(":")[0]
-    assert sorted(str(p.relative_to(code)) for p in code.rglob("*") if p.is_file()) \
-        == [entry_file], "the WORKDIR holds the entrypoint file only"
+    assert sorted(str(p.relative_to(code)) for p in code.rglob("*") if p.is_file()) == [
+        entry_file
+    ], "the WORKDIR holds the entrypoint file only"
     assert (code / entry_file).read_bytes() == (site / entry_file).read_bytes()
     assert (site / "bin" / "partyhelp-sync").is_file()
     third_party = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
@@ -286,17 +343,30 @@ print(json.dumps({{"flow": flow.name, "flow_file": flow.fn.__code__.co_filename,
                                 and not f.startswith({sys.prefix + "/"!r})]}}))
 """
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    result = subprocess.run([sys.executable, "-I", "-S", "-c", probe], cwd=code, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", probe],
+        cwd=code,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["flow"] == FLOW_NAME
     assert report["flow_file"] == str(code / entry_file)
     assert report["from_repo"] == [], "imported from this checkout, not the image"
     first_party = report["first_party"]
-    assert {"flows", "flows.table_pipeline", "tasks", "tasks.mysql_to_gcs",
-            "tasks.gcs_to_bigquery", "partyhelp_pipeline.spec", "partyhelp_pipeline.warehouse",
-            "partyhelp_pipeline.export"} <= set(first_party)
+    assert {
+        "flows",
+        "flows.table_pipeline",
+        "tasks",
+        "tasks.mysql_to_gcs",
+        "tasks.gcs_to_bigquery",
+        "partyhelp_pipeline.spec",
+        "partyhelp_pipeline.warehouse",
+        "partyhelp_pipeline.export",
+    } <= set(first_party)
     # Every first-party module, `flows` itself included (a flows/ in the WORKDIR without
     # __init__.py must not shadow it), comes from the installed wheel.
     outside = {n: f for n, f in first_party.items() if not f.startswith(f"{site}/")}
@@ -325,8 +395,7 @@ def test_prefect_yaml_agrees_with_the_dockerfile_and_the_code() -> None:
     assert f'org.opencontainers.image.version="{version}"' in labels
     for name in ("daily", "daily-cloud-run"):  # the image's code, in its WORKDIR
         [pull] = deployments[name]["pull"]
-        assert pull["prefect.deployments.steps.set_working_directory"]["directory"] \
-            == workdir()
+        assert pull["prefect.deployments.steps.set_working_directory"]["directory"] == workdir()
     # (the build and push steps: tests/test_cloud_run.py)
     assert "pull" not in deployments["daily-local"]  # default: this checkout, where deployed
 
@@ -343,19 +412,27 @@ def test_no_setting_is_taken_from_the_deploying_shell() -> None:
             assert name.startswith("PREFECT_") or name in declared, f"{name} is read nowhere"
             assert not re.search(r"PASSWORD$|SALT$|SECRET", name), f"{name} holds a secret"
         if deployment["name"] != "daily-local":
-            assert env == {"PARTYHELP_SETTINGS_VARIABLE": SETTINGS_VARIABLE,
-                           "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK":
-                               "gcs-bucket/partyhelp-results"}
+            assert env == {
+                "PARTYHELP_SETTINGS_VARIABLE": SETTINGS_VARIABLE,
+                "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK": "gcs-bucket/partyhelp-results",
+            }
 
 
 # ------------------------------------------------------------------ on the Prefect server
 
 
 def prefect_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> str:
-    result = subprocess.run([str(PREFECT), "--no-prompt", *args], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"prefect {' '.join(args)}:\n{result.stdout[-3000:]}" \
-                                   f"\n{result.stderr[-3000:]}"
+    result = subprocess.run(
+        [str(PREFECT), "--no-prompt", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, (
+        f"prefect {' '.join(args)}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
     return result.stdout
 
 
@@ -379,10 +456,13 @@ def production_settings_in_prefect(values: dict[str, str] | None = None) -> None
 # prefect-docker's steps, and what stands in for them where there is no Docker engine and
 # no registry (here): the same outputs, nothing built or pushed (tests/test_cloud_run.py).
 DOCKER_STAND_INS = {
-    "prefect_docker.deployments.steps.build_docker_image":
-        "tests.test_cloud_run.build_docker_image_without_docker",
-    "prefect_docker.deployments.steps.push_docker_image":
-        "tests.test_cloud_run.push_docker_image_without_a_registry"}
+    "prefect_docker.deployments.steps.build_docker_image": (
+        "tests.test_cloud_run.build_docker_image_without_docker"
+    ),
+    "prefect_docker.deployments.steps.push_docker_image": (
+        "tests.test_cloud_run.push_docker_image_without_a_registry"
+    ),
+}
 
 
 def deploy_without_docker(*args: str, env: dict[str, str], folder: Path) -> str:
@@ -392,19 +472,26 @@ def deploy_without_docker(*args: str, env: dict[str, str], folder: Path) -> str:
     for deployment in config["deployments"]:
         for action in ("build", "push"):
             if action in deployment:
-                deployment[action] = [{DOCKER_STAND_INS.get(fqn, fqn): inputs
-                                       for fqn, inputs in step.items()}
-                                      for step in deployment[action]]
+                deployment[action] = [
+                    {DOCKER_STAND_INS.get(fqn, fqn): inputs for fqn, inputs in step.items()}
+                    for step in deployment[action]
+                ]
     folder.mkdir(parents=True, exist_ok=True)
     prefect_file = folder / "prefect.yaml"
     prefect_file.write_text(yaml.safe_dump(config, sort_keys=False))
-    return prefect_cli("deploy", *args, "--prefect-file", str(prefect_file),
-                       env={**env, "PYTHONPATH": str(ROOT)})  # the stand-ins' module
+    return prefect_cli(
+        "deploy", *args, "--prefect-file", str(prefect_file), env={**env, "PYTHONPATH": str(ROOT)}
+    )  # the stand-ins' module
 
 
 def commit_tag() -> str:
-    return subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, check=True,
-                          capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "rev-parse", "--short=12", "HEAD"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -426,14 +513,20 @@ def deployed(stack: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             prefect_cli("work-pool", "create", pool, "--type", pool_type, "--overwrite")
         production_settings_in_prefect()
         env = {k: v for k, v in os.environ.items() if not k.startswith("PARTYHELP_")}
-        output = deploy_without_docker("--all", env={**env, **SHELL_ENV},
-                                       folder=tmp_path_factory.mktemp("deploy"))
+        output = deploy_without_docker(
+            "--all", env={**env, **SHELL_ENV}, folder=tmp_path_factory.mktemp("deploy")
+        )
         with get_client(sync_client=True) as client:
-            deployments = {name: client.read_deployment_by_name(f"{FLOW_NAME}/{name}")
-                           for name in DEPLOYMENTS}
+            deployments = {
+                name: client.read_deployment_by_name(f"{FLOW_NAME}/{name}") for name in DEPLOYMENTS
+            }
             pools = {name: client.read_work_pool(name) for name in POOLS}
-        yield {"deployments": deployments, "pools": pools, "output": output,
-               "seconds": time.monotonic() - started}
+        yield {
+            "deployments": deployments,
+            "pools": pools,
+            "output": output,
+            "seconds": time.monotonic() - started,
+        }
 
 
 def test_deploy_all_reads_back_as_declared(deployed: dict[str, Any]) -> None:
@@ -454,32 +547,41 @@ def test_deploy_all_reads_back_as_declared(deployed: dict[str, Any]) -> None:
     daily, cloud_run = deployments["daily"], deployments["daily-cloud-run"]
     local = deployments["daily-local"]
     image = f"{prefect_yaml()['definitions']['image_name']}:{commit_tag()}"
-    env = {"PARTYHELP_SETTINGS_VARIABLE": SETTINGS_VARIABLE,
-           "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK": "gcs-bucket/partyhelp-results"}
-    assert daily.job_variables == {"image": image, "image_pull_policy": "IfNotPresent",
-                                   "env": env}
+    env = {
+        "PARTYHELP_SETTINGS_VARIABLE": SETTINGS_VARIABLE,
+        "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK": "gcs-bucket/partyhelp-results",
+    }
+    assert daily.job_variables == {"image": image, "image_pull_policy": "IfNotPresent", "env": env}
     assert cloud_run.job_variables == {
-        "image": image, "env": env, "region": "australia-southeast1", "timeout": 15300,
-        "memory": "2Gi", "max_retries": 0,
+        "image": image,
+        "env": env,
+        "region": "australia-southeast1",
+        "timeout": 15300,
+        "memory": "2Gi",
+        "max_retries": 0,
         "service_account_name": "partyhelp-sync@my-project.iam.gserviceaccount.com",
         "vpc_connector_name": "projects/my-project/locations/australia-southeast1/"
-                              "connectors/partyhelp-mysql"}
+        "connectors/partyhelp-mysql",
+    }
     for deployment in (daily, cloud_run):
-        assert deployment.pull_steps == [{"prefect.deployments.steps.set_working_directory":
-                                          {"directory": workdir()}}]
+        assert deployment.pull_steps == [
+            {"prefect.deployments.steps.set_working_directory": {"directory": workdir()}}
+        ]
     assert not local.job_variables  # the local worker's own environment applies
-    assert local.pull_steps == [{"prefect.deployments.steps.set_working_directory":
-                                 {"directory": str(ROOT)}}]
+    assert local.pull_steps == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}
+    ]
     stored = json.dumps([d.model_dump(mode="json") for d in deployments.values()])
     assert READER_PASSWORD not in stored
     for value in SHELL_ENV.values():  # nothing of the deploying shell's settings
         assert value not in stored
-    assert f"settings: Prefect Variable '{SETTINGS_VARIABLE}' holds " \
-           f"{len(PRODUCTION_SETTINGS)} valid settings" in deployed["output"]
+    assert (
+        f"settings: Prefect Variable '{SETTINGS_VARIABLE}' holds "
+        f"{len(PRODUCTION_SETTINGS)} valid settings" in deployed["output"]
+    )
 
 
-def test_the_deployed_cloud_run_job_renders_through_the_worker(deployed: dict[str, Any]
-                                                              ) -> None:
+def test_the_deployed_cloud_run_job_renders_through_the_worker(deployed: dict[str, Any]) -> None:
     """The stored job variables and the server's copy of the pool's template, through
     prefect-gcp's own configuration class, as its worker builds a job."""
     from prefect_gcp.workers.cloud_run_v2 import CloudRunWorkerV2
@@ -508,13 +610,16 @@ def test_the_deployed_cloud_run_job_renders_through_the_worker(deployed: dict[st
 def _no_account_adc() -> Path:
     """Application default credentials of no account (see tests/test_cloud_run.py)."""
     path = Path(tempfile.mkdtemp()) / "adc.json"
-    path.write_text('{"type": "authorized_user", "client_id": "none", "client_secret": '
-                    '"none", "refresh_token": "none", "quota_project_id": "my-project"}')
+    path.write_text(
+        '{"type": "authorized_user", "client_id": "none", "client_secret": '
+        '"none", "refresh_token": "none", "quota_project_id": "my-project"}'
+    )
     return path
 
 
 def test_a_deploy_is_refused_naming_a_required_setting_the_variable_lacks(
-        deployed: dict[str, Any]) -> None:
+    deployed: dict[str, Any],
+) -> None:
     """The real prefect.yaml: its settings check fails before any Docker step, even though
     the deploying shell holds the missing setting."""
     from prefect.client.orchestration import get_client
@@ -523,16 +628,23 @@ def test_a_deploy_is_refused_naming_a_required_setting_the_variable_lacks(
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARTYHELP_")}
     try:
         production_settings_in_prefect(incomplete)
-        result = subprocess.run([str(PREFECT), "--no-prompt", "deploy", "--name",
-                                 "daily-cloud-run"], cwd=ROOT, env={**env, **SHELL_ENV},
-                                capture_output=True, text=True, timeout=180)
+        result = subprocess.run(
+            [str(PREFECT), "--no-prompt", "deploy", "--name", "daily-cloud-run"],
+            cwd=ROOT,
+            env={**env, **SHELL_ENV},
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
     finally:
         production_settings_in_prefect()
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
-    assert ("deploy refused: Prefect Variable 'partyhelp_settings': PARTYHELP_MYSQL_HOST is "
-            "not set; it is required (see README, Configuration); fix it with python -m "
-            "scripts.setup --settings-variable partyhelp_settings") in output, output[-3000:]
+    assert (
+        "deploy refused: Prefect Variable 'partyhelp_settings': PARTYHELP_MYSQL_HOST is "
+        "not set; it is required (see README, Configuration); fix it with python -m "
+        "scripts.setup --settings-variable partyhelp_settings"
+    ) in output, output[-3000:]
     assert "build_docker_image" not in output  # stopped before building
     with get_client(sync_client=True) as client:
         after = client.read_deployment_by_name(f"{FLOW_NAME}/daily-cloud-run")
@@ -551,8 +663,13 @@ def private_bigquery(data: Path) -> Iterator[tuple[str, Callable[[str], None]]]:
     """
     port = free_port()
     gcs_port = os.environ["STORAGE_EMULATOR_HOST"].rsplit(":", 1)[1].strip("/")
-    env = {**os.environ, "PARTYHELP_BQ_PORT": str(port), "PARTYHELP_GCS_PORT": gcs_port,
-           "PARTYHELP_BQ_GRPC_PORT": str(free_port()), "PARTYHELP_STACK_DATA": str(data)}
+    env = {
+        **os.environ,
+        "PARTYHELP_BQ_PORT": str(port),
+        "PARTYHELP_GCS_PORT": gcs_port,
+        "PARTYHELP_BQ_GRPC_PORT": str(free_port()),
+        "PARTYHELP_STACK_DATA": str(data),
+    }
 
     def stack(command: str) -> None:
         stack_sh(command, env)
@@ -564,8 +681,7 @@ def private_bigquery(data: Path) -> Iterator[tuple[str, Callable[[str], None]]]:
         stack("stop-bigquery")
 
 
-def wait_for(what: str, probe: Callable[[], Any], timeout: float,
-             interval: float = 0.5) -> Any:
+def wait_for(what: str, probe: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = probe()
@@ -592,9 +708,11 @@ class RunWatcher:
         return self.client.read_flow_run(self.id)
 
     def wait_final(self, timeout: float = 240) -> Any:
-        return wait_for(f"flow run {self.id} to finish",
-                        lambda: (run := self.flow_run()).state and run.state.is_final() and run,
-                        timeout)
+        return wait_for(
+            f"flow run {self.id} to finish",
+            lambda: (run := self.flow_run()).state and run.state.is_final() and run,
+            timeout,
+        )
 
     def attempt(self, number: int, timeout: float = 60) -> dict[str, list[Any]]:
         """``{"export": [...], "load": [...], ...}`` of one attempt, once every task is final.
@@ -605,15 +723,18 @@ class RunWatcher:
 
         def read() -> dict[str, list[Any]] | None:
             every = self.client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[self.id])), limit=200)
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[self.id])), limit=200
+            )
             assert len(every) < 200, "more task runs than one page"
             runs = [r for r in every if r.flow_run_run_count == number]
             kinds: dict[str, list[Any]] = {}
             for run in runs:
                 if table_of(run.name):
                     kinds.setdefault(run.name.split("-")[0], []).append(run)
-            complete = all({table_of(r.name) for r in kinds.get(k, [])} == set(TABLES)
-                           for k in ("export", "load"))
+            complete = all(
+                {table_of(r.name) for r in kinds.get(k, [])} == set(TABLES)
+                for k in ("export", "load")
+            )
             final = all(r.state and r.state.is_final() for r in runs)
             return kinds if complete and final else None
 
@@ -633,6 +754,7 @@ def states(runs: list[Any]) -> set[str]:
 @contextlib.contextmanager
 def locked_account(user: str) -> Iterator[None]:
     """The MySQL user cannot log in (error 4151) until the block ends."""
+
     def alter(action: str) -> None:
         with admin_connection() as connection, connection.cursor() as cursor:
             for host in ("localhost", "127.0.0.1", "%"):
@@ -649,15 +771,19 @@ def locked_account(user: str) -> Iterator[None]:
 # headless chromium; ../shared/LOCAL_STACK.md). Not forced: the server's orchestration rules
 # decide, as for the button. test_retry_from_the_ui_redoes_only_what_failed compares it with
 # what the button really sends.
-UI_RETRY_REQUEST = {"state": {"type": "SCHEDULED", "name": "AwaitingRetry",
-                              "message": "Retry from the UI"}, "force": False}
+UI_RETRY_REQUEST = {
+    "state": {"type": "SCHEDULED", "name": "AwaitingRetry", "message": "Retry from the UI"},
+    "force": False,
+}
 
 
 def retry_like_the_ui(flow_run_id: Any) -> None:
     """Retry through the API: the request the UI's Retry button sends."""
     response = httpx.post(
         f"{os.environ['PREFECT_API_URL'].rstrip('/')}/flow_runs/{flow_run_id}/set_state",
-        json=UI_RETRY_REQUEST, timeout=30)
+        json=UI_RETRY_REQUEST,
+        timeout=30,
+    )
     response.raise_for_status()
     assert response.json()["status"] == "ACCEPT", response.text
 
@@ -671,18 +797,38 @@ def process_worker(queue: str, env: dict[str, str], log: Path) -> Iterator[str]:
     pool, name = "partyhelp-local", f"test-worker-{queue}"
     with get_client(sync_client=True) as client:
         fresh = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=60)
-        others = [w.name for w in client.read_workers_for_work_pool(
-            pool, worker_filter=WorkerFilter(status=WorkerFilterStatus(any_=["ONLINE"])))
-            if w.last_heartbeat_time and w.last_heartbeat_time > fresh]
+        others = [
+            w.name
+            for w in client.read_workers_for_work_pool(
+                pool, worker_filter=WorkerFilter(status=WorkerFilterStatus(any_=["ONLINE"]))
+            )
+            if w.last_heartbeat_time and w.last_heartbeat_time > fresh
+        ]
         if others:
-            pytest.fail(f"worker(s) {others} poll every queue of {pool}: they would take this "
-                        "test's flow runs with their own settings. Stop them and rerun.")
+            pytest.fail(
+                f"worker(s) {others} poll every queue of {pool}: they would take this "
+                "test's flow runs with their own settings. Stop them and rerun."
+            )
         client.create_work_queue(name=queue, work_pool_name=pool)
     with log.open("wb") as out:
         worker = subprocess.Popen(
-            [str(PREFECT), "worker", "start", "--pool", pool, "--work-queue", queue,
-             "--name", name], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            [
+                str(PREFECT),
+                "worker",
+                "start",
+                "--pool",
+                pool,
+                "--work-queue",
+                queue,
+                "--name",
+                name,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         yield name
     finally:
@@ -701,17 +847,23 @@ def source_row_counts(database: str) -> dict[str, int]:
     from tests.oracle import expected_tables
 
     with admin_connection(database) as connection:
-        return {t: len(rows) for t, rows in expected_tables(connection, dt.date.today()).items()
-                if t in TABLES}
+        return {
+            t: len(rows)
+            for t, rows in expected_tables(connection, dt.date.today()).items()
+            if t in TABLES
+        }
 
 
 def bigquery_row_counts(settings: Any) -> dict[str, int]:
     from partyhelp_pipeline.clients import bigquery_client
 
     client = bigquery_client(settings)
-    return {t: next(iter(client.query(
-        f"SELECT COUNT(*) AS n FROM {settings.quoted_table_ref(t)}").result()))["n"]
-        for t in TABLES}
+    return {
+        t: next(
+            iter(client.query(f"SELECT COUNT(*) AS n FROM {settings.quoted_table_ref(t)}").result())
+        )["n"]
+        for t in TABLES
+    }
 
 
 def move_objects(bucket: Any, names: list[str], suffix_from: str, suffix_to: str) -> None:
@@ -722,8 +874,9 @@ def move_objects(bucket: Any, names: list[str], suffix_from: str, suffix_to: str
 
 
 @pytest.mark.slow
-def test_retry_from_the_ui_redoes_only_what_failed(deployed: dict[str, Any], source_db: dict,
-                                                  tmp_path: Path) -> None:
+def test_retry_from_the_ui_redoes_only_what_failed(
+    deployed: dict[str, Any], source_db: dict, tmp_path: Path
+) -> None:
     """A real outage fails the loads; Retry (same flow run) skips what had completed.
 
     1. BigQuery (an emulator of the test's own, so no other test loses it) is stopped for
@@ -749,32 +902,59 @@ def test_retry_from_the_ui_redoes_only_what_failed(deployed: dict[str, Any], sou
     with contextlib.ExitStack() as stack:
         bigquery_url, stack_sh = stack.enter_context(private_bigquery(tmp_path / "stack"))
         sync_env = sync_environment(
-            source_db["database"], source_db["user"], bucket_name, dataset,
-            BIGQUERY_EMULATOR_HOST=bigquery_url, PARTYHELP_TASK_RETRIES="3",
-            PARTYHELP_RETRY_DELAY_SECONDS="0.5", PARTYHELP_BQ_RETRY_SECONDS="2",
-            PARTYHELP_CHUNK_ROWS=str(10**12))  # one export task a table
+            source_db["database"],
+            source_db["user"],
+            bucket_name,
+            dataset,
+            BIGQUERY_EMULATOR_HOST=bigquery_url,
+            PARTYHELP_TASK_RETRIES="3",
+            PARTYHELP_RETRY_DELAY_SECONDS="0.5",
+            PARTYHELP_BQ_RETRY_SECONDS="2",
+            PARTYHELP_CHUNK_ROWS=str(10**12),
+        )  # one export task a table
         settings = load_settings({**os.environ, **sync_env})
         storage = tmp_path / "results"
-        worker_env = {k: v for k, v in os.environ.items() if not k.startswith("PARTYHELP_")
-                      and k != "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK"}
-        worker_env.update(sync_env, PREFECT_LOCAL_STORAGE_PATH=str(storage),
-                          PREFECT_WORKER_QUERY_SECONDS="1")
+        worker_env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("PARTYHELP_") and k != "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK"
+        }
+        worker_env.update(
+            sync_env, PREFECT_LOCAL_STORAGE_PATH=str(storage), PREFECT_WORKER_QUERY_SECONDS="1"
+        )
         client = stack.enter_context(get_client(sync_client=True))
-        stack.enter_context(process_worker(f"retry-{token}", worker_env,
-                                           tmp_path / "worker.log"))
-        run_the_retry_scenario(client, deployed["deployments"]["daily-local"], token,
-                               settings, storage, stack_sh, source_db["database"],
-                               source_db["user"],
-                               tmp_path / "worker.log", tmp_path / "screenshots")
+        stack.enter_context(process_worker(f"retry-{token}", worker_env, tmp_path / "worker.log"))
+        run_the_retry_scenario(
+            client,
+            deployed["deployments"]["daily-local"],
+            token,
+            settings,
+            storage,
+            stack_sh,
+            source_db["database"],
+            source_db["user"],
+            tmp_path / "worker.log",
+            tmp_path / "screenshots",
+        )
 
 
-def run_the_retry_scenario(client: Any, deployment: Any, token: str, settings: Any,
-                           storage: Path, stack_sh: Callable[[str], None], database: str,
-                           user: str, worker_log: Path, screenshots: Path) -> None:
+def run_the_retry_scenario(
+    client: Any,
+    deployment: Any,
+    token: str,
+    settings: Any,
+    storage: Path,
+    stack_sh: Callable[[str], None],
+    database: str,
+    user: str,
+    worker_log: Path,
+    screenshots: Path,
+) -> None:
     from partyhelp_pipeline.warehouse import ensure_dataset
 
-    assert client.read_server_default_result_storage().default_result_storage_block_id \
-        is None, "the server has a default result storage: local runs would not use theirs"
+    assert client.read_server_default_result_storage().default_result_storage_block_id is None, (
+        "the server has a default result storage: local runs would not use theirs"
+    )
     # The dataset exists before the first run, as scripts/setup.py leaves it in production,
     # made with a setup's patience: the run's 2-second window is for the outage below, and a
     # busy emulator may take longer than that to answer this first call.
@@ -784,10 +964,12 @@ def run_the_retry_scenario(client: Any, deployment: Any, token: str, settings: A
     # complete, every load fails.
     sources = [spec.source_table for spec in TABLES.values()]
     try:
-        with outage_after_the_preflight(database, user, sources,
-                                        lambda: stack_sh("stop-bigquery")) as outage:
-            run = client.create_flow_run_from_deployment(deployment.id,
-                                                         work_queue_name=f"retry-{token}")
+        with outage_after_the_preflight(
+            database, user, sources, lambda: stack_sh("stop-bigquery")
+        ) as outage:
+            run = client.create_flow_run_from_deployment(
+                deployment.id, work_queue_name=f"retry-{token}"
+            )
             watcher = RunWatcher(client, run.id)
             first = watcher.wait_final()
     finally:
@@ -804,8 +986,7 @@ def run_the_retry_scenario(client: Any, deployment: Any, token: str, settings: A
     retry_in_the_ui_and_complete(watcher, settings, database, screenshots)
 
     # 4. A new daily run never reuses the cached results of an earlier run.
-    new = client.create_flow_run_from_deployment(deployment.id,
-                                                 work_queue_name=f"retry-{token}")
+    new = client.create_flow_run_from_deployment(deployment.id, work_queue_name=f"retry-{token}")
     fresh = RunWatcher(client, new.id)
     assert fresh.wait_final().state.is_completed()
     attempt = fresh.attempt(1)
@@ -813,8 +994,9 @@ def run_the_retry_scenario(client: Any, deployment: Any, token: str, settings: A
     assert states(attempt["load"]) == {"Completed"}
 
 
-def retry_through_the_api_while_mysql_refuses(watcher: RunWatcher, settings: Any,
-                                              user: str) -> None:
+def retry_through_the_api_while_mysql_refuses(
+    watcher: RunWatcher, settings: Any, user: str
+) -> None:
     """Step 2: BigQuery is back; one table's export parts are hidden (its export is damaged)
     and the sync user is locked out of MySQL: Retry through the API, with the button's
     request. The four other loads complete from the cached exports; ph_venues' load refuses
@@ -823,30 +1005,37 @@ def retry_through_the_api_while_mysql_refuses(watcher: RunWatcher, settings: Any
     from partyhelp_pipeline.clients import storage_client
 
     bucket = storage_client(settings).bucket(settings.gcs_bucket)
-    parts = [b.name for b in bucket.list_blobs(prefix="exports/")
-             if "/ph_venues/" in b.name and b.name.endswith(".avro")]
+    parts = [
+        b.name
+        for b in bucket.list_blobs(prefix="exports/")
+        if "/ph_venues/" in b.name and b.name.endswith(".avro")
+    ]
     assert parts
     move_objects(bucket, parts, "", ".hidden")
     with locked_account(user):
         retry_like_the_ui(watcher.id)
         second = watcher.wait_final()
     assert second.id == watcher.id and second.state.is_failed(), second.state
-    assert re.search(r"ph_venues: part gs://\S+ listed in gs://\S+ is missing; exporting it "
-                     r"again failed: ph_venues: cannot connect to MySQL .* locked",
-                     second.state.message), second.state.message
+    assert re.search(
+        r"ph_venues: part gs://\S+ listed in gs://\S+ is missing; exporting it "
+        r"again failed: ph_venues: cannot connect to MySQL .* locked",
+        second.state.message,
+    ), second.state.message
     attempt = watcher.attempt(2)
     assert states(attempt["export"]) == {"Cached"}
     assert states(attempt["manifest"]) == {"Cached"}
     assert name_states(attempt["plan"]) == sorted(
-        [(f"plan-{t}", "Cached") for t in TABLES] + [("plan-ph_venues", "Failed")])
+        [(f"plan-{t}", "Cached") for t in TABLES] + [("plan-ph_venues", "Failed")]
+    )
     loads = {table_of(r.name): r.state.name for r in attempt["load"]}
     assert loads.pop("ph_venues") == "Failed"
     # (a fresh emulator's first concurrent loads may conflict; retries heal that)
     assert set(loads.values()) == {"Completed"}, (loads, second.state.message)
 
 
-def retry_in_the_ui_and_complete(watcher: RunWatcher, settings: Any, database: str,
-                                 screenshots: Path) -> None:
+def retry_in_the_ui_and_complete(
+    watcher: RunWatcher, settings: Any, database: str, screenshots: Path
+) -> None:
     """Step 3: MySQL lets the user in again (the parts stay hidden): an operator retries
     the failed run in the Prefect UI, in headless chromium, and the retry completes.
     Everything that had completed is Cached; ph_venues alone is exported again and loaded.
@@ -860,8 +1049,10 @@ def retry_in_the_ui_and_complete(watcher: RunWatcher, settings: Any, database: s
     assert third.run_count == 3
     attempt = watcher.attempt(3)
     assert name_states(attempt["export"]) == sorted(
-        [(f"export-{t}", "Cached") for t in TABLES] + [("export-ph_venues", "Completed")])
+        [(f"export-{t}", "Cached") for t in TABLES] + [("export-ph_venues", "Completed")]
+    )
     assert name_states(attempt["load"]) == sorted(
         [(f"load-{t}", "Cached") for t in TABLES if t != "ph_venues"]
-        + [("load-ph_venues", "Failed"), ("load-ph_venues", "Completed")])
+        + [("load-ph_venues", "Failed"), ("load-ph_venues", "Completed")]
+    )
     assert bigquery_row_counts(settings) == source_row_counts(database)

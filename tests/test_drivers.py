@@ -40,23 +40,31 @@ class FolderStore:
         return mf.PartInfo(str(target), rows, size, crc, chunk)
 
 
-def _export(source_db: dict[str, Any], table: str, driver: str, root: Path,
-            **overrides: str) -> tuple[list[dict[str, Any]], list[export.ChunkResult], Any]:
+def _export(
+    source_db: dict[str, Any], table: str, driver: str, root: Path, **overrides: str
+) -> tuple[list[dict[str, Any]], list[export.ChunkResult], Any]:
     with admin_connection(source_db["database"]) as connection, connection.cursor() as cursor:
         cursor.execute(f"SELECT COUNT(*) FROM `{TABLES[table].source_table}`")
         count = cursor.fetchone()[0]
-    env = sync_environment(source_db["database"], source_db["user"], "ph-drivers",
-                           "ph_drivers", PARTYHELP_MYSQL_DRIVER=driver,
-                           # three chunks, each of several batches
-                           PARTYHELP_CHUNK_ROWS=str(-(-count // 3)), PARTYHELP_BATCH_ROWS="16",
-                           **overrides)
+    env = sync_environment(
+        source_db["database"],
+        source_db["user"],
+        "ph-drivers",
+        "ph_drivers",
+        PARTYHELP_MYSQL_DRIVER=driver,
+        # three chunks, each of several batches
+        PARTYHELP_CHUNK_ROWS=str(-(-count // 3)),
+        PARTYHELP_BATCH_ROWS="16",
+        **overrides,
+    )
     settings = load_settings(env)
     assert settings.mysql.driver == driver
     spec = TABLES[table]
     plan = export.plan_export(settings, spec, SYNC_DATE, "test-drivers")
     store = FolderStore(root / driver)
-    chunks = [export.export_chunk(settings, spec, plan, i, store=store)
-              for i in range(len(plan.chunks))]
+    chunks = [
+        export.export_chunk(settings, spec, plan, i, store=store) for i in range(len(plan.chunks))
+    ]
     records: list[dict[str, Any]] = []
     schema = None
     for part in (p for c in chunks for p in c.parts):
@@ -69,9 +77,9 @@ def _export(source_db: dict[str, Any], table: str, driver: str, root: Path,
 
 @pytest.mark.parametrize(("table", "pii"), [(t, False) for t in TABLES] + [("ph_leads", True)])
 def test_pymysql_and_mysqlclient_write_the_same_avro_values(
-        source_db: dict[str, Any], tmp_path: Path, table: str, pii: bool) -> None:
-    extra = {"PARTYHELP_INCLUDE_PII_HASHES": "true", "PARTYHELP_PII_SALT": "s3cret"} if pii \
-        else {}
+    source_db: dict[str, Any], tmp_path: Path, table: str, pii: bool
+) -> None:
+    extra = {"PARTYHELP_INCLUDE_PII_HASHES": "true", "PARTYHELP_PII_SALT": "s3cret"} if pii else {}
     fast, fast_chunks, fast_schema = _export(source_db, table, "mysqlclient", tmp_path, **extra)
     pure, pure_chunks, pure_schema = _export(source_db, table, "pymysql", tmp_path, **extra)
 
@@ -97,17 +105,30 @@ def test_pymysql_and_mysqlclient_write_the_same_avro_values(
 # extra, is tests/test_packaging.py's fresh venv.
 
 
-@pytest.mark.parametrize(("choice", "driver", "logged"), [
-    (None, "mysqlclient", "MySQL driver: mysqlclient (C)"),  # unset: auto
-    ("auto", "mysqlclient", "MySQL driver: mysqlclient (C)"),
-    ("mysqlclient", "mysqlclient", "MySQL driver: mysqlclient (C)"),
-    ("pymysql", "pymysql", "MySQL driver: PyMySQL (pure Python)"),
-])
+@pytest.mark.parametrize(
+    ("choice", "driver", "logged"),
+    [
+        (None, "mysqlclient", "MySQL driver: mysqlclient (C)"),  # unset: auto
+        ("auto", "mysqlclient", "MySQL driver: mysqlclient (C)"),
+        ("mysqlclient", "mysqlclient", "MySQL driver: mysqlclient (C)"),
+        ("pymysql", "pymysql", "MySQL driver: PyMySQL (pure Python)"),
+    ],
+)
 def test_the_driver_is_chosen_and_named_once_in_the_log(
-        source_db: dict[str, Any], caplog: pytest.LogCaptureFixture,
-        monkeypatch: pytest.MonkeyPatch, choice: str | None, driver: str, logged: str) -> None:
-    env = sync_environment(source_db["database"], source_db["user"], "ph-drivers",
-                           "ph_drivers", **({"PARTYHELP_MYSQL_DRIVER": choice} if choice else {}))
+    source_db: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    choice: str | None,
+    driver: str,
+    logged: str,
+) -> None:
+    env = sync_environment(
+        source_db["database"],
+        source_db["user"],
+        "ph-drivers",
+        "ph_drivers",
+        **({"PARTYHELP_MYSQL_DRIVER": choice} if choice else {}),
+    )
     settings = load_settings(env)
     assert settings.mysql_driver == (choice or "auto")
     assert settings.mysql.driver == driver
@@ -123,9 +144,11 @@ def test_the_driver_is_chosen_and_named_once_in_the_log(
 
 
 def test_a_driver_the_settings_do_not_know_is_refused_naming_the_choices() -> None:
-    env = sync_environment("ph_nothing", "nobody", "ph-drivers", "ph_drivers",
-                           PARTYHELP_MYSQL_DRIVER="mysql-connector")
+    env = sync_environment(
+        "ph_nothing", "nobody", "ph-drivers", "ph_drivers", PARTYHELP_MYSQL_DRIVER="mysql-connector"
+    )
     with pytest.raises(ConfigError) as refused:
         load_settings(env)
-    assert str(refused.value) == ("PARTYHELP_MYSQL_DRIVER='mysql-connector' must be one of "
-                                  "auto, mysqlclient, pymysql")
+    assert str(refused.value) == (
+        "PARTYHELP_MYSQL_DRIVER='mysql-connector' must be one of auto, mysqlclient, pymysql"
+    )

@@ -26,36 +26,42 @@ from tasks.options import RETRY_OPTIONS
 from tests.test_settings import VALID
 
 
-@pytest.mark.parametrize("exc", [
-    pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query"),
-    pymysql.err.OperationalError(2003, "Can't connect to MySQL server"),
-    pymysql.err.OperationalError(1927, "Connection was killed"),
-    gexc.ServiceUnavailable("backend"),
-    gexc.TooManyRequests("rate limit"),
-    gexc.InternalServerError("oops"),
-    gexc.BadRequest("x", errors=[{"reason": "backendError", "message": "retry"}]),
-    gexc.BadRequest("Could not serialize access to table due to concurrent update"),
-    requests.exceptions.ConnectionError("refused"),
-    ConnectionResetError("reset"),
-    TimeoutError("slow"),
-    SourceUnavailableError("down"),
-    StorageUnavailableError("GCS unavailable"),
-])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query"),
+        pymysql.err.OperationalError(2003, "Can't connect to MySQL server"),
+        pymysql.err.OperationalError(1927, "Connection was killed"),
+        gexc.ServiceUnavailable("backend"),
+        gexc.TooManyRequests("rate limit"),
+        gexc.InternalServerError("oops"),
+        gexc.BadRequest("x", errors=[{"reason": "backendError", "message": "retry"}]),
+        gexc.BadRequest("Could not serialize access to table due to concurrent update"),
+        requests.exceptions.ConnectionError("refused"),
+        ConnectionResetError("reset"),
+        TimeoutError("slow"),
+        SourceUnavailableError("down"),
+        StorageUnavailableError("GCS unavailable"),
+    ],
+)
 def test_transient_failures_are_retried(exc: BaseException) -> None:
     assert is_transient(exc)
 
 
-@pytest.mark.parametrize("exc", [
-    pymysql.err.OperationalError(1054, "Unknown column 'l.status' in 'field list'"),
-    pymysql.err.ProgrammingError(1064, "syntax"),
-    gexc.BadRequest("x", errors=[{"reason": "invalid", "message": "wrong schema"}]),
-    gexc.NotFound("no such table"),
-    gexc.Forbidden("denied"),
-    SchemaDriftError("ph_leads: source column leads.status is missing"),
-    BadDataError("ph_venues: column area_id of row id 7"),
-    ReconciliationError("ph_leads: rows differ"),
-    ValueError("bug"),
-])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        pymysql.err.OperationalError(1054, "Unknown column 'l.status' in 'field list'"),
+        pymysql.err.ProgrammingError(1064, "syntax"),
+        gexc.BadRequest("x", errors=[{"reason": "invalid", "message": "wrong schema"}]),
+        gexc.NotFound("no such table"),
+        gexc.Forbidden("denied"),
+        SchemaDriftError("ph_leads: source column leads.status is missing"),
+        BadDataError("ph_venues: column area_id of row id 7"),
+        ReconciliationError("ph_leads: rows differ"),
+        ValueError("bug"),
+    ],
+)
 def test_permanent_failures_fail_at_once(exc: BaseException) -> None:
     assert not is_transient(exc)
 
@@ -122,19 +128,26 @@ class _FakeClient:
         return _FakeLoadJob(self.submitted, outcome, known)
 
 
-@pytest.mark.parametrize(("outcomes", "submitted", "succeeds"), [
-    # failed in BigQuery, retryable: run again, then it loads
-    ([(gexc.InternalServerError("backendError"), True), (None, True)], 2, True),
-    # failed in BigQuery every time: given up after LOAD_JOB_ATTEMPTS
-    ([(gexc.TooManyRequests("rateLimitExceeded"), True)] * 5, 5, False),
-    # failed in BigQuery for good (a bad schema): not run again
-    ([(gexc.BadRequest("Provided Schema does not match"), True)], 1, False),
-    # outcome unknown (connection lost while waiting): left to the task's retry
-    ([(ConnectionResetError("reset"), False)], 1, False),
-])
+@pytest.mark.parametrize(
+    ("outcomes", "submitted", "succeeds"),
+    [
+        # failed in BigQuery, retryable: run again, then it loads
+        ([(gexc.InternalServerError("backendError"), True), (None, True)], 2, True),
+        # failed in BigQuery every time: given up after LOAD_JOB_ATTEMPTS
+        ([(gexc.TooManyRequests("rateLimitExceeded"), True)] * 5, 5, False),
+        # failed in BigQuery for good (a bad schema): not run again
+        ([(gexc.BadRequest("Provided Schema does not match"), True)], 1, False),
+        # outcome unknown (connection lost while waiting): left to the task's retry
+        ([(ConnectionResetError("reset"), False)], 1, False),
+    ],
+)
 def test_a_load_job_bigquery_failed_for_a_transient_reason_is_run_again(
-        outcomes: list[tuple[BaseException | None, bool]], submitted: int, succeeds: bool,
-        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    outcomes: list[tuple[BaseException | None, bool]],
+    submitted: int,
+    succeeds: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """(A fake client: BigQuery failing a job for a transient reason cannot be made to
     order.) Each re-run is logged at INFO, saying "retrying"; never a WARNING (issue 19)."""
     from partyhelp_pipeline import warehouse
@@ -146,17 +159,20 @@ def test_a_load_job_bigquery_failed_for_a_transient_reason_is_run_again(
     client = _FakeClient(outcomes)
     config = warehouse.bigquery.LoadJobConfig()
     if succeeds:
-        job = warehouse._run_load_job(client, TABLES["ph_venues"], ["gs://b/p"], "p.d.t",
-                                      config, "2026-11-25")
+        job = warehouse._run_load_job(
+            client, TABLES["ph_venues"], ["gs://b/p"], "p.d.t", config, "2026-11-25"
+        )
         assert job.job_id == f"job_{submitted}"
     else:
         with pytest.raises(LoadError, match=r"^ph_venues: BigQuery load failed"):
-            warehouse._run_load_job(client, TABLES["ph_venues"], ["gs://b/p"], "p.d.t",
-                                    config, "2026-11-25")
+            warehouse._run_load_job(
+                client, TABLES["ph_venues"], ["gs://b/p"], "p.d.t", config, "2026-11-25"
+            )
     assert client.submitted == submitted
     reruns = [r for r in caplog.records if "ph_venues: load job" in r.getMessage()]
-    assert [(r.levelname, "retrying" in r.getMessage()) for r in reruns] == \
-        [("INFO", True)] * (submitted - 1), caplog.text
+    assert [(r.levelname, "retrying" in r.getMessage()) for r in reruns] == [("INFO", True)] * (
+        submitted - 1
+    ), caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
 
 
@@ -172,8 +188,11 @@ def _refused_for_a_window() -> BaseException:
 
     from tests.emulators import free_port
 
-    client = bigquery.Client(project="p", credentials=AnonymousCredentials(),
-                             client_options={"api_endpoint": f"http://127.0.0.1:{free_port()}"})
+    client = bigquery.Client(
+        project="p",
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": f"http://127.0.0.1:{free_port()}"},
+    )
     retry: Retry = bigquery.DEFAULT_RETRY
     with pytest.raises(Exception) as raised:
         client.get_dataset("p.d", retry=retry.with_timeout(1), timeout=1)
@@ -187,7 +206,8 @@ def test_a_window_of_refused_connections_is_told_apart_from_a_server_that_answer
     assert unanswered_reason(refused) == "connection refused"
     upload = StorageUnavailableError(
         "GCS unavailable: the upload of gs://b/p gave up after 1 s of retries: "
-        "ConnectionError: ('Connection aborted.', RemoteDisconnected('Remote end closed'))")
+        "ConnectionError: ('Connection aborted.', RemoteDisconnected('Remote end closed'))"
+    )
     assert unanswered_reason(upload) == "connection reset"
     # A server that answered (503 for the whole window) is no unanswered service.
     answered = gexc.RetryError("Timeout of 1.0s exceeded", gexc.ServiceUnavailable("backend"))
@@ -207,8 +227,9 @@ def test_a_task_is_not_retried_when_the_preflight_found_a_service_down(stack: No
     def call(kind: str) -> str:
         attempts[kind] += 1
         if kind == "down":
-            raise ServiceUnreachableError("BigQuery at http://127.0.0.1:1 did not answer "
-                                          "within 1 s (connection refused)")
+            raise ServiceUnreachableError(
+                "BigQuery at http://127.0.0.1:1 did not answer within 1 s (connection refused)"
+            )
         if attempts[kind] < 2:
             raise _refused_for_a_window()
         return "done"

@@ -33,8 +33,9 @@ def _context() -> BatchContext:
 
 def _rows(first_id: int, count: int) -> list[tuple[Any, ...]]:
     key = NAMES.index(SPEC.primary_key)
-    return [tuple(first_id + i if n == key else None for n in range(len(NAMES)))
-            for i in range(count)]
+    return [
+        tuple(first_id + i if n == key else None for n in range(len(NAMES))) for i in range(count)
+    ]
 
 
 def test_rows_are_read_and_converted_with_the_collector_paused() -> None:

@@ -85,8 +85,11 @@ TWO_TABLES = ["ph_venues", "ph_lead_purchases"]
 # first one exists early). Its rows are wide (venue names of 251 characters): the result,
 # about 55 MB, is larger than the socket buffers can hold (on Linux at most ~36 MB: 32 MB
 # to receive, 4 MB to send), so the server is still sending while the client reads.
-BIG = {"PARTYHELP_BATCH_ROWS": "50", "PARTYHELP_PART_MAX_BYTES": "65536",
-       "PARTYHELP_CHUNK_ROWS": "1000000"}
+BIG = {
+    "PARTYHELP_BATCH_ROWS": "50",
+    "PARTYHELP_PART_MAX_BYTES": "65536",
+    "PARTYHELP_CHUNK_ROWS": "1000000",
+}
 BASELINE_DAY = dt.date(2026, 11, 20)
 EXTRA_MATCHES = 150_000
 
@@ -105,14 +108,18 @@ def source(stack: None) -> Iterator[Source]:
             "ELT(1 + seq % 5, 'notified', 'viewed', 'purchased', 'expired', 'declined'), "
             "FROM_UNIXTIME(1700000000 + seq), IF(seq % 3 = 0, NULL, "
             "FROM_UNIXTIME(1700000600 + seq)), NULL, FROM_UNIXTIME(1700000000 + seq), "
-            f"FROM_UNIXTIME(1700000000 + seq) FROM seq_1_to_{EXTRA_MATCHES}")
-        src.sql("UPDATE venues SET business_name = "
-                "CONCAT(LEFT(business_name, 40), ' ', REPEAT('~', 210))")
+            f"FROM_UNIXTIME(1700000000 + seq) FROM seq_1_to_{EXTRA_MATCHES}"
+        )
+        src.sql(
+            "UPDATE venues SET business_name = "
+            "CONCAT(LEFT(business_name, 40), ' ', REPEAT('~', 210))"
+        )
         yield src
 
 
-def _target(source: Source, emulators: PrivateEmulators, label: str,
-            **overrides: str) -> dict[str, str]:
+def _target(
+    source: Source, emulators: PrivateEmulators, label: str, **overrides: str
+) -> dict[str, str]:
     """Variables for a sync into a new bucket and dataset on the private emulators."""
     with env_vars(emulators.client_env):  # the bucket is created on the private GCS
         env = new_target(source, label, **overrides)
@@ -156,23 +163,32 @@ def _matches_equal_source(settings: Any, source: Source, day: dt.date) -> None:
     with admin_connection(source.database) as connection:
         expected = expected_tables(connection, day)["ph_lead_matches"]
     sample = {k: v for k, v in expected.items() if k % 1000 == 7}
-    actual = {r["lead_match_id"]: r for r in query(
-        settings, f"SELECT * FROM {ref} WHERE MOD(lead_match_id, 1000) = 7")}
+    actual = {
+        r["lead_match_id"]: r
+        for r in query(settings, f"SELECT * FROM {ref} WHERE MOD(lead_match_id, 1000) = 7")
+    }
     assert len(sample) >= 150 and diff_tables(sample, actual) == []
-    aggregates = ("SUM(lead_id), SUM(venue_id), COUNT(venue_business_name), "
-                  "SUM(LENGTH(venue_business_name)), COUNT(notified_at), COUNT(viewed_at), "
-                  "COUNT(purchased_at), ROUND(SUM(match_score), 2)")
+    aggregates = (
+        "SUM(lead_id), SUM(venue_id), COUNT(venue_business_name), "
+        "SUM(LENGTH(venue_business_name)), COUNT(notified_at), COUNT(viewed_at), "
+        "COUNT(purchased_at), ROUND(SUM(match_score), 2)"
+    )
     bq = list(query(settings, f"SELECT {aggregates} FROM {ref}")[0].values())
-    in_mysql = aggregates.replace("venue_business_name", "v.business_name") \
-        .replace("LENGTH", "CHAR_LENGTH")
-    mysql = source.sql(f"SELECT {in_mysql} FROM lead_matches "
-                       "LEFT JOIN venues AS v ON v.id = venue_id")[0]
+    in_mysql = aggregates.replace("venue_business_name", "v.business_name").replace(
+        "LENGTH", "CHAR_LENGTH"
+    )
+    mysql = source.sql(
+        f"SELECT {in_mysql} FROM lead_matches LEFT JOIN venues AS v ON v.id = venue_id"
+    )[0]
     assert [float(x) for x in bq] == [float(x) for x in mysql]
 
 
 def _view_answers(settings: Any) -> dict[str, Any]:
-    return query(settings, f"SELECT COUNT(*) AS n, SUM(amount_paid) AS s FROM "
-                           f"{settings.quoted_table_ref(SALES_BILLING_SUMMARY.name)}")[0]
+    return query(
+        settings,
+        f"SELECT COUNT(*) AS n, SUM(amount_paid) AS s FROM "
+        f"{settings.quoted_table_ref(SALES_BILLING_SUMMARY.name)}",
+    )[0]
 
 
 def _part_tokens(part_uris: list[str] | set[str]) -> set[str]:
@@ -180,15 +196,18 @@ def _part_tokens(part_uris: list[str] | set[str]) -> set[str]:
     return {re.search(r"part-\d{4}-\d{4}-(\w+)\.avro$", uri).group(1) for uri in part_uris}
 
 
-def _first_part_appears(settings: Any, folder: str, stop: threading.Event,
-                        timeout: float = 240) -> bool:
+def _first_part_appears(
+    settings: Any, folder: str, stop: threading.Event, timeout: float = 240
+) -> bool:
     """Wait until an Avro part exists under ``folder``: the export is streaming."""
     client = storage_client(settings)
     deadline = time.monotonic() + timeout
     while not stop.is_set() and time.monotonic() < deadline:
         try:
-            if any(b.name.endswith(".avro")
-                   for b in client.list_blobs(settings.gcs_bucket, prefix=folder)):
+            if any(
+                b.name.endswith(".avro")
+                for b in client.list_blobs(settings.gcs_bucket, prefix=folder)
+            ):
                 return True
         except Exception:  # GCS briefly unreachable: keep looking
             pass
@@ -197,8 +216,9 @@ def _first_part_appears(settings: Any, folder: str, stop: threading.Event,
 
 
 @contextmanager
-def _alongside(fault: Callable[[], None], stop: threading.Event,
-               emulators: PrivateEmulators | None = None) -> Iterator[None]:
+def _alongside(
+    fault: Callable[[], None], stop: threading.Event, emulators: PrivateEmulators | None = None
+) -> Iterator[None]:
     """Run ``fault`` in a thread while the block runs the sync; then tell it to stop, wait
     for it and, given the emulators, start GCS again if it is still down."""
     thread = threading.Thread(target=fault)
@@ -219,17 +239,23 @@ def _listed_parts_are_whole(settings: Any, manifest: mf.Manifest) -> None:
     mf.verify_parts(client, manifest)
     for part in manifest.parts:
         bucket, name = mf.split_gs_uri(part.uri)
-        records = list(fastavro.reader(io.BytesIO(
-            client.bucket(bucket).blob(name).download_as_bytes())))
+        records = list(
+            fastavro.reader(io.BytesIO(client.bucket(bucket).blob(name).download_as_bytes()))
+        )
         assert len(records) == part.rows
 
 
 # ---------------------------------------------------------------- 1. MySQL connection killed
 
 
-def _kill_reader_mid_stream(source: Source, settings: Any, folder: str,
-                            killed: list[dict[str, Any]], stop: threading.Event,
-                            what: str = "CONNECTION") -> None:
+def _kill_reader_mid_stream(
+    source: Source,
+    settings: Any,
+    folder: str,
+    killed: list[dict[str, Any]],
+    stop: threading.Event,
+    what: str = "CONNECTION",
+) -> None:
     """Once a part of the export exists, KILL a reader connection (or only its query)
     still streaming rows."""
     if not _first_part_appears(settings, folder, stop):
@@ -239,7 +265,8 @@ def _kill_reader_mid_stream(source: Source, settings: Any, folder: str,
             cursor.execute(
                 "SELECT ID, INFO FROM information_schema.PROCESSLIST WHERE USER = %s "
                 "AND COMMAND = 'Query' AND INFO LIKE %s",
-                (source.user, "%AS `lead_match_id`%"))
+                (source.user, "%AS `lead_match_id`%"),
+            )
             rows = cursor.fetchall()
             if rows:
                 connection_id, _info = rows[0]
@@ -248,19 +275,25 @@ def _kill_reader_mid_stream(source: Source, settings: Any, folder: str,
             time.sleep(0.005)
 
 
-@pytest.mark.parametrize(("what", "day"), [("CONNECTION", dt.date(2026, 11, 21)),
-                                          ("QUERY", dt.date(2026, 11, 29))])
+@pytest.mark.parametrize(
+    ("what", "day"), [("CONNECTION", dt.date(2026, 11, 21)), ("QUERY", dt.date(2026, 11, 29))]
+)
 def test_connection_killed_mid_stream_is_retried_and_nothing_is_lost_or_doubled(
-        source: Source, emulators: PrivateEmulators, monkeypatch: pytest.MonkeyPatch,
-        what: str, day: dt.date) -> None:
+    source: Source,
+    emulators: PrivateEmulators,
+    monkeypatch: pytest.MonkeyPatch,
+    what: str,
+    day: dt.date,
+) -> None:
     """KILL CONNECTION (the stream is lost) or KILL QUERY (MySQL error 1317, as a DBA or a
     long-query killer does) while the chunk streams."""
     settings = _use(monkeypatch, _target(source, emulators, f"kill{what[0].lower()}", **BIG))
     folder = mf.table_folder(settings.gcs_prefix, day, "ph_lead_matches") + "/"
     killed: list[dict[str, Any]] = []
     stop = threading.Event()
-    with _alongside(partial(_kill_reader_mid_stream, source, settings, folder, killed, stop,
-                            what), stop):
+    with _alongside(
+        partial(_kill_reader_mid_stream, source, settings, folder, killed, stop, what), stop
+    ):
         state = _run(day, ["ph_lead_matches"])
     assert killed, "no reader connection was streaming once the first part existed"
     assert state.is_completed(), state.message
@@ -274,24 +307,33 @@ def test_connection_killed_mid_stream_is_retried_and_nothing_is_lost_or_doubled(
     # manifest lists the second attempt's parts only.
     (manifest,) = manifests(settings, day, "ph_lead_matches")
     listed = {p.uri for p in manifest.parts}
-    stored = {mf.gs_uri(settings.gcs_bucket, n) for n in object_names(settings, folder)
-              if n.endswith(".avro")}
+    stored = {
+        mf.gs_uri(settings.gcs_bucket, n)
+        for n in object_names(settings, folder)
+        if n.endswith(".avro")
+    }
     assert len(_part_tokens(listed)) == 1 and len(_part_tokens(stored)) == 2
     assert listed < stored
     mf.verify_parts(storage_client(settings), manifest)
-    assert manifest.rows == sum(p.rows for p in manifest.parts) == \
-        source.scalar("SELECT COUNT(*) FROM lead_matches")
+    assert (
+        manifest.rows
+        == sum(p.rows for p in manifest.parts)
+        == source.scalar("SELECT COUNT(*) FROM lead_matches")
+    )
     _matches_equal_source(settings, source, day)
 
 
 # ---------------------------------------------------------------- 2. MySQL down at start
 
 
-@pytest.mark.parametrize(("limit", "value"), [("net_write_timeout", 1),
-                                              ("max_statement_time", 1)])
+@pytest.mark.parametrize(("limit", "value"), [("net_write_timeout", 1), ("max_statement_time", 1)])
 def test_a_reader_that_pauses_longer_than_a_server_limit_keeps_its_stream(
-        source: Source, emulators: PrivateEmulators, monkeypatch: pytest.MonkeyPatch,
-        limit: str, value: int) -> None:
+    source: Source,
+    emulators: PrivateEmulators,
+    monkeypatch: pytest.MonkeyPatch,
+    limit: str,
+    value: int,
+) -> None:
     """A server drops a stream whose client stops reading for ``net_write_timeout`` (60 s by
     default) and interrupts a statement that runs longer than ``max_statement_time`` (off by
     default; a DBA may set one). Here the server's default is made 1 s for new sessions,
@@ -306,9 +348,15 @@ def test_a_reader_that_pauses_longer_than_a_server_limit_keeps_its_stream(
     try:
         rows = 0
         with snapshot(settings.mysql) as connection:
-            for number, (_, batch) in enumerate(stream_rows(
-                    connection, settings.mysql.driver, flattening_query(spec),
-                    {"first_id": 0, "last_id": 2**62, "include_pii": 0}, 2000)):
+            for number, (_, batch) in enumerate(
+                stream_rows(
+                    connection,
+                    settings.mysql.driver,
+                    flattening_query(spec),
+                    {"first_id": 0, "last_id": 2**62, "include_pii": 0},
+                    2000,
+                )
+            ):
                 rows += len(batch)
                 if number == 0:
                     time.sleep(4)  # the fault: a reader that does not read
@@ -319,7 +367,8 @@ def test_a_reader_that_pauses_longer_than_a_server_limit_keeps_its_stream(
 
 
 def test_mysql_down_at_start_retries_then_fails_clearly_and_touches_nothing(
-        published: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    published: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = _use(monkeypatch, published)
     before_tables, before_objects = table_states(settings), object_names(settings)
     assert {*TWO_TABLES, SALES_BILLING_SUMMARY.name} <= set(before_tables)
@@ -328,8 +377,11 @@ def test_mysql_down_at_start_retries_then_fails_clearly_and_touches_nothing(
     state = _run(dt.date(2026, 11, 22), TWO_TABLES)
     assert state.is_failed()
     user = published["PARTYHELP_MYSQL_USER"]
-    assert re.search(rf"cannot connect to MySQL at 127\.0\.0\.1:{port} as {user}: "
-                     r"error 200[23]: Can't connect to (MySQL )?server", state.message)
+    assert re.search(
+        rf"cannot connect to MySQL at 127\.0\.0\.1:{port} as {user}: "
+        r"error 200[23]: Can't connect to (MySQL )?server",
+        state.message,
+    )
     record = flow_run_record(state.state_details.flow_run_id)
     check = [t for t in record.task_runs if t.name.startswith("check-source-schema")]
     assert len(check) == 1 and check[0].run_count == RETRIES + 1
@@ -342,7 +394,8 @@ def test_mysql_down_at_start_retries_then_fails_clearly_and_touches_nothing(
 
 
 def test_gcs_stopped_during_uploads_heals_and_lists_no_partial_part(
-        source: Source, emulators: PrivateEmulators, monkeypatch: pytest.MonkeyPatch) -> None:
+    source: Source, emulators: PrivateEmulators, monkeypatch: pytest.MonkeyPatch
+) -> None:
     day = dt.date(2026, 11, 23)
     settings = _use(monkeypatch, _target(source, emulators, "gcs", **BIG))
     folder = mf.table_folder(settings.gcs_prefix, day, "ph_lead_matches") + "/"
@@ -367,15 +420,17 @@ def test_gcs_stopped_during_uploads_heals_and_lists_no_partial_part(
     # The export was still uploading when GCS went down: it committed only after GCS was
     # back (the storage client's own retries, up to 120 s, healed the requests that failed;
     # an outage longer than that fails the attempt and the task retries: the next test).
-    assert dt.datetime.fromisoformat(manifest.completed_at.replace("Z", "+00:00")) > \
-        outage["ended_at"]
+    assert (
+        dt.datetime.fromisoformat(manifest.completed_at.replace("Z", "+00:00")) > outage["ended_at"]
+    )
     _listed_parts_are_whole(settings, manifest)
     assert manifest.rows == source.scalar("SELECT COUNT(*) FROM lead_matches")
     _matches_equal_source(settings, source, day)
 
 
-def _export_retry_scheduled(since: dt.datetime, name: str, stop: threading.Event,
-                            timeout: float = 240) -> bool:
+def _export_retry_scheduled(
+    since: dt.datetime, name: str, stop: threading.Event, timeout: float = 240
+) -> bool:
     """Wait until a task run called ``name``, started after ``since``, has failed an attempt
     and awaits its retry: its state history holds an AwaitingRetry."""
     from prefect.client.orchestration import get_client
@@ -387,9 +442,12 @@ def _export_retry_scheduled(since: dt.datetime, name: str, stop: threading.Event
 
     async def scheduled() -> bool:
         async with get_client() as client:
-            runs = await client.read_task_runs(task_run_filter=TaskRunFilter(
-                name=TaskRunFilterName(any_=[name]),
-                start_time=TaskRunFilterStartTime(after_=since)))
+            runs = await client.read_task_runs(
+                task_run_filter=TaskRunFilter(
+                    name=TaskRunFilterName(any_=[name]),
+                    start_time=TaskRunFilterStartTime(after_=since),
+                )
+            )
             for run in runs:
                 states = await client.read_task_run_states(run.id)
                 if any(s.name == "AwaitingRetry" for s in states):
@@ -405,14 +463,19 @@ def _export_retry_scheduled(since: dt.datetime, name: str, stop: threading.Event
 
 
 def test_a_gcs_outage_longer_than_the_client_retries_is_healed_by_the_task_retry(
-        source: Source, emulators: PrivateEmulators, monkeypatch: pytest.MonkeyPatch) -> None:
+    source: Source, emulators: PrivateEmulators, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """GCS stays down until the export's attempt has failed (its uploads gave up after
     PARTYHELP_GCS_RETRY_SECONDS) and Prefect has scheduled the retry; the retry, a new
     attempt with parts of its own, completes, and only its whole parts are listed."""
     day = dt.date(2026, 11, 27)
     # A process of its own, so that the retry settings (read at import) are this test's.
-    env = {**_target(source, emulators, "gcsretry", **BIG), "PARTYHELP_GCS_RETRY_SECONDS": "1",
-           "PARTYHELP_TASK_RETRIES": "6", "PARTYHELP_RETRY_DELAY_SECONDS": "1"}
+    env = {
+        **_target(source, emulators, "gcsretry", **BIG),
+        "PARTYHELP_GCS_RETRY_SECONDS": "1",
+        "PARTYHELP_TASK_RETRIES": "6",
+        "PARTYHELP_RETRY_DELAY_SECONDS": "1",
+    }
     settings = _use(monkeypatch, env)
     folder = mf.table_folder(settings.gcs_prefix, day, "ph_lead_matches") + "/"
     since = dt.datetime.now(dt.UTC)
@@ -424,15 +487,26 @@ def test_a_gcs_outage_longer_than_the_client_retries_is_healed_by_the_task_retry
             return
         emulators.stop("gcs")
         outage["down"] = not emulators.is_up("gcs")
-        outage["retry_scheduled"] = _export_retry_scheduled(
-            since, "export-ph_lead_matches", stop)
+        outage["retry_scheduled"] = _export_retry_scheduled(since, "export-ph_lead_matches", stop)
         emulators.start("gcs")
 
     with _alongside(stop_gcs_until_the_retry_is_scheduled, stop, emulators):
         completed = subprocess.run(
-            [sys.executable, "-m", "flows.partyhelp_sync", "--date", day.isoformat(),
-             "--tables", "ph_lead_matches"], cwd=ROOT, env={**os.environ, **env, **clock_at(day)},
-            capture_output=True, text=True, timeout=400)
+            [
+                sys.executable,
+                "-m",
+                "flows.partyhelp_sync",
+                "--date",
+                day.isoformat(),
+                "--tables",
+                "ph_lead_matches",
+            ],
+            cwd=ROOT,
+            env={**os.environ, **env, **clock_at(day)},
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )
     assert outage == {"down": True, "retry_scheduled": True}, completed.stderr[-3000:]
     assert completed.returncode == 0, completed.stderr[-3000:]
 
@@ -472,8 +546,12 @@ class _FolderStore:
 
 
 def test_only_the_part_folders_of_processes_that_are_gone_are_removed(tmp_path: Path) -> None:
-    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                              capture_output=True, text=True, check=True)
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     gone = tmp_path / f"{parts.PART_FOLDER_PREFIX}{finished.stdout.strip()}-abc"
     alive = tmp_path / f"{parts.PART_FOLDER_PREFIX}{os.getpid()}-def"
     unrelated = [tmp_path / f"{parts.PART_FOLDER_PREFIX}notapid", tmp_path / "other-123-x"]
@@ -485,8 +563,8 @@ def test_only_the_part_folders_of_processes_that_are_gone_are_removed(tmp_path: 
 
 
 def test_a_failed_upload_stops_the_stream_instead_of_reading_the_rest_of_the_chunk(
-        source: Source, emulators: PrivateEmulators, monkeypatch: pytest.MonkeyPatch,
-        tmp_path: Path) -> None:
+    source: Source, emulators: PrivateEmulators, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     settings = _use(monkeypatch, _target(source, emulators, "failfast", **BIG))
     spec = TABLES["ph_lead_matches"]
     plan = export.plan_export(settings, spec, dt.date(2026, 11, 28), "test-failfast")
@@ -506,8 +584,11 @@ def test_a_failed_upload_stops_the_stream_instead_of_reading_the_rest_of_the_chu
 
 
 def test_bigquery_down_then_a_corrupt_part_keep_the_previous_tables_until_a_retry_heals(
-        source: Source, published: dict[str, str], emulators: PrivateEmulators,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    source: Source,
+    published: dict[str, str],
+    emulators: PrivateEmulators,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """1. BigQuery is stopped once the run's pre-flight has found it up (a BigQuery down
        from the start fails the pre-flight, before any export: tests/test_outage.py): the
        exports complete, the loads fail, the run is Failed naming the tables.
@@ -523,9 +604,12 @@ def test_bigquery_down_then_a_corrupt_part_keep_the_previous_tables_until_a_retr
     view_before = _view_answers(settings)
 
     try:  # BigQuery goes down after the pre-flight found it up, before the exports
-        with outage_after_the_preflight(source.database, source.user,
-                                        ["venues", "lead_purchases"],
-                                        lambda: emulators.stop("bigquery")) as outage:
+        with outage_after_the_preflight(
+            source.database,
+            source.user,
+            ["venues", "lead_purchases"],
+            lambda: emulators.stop("bigquery"),
+        ) as outage:
             first = _run(day, TWO_TABLES)
     finally:
         emulators.start("bigquery")
@@ -537,9 +621,9 @@ def test_bigquery_down_then_a_corrupt_part_keep_the_previous_tables_until_a_retr
     assert _view_answers(settings) == view_before
     exports = {t: manifests(settings, day, t) for t in TWO_TABLES}
     assert all(len(found) == 1 for found in exports.values())  # exported, kept, not loaded
-    assert query(settings, f"SELECT DISTINCT sync_date FROM "
-                           f"{settings.quoted_table_ref('ph_venues')}") == \
-        [{"sync_date": BASELINE_DAY}]
+    assert query(
+        settings, f"SELECT DISTINCT sync_date FROM {settings.quoted_table_ref('ph_venues')}"
+    ) == [{"sync_date": BASELINE_DAY}]
 
     damaged = exports["ph_venues"][0]
     corrupt = damaged.parts[0]
@@ -559,11 +643,19 @@ def test_bigquery_down_then_a_corrupt_part_keep_the_previous_tables_until_a_retr
     assert f"ph_venues: part {corrupt.uri} does not match" in warning[0]
     assert damaged.export_id in warning[0]
     # The retry reused the first attempt's exports; only ph_venues was exported again.
-    reused = {t.name for t in record.task_runs if t.name.startswith("export-")
-              and t.flow_run_run_count == 2 and t.state.name == "Cached"}
+    reused = {
+        t.name
+        for t in record.task_runs
+        if t.name.startswith("export-") and t.flow_run_run_count == 2 and t.state.name == "Cached"
+    }
     assert reused == {f"export-{t}" for t in TWO_TABLES}
-    redone = [t for t in record.task_runs if t.name == "export-ph_venues"
-              and t.flow_run_run_count == 2 and t.state.name == "Completed"]
+    redone = [
+        t
+        for t in record.task_runs
+        if t.name == "export-ph_venues"
+        and t.flow_run_run_count == 2
+        and t.state.name == "Completed"
+    ]
     assert len(redone) == 1
     (kept,) = manifests(settings, day, "ph_lead_purchases")
     assert kept.export_id == exports["ph_lead_purchases"][0].export_id
@@ -576,18 +668,26 @@ def test_bigquery_down_then_a_corrupt_part_keep_the_previous_tables_until_a_retr
         _equals_source(settings, source, table, day)
     view = _view_answers(settings)
     assert view["n"] == source.scalar("SELECT COUNT(*) FROM lead_purchases")
-    audit = query(settings, f"SELECT export_id FROM {settings.quoted_table_ref('ph_sync_runs')} "
-                            f"WHERE sync_date = '{day.isoformat()}' AND status = 'Completed' "
-                            "AND table_name = 'ph_venues'")
+    audit = query(
+        settings,
+        f"SELECT export_id FROM {settings.quoted_table_ref('ph_sync_runs')} "
+        f"WHERE sync_date = '{day.isoformat()}' AND status = 'Completed' "
+        "AND table_name = 'ph_venues'",
+    )
     assert audit == [{"export_id": fresh.export_id}]
-    summary = max((a for a in record.artifacts if a.key == ARTIFACT_KEY),  # the retry's
-                  key=lambda artifact: artifact.created)
-    assert (f"- ph_venues: export {damaged.export_id} was damaged in GCS (kept as evidence); "
-            f"exported again from MySQL as {fresh.export_id}") in summary.data
+    summary = max(
+        (a for a in record.artifacts if a.key == ARTIFACT_KEY),  # the retry's
+        key=lambda artifact: artifact.created,
+    )
+    assert (
+        f"- ph_venues: export {damaged.export_id} was damaged in GCS (kept as evidence); "
+        f"exported again from MySQL as {fresh.export_id}"
+    ) in summary.data
 
 
 def test_a_load_of_a_corrupt_part_fails_in_bigquery_and_changes_nothing(
-        published: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    published: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The flow checks each part's CRC32C before loading (above); this is the step after
     that check, run directly: BigQuery itself is handed a corrupt Avro part."""
     settings = _use(monkeypatch, published)
@@ -606,7 +706,8 @@ def test_a_load_of_a_corrupt_part_fails_in_bigquery_and_changes_nothing(
 
 
 def test_the_same_date_synced_twice_gives_identical_tables_and_two_kept_exports(
-        source: Source, published: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    source: Source, published: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     day = dt.date(2026, 11, 25)
     settings = _use(monkeypatch, published)
     contents, runs = [], []
@@ -614,22 +715,34 @@ def test_the_same_date_synced_twice_gives_identical_tables_and_two_kept_exports(
         state = _run(day, TWO_TABLES)
         assert state.is_completed(), state.message
         runs.append(str(state.state_details.flow_run_id))
-        contents.append({t: bigquery_rows(bigquery_client(settings), settings.table_ref(t),
-                                          TABLES[t].primary_key) for t in TWO_TABLES})
+        contents.append(
+            {
+                t: bigquery_rows(
+                    bigquery_client(settings), settings.table_ref(t), TABLES[t].primary_key
+                )
+                for t in TWO_TABLES
+            }
+        )
     assert contents[0] == contents[1]
     for table in TWO_TABLES:
         totals = bq_totals(settings, table)
-        assert totals["n"] == totals["k"] == source.scalar(
-            f"SELECT COUNT(*) FROM {TABLES[table].source_table}")
+        assert (
+            totals["n"]
+            == totals["k"]
+            == source.scalar(f"SELECT COUNT(*) FROM {TABLES[table].source_table}")
+        )
         kept = manifests(settings, day, table)
         assert len(kept) == 2
         assert len({m.export_id for m in kept}) == 2
         assert [m.flow_run_id for m in kept] == runs
         for manifest in kept:
             mf.verify_parts(storage_client(settings), manifest)
-    audit = query(settings, f"SELECT table_name, flow_run_id, export_id FROM "
-                            f"{settings.quoted_table_ref('ph_sync_runs')} "
-                            f"WHERE sync_date = '{day.isoformat()}' AND status = 'Completed'")
+    audit = query(
+        settings,
+        f"SELECT table_name, flow_run_id, export_id FROM "
+        f"{settings.quoted_table_ref('ph_sync_runs')} "
+        f"WHERE sync_date = '{day.isoformat()}' AND status = 'Completed'",
+    )
     for table in TWO_TABLES:
         rows = [r for r in audit if r["table_name"] == table]
         assert sorted(r["flow_run_id"] for r in rows) == sorted(runs)
@@ -640,19 +753,33 @@ def test_the_same_date_synced_twice_gives_identical_tables_and_two_kept_exports(
 
 
 def test_a_sigkilled_run_is_followed_by_a_run_that_completes_correctly(
-        source: Source, emulators: PrivateEmulators, monkeypatch: pytest.MonkeyPatch) -> None:
+    source: Source, emulators: PrivateEmulators, monkeypatch: pytest.MonkeyPatch
+) -> None:
     day = dt.date(2026, 11, 26)
     env = _target(source, emulators, "sigkill", **BIG)
     settings = _use(monkeypatch, env)
     folder = mf.table_folder(settings.gcs_prefix, day, "ph_lead_matches") + "/"
     process = subprocess.Popen(
-        [sys.executable, "-m", "flows.partyhelp_sync", "--date", day.isoformat(),
-         "--tables", "ph_lead_matches"], cwd=ROOT, env={**os.environ, **env, **clock_at(day)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "flows.partyhelp_sync",
+            "--date",
+            day.isoformat(),
+            "--tables",
+            "ph_lead_matches",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env, **clock_at(day)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         streaming = _first_part_appears(settings, folder, threading.Event())
-        manifest_before_kill = any(n.endswith(mf.MANIFEST_NAME)
-                                   for n in object_names(settings, folder))
+        manifest_before_kill = any(
+            n.endswith(mf.MANIFEST_NAME) for n in object_names(settings, folder)
+        )
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=60)
@@ -660,8 +787,9 @@ def test_a_sigkilled_run_is_followed_by_a_run_that_completes_correctly(
     assert process.returncode == -signal.SIGKILL
     orphaned = {n for n in object_names(settings, folder) if n.endswith(".avro")}
     assert orphaned and not manifests(settings, day, "ph_lead_matches")
-    killed_folders = glob.glob(os.path.join(
-        tempfile.gettempdir(), f"{parts.PART_FOLDER_PREFIX}{process.pid}-*"))
+    killed_folders = glob.glob(
+        os.path.join(tempfile.gettempdir(), f"{parts.PART_FOLDER_PREFIX}{process.pid}-*")
+    )
     assert killed_folders  # the kill skipped the cleanup of its local part folder
 
     state = _run(day, ["ph_lead_matches"])
@@ -689,20 +817,33 @@ def test_the_chunk_reconciliation_refuses_an_export_that_differs_from_the_source
     """
     spec = TABLES["ph_credit_transactions"]
     good = export.ChunkResult(
-        index=2, first_id=101, last_id=150, rows=50, parts=(),
+        index=2,
+        first_id=101,
+        last_id=150,
+        rows=50,
+        parts=(),
         source_totals={"row_count": 50, "amount": 12345, "balance_after": -500},
-        exported_totals={"amount": 12345, "balance_after": -500}, quality={},
-        started_at="", finished_at="", driver="mysqlclient")
+        exported_totals={"amount": 12345, "balance_after": -500},
+        quality={},
+        started_at="",
+        finished_at="",
+        driver="mysqlclient",
+    )
     export.check_chunk(spec, good)
     with pytest.raises(ReconciliationError) as failure:
         export.check_chunk(spec, dataclasses.replace(good, rows=49))
-    assert str(failure.value) == ("ph_credit_transactions: chunk 2 (ids 101..150) exported 49 "
-                                  "rows but the source counted 50")
+    assert str(failure.value) == (
+        "ph_credit_transactions: chunk 2 (ids 101..150) exported 49 rows but the source counted 50"
+    )
     with pytest.raises(ReconciliationError) as failure:
-        export.check_chunk(spec, dataclasses.replace(
-            good, exported_totals={"amount": 12346, "balance_after": -500}))
-    assert str(failure.value) == ("ph_credit_transactions: chunk 2 sum of amount is 123.46 in "
-                                  "the export but 123.45 in the source")
+        export.check_chunk(
+            spec,
+            dataclasses.replace(good, exported_totals={"amount": 12346, "balance_after": -500}),
+        )
+    assert str(failure.value) == (
+        "ph_credit_transactions: chunk 2 sum of amount is 123.46 in "
+        "the export but 123.45 in the source"
+    )
     assert failure.value.table == spec.name and failure.value.column == "amount"
 
 
@@ -724,7 +865,8 @@ def _swapped_part(settings: Any, manifest: mf.Manifest, change: Any) -> mf.Manif
 
 
 def test_bigquery_reconciliation_refuses_a_table_that_differs_from_the_source(
-        published: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    published: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """After the load, BigQuery's count and money sums must equal the source's (kept in the
     manifest). The parts a manifest lists are checked by CRC32C before the load, so what is
     left to catch is a part changed after that check: here a part really replaced in GCS
@@ -740,8 +882,9 @@ def test_bigquery_reconciliation_refuses_a_table_that_differs_from_the_source(
     one_row_fewer = _swapped_part(settings, manifest, lambda records: records[:-1])
     with pytest.raises(ReconciliationError) as failure:
         warehouse.replace_table(settings, spec, one_row_fewer)
-    assert str(failure.value) == (f"ph_venues: rows differ between BigQuery and the source: "
-                                  f"{rows - 1} vs {rows}")
+    assert str(failure.value) == (
+        f"ph_venues: rows differ between BigQuery and the source: {rows - 1} vs {rows}"
+    )
 
     def one_cent_more(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         records[0]["credit_balance"] += Decimal("0.01")
@@ -752,7 +895,8 @@ def test_bigquery_reconciliation_refuses_a_table_that_differs_from_the_source(
         warehouse.replace_table(settings, spec, richer)
     assert str(failure.value) == (
         f"ph_venues: credit_balance differ between BigQuery and the source: "
-        f"{Decimal(balance + 1).scaleb(-2)} vs {Decimal(balance).scaleb(-2)}")
+        f"{Decimal(balance + 1).scaleb(-2)} vs {Decimal(balance).scaleb(-2)}"
+    )
     after = table_states(settings)
     assert after == before  # the current tables and every history partition
     assert not [t for t in after if t.startswith("_staging_")]

@@ -60,18 +60,26 @@ def bare_env(home: Path, **extra: str) -> dict[str, str]:
 def shell_after_eval(home: Path, **extra: str) -> dict[str, str]:
     """The environment a bare shell has after ``eval "$(scripts/stack.sh env --demo)"``."""
     result = subprocess.run(
-        [BASH, "-c", 'eval "$(scripts/stack.sh env --demo)" && env -0'], cwd=ROOT,
-        env=bare_env(home, **extra), capture_output=True, text=True, timeout=60, check=True)
+        [BASH, "-c", 'eval "$(scripts/stack.sh env --demo)" && env -0'],
+        cwd=ROOT,
+        env=bare_env(home, **extra),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return dict(item.split("=", 1) for item in result.stdout.split("\0") if item)
 
 
-def timed_lines(command: list[str], env: dict[str, str],
-                timeout: float = 60) -> tuple[int, list[tuple[float, str]], float]:
+def timed_lines(
+    command: list[str], env: dict[str, str], timeout: float = 60
+) -> tuple[int, list[tuple[float, str]], float]:
     """Runs ``command`` (stdout and stderr together); its exit code, each line with the
     seconds since the start when it arrived, and the seconds it took in all."""
     start = time.monotonic()
-    with subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True) as process:
+    with subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
         assert process.stdout is not None
         lines = [(time.monotonic() - start, line.rstrip("\n")) for line in process.stdout]
         rc = process.wait(timeout=timeout)
@@ -88,7 +96,8 @@ def longest_silence(lines: list[tuple[float, str]], total: float) -> float:
 
 
 def test_env_demo_gives_the_venv_the_emulators_the_demo_settings_and_the_stack_server(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     env = shell_after_eval(tmp_path)
 
     assert env["VIRTUAL_ENV"] == str(ROOT / ".venv")
@@ -121,18 +130,24 @@ def demo_copy() -> Iterator[dict[str, str]]:
     with admin_connection() as connection, connection.cursor() as cursor:
         for host in ("localhost", "127.0.0.1"):
             with contextlib.suppress(pymysql.err.MySQLError):  # no grant when setup failed
-                cursor.execute(f"REVOKE ALL PRIVILEGES ON `{name}`.* FROM "
-                               f"'{DEMO_SETTINGS['PARTYHELP_MYSQL_USER']}'@'{host}'")
+                cursor.execute(
+                    f"REVOKE ALL PRIVILEGES ON `{name}`.* FROM "
+                    f"'{DEMO_SETTINGS['PARTYHELP_MYSQL_USER']}'@'{host}'"
+                )
         cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
     # The stack's fake-gcs-server, which `env --demo` names (the session's private one is not).
     with contextlib.suppress(Exception):
-        client = storage.Client(project="partyhelp-local", credentials=AnonymousCredentials(),
-                                client_options={"api_endpoint": "http://127.0.0.1:4443"})
+        client = storage.Client(
+            project="partyhelp-local",
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": "http://127.0.0.1:4443"},
+        )
         client.bucket(names["PARTYHELP_GCS_BUCKET"]).delete(force=True)
 
 
 def test_a_bare_shell_runs_the_readme_commands_after_one_eval(
-        stack: None, tmp_path: Path, demo_copy: dict[str, str]) -> None:
+    stack: None, tmp_path: Path, demo_copy: dict[str, str]
+) -> None:
     """The README's lines, as typed, in a shell with PATH and HOME only (and this test's
     own database and bucket names, so the demo's are left alone)."""
     script = """eval "$(scripts/stack.sh env --demo)"
@@ -140,8 +155,14 @@ python -m scripts.demo_setup --scale 0.05
 python -m flows.partyhelp_sync --help
 python -m flows.partyhelp_sync check
 """
-    result = subprocess.run([BASH, "-euc", script], cwd=ROOT, env=bare_env(tmp_path, **demo_copy),
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [BASH, "-euc", script],
+        cwd=ROOT,
+        env=bare_env(tmp_path, **demo_copy),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
@@ -155,7 +176,8 @@ python -m flows.partyhelp_sync check
 
 
 def test_the_stack_s_prefect_server_answers_at_the_url_env_demo_gives(
-        stack: None, tmp_path: Path) -> None:
+    stack: None, tmp_path: Path
+) -> None:
     url = shell_after_eval(tmp_path)["PREFECT_API_URL"]
     with urllib.request.urlopen(f"{url}/health", timeout=10) as response:
         assert response.status == 200
@@ -168,13 +190,15 @@ def test_with_ticker_never_leaves_ten_seconds_without_a_line(tmp_path: Path) -> 
     """A silent 11-second step, under the real 10-second tick."""
     rc, lines, total = timed_lines(
         [BASH, "-c", 'source scripts/stack.sh; with_ticker "resting on purpose" sleep 11'],
-        env=bare_env(tmp_path))
+        env=bare_env(tmp_path),
+    )
 
     texts = [text for _, text in lines]
     assert rc == 0
     assert texts[0] == "[stack] resting on purpose"
-    assert any(t.startswith("[stack] still resting on purpose (1") and t.endswith(" s)")
-               for t in texts), texts
+    assert any(
+        t.startswith("[stack] still resting on purpose (1") and t.endswith(" s)") for t in texts
+    ), texts
     assert texts[-1].startswith("[stack] resting on purpose: done in 1")
     assert longest_silence(lines, total) < 12, lines
 
@@ -184,12 +208,18 @@ def test_with_ticker_logs_a_step_shows_its_progress_and_its_failure(tmp_path: Pa
     tells progress (pip's package list counted, its warnings skipped); a failure keeps its
     exit code and shows the log's last lines."""
     log = tmp_path / "step.log"
-    step = ("echo 'Installing collected packages: attrs, idna, six'; echo 'WARNING: a mirror'; "
-            "sleep 3.5; echo 'broken wheel'; exit 3")
+    step = (
+        "echo 'Installing collected packages: attrs, idna, six'; echo 'WARNING: a mirror'; "
+        "sleep 3.5; echo 'broken wheel'; exit 3"
+    )
     rc, lines, total = timed_lines(
-        [BASH, "-c", f'source scripts/stack.sh; with_ticker "installing" --log {log} '
-                     'bash -c "$STEP"'],
-        env=bare_env(tmp_path, PARTYHELP_TICK_SECONDS="1", STEP=step))
+        [
+            BASH,
+            "-c",
+            f'source scripts/stack.sh; with_ticker "installing" --log {log} bash -c "$STEP"',
+        ],
+        env=bare_env(tmp_path, PARTYHELP_TICK_SECONDS="1", STEP=step),
+    )
 
     texts = [text for _, text in lines]
     assert rc == 3
@@ -200,8 +230,9 @@ def test_with_ticker_logs_a_step_shows_its_progress_and_its_failure(tmp_path: Pa
     assert [t for t in ticks if "WARNING" in t] == []
     assert any(t.startswith("[stack] installing: FAILED (exit 3) after ") for t in texts)
     assert texts[-1] == "broken wheel"  # the log's tail, after the failure
-    assert log.read_text() == ("Installing collected packages: attrs, idna, six\n"
-                               "WARNING: a mirror\nbroken wheel\n")
+    assert log.read_text() == (
+        "Installing collected packages: attrs, idna, six\nWARNING: a mirror\nbroken wheel\n"
+    )
     assert longest_silence(lines, total) < 3, lines
 
 
@@ -210,10 +241,15 @@ def test_with_ticker_logs_a_step_shows_its_progress_and_its_failure(tmp_path: Pa
 
 def missing_packages(tmp_path: Path, *option: str) -> list[str]:
     """``missing_packages`` of the real script, on a machine without the browser."""
-    script = f"source scripts/stack.sh; CHROMIUM={tmp_path}/no-chromium; missing_packages \"$@\""
-    return subprocess.run([BASH, "-c", script, "bash", *option], cwd=ROOT,
-                          env=bare_env(tmp_path), capture_output=True, text=True,
-                          check=True).stdout.split()
+    script = f'source scripts/stack.sh; CHROMIUM={tmp_path}/no-chromium; missing_packages "$@"'
+    return subprocess.run(
+        [BASH, "-c", script, "bash", *option],
+        cwd=ROOT,
+        env=bare_env(tmp_path),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
 
 
 def test_the_demo_installs_no_browser_and_the_tests_do(tmp_path: Path) -> None:
@@ -221,14 +257,18 @@ def test_the_demo_installs_no_browser_and_the_tests_do(tmp_path: Path) -> None:
     assert "chromium" in missing_packages(tmp_path, "--with-browser")
     demo_sh = (ROOT / "scripts" / "demo.sh").read_text(encoding="utf-8")
     test_sh = (ROOT / "scripts" / "test.sh").read_text(encoding="utf-8")
-    runs = [line.split("#")[0].split() for line in demo_sh.splitlines()
-            if "scripts/stack.sh install" in line.split("#")[0]]
+    runs = [
+        line.split("#")[0].split()
+        for line in demo_sh.splitlines()
+        if "scripts/stack.sh install" in line.split("#")[0]
+    ]
     assert runs and all("--with-browser" not in words for words in runs), runs
     assert "\nscripts/stack.sh install --with-browser" in test_sh
 
 
 def test_apt_gets_output_goes_to_the_step_s_log_and_the_console_keeps_one_line_a_step(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """``apt_install_missing`` for real, around a stand-in ``apt-get`` on PATH: the real one
     would install chromium (480 MB) on this machine. The stand-in prints as apt-get does,
     dpkg's carriage-return progress included, and pauses past a tick."""
@@ -242,23 +282,38 @@ def test_apt_gets_output_goes_to_the_step_s_log_and_the_console_keeps_one_line_a
         'printf "(Reading database ... \\r(Reading database ... 50%%\\r'
         '(Reading database ... 100%%\\n"\n'
         'echo "Unpacking chromium (126.0) ..."; sleep 2.5\n'
-        'echo "Setting up chromium (126.0) ..."\n')
+        'echo "Setting up chromium (126.0) ..."\n'
+    )
     (bin_dir / "apt-get").chmod(0o755)
     calls, home = tmp_path / "apt-calls", tmp_path / "stack"
     rc, lines, total = timed_lines(
-        [BASH, "-c", f"source scripts/stack.sh; CHROMIUM={tmp_path}/no-chromium; "
-                     "apt_install_missing --with-browser"],
-        env=bare_env(tmp_path, PATH=f"{bin_dir}:{BARE_PATH}", APT_CALLS=str(calls),
-                     PARTYHELP_STACK_HOME=str(home), PARTYHELP_TICK_SECONDS="1"))
+        [
+            BASH,
+            "-c",
+            f"source scripts/stack.sh; CHROMIUM={tmp_path}/no-chromium; "
+            "apt_install_missing --with-browser",
+        ],
+        env=bare_env(
+            tmp_path,
+            PATH=f"{bin_dir}:{BARE_PATH}",
+            APT_CALLS=str(calls),
+            PARTYHELP_STACK_HOME=str(home),
+            PARTYHELP_TICK_SECONDS="1",
+        ),
+    )
 
     texts = [text for _, text in lines]
     assert rc == 0, texts
     assert calls.read_text().splitlines() == ["update", "install -y chromium"]
     assert [t for t in texts if not t.startswith("[stack] ")] == []  # nothing of apt-get's
-    assert texts[0] == "[stack] updating Debian's package lists (apt-get update) " \
-                       "(log: ~/stack/logs/install-apt-update.log)"
-    assert "[stack] installing Debian packages chromium (apt-get install) " \
-           "(log: ~/stack/logs/install-apt.log)" in texts
+    assert (
+        texts[0] == "[stack] updating Debian's package lists (apt-get update) "
+        "(log: ~/stack/logs/install-apt-update.log)"
+    )
+    assert (
+        "[stack] installing Debian packages chromium (apt-get install) "
+        "(log: ~/stack/logs/install-apt.log)" in texts
+    )
     assert any(t.endswith(" s): Unpacking chromium (126.0) ...") for t in texts), texts
     assert len(texts) < 12, texts
     log = (home / "logs" / "install-apt.log").read_bytes().decode().split("\n")[:-1]
@@ -270,7 +325,11 @@ def test_install_takes_the_hash_locked_requirements_when_there_are_some(tmp_path
     def requirements() -> str:
         return subprocess.run(
             [BASH, "-c", f"source scripts/stack.sh; REPO_ROOT={tmp_path}; dev_requirements"],
-            cwd=ROOT, env=bare_env(tmp_path), capture_output=True, text=True, check=True,
+            cwd=ROOT,
+            env=bare_env(tmp_path),
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
 
     assert requirements() == "-r requirements-dev.txt"
@@ -283,10 +342,17 @@ def test_the_pip_that_installs_the_lock_comes_from_the_lock_first(tmp_path: Path
     ``.venv``'s pip from the lock's own entry: that entry alone, with its hashes."""
     entry = subprocess.run(
         [BASH, "-c", "source scripts/stack.sh; locked_pip requirements-dev.lock"],
-        cwd=ROOT, env=bare_env(tmp_path), capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        env=bare_env(tmp_path),
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()
-    pinned = next(line.split("==")[1] for line in (ROOT / "requirements-dev.txt").read_text()
-                  .splitlines() if line.startswith("pip=="))
+    pinned = next(
+        line.split("==")[1]
+        for line in (ROOT / "requirements-dev.txt").read_text().splitlines()
+        if line.startswith("pip==")
+    )
     assert entry[0] == f"pip=={pinned} \\"
     hashes = [line for line in entry[1:] if line.strip().startswith("--hash=sha256:")]
     assert len(hashes) >= 2 and all(line.startswith(" ") for line in entry[1:]), entry
@@ -298,7 +364,8 @@ def test_without_python_3_13_the_demo_says_why_and_what_to_do_at_once(tmp_path: 
     stack_home = tmp_path / "stack"
     rc, lines, total = timed_lines(
         [str(ROOT / "scripts" / "demo.sh")],
-        env=bare_env(tmp_path, PARTYHELP_STACK_HOME=str(stack_home), PARTYHELP_PYTHON313=""))
+        env=bare_env(tmp_path, PARTYHELP_STACK_HOME=str(stack_home), PARTYHELP_PYTHON313=""),
+    )
 
     output = "\n".join(text for _, text in lines)
     assert rc == 1, output

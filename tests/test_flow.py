@@ -53,23 +53,25 @@ def test_table_equals_source_cell_by_cell(synced: dict, source_db: dict, table: 
     settings = synced["settings"]
     with admin_connection(source_db["database"]) as connection:
         expected = expected_tables(connection, SYNC_DATE)[table]
-    actual = bigquery_rows(bigquery_client(settings), settings.table_ref(table),
-                           TABLES[table].primary_key)
+    actual = bigquery_rows(
+        bigquery_client(settings), settings.table_ref(table), TABLES[table].primary_key
+    )
     assert len(actual) == len(expected) > 0
     assert diff_tables(expected, actual) == []
 
 
-def test_a_first_run_on_a_new_dataset_creates_it_once_and_retries_nothing(
-        synced: dict) -> None:
+def test_a_first_run_on_a_new_dataset_creates_it_once_and_retries_nothing(synced: dict) -> None:
     """The dataset is prepared once before the loads: no load races to create it, so a
     new user's first run shows no failed task and no retry."""
-    record = flow_run_record(synced["state"].state_details.flow_run_id,
-                             final_log="Finished in state Completed")
+    record = flow_run_record(
+        synced["state"].state_details.flow_run_id, final_log="Finished in state Completed"
+    )
     assert record.task("prepare-dataset").state_name == "Completed"
     loads = [t for t in record.task_runs if t.name.startswith("load-")]
     assert len(loads) == len(TABLES)
-    assert all(t.run_count == 1 and t.state_name == "Completed" for t in record.task_runs), \
-        sorted((t.name, t.run_count, t.state_name) for t in record.task_runs)
+    assert all(t.run_count == 1 and t.state_name == "Completed" for t in record.task_runs), sorted(
+        (t.name, t.run_count, t.state_name) for t in record.task_runs
+    )
     assert not [m for m in record.messages() if "Task run failed" in m or "Retrying" in m]
 
 
@@ -78,8 +80,11 @@ def test_money_sums_match_to_the_cent(synced: dict, source_db: dict) -> None:
     contract's list) sums in BigQuery to its source column's sum, to the cent."""
     settings = synced["settings"]
     client = bigquery_client(settings)
-    sources = {(spec.name, column.name): f"SELECT SUM(`{column.name}`) FROM `{spec.source_table}`"
-               for spec in TABLES.values() for column in spec.money_columns}
+    sources = {
+        (spec.name, column.name): f"SELECT SUM(`{column.name}`) FROM `{spec.source_table}`"
+        for spec in TABLES.values()
+        for column in spec.money_columns
+    }
     assert sources
     with admin_connection(source_db["database"]) as connection, connection.cursor() as cursor:
         for (table, column), sql in sources.items():
@@ -110,9 +115,14 @@ def test_view_has_the_billing_columns_and_every_purchase(synced: dict, source_db
     view = client.get_table(settings.table_ref(SALES_BILLING_SUMMARY.name))
     assert view.table_type == "VIEW"
     assert [f.name for f in view.schema] == list(SALES_BILLING_SUMMARY.column_names)
-    count = next(iter(client.query(
-        f"SELECT COUNT(*) AS n, SUM(amount_paid) AS s FROM "
-        f"{settings.quoted_table_ref(SALES_BILLING_SUMMARY.name)}").result()))
+    count = next(
+        iter(
+            client.query(
+                f"SELECT COUNT(*) AS n, SUM(amount_paid) AS s FROM "
+                f"{settings.quoted_table_ref(SALES_BILLING_SUMMARY.name)}"
+            ).result()
+        )
+    )
     with admin_connection(source_db["database"]) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT COUNT(*), SUM(amount_paid) FROM lead_purchases")
         n, total = cursor.fetchone()
@@ -123,8 +133,9 @@ def test_exports_are_kept_with_manifests_in_date_folders(synced: dict) -> None:
     settings = synced["settings"]
     client = storage_client(settings)
     for table in TABLES:
-        manifest = mf.find_latest_manifest(client, settings.gcs_bucket, settings.gcs_prefix,
-                                           SYNC_DATE, table)
+        manifest = mf.find_latest_manifest(
+            client, settings.gcs_bucket, settings.gcs_prefix, SYNC_DATE, table
+        )
         folder = f"gs://{settings.gcs_bucket}/exports/sync_date=2026-11-25/{table}/"
         assert manifest.uri.startswith(folder) and manifest.uri.endswith("/manifest.json")
         assert manifest.flow_run_id == str(synced["state"].state_details.flow_run_id)
@@ -137,8 +148,9 @@ def test_exports_are_kept_with_manifests_in_date_folders(synced: dict) -> None:
 def test_large_tables_roll_into_parts_with_logical_types(synced: dict) -> None:
     settings = synced["settings"]
     client = storage_client(settings)
-    manifest = mf.find_latest_manifest(client, settings.gcs_bucket, settings.gcs_prefix,
-                                       SYNC_DATE, "ph_credit_transactions")
+    manifest = mf.find_latest_manifest(
+        client, settings.gcs_bucket, settings.gcs_prefix, SYNC_DATE, "ph_credit_transactions"
+    )
     assert len(manifest.parts) > 1  # PARTYHELP_PART_MAX_BYTES is 8 KiB in tests
     bucket, name = mf.split_gs_uri(manifest.parts[0].uri)
     data = client.bucket(bucket).blob(name).download_as_bytes()
@@ -160,8 +172,9 @@ def test_legacy_values_are_counted(synced: dict) -> None:
     client = storage_client(settings)
     counts = {}
     for table in TABLES:
-        manifest = mf.find_latest_manifest(client, settings.gcs_bucket, settings.gcs_prefix,
-                                           SYNC_DATE, table)
+        manifest = mf.find_latest_manifest(
+            client, settings.gcs_bucket, settings.gcs_prefix, SYNC_DATE, table
+        )
         counts[table] = manifest.quality["counts"]
     assert counts["ph_leads"]["zero_date_nulled:preferred_date"] > 0
     assert counts["ph_leads"]["json_unreadable"] > 0
@@ -174,9 +187,14 @@ def test_legacy_values_are_counted(synced: dict) -> None:
 def test_audit_rows_and_artifact(synced: dict) -> None:
     settings = synced["settings"]
     run_id = str(synced["state"].state_details.flow_run_id)
-    rows = list(bigquery_client(settings).query(
-        f"SELECT * FROM {settings.quoted_table_ref('ph_sync_runs')} "
-        f"WHERE flow_run_id = '{run_id}'").result())
+    rows = list(
+        bigquery_client(settings)
+        .query(
+            f"SELECT * FROM {settings.quoted_table_ref('ph_sync_runs')} "
+            f"WHERE flow_run_id = '{run_id}'"
+        )
+        .result()
+    )
     assert {r["table_name"] for r in rows} == set(TABLES)
     assert all(r["status"] == "Completed" and r["rows_loaded"] == r["source_rows"] for r in rows)
     assert all(r["load_job_id"] and r["files"] >= 1 and r["bytes"] > 0 for r in rows)
@@ -185,12 +203,28 @@ def test_audit_rows_and_artifact(synced: dict) -> None:
 
 
 def test_command_runs_one_table_and_exits_zero(synced: dict) -> None:
-    env = {**os.environ, **synced["env"], **clock_at(SYNC_DATE),
-           "PARTYHELP_BQ_DATASET": synced["env"]["PARTYHELP_BQ_DATASET"] + "_cli"}
+    env = {
+        **os.environ,
+        **synced["env"],
+        **clock_at(SYNC_DATE),
+        "PARTYHELP_BQ_DATASET": synced["env"]["PARTYHELP_BQ_DATASET"] + "_cli",
+    }
     result = subprocess.run(
-        [sys.executable, "-m", "flows.partyhelp_sync", "--date", "2026-11-25",
-         "--tables", "ph_venues"], cwd=ROOT, env=env, capture_output=True, text=True,
-        timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "flows.partyhelp_sync",
+            "--date",
+            "2026-11-25",
+            "--tables",
+            "ph_venues",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     settings = load_settings(env)
     client = bigquery_client(settings)
@@ -200,9 +234,14 @@ def test_command_runs_one_table_and_exits_zero(synced: dict) -> None:
 
 
 def test_command_fails_naming_the_missing_variable(synced: dict) -> None:
-    env = {k: v for k, v in {**os.environ, **synced["env"]}.items()
-           if k != "PARTYHELP_GCS_BUCKET"}
-    result = subprocess.run([sys.executable, "-m", "flows.partyhelp_sync"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
+    env = {k: v for k, v in {**os.environ, **synced["env"]}.items() if k != "PARTYHELP_GCS_BUCKET"}
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.partyhelp_sync"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode != 0
     assert "PARTYHELP_GCS_BUCKET is not set" in result.stderr

@@ -57,17 +57,20 @@ def settings(sync_env: dict[str, str]) -> Settings:
 
 
 def _jobs_named(client: bigquery.Client, base_id: str) -> list[str]:
-    return sorted(j.job_id for j in client.list_jobs(max_results=5000)
-                  if j.job_id.startswith(base_id))
+    return sorted(
+        j.job_id for j in client.list_jobs(max_results=5000) if j.job_id.startswith(base_id)
+    )
 
 
 def test_an_id_used_twice_attaches_and_a_failed_job_is_run_anew(settings: Settings) -> None:
     client = bigquery_client(settings)
     table = settings.table_ref("attach_probe")
     client.create_table(bigquery.Table(table, schema=[bigquery.SchemaField("n", "INT64")]))
-    config = bigquery.LoadJobConfig(schema=[bigquery.SchemaField("n", "INT64")],
-                                    write_disposition="WRITE_APPEND",
-                                    source_format="NEWLINE_DELIMITED_JSON")
+    config = bigquery.LoadJobConfig(
+        schema=[bigquery.SchemaField("n", "INT64")],
+        write_disposition="WRITE_APPEND",
+        source_format="NEWLINE_DELIMITED_JSON",
+    )
     base = f"probe_{uuid.uuid4().hex}"
 
     def append(job_id: str) -> bigquery.LoadJob:
@@ -84,8 +87,9 @@ def test_an_id_used_twice_attaches_and_a_failed_job_is_run_anew(settings: Settin
     failing = f"probe_{uuid.uuid4().hex}"
     missing = settings.quoted_table_ref("no_such_table")
     with pytest.raises(gexc.NotFound):
-        client.query(f"INSERT INTO {missing} (n) VALUES (1)", job_id=failing,
-                     job_retry=None).result(job_retry=None)
+        client.query(
+            f"INSERT INTO {missing} (n) VALUES (1)", job_id=failing, job_retry=None
+        ).result(job_retry=None)
     # The failed job's id is taken for good: the retry runs under the next try id.
     job = bq_jobs.start_job(client, failing, append, what="probe")
     assert job.result().job_id == f"{failing}_t2"
@@ -111,7 +115,8 @@ LOST = {
 
 
 def test_jobs_that_finished_while_their_task_failed_are_attached_not_run_again(
-        sync_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    sync_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     with LosingProxy(os.environ["BIGQUERY_EMULATOR_HOST"], LOST) as proxy:
         monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", proxy.url)
         state = sync_on(SYNC_DATE, tables=SYNCED)
@@ -130,28 +135,46 @@ def test_jobs_that_finished_while_their_task_failed_are_attached_not_run_again(
             assert job.state == "DONE" and job.error_result is None
 
         audit = settings.quoted_table_ref(AUDIT_TABLE.name)
-        rows = query(settings, f"SELECT table_name, source_rows FROM {audit} WHERE "
-                               f"flow_run_id = '{run_id}'")
+        rows = query(
+            settings, f"SELECT table_name, source_rows FROM {audit} WHERE flow_run_id = '{run_id}'"
+        )
         assert sorted(r["table_name"] for r in rows) == sorted(SYNCED)  # one row each
         for table in SYNCED:  # loaded once: the source's count, not twice it
             expected = next(r["source_rows"] for r in rows if r["table_name"] == table)
             history = settings.quoted_table_ref(TABLES[table].history_name)
-            assert _count(settings, f"SELECT COUNT(*) AS n FROM {history} "
-                                    f"WHERE sync_date = '{SYNC_DATE}'") == expected > 0
-            assert _count(settings, "SELECT COUNT(*) AS n FROM "
-                                    f"{settings.quoted_table_ref(table)}") == expected
-        tables = {t.table_id for t in bigquery_client(settings).list_tables(
-            f"{settings.bq_project}.{settings.bq_dataset}")}
+            assert (
+                _count(
+                    settings, f"SELECT COUNT(*) AS n FROM {history} WHERE sync_date = '{SYNC_DATE}'"
+                )
+                == expected
+                > 0
+            )
+            assert (
+                _count(settings, f"SELECT COUNT(*) AS n FROM {settings.quoted_table_ref(table)}")
+                == expected
+            )
+        tables = {
+            t.table_id
+            for t in bigquery_client(settings).list_tables(
+                f"{settings.bq_project}.{settings.bq_dataset}"
+            )
+        }
         assert not [t for t in tables if t.startswith("_staging_")]
 
         # The tasks really failed and were retried (the "error" faults), then completed.
         record = flow_run_record(run_id, final_log="Finished in state Completed")
-        for name in ("load-ph_venues", "load-ph_lead_purchases",
-                     "refresh-view-ph_sales_billing_summary"):
+        for name in (
+            "load-ph_venues",
+            "load-ph_lead_purchases",
+            "refresh-view-ph_sales_billing_summary",
+        ):
             task = record.task(name)
             assert (task.run_count, task.state_name) == (2, "Completed"), name
-        attached = {found.group(1) for m in record.messages()
-                    if (found := re.search(r"job (\S+) was started by an earlier", m))}
+        attached = {
+            found.group(1)
+            for m in record.messages()
+            if (found := re.search(r"job (\S+) was started by an earlier", m))
+        }
         # ph_lead_purchases' retry (its history job lost) met its finished load job too:
         # the load ran once, its second insert refused.
         (load,) = [j for j in proxy.inserts if j.startswith("partyhelp_load_ph_lead_purchases")]
@@ -162,10 +185,14 @@ def test_jobs_that_finished_while_their_task_failed_are_attached_not_run_again(
         # rows, one per table, and reuses the finished loads (no new load job).
         inserted = set(proxy.inserts)
         from flows.partyhelp_sync import partyhelp_bigquery_sync
+
         retried = retry_flow_run(partyhelp_bigquery_sync, run_id)
         assert retried.is_completed(), retried.message
-        rows = query(settings, f"SELECT table_name, COUNT(*) AS n FROM {audit} WHERE "
-                               f"flow_run_id = '{run_id}' GROUP BY table_name")
+        rows = query(
+            settings,
+            f"SELECT table_name, COUNT(*) AS n FROM {audit} WHERE "
+            f"flow_run_id = '{run_id}' GROUP BY table_name",
+        )
         assert sorted((r["table_name"], r["n"]) for r in rows) == [(t, 2) for t in sorted(SYNCED)]
         new = set(proxy.inserts) - inserted
         assert [j for j in new if j.startswith("partyhelp_audit_")]

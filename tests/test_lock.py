@@ -19,8 +19,11 @@ from tests.conftest import ROOT
 
 PROJECT = "partyhelp-bigquery-sync"
 # Each lock, and the extras of pyproject.toml it holds (the dev lock also requirements-dev.txt).
-LOCKS = {"requirements.lock": ("fast", "dask"), "requirements.txt": (),
-         "requirements-dev.lock": ("fast", "dask")}
+LOCKS = {
+    "requirements.lock": ("fast", "dask"),
+    "requirements.txt": (),
+    "requirements-dev.lock": ("fast", "dask"),
+}
 DEV_PINS = "requirements-dev.txt"
 REGENERATE = "regenerate the locks: scripts/lock.sh (README, Installing the package)"
 # The packages that need a compiler and MySQL's headers (no Linux wheel): [fast] only.
@@ -41,8 +44,9 @@ def declared(extras: tuple[str, ...]) -> list[Requirement]:
     """pyproject.toml's runtime requirements with ``extras``' (markers for Python 3.11, the
     image's, on which the locks are compiled)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    lines = project["dependencies"] + [r for e in extras
-                                       for r in project["optional-dependencies"][e]]
+    lines = project["dependencies"] + [
+        r for e in extras for r in project["optional-dependencies"][e]
+    ]
     requirements = [Requirement(line) for line in lines]
     env = {"python_version": "3.11", "python_full_version": "3.11.2"}
     return [r for r in requirements if r.marker is None or r.marker.evaluate(env)]
@@ -95,15 +99,19 @@ def direct(lock: str) -> set[str]:
 @pytest.mark.parametrize("lock", LOCKS)
 def test_every_declared_requirement_is_locked_within_its_range(lock: str) -> None:
     locked = read_lock(lock)
-    outside = {str(r): locked[canonical(r.name)].version if canonical(r.name) in locked
-               else None for r in declared(LOCKS[lock])
-               if canonical(r.name) not in locked
-               or not r.specifier.contains(locked[canonical(r.name)].version, prereleases=True)}
+    outside = {
+        str(r): locked[canonical(r.name)].version if canonical(r.name) in locked else None
+        for r in declared(LOCKS[lock])
+        if canonical(r.name) not in locked
+        or not r.specifier.contains(locked[canonical(r.name)].version, prereleases=True)
+    }
     assert not outside, f"pyproject.toml's ranges vs {lock}: {outside}: {REGENERATE}"
     if lock == "requirements-dev.lock":
-        differ = {name: (version, locked[name].version if name in locked else None)
-                  for name, version in dev_pins().items()
-                  if name not in locked or locked[name].version != version}
+        differ = {
+            name: (version, locked[name].version if name in locked else None)
+            for name, version in dev_pins().items()
+            if name not in locked or locked[name].version != version
+        }
         assert not differ, f"{DEV_PINS} pins vs {lock}: {differ}: {REGENERATE}"
 
 
@@ -120,13 +128,19 @@ def test_the_lock_holds_nothing_its_inputs_do_not_need(lock: str) -> None:
     """Each locked package is asked for by the lock's inputs, or is what a needed package
     needs (by the lock's own ``# via`` lines); a requirement dropped is caught."""
     locked, wanted = read_lock(lock), direct(lock)
-    stale = [name for name, entry in locked.items()
-             if any(v in _DIRECT_VIA for v in entry.via) and name not in wanted]
+    stale = [
+        name
+        for name, entry in locked.items()
+        if any(v in _DIRECT_VIA for v in entry.via) and name not in wanted
+    ]
     assert not stale, f"{lock} still locks as a requirement what no longer is: {stale}"
     needed, frontier = set(wanted), set(wanted)
     while frontier:
-        frontier = {name for name, entry in locked.items() if name not in needed
-                    and any(canonical(v) in frontier for v in entry.via)}
+        frontier = {
+            name
+            for name, entry in locked.items()
+            if name not in needed and any(canonical(v) in frontier for v in entry.via)
+        }
         needed |= frontier
     assert set(locked) == needed, f"{lock}: not needed: {sorted(set(locked) - needed)}"
 
@@ -138,8 +152,11 @@ def test_the_locks_agree_on_every_shared_package() -> None:
     for other in ("requirements.txt", "requirements-dev.lock"):
         locked = read_lock(other)
         shared = set(runtime) & set(locked)
-        differ = {n: (runtime[n].version, locked[n].version) for n in shared
-                  if runtime[n].version != locked[n].version}
+        differ = {
+            n: (runtime[n].version, locked[n].version)
+            for n in shared
+            if runtime[n].version != locked[n].version
+        }
         assert not differ, f"requirements.lock vs {other}: {differ}: {REGENERATE}"
     base, dev = set(read_lock("requirements.txt")), set(read_lock("requirements-dev.lock"))
     assert base < set(runtime) <= dev, f"{REGENERATE}"
@@ -160,8 +177,11 @@ def test_the_base_lock_installs_without_a_compiler() -> None:
 
 @pytest.mark.parametrize("lock", LOCKS)
 def test_each_lock_says_how_to_regenerate_it(lock: str) -> None:
-    header = [line.strip("# ").strip() for line in (ROOT / lock).read_text().splitlines()[:8]
-              if line.startswith("#")]
+    header = [
+        line.strip("# ").strip()
+        for line in (ROOT / lock).read_text().splitlines()[:8]
+        if line.startswith("#")
+    ]
     assert "scripts/lock.sh" in header, f"{lock}'s header must name scripts/lock.sh"
     script = (ROOT / "scripts" / "lock.sh").read_text()
     assert f"--output-file={lock}" in script

@@ -44,8 +44,10 @@ from tests.faultkit import (
 pytestmark = pytest.mark.usefixtures("stack", "emulators")  # emulators: conftest.py
 
 # MySQL 8.0's and 8.4's default sql_mode (MySQL manual, "Server SQL Modes").
-MYSQL8_SQL_MODE = ("ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,"
-                   "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION")
+MYSQL8_SQL_MODE = (
+    "ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,"
+    "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
+)
 HOSTS = ("localhost", "127.0.0.1", "%")
 SYNC_DAY = dt.date(2026, 11, 25)
 
@@ -67,8 +69,9 @@ def role_source() -> Iterator[tuple[Source, str]]:
         try:
             with admin_connection() as connection, connection.cursor() as cursor:
                 for host in HOSTS:
-                    cursor.execute("CREATE USER %s@%s IDENTIFIED BY %s",
-                                   (user, host, READER_PASSWORD))
+                    cursor.execute(
+                        "CREATE USER %s@%s IDENTIFIED BY %s", (user, host, READER_PASSWORD)
+                    )
                     cursor.execute(f"GRANT `{role}` TO %s@%s", (user, host))
                     cursor.execute(f"SET DEFAULT ROLE `{role}` FOR %s@%s", (user, host))
             yield Source(source.database, user), role
@@ -79,19 +82,20 @@ def role_source() -> Iterator[tuple[Source, str]]:
             _admin(f"DROP ROLE IF EXISTS `{role}`")
 
 
-def _with_init_command(connect: Callable[..., Any], user: str,
-                       opened: list[str]) -> Callable[..., Any]:
+def _with_init_command(
+    connect: Callable[..., Any], user: str, opened: list[str]
+) -> Callable[..., Any]:
     def connect_in_mysql8_mode(*args: Any, **kwargs: Any) -> Any:
         if kwargs.get("user") == user:
             kwargs["init_command"] = f"SET SESSION sql_mode = '{MYSQL8_SQL_MODE}'"
             opened.append(user)
         return connect(*args, **kwargs)
+
     return connect_in_mysql8_mode
 
 
 @pytest.fixture()
-def mysql8_mode(role_source: tuple[Source, str],
-                monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def mysql8_mode(role_source: tuple[Source, str], monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every connection the role reader opens, in either driver, starts in MySQL 8's
     default sql_mode; returns the list of those connections (one entry each)."""
     import pymysql
@@ -108,7 +112,8 @@ def mysql8_mode(role_source: tuple[Source, str],
 
 
 def test_a_role_reader_in_mysql8_sql_mode_syncs_every_table_exactly(
-        role_source: tuple[Source, str], mysql8_mode: list[str]) -> None:
+    role_source: tuple[Source, str], mysql8_mode: list[str]
+) -> None:
     source, _ = role_source
     env = new_target(source, "mysql8")
     with environment(env) as settings:
@@ -132,7 +137,8 @@ def _check(source: Source) -> preflight.CheckResult:
 
 
 def test_check_passes_a_reader_whose_select_comes_from_its_default_role(
-        role_source: tuple[Source, str], mysql8_mode: list[str]) -> None:
+    role_source: tuple[Source, str], mysql8_mode: list[str]
+) -> None:
     source, _ = role_source
     result = _check(source)
     assert result.ok, result.detail
@@ -141,7 +147,8 @@ def test_check_passes_a_reader_whose_select_comes_from_its_default_role(
 
 @pytest.mark.parametrize("active", [True, False], ids=["default-role", "inactive-role"])
 def test_check_sees_a_write_privilege_granted_through_a_role(
-        role_source: tuple[Source, str], active: bool) -> None:
+    role_source: tuple[Source, str], active: bool
+) -> None:
     """A role that may write fails ``check``, whether it is active at login or only
     granted (the user could ``SET ROLE`` to it)."""
     source, reader_role = role_source
@@ -155,8 +162,7 @@ def test_check_sees_a_write_privilege_granted_through_a_role(
                 _admin(f"GRANT `{writer}` TO '{source.user}'@'{host}'")
         result = _check(source)
         assert not result.ok
-        assert f"which could write: INSERT, UPDATE on `{source.database}`.`leads`" \
-            in result.detail
+        assert f"which could write: INSERT, UPDATE on `{source.database}`.`leads`" in result.detail
     finally:
         _admin(f"DROP ROLE IF EXISTS `{writer}`")
         if active:
@@ -182,13 +188,17 @@ def test_check_fails_a_reader_whose_role_is_not_active(role_source: tuple[Source
             _admin(f"GRANT SELECT ON `{source.database}`.`leads` TO '{source.user}'@'{host}'")
         result = _check(source)
         assert not result.ok
-        assert f"which cannot read `{source.database}`: no SELECT on `{source.database}`.* " \
-               "nor on areas, credit_transactions, lead_matches, lead_purchases, " \
-               "occasion_types, venues" in result.detail
+        assert (
+            f"which cannot read `{source.database}`: no SELECT on `{source.database}`.* "
+            "nor on areas, credit_transactions, lead_matches, lead_purchases, "
+            "occasion_types, venues" in result.detail
+        )
     finally:
         for host in HOSTS:
-            _admin(f"REVOKE ALL PRIVILEGES ON `{source.database}`.`leads` "
-                   f"FROM '{source.user}'@'{host}'")
+            _admin(
+                f"REVOKE ALL PRIVILEGES ON `{source.database}`.`leads` "
+                f"FROM '{source.user}'@'{host}'"
+            )
             _admin(f"SET DEFAULT ROLE `{role}` FOR '{source.user}'@'{host}'")
 
 
@@ -202,39 +212,49 @@ TABLE_NAMES = frozenset({"leads", "venues"})
 
 def test_a_partial_revoke_of_select_means_no_read() -> None:
     lines = ["GRANT SELECT ON *.* TO `u1`@`%`", "REVOKE SELECT ON `ph_db`.* FROM `u1`@`%`"]
-    assert preflight.read_problem(lines, "ph_db", TABLE_NAMES) == \
-        "SELECT on `ph_db`.* is revoked (partial_revokes)"
+    assert (
+        preflight.read_problem(lines, "ph_db", TABLE_NAMES)
+        == "SELECT on `ph_db`.* is revoked (partial_revokes)"
+    )
     assert preflight.read_problem(lines, "other_db", TABLE_NAMES) is None
     # a revoke from another database leaves this one readable
-    assert preflight.read_problem([lines[0], "REVOKE SELECT ON `mysql`.* FROM `u1`@`%`"],
-                                  "ph_db", TABLE_NAMES) is None
+    assert (
+        preflight.read_problem(
+            [lines[0], "REVOKE SELECT ON `mysql`.* FROM `u1`@`%`"], "ph_db", TABLE_NAMES
+        )
+        is None
+    )
 
 
 def test_a_global_write_revoked_only_on_the_source_still_counts() -> None:
     """The manual's example: SELECT and INSERT everywhere but INSERT on one schema."""
     lines = ["GRANT SELECT, INSERT ON *.* TO `u1`@`%`", "REVOKE INSERT ON `world`.* FROM `u1`@`%`"]
-    assert preflight.write_privileges(lines, "world") == [
-        "INSERT on *.* (revoked on `world` only)"]
+    assert preflight.write_privileges(lines, "world") == ["INSERT on *.* (revoked on `world` only)"]
     assert preflight.write_privileges(lines, "ph_db") == ["INSERT on *.*"]
     assert preflight.read_problem(lines, "world", TABLE_NAMES) is None
 
 
 def test_roles_granted_on_mysql8_are_read_from_their_grant_lines() -> None:
-    lines = ["GRANT USAGE ON *.* TO `u1`@`localhost`",
-             "GRANT `app_read`@`%`,`audit``s`@`%` TO `u1`@`localhost` WITH ADMIN OPTION",
-             "GRANT `nested` TO `app_read`"]  # MariaDB: a role granted to a role
+    lines = [
+        "GRANT USAGE ON *.* TO `u1`@`localhost`",
+        "GRANT `app_read`@`%`,`audit``s`@`%` TO `u1`@`localhost` WITH ADMIN OPTION",
+        "GRANT `nested` TO `app_read`",
+    ]  # MariaDB: a role granted to a role
     assert preflight.granted_roles(lines) == ["`app_read`@`%`", "`audit``s`@`%`"]
     # after SHOW GRANTS FOR CURRENT_USER() USING `app_read`@`%`: the role's privileges
     # appear as the user's own lines, which the rules read as any other
-    using = ["GRANT USAGE ON *.* TO `u1`@`localhost`",
-             "GRANT SELECT ON `ph_db`.* TO `u1`@`localhost`",
-             "GRANT `app_read`@`%` TO `u1`@`localhost`"]
+    using = [
+        "GRANT USAGE ON *.* TO `u1`@`localhost`",
+        "GRANT SELECT ON `ph_db`.* TO `u1`@`localhost`",
+        "GRANT `app_read`@`%` TO `u1`@`localhost`",
+    ]
     assert preflight.read_problem(using, "ph_db", TABLE_NAMES) is None
     assert preflight.write_privileges(using, "ph_db") == []
 
 
-def test_the_edge_rows_load_where_json_is_validated(monkeypatch: pytest.MonkeyPatch,
-                                                     tmp_path: Any) -> None:
+def test_the_edge_rows_load_where_json_is_validated(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
     """The generator's MySQL path: no ``check_constraint_checks`` (MySQL has none) and
     no malformed JSON. Run on MariaDB taken for MySQL, whose JSON CHECK (json_valid) then
     stays on and refuses malformed JSON as a MySQL JSON column does."""
@@ -250,8 +270,10 @@ def test_the_edge_rows_load_where_json_is_validated(monkeypatch: pytest.MonkeyPa
             loaded = loader._load_edge_rows(connection, "insert", str(tmp_path))
         assert loaded == {t: len(rows) for t, rows in edge_case_rows().items()}
         with admin_connection(database) as connection, connection.cursor() as cursor:
-            cursor.execute("SELECT id, suburb_preferences, location_selections FROM leads "
-                           "WHERE id IN (900000005, 900000006) ORDER BY id")
+            cursor.execute(
+                "SELECT id, suburb_preferences, location_selections FROM leads "
+                "WHERE id IN (900000005, 900000006) ORDER BY id"
+            )
             assert cursor.fetchall() == ((900000005, None, None), (900000006, None, None))
     finally:
         drop_database(database)

@@ -47,8 +47,10 @@ def _days(settings: Any, table: str) -> list[dt.date]:
 
 
 def _partition_rows(settings: Any, table: str, day: dt.date) -> int:
-    sql = (f"SELECT COUNT(*) AS n FROM {settings.quoted_table_ref(table)} "
-           f"WHERE sync_date = '{day.isoformat()}'")
+    sql = (
+        f"SELECT COUNT(*) AS n FROM {settings.quoted_table_ref(table)} "
+        f"WHERE sync_date = '{day.isoformat()}'"
+    )
     return next(iter(bigquery_client(settings).query(sql).result()))["n"]
 
 
@@ -77,8 +79,9 @@ async def _read_flow_run(run_id: Any) -> Any:
         return run, tasks, artifacts
 
 
-def test_replay_reloads_a_past_day_without_mysql(own_source: dict,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_replay_reloads_a_past_day_without_mysql(
+    own_source: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings, database = own_source["settings"], own_source["database"]
     first = sync_on(DAY_ONE, tables=SMALL)
     assert first.is_completed(), first.message
@@ -90,29 +93,39 @@ def test_replay_reloads_a_past_day_without_mysql(own_source: dict,
 
     # MySQL unreachable from here on: a replay must not need it.
     monkeypatch.setenv("PARTYHELP_MYSQL_PORT", "1")
-    replay = partyhelp_bigquery_sync(sync_date=DAY_ONE, tables=SMALL, from_exports=True,
-                                     return_state=True)
+    replay = partyhelp_bigquery_sync(
+        sync_date=DAY_ONE, tables=SMALL, from_exports=True, return_state=True
+    )
     assert replay.is_completed(), replay.message
     # An older day fills its history partition; the current tables keep their newer day.
     assert _count(settings, "ph_lead_purchases") == day_one_rows - 1
     assert _days(settings, "ph_venues") == [DAY_TWO]
     assert _partition_rows(settings, "ph_lead_purchases_history", DAY_ONE) == day_one_rows
     # Asked for explicitly, a replay rolls the current tables back to its day.
-    rollback = partyhelp_bigquery_sync(sync_date=DAY_ONE, tables=SMALL, from_exports=True,
-                                       replace_current=True, return_state=True)
+    rollback = partyhelp_bigquery_sync(
+        sync_date=DAY_ONE, tables=SMALL, from_exports=True, replace_current=True, return_state=True
+    )
     assert rollback.is_completed(), rollback.message
     assert _count(settings, "ph_lead_purchases") == day_one_rows
     assert _days(settings, "ph_venues") == [DAY_ONE]
     assert _partition_rows(settings, "ph_lead_purchases_history", DAY_ONE) == day_one_rows
 
-    audit_rows = list(bigquery_client(settings).query(
-        f"SELECT * FROM {settings.quoted_table_ref('ph_sync_runs')}").result())
+    audit_rows = list(
+        bigquery_client(settings)
+        .query(f"SELECT * FROM {settings.quoted_table_ref('ph_sync_runs')}")
+        .result()
+    )
     audit = {(r["sync_date"], r["mode"], r["table_name"]): r for r in audit_rows}
-    replays = [r for r in audit_rows if (r["sync_date"], r["mode"], r["table_name"])
-               == (DAY_ONE, "replay", "ph_lead_purchases")]
+    replays = [
+        r
+        for r in audit_rows
+        if (r["sync_date"], r["mode"], r["table_name"]) == (DAY_ONE, "replay", "ph_lead_purchases")
+    ]
     synced = audit[(DAY_ONE, "sync", "ph_lead_purchases")]
-    assert [r["current_replaced"] for r in sorted(replays, key=lambda r: r["ended_at"])] \
-        == [False, True]
+    assert [r["current_replaced"] for r in sorted(replays, key=lambda r: r["ended_at"])] == [
+        False,
+        True,
+    ]
     for replayed in replays:
         assert replayed["manifest_uri"] == synced["manifest_uri"]
         assert replayed["rows_loaded"] == day_one_rows and replayed["status"] == "Completed"
@@ -121,11 +134,11 @@ def test_replay_reloads_a_past_day_without_mysql(own_source: dict,
 
 def test_replay_refuses_and_changes_nothing_without_a_manifest(own_source: dict) -> None:
     settings = own_source["settings"]
-    assert sync_on(DAY_TWO, tables=SMALL) \
-        .is_completed()
+    assert sync_on(DAY_TWO, tables=SMALL).is_completed()
     before = table_states(settings)  # content: the emulator never updates `modified`
-    state = partyhelp_bigquery_sync(sync_date=DAY_ONE, tables=SMALL, from_exports=True,
-                                    return_state=True)
+    state = partyhelp_bigquery_sync(
+        sync_date=DAY_ONE, tables=SMALL, from_exports=True, return_state=True
+    )
     assert state.is_failed()
     assert "replay refused, nothing was changed" in state.message
     assert "ph_venues: no manifest under" in state.message
@@ -134,20 +147,20 @@ def test_replay_refuses_and_changes_nothing_without_a_manifest(own_source: dict)
 
 def test_replay_refuses_a_part_whose_checksum_does_not_match(own_source: dict) -> None:
     settings = own_source["settings"]
-    assert sync_on(DAY_ONE, tables=SMALL) \
-        .is_completed()
+    assert sync_on(DAY_ONE, tables=SMALL).is_completed()
     client = storage_client(settings)
-    manifest = mf.find_latest_manifest(client, settings.gcs_bucket, settings.gcs_prefix,
-                                       DAY_ONE, "ph_venues")
+    manifest = mf.find_latest_manifest(
+        client, settings.gcs_bucket, settings.gcs_prefix, DAY_ONE, "ph_venues"
+    )
     bucket, name = mf.split_gs_uri(manifest.parts[0].uri)
     blob = client.bucket(bucket).blob(name)
     blob.upload_from_string(blob.download_as_bytes()[:-20])  # a truncated part, for real
     # The tables hold DAY_ONE already: change them to DAY_TWO, so a replay would show.
-    assert sync_on(DAY_TWO, tables=SMALL) \
-        .is_completed()
+    assert sync_on(DAY_TWO, tables=SMALL).is_completed()
     before = table_states(settings)
-    state = partyhelp_bigquery_sync(sync_date=DAY_ONE, tables=SMALL, from_exports=True,
-                                    return_state=True)
+    state = partyhelp_bigquery_sync(
+        sync_date=DAY_ONE, tables=SMALL, from_exports=True, return_state=True
+    )
     assert state.is_failed()
     assert f"ph_venues: part {manifest.parts[0].uri} does not match" in state.message
     assert table_states(settings) == before
@@ -156,79 +169,100 @@ def test_replay_refuses_a_part_whose_checksum_does_not_match(own_source: dict) -
 def test_backfill_replays_days_with_exports_and_names_the_others(own_source: dict) -> None:
     settings = own_source["settings"]
     for day in (DAY_ONE, DAY_TWO):
-        assert sync_on(day, tables=SMALL) \
-            .is_completed()
+        assert sync_on(day, tables=SMALL).is_completed()
     history = settings.quoted_table_ref("ph_venues_history")
     bigquery_client(settings).query(f"DELETE FROM {history} WHERE TRUE").result()
-    state = partyhelp_bigquery_backfill(DAY_ONE - dt.timedelta(days=1), DAY_TWO, SMALL,
-                                        return_state=True)
+    state = partyhelp_bigquery_backfill(
+        DAY_ONE - dt.timedelta(days=1), DAY_TWO, SMALL, return_state=True
+    )
     # A day not done fails the backfill's flow run, in Prefect too (the alert sees it),
     # naming the day; every other day was done all the same (issue 19).
     run, _, _ = _flow_run(state.state_details.flow_run_id, expected_task_runs=0)
     print(f"backfill flow run {run.name}: {run.state.type.value} {run.state.message!r}")
     assert run.state.is_failed(), run.state
-    assert "backfill: 1 of 3 days not done: 2026-11-19 skipped: no kept exports" \
-        in run.state.message
+    assert (
+        "backfill: 1 of 3 days not done: 2026-11-19 skipped: no kept exports" in run.state.message
+    )
     result = state.result(raise_on_failure=False).results
     assert result["2026-11-19"].startswith("skipped: no kept exports")
     assert "MySQL only holds today's state" in result["2026-11-19"]
     assert result["2026-11-20"] == result["2026-11-21"] == "replayed"
-    replays = list(bigquery_client(settings).query(
-        f"SELECT sync_date, COUNT(DISTINCT flow_run_id) AS runs "
-        f"FROM {settings.quoted_table_ref('ph_sync_runs')} WHERE mode = 'replay' "
-        f"GROUP BY sync_date ORDER BY sync_date").result())
+    replays = list(
+        bigquery_client(settings)
+        .query(
+            f"SELECT sync_date, COUNT(DISTINCT flow_run_id) AS runs "
+            f"FROM {settings.quoted_table_ref('ph_sync_runs')} WHERE mode = 'replay' "
+            f"GROUP BY sync_date ORDER BY sync_date"
+        )
+        .result()
+    )
     # one flow run per day replayed
     assert [(r["sync_date"], r["runs"]) for r in replays] == [(DAY_ONE, 1), (DAY_TWO, 1)]
-    day = next(iter(bigquery_client(settings).query(
-        f"SELECT DISTINCT sync_date FROM {settings.quoted_table_ref('ph_venues')}").result()))
+    day = next(
+        iter(
+            bigquery_client(settings)
+            .query(f"SELECT DISTINCT sync_date FROM {settings.quoted_table_ref('ph_venues')}")
+            .result()
+        )
+    )
     assert day["sync_date"] == DAY_TWO  # the range ends with its last day loaded
     # Each replayed day filled its history partition again.
     assert _days(settings, "ph_venues_history") == [DAY_ONE, DAY_TWO]
-    assert _partition_rows(settings, "ph_venues_history", DAY_ONE) == _count(settings,
-                                                                             "ph_venues")
+    assert _partition_rows(settings, "ph_venues_history", DAY_ONE) == _count(settings, "ph_venues")
 
 
 def test_run_explains_itself(own_source: dict) -> None:
     with admin_connection(own_source["database"]) as connection, connection.cursor() as cursor:
-        cursor.execute("INSERT INTO lead_purchases (lead_id, venue_id, amount_paid, lead_status)"
-                       " VALUES (1, 987654321, 12.50, 'pending')")
+        cursor.execute(
+            "INSERT INTO lead_purchases (lead_id, venue_id, amount_paid, lead_status)"
+            " VALUES (1, 987654321, 12.50, 'pending')"
+        )
         orphan_id = cursor.lastrowid
     state = sync_on(DAY_ONE)
     assert state.is_completed(), state.message
     expected = 4 * len(TABLES) + 4  # plan/export/manifest/load each, and 4 once per run
     _run, task_runs, artifacts = _flow_run(state.state_details.flow_run_id, expected)
-    names = {t.name.rsplit("-", 1)[0] if t.name.startswith("record-audit") else t.name
-             for t in task_runs}
+    names = {
+        t.name.rsplit("-", 1)[0] if t.name.startswith("record-audit") else t.name for t in task_runs
+    }
     for table in TABLES:
-        assert {f"export-{table}", f"manifest-{table}", f"load-{table}",
-                f"plan-{table}"} <= names
+        assert {f"export-{table}", f"manifest-{table}", f"load-{table}", f"plan-{table}"} <= names
     assert "refresh-view-ph_sales_billing_summary" in names
     summary = next(a for a in artifacts if a.key == ARTIFACT_KEY)
     for table in TABLES:
         assert f"| {table} | Completed |" in summary.data
-    manifest_links = [line for line in summary.data.splitlines()
-                      if line.startswith("- ph_") and "manifest.json" in line]
+    manifest_links = [
+        line
+        for line in summary.data.splitlines()
+        if line.startswith("- ph_") and "manifest.json" in line
+    ]
     assert len(manifest_links) == len(TABLES)
-    purchases_row = next(line for line in summary.data.splitlines()
-                         if line.startswith("| ph_lead_purchases |"))
+    purchases_row = next(
+        line for line in summary.data.splitlines() if line.startswith("| ph_lead_purchases |")
+    )
     assert "anomal" in purchases_row
     assert f"| ph_lead_purchases | orphan_venue | anomaly | 1 | {orphan_id} |" in summary.data
 
 
 def test_long_exports_log_progress(own_source: dict, caplog: pytest.LogCaptureFixture) -> None:
-    settings = load_settings({**os.environ, "PARTYHELP_PROGRESS_SECONDS": "0",
-                              "PARTYHELP_BATCH_ROWS": "5"})
+    settings = load_settings(
+        {**os.environ, "PARTYHELP_PROGRESS_SECONDS": "0", "PARTYHELP_BATCH_ROWS": "5"}
+    )
     spec = TABLES["ph_lead_matches"]
     plan = export.plan_export(settings, spec, DAY_ONE, None)
     logger = logging.getLogger("test-progress")
     with caplog.at_level(logging.INFO, logger="test-progress"):
         result = export.export_chunk(settings, spec, plan, 0, logger=logger)
-    progress = [r.getMessage() for r in caplog.records
-                if r.getMessage().startswith("export-ph_lead_matches chunk 0: ")]
+    progress = [
+        r.getMessage()
+        for r in caplog.records
+        if r.getMessage().startswith("export-ph_lead_matches chunk 0: ")
+    ]
     assert len(progress) >= result.rows // 5 - 1
     # rows so far, of the source's count known before streaming, the rate and an ETA
-    assert progress[-1].startswith(f"export-ph_lead_matches chunk 0: {result.rows} of "
-                                   f"{result.rows} rows (100.0 %), ")
+    assert progress[-1].startswith(
+        f"export-ph_lead_matches chunk 0: {result.rows} of {result.rows} rows (100.0 %), "
+    )
     assert "rows/s, ETA 0 s" in progress[-1]
     assert "ETA" in progress[0] and " of " in progress[0]
 
@@ -253,15 +287,22 @@ def test_server_time_zone_does_not_shift_timestamps(own_source: dict) -> None:
     finally:
         with admin_connection() as connection, connection.cursor() as cursor:
             cursor.execute("SET GLOBAL time_zone = %s", (saved,))
-    row = next(iter(bigquery_client(settings).query(
-        f"SELECT created_at FROM {settings.quoted_table_ref('ph_venues')} "
-        f"WHERE venue_id = {int(first_id)}").result()))
+    row = next(
+        iter(
+            bigquery_client(settings)
+            .query(
+                f"SELECT created_at FROM {settings.quoted_table_ref('ph_venues')} "
+                f"WHERE venue_id = {int(first_id)}"
+            )
+            .result()
+        )
+    )
     assert row["created_at"] == dt.datetime(2026, 3, 31, 23, 30, tzinfo=dt.UTC)
 
 
 def test_jobs_run_in_an_existing_datasets_own_location(
-        own_source: dict, caplog: pytest.LogCaptureFixture,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    own_source: dict, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The dataset exists already, in US, while PARTYHELP_BQ_LOCATION says otherwise:
     BigQuery runs a dataset's jobs only in its location, so the client must use the
     dataset's. (The emulator runs jobs whatever location they name, so the location the
@@ -273,19 +314,22 @@ def test_jobs_run_in_an_existing_datasets_own_location(
     settings = load_settings()
     dataset = bigquery.Dataset(f"{settings.bq_project}.{settings.bq_dataset}")
     dataset.location = "US"
-    bigquery.Client(project=settings.bq_project,
-                    credentials=AnonymousCredentials()).create_dataset(dataset)
+    bigquery.Client(project=settings.bq_project, credentials=AnonymousCredentials()).create_dataset(
+        dataset
+    )
     with caplog.at_level(logging.WARNING, logger="partyhelp_sync"):
         assert bigquery_client(settings).location == "US"
     assert any("is in US: its jobs run there" in r.getMessage() for r in caplog.records)
     state = sync_on(DAY_ONE, tables=["ph_venues"])
     assert state.is_completed(), state.message
-    assert _count(settings, "ph_venues") == \
-        own_source["source"].scalar("SELECT COUNT(*) FROM venues")
+    assert _count(settings, "ph_venues") == own_source["source"].scalar(
+        "SELECT COUNT(*) FROM venues"
+    )
 
 
 def test_parts_beyond_one_load_jobs_limit_load_in_several_jobs(
-        own_source: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    own_source: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """BigQuery takes at most 10,000 URIs in one load job; here the limit is made 2 and the
     parts small, so each table needs several jobs (the first replaces staging, the others
     append): every cell still equals the source, and the audit row names every job."""
@@ -298,9 +342,14 @@ def test_parts_beyond_one_load_jobs_limit_load_in_several_jobs(
     state = sync_on(DAY_ONE, tables=SMALL)
     assert state.is_completed(), state.message
     source = own_source["source"]
-    audit = {r["table_name"]: r for r in query(
-        settings, f"SELECT table_name, files, load_job_id FROM "
-                  f"{settings.quoted_table_ref('ph_sync_runs')}")}
+    audit = {
+        r["table_name"]: r
+        for r in query(
+            settings,
+            f"SELECT table_name, files, load_job_id FROM "
+            f"{settings.quoted_table_ref('ph_sync_runs')}",
+        )
+    }
     for table in SMALL:
         assert_table_equals_source(settings, source, table, DAY_ONE)
         parts, jobs = audit[table]["files"], audit[table]["load_job_id"].split(",")

@@ -66,17 +66,26 @@ def _target(source: Source, emulators: PrivateEmulators, label: str) -> dict[str
     """A new bucket (on the private GCS) and dataset name, with short windows."""
     with env_vars(emulators.client_env):
         env = new_target(source, label)
-    return {**env, **emulators.client_env, **clock_at(DAY),
-            "PARTYHELP_BQ_RETRY_SECONDS": str(WINDOW),
-            "PARTYHELP_GCS_RETRY_SECONDS": str(WINDOW)}
+    return {
+        **env,
+        **emulators.client_env,
+        **clock_at(DAY),
+        "PARTYHELP_BQ_RETRY_SECONDS": str(WINDOW),
+        "PARTYHELP_GCS_RETRY_SECONDS": str(WINDOW),
+    }
 
 
 def _command(env: dict[str, str], *extra: str) -> tuple[int, float, list[str]]:
     """The command, as an operator runs it: exit code, wall seconds, stderr's lines."""
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "flows.partyhelp_sync", "--tables",
-                           ",".join(TABLES), *extra], cwd=ROOT, env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.partyhelp_sync", "--tables", ",".join(TABLES), *extra],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return done.returncode, time.monotonic() - started, done.stderr.strip().splitlines()
 
 
@@ -110,12 +119,20 @@ def _assert_failed_at_the_preflight(record: Any) -> None:
     MySQL, no export, no load."""
     preflight = _task(record, "preflight")
     assert preflight.state.is_failed() and preflight.run_count == 1
-    assert not [t.name for t in record.task_runs
-                if t.name.startswith(("check-source-schema", "export-", "load-", "plan-"))]
+    assert not [
+        t.name
+        for t in record.task_runs
+        if t.name.startswith(("check-source-schema", "export-", "load-", "plan-"))
+    ]
 
 
-def _run_with_stopped(service: str, sentence: str, env: dict[str, str],
-                      emulators: PrivateEmulators, **flow_run_options: Any) -> Any:
+def _run_with_stopped(
+    service: str,
+    sentence: str,
+    env: dict[str, str],
+    emulators: PrivateEmulators,
+    **flow_run_options: Any,
+) -> Any:
     """Stop ``service`` for real (its process group is gone), run the command, start it
     again; the flow run's record. Asserts the bounds, the one sentence as the command's
     last line and the run's message, and the pre-flight's one attempt; prints the times."""
@@ -127,24 +144,29 @@ def _run_with_stopped(service: str, sentence: str, env: dict[str, str],
     finally:
         emulators.start(service)
     took = _seconds(record)
-    print(f"\n{service} stopped: the command failed in {wall:.1f} s, the flow run in "
-          f"{took:.1f} s (window {WINDOW} s); last line: {lines[-1]}")
+    print(
+        f"\n{service} stopped: the command failed in {wall:.1f} s, the flow run in "
+        f"{took:.1f} s (window {WINDOW} s); last line: {lines[-1]}"
+    )
     assert code == 1 and lines[-1] == f"partyhelp sync: FAILED: {sentence}", lines[-5:]
     assert wall < FLOW_BOUND + COMMAND_START
     assert state.is_failed() and took < FLOW_BOUND, (took, state.message)
-    assert state.message == f"Flow run encountered an exception: ServiceUnreachableError: " \
-                            f"{sentence}"
+    assert (
+        state.message == f"Flow run encountered an exception: ServiceUnreachableError: {sentence}"
+    )
     _assert_failed_at_the_preflight(record)
     return record
 
 
 def test_bigquery_stopped_fails_the_run_in_the_window_before_exporting(
-        source: Source, emulators: PrivateEmulators) -> None:
+    source: Source, emulators: PrivateEmulators
+) -> None:
     env = _target(source, emulators, "bqdown")
-    sentence = (f"BigQuery at {emulators.client_env['BIGQUERY_EMULATOR_HOST']} did not answer "
-                f"within {WINDOW} s (connection refused): {HINT}")
-    record = _run_with_stopped("bigquery", sentence, env, emulators,
-                              final_log=NO_AUDIT)
+    sentence = (
+        f"BigQuery at {emulators.client_env['BIGQUERY_EMULATOR_HOST']} did not answer "
+        f"within {WINDOW} s (connection refused): {HINT}"
+    )
+    record = _run_with_stopped("bigquery", sentence, env, emulators, final_log=NO_AUDIT)
     with environment(env) as settings:
         assert object_names(settings) == set()  # no part, no manifest: nothing exported
         summary = _summary(record)
@@ -158,25 +180,34 @@ def test_bigquery_stopped_fails_the_run_in_the_window_before_exporting(
 
 
 def test_gcs_stopped_fails_the_run_in_the_window_and_records_why(
-        source: Source, emulators: PrivateEmulators) -> None:
+    source: Source, emulators: PrivateEmulators
+) -> None:
     env = _target(source, emulators, "gcsdown")
-    sentence = (f"GCS at {emulators.client_env['STORAGE_EMULATOR_HOST']} did not answer "
-                f"within {WINDOW} s (connection refused): {HINT}")
+    sentence = (
+        f"GCS at {emulators.client_env['STORAGE_EMULATOR_HOST']} did not answer "
+        f"within {WINDOW} s (connection refused): {HINT}"
+    )
     record = _run_with_stopped("gcs", sentence, env, emulators)
     run_id = str(record.flow_run.id)
     with environment(env) as settings:
         assert object_names(settings) == set()
         assert all(f"- **{table}**: {sentence}" in _summary(record) for table in TABLES)
         # BigQuery answers: each table's row names the same sentence.
-        rows = query(settings, f"SELECT table_name, status, error FROM "
-                               f"{settings.quoted_table_ref('ph_sync_runs')} "
-                               f"WHERE flow_run_id = '{run_id}' ORDER BY table_name")
-    assert rows == [{"table_name": table, "status": "Failed", "error": f"{table}: {sentence}"}
-                    for table in sorted(TABLES)]
+        rows = query(
+            settings,
+            f"SELECT table_name, status, error FROM "
+            f"{settings.quoted_table_ref('ph_sync_runs')} "
+            f"WHERE flow_run_id = '{run_id}' ORDER BY table_name",
+        )
+    assert rows == [
+        {"table_name": table, "status": "Failed", "error": f"{table}: {sentence}"}
+        for table in sorted(TABLES)
+    ]
 
 
 def test_verbose_keeps_the_library_s_text_above_the_same_last_line(
-        source: Source, emulators: PrivateEmulators) -> None:
+    source: Source, emulators: PrivateEmulators
+) -> None:
     env = _target(source, emulators, "bqverbose")
     emulators.stop("bigquery")
     try:
@@ -185,20 +216,25 @@ def test_verbose_keeps_the_library_s_text_above_the_same_last_line(
         emulators.start("bigquery")
     assert code == 1
     assert lines[-1].startswith("partyhelp sync: FAILED: BigQuery at ")
-    assert lines[-2].startswith("partyhelp sync: the library said: RetryError: Timeout of "
-                                f"{WINDOW:.1f}s exceeded, last exception: "), lines[-2]
+    assert lines[-2].startswith(
+        "partyhelp sync: the library said: RetryError: Timeout of "
+        f"{WINDOW:.1f}s exceeded, last exception: "
+    ), lines[-2]
     assert "Connection refused" in lines[-2]
 
 
 def _refused_login(source: Source, setting: str) -> str:
-    return (rf"cannot connect to MySQL at \S+ as {source.user}: error 1045: Access denied "
-            rf"for user '{source.user}'@'[^']+' \(using password: YES\); the password of "
-            rf"{source.user} was read from {re.escape(setting)}: put the user's right "
-            rf"password there \(or let {source.user} connect from this host\)")
+    return (
+        rf"cannot connect to MySQL at \S+ as {source.user}: error 1045: Access denied "
+        rf"for user '{source.user}'@'[^']+' \(using password: YES\); the password of "
+        rf"{source.user} was read from {re.escape(setting)}: put the user's right "
+        rf"password there \(or let {source.user} connect from this host\)"
+    )
 
 
 def test_a_wrong_mysql_password_names_the_user_and_the_setting(
-        source: Source, emulators: PrivateEmulators) -> None:
+    source: Source, emulators: PrivateEmulators
+) -> None:
     wrong = "wrong-" + secrets.token_hex(8)
     env = {**_target(source, emulators, "pwenv"), "PARTYHELP_MYSQL_PASSWORD": wrong}
     code, _, lines = _command(env)
@@ -206,21 +242,32 @@ def test_a_wrong_mysql_password_names_the_user_and_the_setting(
 
     line = _refused_login(source, "PARTYHELP_MYSQL_PASSWORD")
     assert code == 1 and re.fullmatch(f"partyhelp sync: FAILED: {line}", lines[-1]), lines[-1]
-    assert re.fullmatch(f"Flow run encountered an exception: SourceUnavailableError: {line}",
-                        state.message), state.message
+    assert re.fullmatch(
+        f"Flow run encountered an exception: SourceUnavailableError: {line}", state.message
+    ), state.message
     assert _task(record, "check-source-schema").run_count == 1  # a retry would not heal it
     with environment(env) as settings:
-        rows = query(settings, f"SELECT error FROM {settings.quoted_table_ref('ph_sync_runs')}"
-                               f" WHERE flow_run_id = '{record.flow_run.id}'")
-    assert len(rows) == len(TABLES) and all(re.fullmatch(f"ph_[a-z_]+: {line}", r["error"])
-                                            for r in rows)
-    seen = [*lines, state.message, _summary(record), *record.messages(),
-            *(r["error"] for r in rows)]
+        rows = query(
+            settings,
+            f"SELECT error FROM {settings.quoted_table_ref('ph_sync_runs')}"
+            f" WHERE flow_run_id = '{record.flow_run.id}'",
+        )
+    assert len(rows) == len(TABLES) and all(
+        re.fullmatch(f"ph_[a-z_]+: {line}", r["error"]) for r in rows
+    )
+    seen = [
+        *lines,
+        state.message,
+        _summary(record),
+        *record.messages(),
+        *(r["error"] for r in rows),
+    ]
     assert not [text for text in seen if wrong in text or READER_PASSWORD in text]
 
 
 def test_a_wrong_mysql_password_from_a_secret_block_names_the_block(
-        source: Source, emulators: PrivateEmulators) -> None:
+    source: Source, emulators: PrivateEmulators
+) -> None:
     from prefect.blocks.system import Secret
 
     wrong, block = "wrong-" + secrets.token_hex(8), f"ph-outage-{secrets.token_hex(4)}"
@@ -231,8 +278,8 @@ def test_a_wrong_mysql_password_from_a_secret_block_names_the_block(
     finally:
         Secret.delete(block)
 
-    line = _refused_login(source, f"the Secret block '{block}' "
-                                  "(PARTYHELP_MYSQL_PASSWORD_BLOCK)")
-    assert re.fullmatch(f"Flow run encountered an exception: SourceUnavailableError: {line}",
-                        state.message), state.message
+    line = _refused_login(source, f"the Secret block '{block}' (PARTYHELP_MYSQL_PASSWORD_BLOCK)")
+    assert re.fullmatch(
+        f"Flow run encountered an exception: SourceUnavailableError: {line}", state.message
+    ), state.message
     assert wrong not in state.message and wrong not in _summary(record)

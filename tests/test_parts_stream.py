@@ -42,9 +42,11 @@ def gcs(sync_env: dict[str, str]) -> Any:
     return settings, storage_client(settings).bucket(settings.gcs_bucket)
 
 
-def _run_in_thread(upload: parts.StreamingUpload, chunk: int,
-                   outcome: dict[str, Any]) -> threading.Thread:
+def _run_in_thread(
+    upload: parts.StreamingUpload, chunk: int, outcome: dict[str, Any]
+) -> threading.Thread:
     """Run ``upload`` in a thread; its PartInfo or its error lands in ``outcome``."""
+
     def run() -> None:
         try:
             outcome["info"] = upload.run(chunk)
@@ -56,9 +58,14 @@ def _run_in_thread(upload: parts.StreamingUpload, chunk: int,
     return thread
 
 
-def _stream(bucket: Any, part: parts.PartFile, retry: Retry, outcome: dict[str, Any],
-            name: str | None = None, chunk: int = 0
-            ) -> tuple[parts.StreamingUpload, threading.Thread]:
+def _stream(
+    bucket: Any,
+    part: parts.PartFile,
+    retry: Retry,
+    outcome: dict[str, Any],
+    name: str | None = None,
+    chunk: int = 0,
+) -> tuple[parts.StreamingUpload, threading.Thread]:
     """Follow ``part`` with a streaming upload to ``name`` (a new one by default), in a
     thread (see ``_run_in_thread``)."""
     upload = parts.StreamingUpload(bucket, name or f"p/{secrets.token_hex(4)}.avro", part, retry)
@@ -73,7 +80,8 @@ def _wait_until(condition: Callable[[], bool], timeout: float = 120) -> bool:
 
 
 def test_a_part_uploads_while_it_is_written_and_appears_only_whole(
-        gcs: Any, tmp_path: Path) -> None:
+    gcs: Any, tmp_path: Path
+) -> None:
     settings, bucket = gcs
     data = os.urandom(2 * CHUNK + 12345)  # two full upload pieces and a partial one
     part = parts.PartFile(str(tmp_path / "part.avro"))
@@ -81,12 +89,12 @@ def test_a_part_uploads_while_it_is_written_and_appears_only_whole(
     outcome: dict[str, Any] = {}
     upload, thread = _stream(bucket, part, gcs_upload_retry(settings), outcome, name, chunk=3)
     for start in range(0, CHUNK + PIECE, PIECE):
-        part.write(data[start:start + PIECE])
+        part.write(data[start : start + PIECE])
         part.publish()
     # A whole piece is in GCS before the part is complete, yet no object is visible.
     assert _wait_until(lambda: upload.persisted >= CHUNK)
     assert bucket.get_blob(name) is None and thread.is_alive()
-    part.write(data[CHUNK + PIECE:])
+    part.write(data[CHUNK + PIECE :])
     part.close(rows=7)
     thread.join(timeout=120)
 
@@ -115,8 +123,7 @@ def test_an_aborted_part_leaves_no_object(gcs: Any, tmp_path: Path) -> None:
     assert bucket.get_blob(name) is None
 
 
-def test_an_existing_object_is_accepted_only_with_the_same_bytes(
-        gcs: Any, tmp_path: Path) -> None:
+def test_an_existing_object_is_accepted_only_with_the_same_bytes(gcs: Any, tmp_path: Path) -> None:
     """Create-only: a part whose name exists (our own request that landed before its answer
     was lost) is accepted when its bytes are ours, refused otherwise."""
     settings, bucket = gcs
@@ -126,15 +133,13 @@ def test_an_existing_object_is_accepted_only_with_the_same_bytes(
     part = parts.PartFile(str(tmp_path / "same.avro"))
     part.write(data)
     part.close(rows=1)
-    upload = parts.StreamingUpload(bucket, name, part,
-                                   gcs_upload_retry(settings))
+    upload = parts.StreamingUpload(bucket, name, part, gcs_upload_retry(settings))
     assert upload._existing() == {"size": len(data), "crc32c": mf.crc32c_base64(data)}
     other = parts.PartFile(str(tmp_path / "other.avro"))
     other.write(b"different bytes")
     other.close(rows=1)
     with pytest.raises(ExportIntegrityError, match="a different object already exists"):
-        parts.StreamingUpload(bucket, name, other,
-                              gcs_upload_retry(settings))._existing()
+        parts.StreamingUpload(bucket, name, other, gcs_upload_retry(settings))._existing()
 
 
 def test_the_part_checksum_is_the_crc32c_of_every_byte_written(tmp_path: Path) -> None:
@@ -146,12 +151,12 @@ def test_the_part_checksum_is_the_crc32c_of_every_byte_written(tmp_path: Path) -
     whole = b"".join(bytes(p) for p in pieces)
     assert Path(part.path).read_bytes() == whole
     assert part.size == len(whole)
-    assert base64.b64decode(part.crc32c_base64()) == \
-        google_crc32c.value(whole).to_bytes(4, "big")
+    assert base64.b64decode(part.crc32c_base64()) == google_crc32c.value(whole).to_bytes(4, "big")
 
 
-def test_an_export_streams_several_parts_into_gcs(gcs: Any, monkeypatch: pytest.MonkeyPatch,
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_an_export_streams_several_parts_into_gcs(
+    gcs: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     """The production store through the real export: every part listed is whole, and the
     progress lines give rows of the source's count, a rate and an ETA."""
     monkeypatch.setenv("PARTYHELP_PROGRESS_SECONDS", "0")
@@ -166,15 +171,20 @@ def test_an_export_streams_several_parts_into_gcs(gcs: Any, monkeypatch: pytest.
         result = export.export_chunk(settings, spec, plan, 0)
     assert len(result.parts) > 1 and result.rows == result.source_totals["row_count"] > 0
     assert max(p.bytes for p in result.parts) > 2 * 2048
-    mf.verify_parts(storage_client(settings), mf.Manifest(
-        "t", "d", "e", None, "", "", list(result.parts), result.rows, 0, {}, {}, {}, [], {}, []))
+    mf.verify_parts(
+        storage_client(settings),
+        mf.Manifest(
+            "t", "d", "e", None, "", "", list(result.parts), result.rows, 0, {}, {}, {}, [], {}, []
+        ),
+    )
     progress = [r.getMessage() for r in caplog.records if "rows/s" in r.getMessage()]
     assert progress, caplog.text
     assert f"of {result.rows} rows" in progress[-1] and "ETA" in progress[-1]
 
 
 def test_a_progress_artifact_follows_an_export_inside_a_prefect_task(
-        sync_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    sync_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """On the real Prefect server: the chunk's task run holds a progress artifact at 100 %
     described with the source's row count."""
     import asyncio
@@ -202,8 +212,11 @@ def test_a_progress_artifact_follows_an_export_inside_a_prefect_task(
 
     async def artifacts() -> list[Any]:
         async with get_client() as client:
-            return await client.read_artifacts(artifact_filter=ArtifactFilter(
-                task_run_id=ArtifactFilterTaskRunId(any_=[task_run_id])))
+            return await client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    task_run_id=ArtifactFilterTaskRunId(any_=[task_run_id])
+                )
+            )
 
     (artifact,) = asyncio.run(artifacts())
     assert artifact.type == "progress" and float(artifact.data) == 100.0
@@ -224,9 +237,11 @@ def private_gcs(stack: None) -> Iterator[tuple[PrivateEmulators, Any]]:
     pair = PrivateEmulators()
     try:
         pair.start("gcs")
-        client = storage.Client(project="partyhelp-test", credentials=AnonymousCredentials(),
-                                client_options={"api_endpoint":
-                                                pair.client_env["STORAGE_EMULATOR_HOST"]})
+        client = storage.Client(
+            project="partyhelp-test",
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": pair.client_env["STORAGE_EMULATOR_HOST"]},
+        )
         yield pair, client.create_bucket(f"ph-stream-{secrets.token_hex(4)}")
     finally:
         with contextlib.suppress(AssertionError):
@@ -235,17 +250,18 @@ def private_gcs(stack: None) -> Iterator[tuple[PrivateEmulators, Any]]:
 
 
 def test_gcs_stopped_mid_part_the_part_is_sent_again_and_stored_whole(
-        private_gcs: tuple[PrivateEmulators, Any], tmp_path: Path) -> None:
+    private_gcs: tuple[PrivateEmulators, Any], tmp_path: Path
+) -> None:
     pair, bucket = private_gcs
     data = os.urandom(2 * CHUNK + 999)
     part = parts.PartFile(str(tmp_path / "part.avro"))
     outcome: dict[str, Any] = {}
     upload, thread = _stream(bucket, part, DEFAULT_RETRY.with_timeout(120), outcome)
-    part.write(data[:CHUNK + PIECE])
+    part.write(data[: CHUNK + PIECE])
     part.publish()
     assert _wait_until(lambda: upload.persisted >= CHUNK)
     pair.stop("gcs")  # for real, mid-part: its upload session is lost with the process
-    part.write(data[CHUNK + PIECE:])
+    part.write(data[CHUNK + PIECE :])
     part.close(rows=5)
     assert _wait_until(lambda: upload.failures >= 1)
     pair.start("gcs")
@@ -258,7 +274,8 @@ def test_gcs_stopped_mid_part_the_part_is_sent_again_and_stored_whole(
 
 
 def test_gcs_down_longer_than_the_retries_fails_the_part_and_stores_nothing(
-        private_gcs: tuple[PrivateEmulators, Any], tmp_path: Path) -> None:
+    private_gcs: tuple[PrivateEmulators, Any], tmp_path: Path
+) -> None:
     pair, bucket = private_gcs
     part = parts.PartFile(str(tmp_path / "part.avro"))
     outcome: dict[str, Any] = {}

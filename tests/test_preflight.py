@@ -97,13 +97,15 @@ def bucket_location(bucket: str) -> str:
 
 def another_location(location: str) -> str:
     """A BigQuery region other than ``location``, so not colocated with it."""
-    return "europe-west1" if location.lower() == "australia-southeast1" \
-        else "australia-southeast1"
+    return "europe-west1" if location.lower() == "australia-southeast1" else "australia-southeast1"
 
 
 def create_dataset(env: dict[str, str], location: str) -> None:
-    client = bigquery.Client(project=PROJECT, credentials=anonymous(),
-                             client_options={"api_endpoint": env["BIGQUERY_EMULATOR_HOST"]})
+    client = bigquery.Client(
+        project=PROJECT,
+        credentials=anonymous(),
+        client_options={"api_endpoint": env["BIGQUERY_EMULATOR_HOST"]},
+    )
     dataset = bigquery.Dataset(f"{PROJECT}.{env['PARTYHELP_BQ_DATASET']}")
     dataset.location = location
     client.create_dataset(dataset)
@@ -126,7 +128,8 @@ def grant(source: Source, privileges: str, scope: str) -> None:
 
 
 def test_healthy_configuration_passes_and_leaves_the_bucket_as_it_was(
-        env: dict[str, str], source: Source) -> None:
+    env: dict[str, str], source: Source
+) -> None:
     bucket = env["PARTYHELP_GCS_BUCKET"]
     gcs().bucket(bucket).blob("exports/sync_date=2026-01-01/kept.txt").upload_from_string(b"x")
     before = bucket_state(bucket)
@@ -137,8 +140,9 @@ def test_healthy_configuration_passes_and_leaves_the_bucket_as_it_was(
     assert [r for r in results if not r.ok] == []
     assert bucket_state(bucket) == before  # the test object was written and deleted
     checks = by_name(results)
-    assert checks["mysql"].detail == (f"connected to 127.0.0.1:3306 as {source.user}; "
-                                      f"SELECT only on `{source.database}`")
+    assert checks["mysql"].detail == (
+        f"connected to 127.0.0.1:3306 as {source.user}; SELECT only on `{source.database}`"
+    )
     assert f"wrote and deleted gs://{bucket}/exports/_preflight/" in checks["bucket"].detail
     assert "will be created in PARTYHELP_BQ_LOCATION=US" in checks["location"].detail
     assert f"gs://{bucket} is in {bucket_location(bucket)}" in checks["location"].detail
@@ -146,7 +150,8 @@ def test_healthy_configuration_passes_and_leaves_the_bucket_as_it_was(
     for spec in TABLES.values():
         rows = source_count(source.database, spec.source_table)
         assert checks[f"plan {spec.name}"].detail.startswith(
-            f"{rows:,} rows of {spec.source_table} in 1 chunk of at most 5,000,000 rows")
+            f"{rows:,} rows of {spec.source_table} in 1 chunk of at most 5,000,000 rows"
+        )
     assert all(READER_PASSWORD not in r.line and "\n" not in r.line for r in results)
 
 
@@ -155,7 +160,8 @@ def test_existing_dataset_in_the_bucket_s_location_passes(env: dict[str, str]) -
     checks = by_name(run_checks(env))
     assert checks["location"].ok, checks["location"].line
     assert checks["location"].detail.startswith(
-        f"dataset {PROJECT}.{env['PARTYHELP_BQ_DATASET']} is in US;")
+        f"dataset {PROJECT}.{env['PARTYHELP_BQ_DATASET']} is in US;"
+    )
     assert checks["bigquery"].ok, checks["bigquery"].line
     assert "INFORMATION_SCHEMA.TABLES" in checks["bigquery"].detail
 
@@ -182,21 +188,26 @@ def test_two_missing_settings_are_named_at_once(env: dict[str, str]) -> None:
     assert "PARTYHELP_MYSQL_HOST is not set" in settings.detail
     assert "PARTYHELP_GCS_BUCKET is not set" in settings.detail
     assert [r.name for r in results[1:]] == list(LATER_CHECKS)
-    assert all(not r.ok and r.detail == "not checked: needs valid settings (see settings)"
-               for r in results[1:])
+    assert all(
+        not r.ok and r.detail == "not checked: needs valid settings (see settings)"
+        for r in results[1:]
+    )
 
 
 def test_the_settings_check_warns_when_the_test_clock_is_set(env: dict[str, str]) -> None:
     quiet, _ = check_settings(env)
     loud, _ = check_settings({**env, "PARTYHELP_CLOCK_DATE": "2026-11-25"})
     assert quiet.ok and loud.ok and "WARNING" not in quiet.line
-    assert loud.line.endswith("; WARNING: the test clock PARTYHELP_CLOCK_DATE=2026-11-25 is "
-                              "set: every sync takes that day as today (unset it in "
-                              "production)")
+    assert loud.line.endswith(
+        "; WARNING: the test clock PARTYHELP_CLOCK_DATE=2026-11-25 is "
+        "set: every sync takes that day as today (unset it in "
+        "production)"
+    )
 
 
-def test_wrong_mysql_password_fails_mysql_and_the_source_checks(env: dict[str, str],
-                                                                source: Source) -> None:
+def test_wrong_mysql_password_fails_mysql_and_the_source_checks(
+    env: dict[str, str], source: Source
+) -> None:
     wrong = "wrong-" + secrets.token_hex(8)
     results = run_checks({**env, "PARTYHELP_MYSQL_PASSWORD": wrong})
     checks = by_name(results)
@@ -206,7 +217,8 @@ def test_wrong_mysql_password_fails_mysql_and_the_source_checks(env: dict[str, s
     assert "Access denied" in mysql.detail
     assert [(r.name, r.ok, r.detail) for r in results[-2:]] == [
         ("drift", False, "not checked: needs MySQL (see mysql)"),
-        ("plan", False, "not checked: needs MySQL (see mysql)")]
+        ("plan", False, "not checked: needs MySQL (see mysql)"),
+    ]
     assert checks["bucket"].ok and checks["location"].ok and checks["bigquery"].ok
     assert all(wrong not in r.line for r in results)
 
@@ -216,10 +228,13 @@ def test_a_user_that_could_write_fails(env: dict[str, str], source: Source) -> N
     checks = by_name(run_checks(env))
     mysql = checks["mysql"]
     assert not mysql.ok
-    assert mysql.detail.startswith(f"connected to 127.0.0.1:3306 as {source.user}, which "
-                                   f"could write: INSERT, UPDATE, DELETE on `{source.database}`.*")
-    assert mysql.detail.endswith(f"The sync needs SELECT only on `{source.database}`: "
-                                 "revoke the rest")
+    assert mysql.detail.startswith(
+        f"connected to 127.0.0.1:3306 as {source.user}, which "
+        f"could write: INSERT, UPDATE, DELETE on `{source.database}`.*"
+    )
+    assert mysql.detail.endswith(
+        f"The sync needs SELECT only on `{source.database}`: revoke the rest"
+    )
     assert checks["drift"].ok and all(checks[name].ok for name in PLAN_CHECKS)
 
 
@@ -232,12 +247,17 @@ def test_missing_bucket_fails_naming_it_and_writes_nothing(env: dict[str, str]) 
     cheap = cheap_checks(load_settings(env))
 
     assert bucket_names() == buckets  # nothing was created
-    expected = CheckResult("bucket", False, f"gs://{missing} does not exist: run python -m "
-                                            "scripts.setup (docs/OPERATIONS.md, section 1)")
+    expected = CheckResult(
+        "bucket",
+        False,
+        f"gs://{missing} does not exist: run python -m "
+        "scripts.setup (docs/OPERATIONS.md, section 1)",
+    )
     assert by_name(results)["bucket"] == expected
     assert expected.line.startswith(f"FAIL  bucket: gs://{missing} does not exist")
     assert by_name(results)["location"] == CheckResult(
-        "location", False, "not checked: needs the bucket (see bucket)")
+        "location", False, "not checked: needs the bucket (see bucket)"
+    )
     assert cheap == [expected, by_name(results)["location"]]
 
 
@@ -246,8 +266,10 @@ def test_dataset_in_another_location_than_the_bucket_fails(env: dict[str, str]) 
     held = bucket_location(bucket)
     elsewhere = another_location(held)
     create_dataset(env, elsewhere)
-    expected = (f"dataset {dataset} is in {elsewhere}, but bucket gs://{bucket} is in {held}: "
-                "BigQuery loads into it only from a bucket in that location")
+    expected = (
+        f"dataset {dataset} is in {elsewhere}, but bucket gs://{bucket} is in {held}: "
+        "BigQuery loads into it only from a bucket in that location"
+    )
 
     location = by_name(run_checks(env))["location"]
     cheap = cheap_checks(load_settings(env))
@@ -265,7 +287,8 @@ def test_dataset_to_be_created_in_another_location_fails(env: dict[str, str]) ->
     assert location.detail == (
         f"dataset {PROJECT}.{env['PARTYHELP_BQ_DATASET']} does not exist: it will be created "
         f"in PARTYHELP_BQ_LOCATION={elsewhere}, but bucket gs://{bucket} is in {held}: "
-        "BigQuery loads into it only from a bucket in that location")
+        "BigQuery loads into it only from a bucket in that location"
+    )
 
 
 def test_dropped_source_column_fails_drift(env: dict[str, str], source: Source) -> None:
@@ -280,16 +303,23 @@ def test_dropped_source_column_fails_drift(env: dict[str, str], source: Source) 
 
 def test_dead_endpoints_fail_within_the_retry_window(env: dict[str, str]) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
-    settings = load_settings({**env, "STORAGE_EMULATOR_HOST": dead,
-                              "BIGQUERY_EMULATOR_HOST": dead,
-                              "PARTYHELP_GCS_RETRY_SECONDS": "1",
-                              "PARTYHELP_BQ_RETRY_SECONDS": "1"})
+    settings = load_settings(
+        {
+            **env,
+            "STORAGE_EMULATOR_HOST": dead,
+            "BIGQUERY_EMULATOR_HOST": dead,
+            "PARTYHELP_GCS_RETRY_SECONDS": "1",
+            "PARTYHELP_BQ_RETRY_SECONDS": "1",
+        }
+    )
     started = time.monotonic()
     results = cheap_checks(settings)
     assert time.monotonic() - started < 30
     assert not results[0].ok
-    assert results[0].detail == (f"GCS at {dead} did not answer within 1 s (connection "
-                                 "refused): is the emulator running? scripts/stack.sh status")
+    assert results[0].detail == (
+        f"GCS at {dead} did not answer within 1 s (connection "
+        "refused): is the emulator running? scripts/stack.sh status"
+    )
     assert results[0].unreachable is not None and results[0].unreachable.service == "GCS"
 
 
@@ -299,12 +329,19 @@ def test_hung_endpoints_fail_within_a_call_timeout_and_the_retry_window() -> Non
     with private_emulators() as pair:
         bucket, dataset = f"ph-preflight-hung-{secrets.token_hex(4)}", "ph_preflight_hung"
         create_bucket(bucket)
-        settings = load_settings({
-            **pair.client_env, "PARTYHELP_MYSQL_HOST": "127.0.0.1",
-            "PARTYHELP_MYSQL_USER": "nobody", "PARTYHELP_MYSQL_DATABASE": "nothing",
-            "PARTYHELP_GCS_BUCKET": bucket, "PARTYHELP_BQ_DATASET": dataset,
-            "PARTYHELP_BQ_LOCATION": "US", "PARTYHELP_GCS_RETRY_SECONDS": "1",
-            "PARTYHELP_BQ_RETRY_SECONDS": "1"})
+        settings = load_settings(
+            {
+                **pair.client_env,
+                "PARTYHELP_MYSQL_HOST": "127.0.0.1",
+                "PARTYHELP_MYSQL_USER": "nobody",
+                "PARTYHELP_MYSQL_DATABASE": "nothing",
+                "PARTYHELP_GCS_BUCKET": bucket,
+                "PARTYHELP_BQ_DATASET": dataset,
+                "PARTYHELP_BQ_LOCATION": "US",
+                "PARTYHELP_GCS_RETRY_SECONDS": "1",
+                "PARTYHELP_BQ_RETRY_SECONDS": "1",
+            }
+        )
         bound = CALL_TIMEOUT_SECONDS + 1 + 5  # the call's timeout, the window, some slack
         for service, failed in (("gcs", 0), ("bigquery", 1)):
             pair.freeze(service)
@@ -317,11 +354,13 @@ def test_hung_endpoints_fail_within_a_call_timeout_and_the_retry_window() -> Non
             assert took < bound, (service, took, results)
             assert not results[failed].ok, results
             name = "GCS" if service == "gcs" else "BigQuery"
-            address = pair.client_env["STORAGE_EMULATOR_HOST" if service == "gcs"
-                                      else "BIGQUERY_EMULATOR_HOST"]
+            address = pair.client_env[
+                "STORAGE_EMULATOR_HOST" if service == "gcs" else "BIGQUERY_EMULATOR_HOST"
+            ]
             assert results[failed].detail == (
                 f"{name} at {address} did not answer within 1 s (timed out): is the emulator "
-                "running? scripts/stack.sh status")
+                "running? scripts/stack.sh status"
+            )
 
 
 def test_a_private_pair_never_takes_over_a_port_another_stack_answers_on() -> None:
@@ -353,8 +392,15 @@ def test_main_check_prints_one_line_per_check_and_exits_0_or_1(env: dict[str, st
     assert main_check(env, out) == 1
     lines = out.getvalue().splitlines()
     assert len(lines) == len(ALL_CHECKS) - len(PLAN_CHECKS) + 1
-    assert [line[:6] for line in lines] == ["ok    ", "FAIL  ", "ok    ", "ok    ", "ok    ",
-                                            "FAIL  ", "FAIL  "]
+    assert [line[:6] for line in lines] == [
+        "ok    ",
+        "FAIL  ",
+        "ok    ",
+        "ok    ",
+        "ok    ",
+        "FAIL  ",
+        "FAIL  ",
+    ]
     assert lines[1].startswith("FAIL  mysql: cannot connect to MySQL at 127.0.0.1:3306")
 
 
@@ -370,26 +416,30 @@ def test_write_privileges_reads_show_grants_lines() -> None:
         "GRANT `reporting` TO `rd`@`%`",
     ]
     assert write_privileges(lines, "ph_db") == ["UPDATE on `ph_db`.`venues`"]
-    assert write_privileges(["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` "
-                             "WITH GRANT OPTION"], "ph_db") == [
-        "ALL PRIVILEGES, GRANT OPTION on *.*"]
+    assert write_privileges(
+        ["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION"], "ph_db"
+    ) == ["ALL PRIVILEGES, GRANT OPTION on *.*"]
     # A database grant's _ and % are wildcards unless escaped.
     assert write_privileges(["GRANT DELETE ON `ph_%`.* TO `rd`@`%`"], "ph_db") == [
-        "DELETE on `ph_%`.*"]
+        "DELETE on `ph_%`.*"
+    ]
     assert write_privileges(["GRANT DELETE ON `ph\\_db`.* TO `rd`@`%`"], "phxdb") == []
     assert write_privileges(lines[:2], "ph_db") == []
 
 
-@pytest.mark.parametrize(("bucket", "dataset", "ok"), [
-    ("US-CENTRAL1", "US", True),              # the US multi-region loads from anywhere
-    ("AUSTRALIA-SOUTHEAST1", "US", True),
-    ("AUSTRALIA-SOUTHEAST1", "australia-southeast1", True),
-    ("EU", "EU", True),
-    ("EUROPE-WEST1", "EU", True),             # a region inside the EU multi-region
-    ("US", "australia-southeast1", False),
-    ("ASIA", "australia-southeast1", False),
-    ("US-CENTRAL1", "EU", False),
-    ("EU", "europe-west1", False),            # a regional dataset needs its own region
-])
+@pytest.mark.parametrize(
+    ("bucket", "dataset", "ok"),
+    [
+        ("US-CENTRAL1", "US", True),  # the US multi-region loads from anywhere
+        ("AUSTRALIA-SOUTHEAST1", "US", True),
+        ("AUSTRALIA-SOUTHEAST1", "australia-southeast1", True),
+        ("EU", "EU", True),
+        ("EUROPE-WEST1", "EU", True),  # a region inside the EU multi-region
+        ("US", "australia-southeast1", False),
+        ("ASIA", "australia-southeast1", False),
+        ("US-CENTRAL1", "EU", False),
+        ("EU", "europe-west1", False),  # a regional dataset needs its own region
+    ],
+)
 def test_location_rule(bucket: str, dataset: str, ok: bool) -> None:
     assert (location_problem(bucket, dataset) is None) == ok

@@ -39,7 +39,8 @@ def _statement_pattern(sql: str) -> re.Pattern[str]:
 _PLANNING = re.compile(
     r"SELECT MIN\(`id`\), MAX\(`id`\) FROM `(\w+)`"
     r"|SELECT MIN\(`id`\) FROM `(\w+)` WHERE `id` > \d+",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 # Besides the aggregate, a load reads one DATE column of the current table (which day it
 # holds, so an older day's replay leaves it alone) and counts its day's history partition.
 _DAY_READ = re.compile(r"SELECT MAX\(sync_date\) AS day FROM `[\w.-]+`")
@@ -65,14 +66,18 @@ def logged_run() -> Iterator[dict[str, Any]]:
                 cursor.execute(
                     "SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log "
                     "WHERE event_time >= %s AND command_type = 'Query' "
-                    "AND user_host LIKE %s", (started, f"{source.user}[%"))
+                    "AND user_host LIKE %s",
+                    (started, f"{source.user}[%"),
+                )
                 statements = [row[0] for row in cursor.fetchall()]
         assert state.is_completed(), state.message
         client = bigquery_client(settings)
-        queries = [job.query for job in client.list_jobs(all_users=True)
-                   if job.job_type == "query" and settings.bq_dataset in (job.query or "")]
-        yield {"source": source, "settings": settings, "statements": statements,
-               "queries": queries}
+        queries = [
+            job.query
+            for job in client.list_jobs(all_users=True)
+            if job.job_type == "query" and settings.bq_dataset in (job.query or "")
+        ]
+        yield {"source": source, "settings": settings, "statements": statements, "queries": queries}
 
 
 def _chunks(source: Source, spec: TableSpec) -> int:
@@ -88,16 +93,28 @@ def _chunks(source: Source, spec: TableSpec) -> int:
 
 
 def test_each_chunk_streams_its_rows_once_and_sends_one_aggregate(
-        logged_run: dict[str, Any]) -> None:
+    logged_run: dict[str, Any],
+) -> None:
     statements = logged_run["statements"]
     streams, aggregates = Counter(), Counter()
     unclassified = []
     for statement in statements:
         text = statement.strip()
-        kind = next(((name, "stream") for name, spec in TABLES.items()
-                     if _statement_pattern(flattening_query(spec)).fullmatch(text)), None) \
-            or next(((name, "aggregate") for name, spec in TABLES.items()
-                     if _statement_pattern(totals_query(spec)).fullmatch(text)), None)
+        kind = next(
+            (
+                (name, "stream")
+                for name, spec in TABLES.items()
+                if _statement_pattern(flattening_query(spec)).fullmatch(text)
+            ),
+            None,
+        ) or next(
+            (
+                (name, "aggregate")
+                for name, spec in TABLES.items()
+                if _statement_pattern(totals_query(spec)).fullmatch(text)
+            ),
+            None,
+        )
         if kind:
             (streams if kind[1] == "stream" else aggregates)[kind[0]] += 1
         elif not _PLANNING.fullmatch(text):
@@ -105,9 +122,11 @@ def test_each_chunk_streams_its_rows_once_and_sends_one_aggregate(
     # No other statement reads a source table (session settings, the snapshot, the
     # information_schema drift check only).
     source_tables = {spec.source_table for spec in TABLES.values()}
-    readers = [s for s in unclassified
-               if any(re.search(rf"\b(FROM|JOIN)\s+`?{t}`?\b", s, re.IGNORECASE)
-                      for t in source_tables)]
+    readers = [
+        s
+        for s in unclassified
+        if any(re.search(rf"\b(FROM|JOIN)\s+`?{t}`?\b", s, re.IGNORECASE) for t in source_tables)
+    ]
     assert readers == []
     for name, spec in TABLES.items():
         chunks = _chunks(logged_run["source"], spec)

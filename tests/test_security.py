@@ -71,15 +71,20 @@ def _throwaway_private_key() -> str:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode("ascii")
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode("ascii")
 
 
 FAKE_PRIVATE_KEY = _throwaway_private_key()
 FAKE_KEY_BODY = FAKE_PRIVATE_KEY.splitlines()[5]  # one line of the key's base64 body
 WRONG_PASSWORD = "wrong-" + secrets.token_hex(12)
-SECRETS = {"mysql password": READER_PASSWORD, "pii salt": SALT, "private key": FAKE_KEY_BODY,
-           "wrong password": WRONG_PASSWORD}
+SECRETS = {
+    "mysql password": READER_PASSWORD,
+    "pii salt": SALT,
+    "private key": FAKE_KEY_BODY,
+    "wrong password": WRONG_PASSWORD,
+}
 
 
 def _leaks(text: str) -> list[str]:
@@ -107,35 +112,64 @@ def runs(source: Source, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
     token = secrets.token_hex(4)
     salt_block, key_block = f"ph-test-salt-{token}", f"ph-test-gcp-{token}"
     Secret(value=SALT).save(salt_block)
-    GcpCredentials(service_account_info={
-        "type": "service_account", "project_id": "partyhelp-test",
-        "private_key_id": secrets.token_hex(20), "private_key": FAKE_PRIVATE_KEY,
-        "client_email": "sync@partyhelp-test.iam.gserviceaccount.com",
-        "client_id": "1", "token_uri": "https://oauth2.googleapis.com/token"}).save(key_block)
+    GcpCredentials(
+        service_account_info={
+            "type": "service_account",
+            "project_id": "partyhelp-test",
+            "private_key_id": secrets.token_hex(20),
+            "private_key": FAKE_PRIVATE_KEY,
+            "client_email": "sync@partyhelp-test.iam.gserviceaccount.com",
+            "client_id": "1",
+            "token_uri": "https://oauth2.googleapis.com/token",
+        }
+    ).save(key_block)
     results_dir = Path(os.environ["PREFECT_LOCAL_STORAGE_PATH"])
     started = time.time()
     checksums_before = _checksums(source)
-    base = new_target(source, "sec", PARTYHELP_CHUNK_ROWS="2000000000",
-                      PARTYHELP_GCP_CREDENTIALS_BLOCK=key_block)
-    pii = {**new_target(source, "pii", PARTYHELP_CHUNK_ROWS="2000000000",
-                        PARTYHELP_GCP_CREDENTIALS_BLOCK=key_block),
-           "PARTYHELP_INCLUDE_PII_HASHES": "true", "PARTYHELP_PII_SALT_BLOCK": salt_block}
+    base = new_target(
+        source, "sec", PARTYHELP_CHUNK_ROWS="2000000000", PARTYHELP_GCP_CREDENTIALS_BLOCK=key_block
+    )
+    pii = {
+        **new_target(
+            source,
+            "pii",
+            PARTYHELP_CHUNK_ROWS="2000000000",
+            PARTYHELP_GCP_CREDENTIALS_BLOCK=key_block,
+        ),
+        "PARTYHELP_INCLUDE_PII_HASHES": "true",
+        "PARTYHELP_PII_SALT_BLOCK": salt_block,
+    }
     out: dict[str, Any] = {"base": base, "pii": pii, "states": {}}
     try:
-        for name, env in (("default", base), ("pii", pii),
-                          ("wrong_password", {**base, "PARTYHELP_MYSQL_PASSWORD": WRONG_PASSWORD}),
-                          ("mysql_down", {**base, "PARTYHELP_MYSQL_PORT": str(free_port())})):
+        for name, env in (
+            ("default", base),
+            ("pii", pii),
+            ("wrong_password", {**base, "PARTYHELP_MYSQL_PASSWORD": WRONG_PASSWORD}),
+            ("mysql_down", {**base, "PARTYHELP_MYSQL_PORT": str(free_port())}),
+        ):
             with environment(env):
                 out["states"][name] = sync_on(DAY, tables=TABLES_SYNCED)
         command = subprocess.run(
-            [sys.executable, "-m", "flows.partyhelp_sync", "--date", DAY.isoformat(),
-             "--tables", "ph_venues"], cwd=ROOT, capture_output=True, text=True, timeout=300,
-            env={**os.environ, **base, **clock_at(DAY),
-                 "PARTYHELP_MYSQL_PASSWORD": WRONG_PASSWORD})
+            [
+                sys.executable,
+                "-m",
+                "flows.partyhelp_sync",
+                "--date",
+                DAY.isoformat(),
+                "--tables",
+                "ph_venues",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, **base, **clock_at(DAY), "PARTYHELP_MYSQL_PASSWORD": WRONG_PASSWORD},
+        )
         out["command"] = command
         out["checksums"] = (checksums_before, _checksums(source))
-        out["results"] = [p for p in results_dir.rglob("*")
-                          if p.is_file() and p.stat().st_mtime >= started]
+        out["results"] = [
+            p for p in results_dir.rglob("*") if p.is_file() and p.stat().st_mtime >= started
+        ]
         yield out
     finally:
         for block, name in ((Secret, salt_block), (GcpCredentials, key_block)):
@@ -147,33 +181,42 @@ def runs(source: Source, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
 
 
 def test_the_sync_user_can_only_select(source: Source) -> None:
-    connection = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user=source.user,
-                                 password=READER_PASSWORD, database=source.database,
-                                 autocommit=True)
+    connection = pymysql.connect(
+        host=MYSQL_HOST,
+        port=MYSQL_PORT,
+        user=source.user,
+        password=READER_PASSWORD,
+        database=source.database,
+        autocommit=True,
+    )
     with connection, connection.cursor() as cursor:
         cursor.execute("SHOW GRANTS FOR CURRENT_USER()")
         grants = [row[0] for row in cursor.fetchall()]
         privileges = [g for g in grants if not g.startswith("GRANT USAGE")]
         assert len(privileges) == 1
-        assert re.fullmatch(rf"GRANT SELECT ON `{source.database}`\.\* TO `{source.user}`@`[^`]+`",
-                            privileges[0]), privileges
+        assert re.fullmatch(
+            rf"GRANT SELECT ON `{source.database}`\.\* TO `{source.user}`@`[^`]+`", privileges[0]
+        ), privileges
         cursor.execute("SELECT COUNT(*) FROM venues")
         assert cursor.fetchone()[0] > 0
-        for statement in ("INSERT INTO areas (name) VALUES ('x')",
-                          "UPDATE venues SET credit_balance = 0",
-                          "DELETE FROM credit_transactions",
-                          "CREATE TABLE stolen (id INT)",
-                          "DROP TABLE leads",
-                          "ALTER TABLE leads ADD COLUMN x INT",
-                          "TRUNCATE TABLE lead_purchases",
-                          f"GRANT SELECT ON `{source.database}`.* TO CURRENT_USER()"):
+        for statement in (
+            "INSERT INTO areas (name) VALUES ('x')",
+            "UPDATE venues SET credit_balance = 0",
+            "DELETE FROM credit_transactions",
+            "CREATE TABLE stolen (id INT)",
+            "DROP TABLE leads",
+            "ALTER TABLE leads ADD COLUMN x INT",
+            "TRUNCATE TABLE lead_purchases",
+            f"GRANT SELECT ON `{source.database}`.* TO CURRENT_USER()",
+        ):
             with pytest.raises(pymysql.err.OperationalError) as refused:
                 cursor.execute(statement)
             assert refused.value.args[0] in (1044, 1142, 1227), statement  # denied
 
 
 def test_whole_runs_succeed_as_that_user_and_change_nothing_in_the_source(
-        runs: dict[str, Any], source: Source) -> None:
+    runs: dict[str, Any], source: Source
+) -> None:
     for name in ("default", "pii"):
         assert runs["states"][name].is_completed(), runs["states"][name].message
         assert runs[name if name == "pii" else "base"]["PARTYHELP_MYSQL_USER"] == source.user
@@ -257,15 +300,15 @@ def _e164(phone: str) -> str | None:
 
 
 def _keyed(value: str | None) -> str | None:
-    return None if not value else hmac.new(SALT.encode(), value.encode(),
-                                           hashlib.sha256).hexdigest()
+    return (
+        None if not value else hmac.new(SALT.encode(), value.encode(), hashlib.sha256).hexdigest()
+    )
 
 
 def _pii_values(source: Source) -> set[str]:
     """Every email and phone in the source, as stored and as normalised."""
     values: set[str] = set()
-    for table, columns in (("leads", "email, phone"), ("venues", "contact_email, "
-                                                                  "contact_phone")):
+    for table, columns in (("leads", "email, phone"), ("venues", "contact_email, contact_phone")):
         for email, phone in source.sql(f"SELECT {columns} FROM {table}"):
             if email and email.strip():
                 values |= {email, email.strip().lower()}
@@ -280,10 +323,14 @@ def test_pii_is_off_by_default(runs: dict[str, Any], source: Source) -> None:
         fields = [f.name for f in client.get_table(settings.table_ref("ph_leads")).schema]
         assert not {"email", "phone", "email_sha256", "phone_sha256"} & set(fields)
         objects = bucket_objects(settings)
-        schemas = [avro_records(d)[0] for n, d in objects.items()
-                   if n.endswith(".avro") and "/ph_leads/" in n]
-        assert schemas and all("email_sha256" not in str(s) and '"phone' not in str(s)
-                               for s in schemas)
+        schemas = [
+            avro_records(d)[0]
+            for n, d in objects.items()
+            if n.endswith(".avro") and "/ph_leads/" in n
+        ]
+        assert schemas and all(
+            "email_sha256" not in str(s) and '"phone' not in str(s) for s in schemas
+        )
         _assert_nowhere(settings, objects, _pii_values(source))
 
 
@@ -297,15 +344,25 @@ def _assert_nowhere(settings: Any, objects: dict[str, bytes], values: set[str]) 
         assert not found, (name, found[:5])
 
 
-def test_pii_opt_in_adds_only_keyed_hashes_of_normalised_values(runs: dict[str, Any],
-                                                                source: Source) -> None:
+def test_pii_opt_in_adds_only_keyed_hashes_of_normalised_values(
+    runs: dict[str, Any], source: Source
+) -> None:
     with environment(runs["pii"]) as settings:
-        rows = {r["lead_id"]: r for r in query(
-            settings, f"SELECT lead_id, email_sha256, phone_sha256 FROM "
-                      f"{settings.quoted_table_ref('ph_leads')}")}
-        expected = {lead_id: (_keyed(email.strip().lower() if email else None),
-                              _keyed(_e164(phone) if phone else None))
-                    for lead_id, email, phone in source.sql("SELECT id, email, phone FROM leads")}
+        rows = {
+            r["lead_id"]: r
+            for r in query(
+                settings,
+                f"SELECT lead_id, email_sha256, phone_sha256 FROM "
+                f"{settings.quoted_table_ref('ph_leads')}",
+            )
+        }
+        expected = {
+            lead_id: (
+                _keyed(email.strip().lower() if email else None),
+                _keyed(_e164(phone) if phone else None),
+            )
+            for lead_id, email, phone in source.sql("SELECT id, email, phone FROM leads")
+        }
         assert {k: (r["email_sha256"], r["phone_sha256"]) for k, r in rows.items()} == expected
         assert sum(1 for e, p in expected.values() if e and p) > 5
         _assert_nowhere(settings, bucket_objects(settings), _pii_values(source))
@@ -316,38 +373,48 @@ def test_pii_opt_in_adds_only_keyed_hashes_of_normalised_values(runs: dict[str, 
 INJECTION = "x`; DROP TABLE y; --"
 
 
-@pytest.mark.parametrize(("variable", "value"), [
-    ("PARTYHELP_BQ_DATASET", INJECTION),
-    ("PARTYHELP_BQ_DATASET", "my-dataset"),
-    ("PARTYHELP_BQ_DATASET", "a.b"),
-    ("PARTYHELP_BQ_PROJECT", "x`; DROP TABLE y; --"),
-    ("PARTYHELP_BQ_PROJECT", "Upper-Case-Project"),
-    ("PARTYHELP_BQ_PROJECT", "abc"),
-    ("PARTYHELP_GCS_BUCKET", "Bad_Bucket"),
-    ("PARTYHELP_GCS_BUCKET", "goog-exports"),
-    ("PARTYHELP_GCS_BUCKET", "a..b"),
-    ("PARTYHELP_GCS_BUCKET", "ab"),
-    ("PARTYHELP_GCS_BUCKET", "bucket/with/slash"),
-    ("PARTYHELP_GCS_BUCKET", "my-google-exports"),
-    ("PARTYHELP_GCS_BUCKET", "192.168.5.4"),
-    ("PARTYHELP_GCS_BUCKET", "x" * 64),
-    ("PARTYHELP_GCS_PREFIX", "../outside"),
-    ("PARTYHELP_GCS_PREFIX", "a//b"),
-    ("PARTYHELP_GCS_PREFIX", "with space"),
-    ("PARTYHELP_GCS_PREFIX", "x`y"),
-    ("PARTYHELP_GCP_CREDENTIALS_BLOCK", "Not A Block!"),
-])
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PARTYHELP_BQ_DATASET", INJECTION),
+        ("PARTYHELP_BQ_DATASET", "my-dataset"),
+        ("PARTYHELP_BQ_DATASET", "a.b"),
+        ("PARTYHELP_BQ_PROJECT", "x`; DROP TABLE y; --"),
+        ("PARTYHELP_BQ_PROJECT", "Upper-Case-Project"),
+        ("PARTYHELP_BQ_PROJECT", "abc"),
+        ("PARTYHELP_GCS_BUCKET", "Bad_Bucket"),
+        ("PARTYHELP_GCS_BUCKET", "goog-exports"),
+        ("PARTYHELP_GCS_BUCKET", "a..b"),
+        ("PARTYHELP_GCS_BUCKET", "ab"),
+        ("PARTYHELP_GCS_BUCKET", "bucket/with/slash"),
+        ("PARTYHELP_GCS_BUCKET", "my-google-exports"),
+        ("PARTYHELP_GCS_BUCKET", "192.168.5.4"),
+        ("PARTYHELP_GCS_BUCKET", "x" * 64),
+        ("PARTYHELP_GCS_PREFIX", "../outside"),
+        ("PARTYHELP_GCS_PREFIX", "a//b"),
+        ("PARTYHELP_GCS_PREFIX", "with space"),
+        ("PARTYHELP_GCS_PREFIX", "x`y"),
+        ("PARTYHELP_GCP_CREDENTIALS_BLOCK", "Not A Block!"),
+    ],
+)
 def test_invalid_identifiers_are_refused_naming_the_variable(variable: str, value: str) -> None:
-    env = {"PARTYHELP_MYSQL_HOST": "h", "PARTYHELP_MYSQL_USER": "u",
-           "PARTYHELP_MYSQL_DATABASE": "d", "PARTYHELP_GCS_BUCKET": "ok-bucket",
-           "PARTYHELP_BQ_PROJECT": "ok-project", variable: value}
+    env = {
+        "PARTYHELP_MYSQL_HOST": "h",
+        "PARTYHELP_MYSQL_USER": "u",
+        "PARTYHELP_MYSQL_DATABASE": "d",
+        "PARTYHELP_GCS_BUCKET": "ok-bucket",
+        "PARTYHELP_BQ_PROJECT": "ok-project",
+        variable: value,
+    }
     with pytest.raises(ConfigError, match=rf"^{variable}="):
         load_settings(env)
 
 
 def test_table_names_are_validated_before_they_are_quoted() -> None:
-    assert quote_table_ref("ok-project", "ok_dataset", "ph_leads") == \
-        "`ok-project.ok_dataset.ph_leads`"
+    assert (
+        quote_table_ref("ok-project", "ok_dataset", "ph_leads")
+        == "`ok-project.ok_dataset.ph_leads`"
+    )
     for bad in ("ph_leads`; DROP TABLE x; --", "a.b", "a-b", ""):
         with pytest.raises(ConfigError):
             validate_table(bad)
@@ -364,10 +431,10 @@ def test_an_injection_in_the_dataset_name_never_reaches_a_query(runs: dict[str, 
     with env_vars({**runs["base"], "PARTYHELP_BQ_DATASET": INJECTION}):
         state = sync_on(DAY, tables=["ph_venues"])
     assert state.is_failed()
-    assert f"PARTYHELP_BQ_DATASET={INJECTION!r} is not a valid BigQuery dataset id" \
-        in state.message
+    assert f"PARTYHELP_BQ_DATASET={INJECTION!r} is not a valid BigQuery dataset id" in state.message
     record = flow_run_record(state.state_details.flow_run_id)
     assert record.task_runs == []  # refused before any task, so before any query
     assert {d.dataset_id for d in client.list_datasets()} == datasets
-    assert [dict(r.items()) for r in client.query(f"SELECT kept FROM `{sentinel}`").result()] \
-        == [{"kept": 1}]
+    assert [dict(r.items()) for r in client.query(f"SELECT kept FROM `{sentinel}`").result()] == [
+        {"kept": 1}
+    ]

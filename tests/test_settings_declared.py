@@ -38,14 +38,17 @@ def test_every_setting_is_declared_with_its_variable_and_meaning() -> None:
     for setting in declared:
         assert setting.meaning, f"{setting.variable} has no meaning"
         assert "|" not in setting.meaning + setting.default  # a cell of the README table
-        assert setting.variable.startswith("PARTYHELP_") or \
-            setting.variable.endswith("_EMULATOR_HOST"), setting.variable
+        assert setting.variable.startswith("PARTYHELP_") or setting.variable.endswith(
+            "_EMULATOR_HOST"
+        ), setting.variable
 
 
 def _deployment_envs() -> dict[str, dict[str, Any]]:
     config = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))
-    return {d["name"]: d["work_pool"].get("job_variables", {}).get("env", {})
-            for d in config["deployments"]}
+    return {
+        d["name"]: d["work_pool"].get("job_variables", {}).get("env", {})
+        for d in config["deployments"]
+    }
 
 
 def test_every_setting_a_deployment_passes_is_declared() -> None:
@@ -56,9 +59,13 @@ def test_every_setting_a_deployment_passes_is_declared() -> None:
     for name, env in _deployment_envs().items():
         unknown = [v for v in env if not v.startswith("PREFECT_") and v not in declared]
         assert not unknown, f"{name} passes {unknown}, read nowhere"
-    assert variable_settings() == [s.variable for s in declared_settings()
-                                   if not s.secret and s.variable.startswith("PARTYHELP_")
-                                   and s.variable != "PARTYHELP_SETTINGS_VARIABLE"]
+    assert variable_settings() == [
+        s.variable
+        for s in declared_settings()
+        if not s.secret
+        and s.variable.startswith("PARTYHELP_")
+        and s.variable != "PARTYHELP_SETTINGS_VARIABLE"
+    ]
     every = {v: "x" for v in variable_settings()}
     assert settings_in_variable("v", every) == every  # each one is accepted
 

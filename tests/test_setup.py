@@ -28,13 +28,19 @@ def fake_service_account_key(path: Path) -> dict[str, str]:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    info = {"type": "service_account", "project_id": "partyhelp-test",
-            "private_key_id": secrets.token_hex(8),
-            "private_key": key.private_bytes(serialization.Encoding.PEM,
-                                             serialization.PrivateFormat.PKCS8,
-                                             serialization.NoEncryption()).decode(),
-            "client_email": "partyhelp-sync@partyhelp-test.iam.gserviceaccount.com",
-            "client_id": "1", "token_uri": "https://oauth2.googleapis.com/token"}
+    info = {
+        "type": "service_account",
+        "project_id": "partyhelp-test",
+        "private_key_id": secrets.token_hex(8),
+        "private_key": key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode(),
+        "client_email": "partyhelp-sync@partyhelp-test.iam.gserviceaccount.com",
+        "client_id": "1",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }
     path.write_text(json.dumps(info))
     return info
 
@@ -46,33 +52,64 @@ def names(stack: None, tmp_path: Path) -> Iterator[dict[str, Any]]:
     from prefect.exceptions import ObjectNotFound
 
     token = secrets.token_hex(4)
-    blocks = {"results": f"ph-setup-results-{token}", "password": f"ph-setup-mysql-{token}",
-              "credentials": f"ph-setup-gcp-{token}"}
+    blocks = {
+        "results": f"ph-setup-results-{token}",
+        "password": f"ph-setup-mysql-{token}",
+        "credentials": f"ph-setup-gcp-{token}",
+    }
     key_file = tmp_path / "key.json"
-    yield {**blocks, "key_file": key_file, "key": fake_service_account_key(key_file),
-           "bucket": f"ph-setup-{token}", "dataset": f"ph_setup_{token}"}
+    yield {
+        **blocks,
+        "key_file": key_file,
+        "key": fake_service_account_key(key_file),
+        "bucket": f"ph-setup-{token}",
+        "dataset": f"ph_setup_{token}",
+    }
     with get_client(sync_client=True) as client:
-        for slug, name in (("gcs-bucket", blocks["results"]), ("secret", blocks["password"]),
-                           ("gcp-credentials", blocks["credentials"])):
+        for slug, name in (
+            ("gcs-bucket", blocks["results"]),
+            ("secret", blocks["password"]),
+            ("gcp-credentials", blocks["credentials"]),
+        ):
             with contextlib.suppress(ObjectNotFound):
-                client.delete_block_document(
-                    client.read_block_document_by_name(name, slug).id)
+                client.delete_block_document(client.read_block_document_by_name(name, slug).id)
 
 
-def run_setup(names: dict[str, Any], *extra: str, password: str | None = PASSWORD,
-              stdin: str = "") -> list[str]:
+def run_setup(
+    names: dict[str, Any], *extra: str, password: str | None = PASSWORD, stdin: str = ""
+) -> list[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARTYHELP_")}
-    env.update(PARTYHELP_GCS_BUCKET=names["bucket"], PARTYHELP_GCS_PREFIX="exports",
-               PARTYHELP_BQ_PROJECT="partyhelp-test", PARTYHELP_BQ_DATASET=names["dataset"],
-               PARTYHELP_BQ_LOCATION="US")
+    env.update(
+        PARTYHELP_GCS_BUCKET=names["bucket"],
+        PARTYHELP_GCS_PREFIX="exports",
+        PARTYHELP_BQ_PROJECT="partyhelp-test",
+        PARTYHELP_BQ_DATASET=names["dataset"],
+        PARTYHELP_BQ_LOCATION="US",
+    )
     if password is not None:
         env["PARTYHELP_MYSQL_PASSWORD"] = password
     result = subprocess.run(
-        [sys.executable, "-m", "scripts.setup", "--results-block", names["results"],
-         "--mysql-password-block", names["password"],
-         "--gcp-credentials-block", names["credentials"],
-         "--service-account-key-file", str(names["key_file"]), *extra],
-        cwd=ROOT, env=env, input=stdin, capture_output=True, text=True, timeout=180)
+        [
+            sys.executable,
+            "-m",
+            "scripts.setup",
+            "--results-block",
+            names["results"],
+            "--mysql-password-block",
+            names["password"],
+            "--gcp-credentials-block",
+            names["credentials"],
+            "--service-account-key-file",
+            str(names["key_file"]),
+            *extra,
+        ],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     for secret in (PASSWORD, NEW_PASSWORD, names["key"]["private_key"].splitlines()[1]):
@@ -80,8 +117,14 @@ def run_setup(names: dict[str, Any], *extra: str, password: str | None = PASSWOR
     return result.stdout.splitlines()
 
 
-KINDS = ("GcpCredentials block", "Secret block", "GcsBucket block", "BigQuery dataset",
-         "GCS bucket", "GCS lifecycle rule")
+KINDS = (
+    "GcpCredentials block",
+    "Secret block",
+    "GcsBucket block",
+    "BigQuery dataset",
+    "GCS bucket",
+    "GCS lifecycle rule",
+)
 
 
 def outcomes(lines: list[str]) -> dict[str, str]:
@@ -102,16 +145,25 @@ def test_setup_creates_everything_then_a_rerun_changes_nothing(names: dict[str, 
     from partyhelp_pipeline.warehouse import DATASET_DESCRIPTION
 
     first = outcomes(run_setup(names, "--retention-days", "30"))
-    assert first == {"GcpCredentials block": "created", "Secret block": "created",
-                     "GcsBucket block": "created", "BigQuery dataset": "created",
-                     "GCS bucket": "created", "GCS lifecycle rule": "created"}
+    assert first == {
+        "GcpCredentials block": "created",
+        "Secret block": "created",
+        "GcsBucket block": "created",
+        "BigQuery dataset": "created",
+        "GCS bucket": "created",
+        "GCS lifecycle rule": "created",
+    }
     second = outcomes(run_setup(names, "--retention-days", "30"))
-    assert second == {"GcpCredentials block": "unchanged", "Secret block": "unchanged",
-                      "GcsBucket block": "unchanged", "BigQuery dataset": "unchanged",
-                      # fake-gcs-server drops lifecycle rules (below), so each run sets it
-                      # again; on GCS the rerun finds it and says "unchanged"
-                      # (test_lifecycle_rule_request_and_replacement).
-                      "GCS lifecycle rule": "created"}
+    assert second == {
+        "GcpCredentials block": "unchanged",
+        "Secret block": "unchanged",
+        "GcsBucket block": "unchanged",
+        "BigQuery dataset": "unchanged",
+        # fake-gcs-server drops lifecycle rules (below), so each run sets it
+        # again; on GCS the rerun finds it and says "unchanged"
+        # (test_lifecycle_rule_request_and_replacement).
+        "GCS lifecycle rule": "created",
+    }
 
     assert Secret.load(names["password"]).get() == PASSWORD
     with get_client(sync_client=True) as client:
@@ -120,23 +172,26 @@ def test_setup_creates_everything_then_a_rerun_changes_nothing(names: dict[str, 
     assert results.data["bucket_folder"] == "prefect-results/"
     reference = results.block_document_references["gcp_credentials"]["block_document"]
     assert reference["name"] == names["credentials"]  # rotating that block rotates this one
-    dataset = bigquery.Client(project="partyhelp-test", credentials=AnonymousCredentials()) \
-        .get_dataset(f"partyhelp-test.{names['dataset']}")
+    dataset = bigquery.Client(
+        project="partyhelp-test", credentials=AnonymousCredentials()
+    ).get_dataset(f"partyhelp-test.{names['dataset']}")
     assert (dataset.location, dataset.description) == ("US", DATASET_DESCRIPTION)
-    bucket = storage.Client(project="partyhelp-test", credentials=AnonymousCredentials()) \
-        .get_bucket(names["bucket"])
+    bucket = storage.Client(
+        project="partyhelp-test", credentials=AnonymousCredentials()
+    ).get_bucket(names["bucket"])
     assert list(bucket.lifecycle_rules) == []  # what fake-gcs-server does with the rule
 
     # A new password from stdin (no PARTYHELP_MYSQL_PASSWORD), a new retention period.
-    third = outcomes(run_setup(names, "--retention-days", "45", password=None,
-                               stdin=NEW_PASSWORD + "\n"))
+    third = outcomes(
+        run_setup(names, "--retention-days", "45", password=None, stdin=NEW_PASSWORD + "\n")
+    )
     assert third["Secret block"] == "updated"
     assert Secret.load(names["password"]).get() == NEW_PASSWORD
 
 
-def test_no_password_given_keeps_the_stored_one(names: dict[str, Any],
-                                                monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_password_given_keeps_the_stored_one(
+    names: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from prefect.blocks.system import Secret
 
     monkeypatch.delenv("PARTYHELP_MYSQL_PASSWORD", raising=False)
@@ -149,12 +204,14 @@ def test_no_password_given_keeps_the_stored_one(names: dict[str, Any],
     setup.setup_mysql_password(names["password"])
     assert capsys.readouterr().out.splitlines() == [
         f"Secret block {names['password']}: created",
-        f"Secret block {names['password']}: unchanged (no new password given)"]
+        f"Secret block {names['password']}: unchanged (no new password given)",
+    ]
     assert Secret.load(names["password"]).get() == PASSWORD
 
 
-def test_lifecycle_rule_request_and_replacement(names: dict[str, Any],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lifecycle_rule_request_and_replacement(
+    names: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The PATCH setup sends, as GCS would receive it; its other rules are kept, its own
     rule replaced, not repeated, and nothing is sent when the rule is already there."""
     from google.cloud import storage
@@ -162,9 +219,15 @@ def test_lifecycle_rule_request_and_replacement(names: dict[str, Any],
     from partyhelp_pipeline.clients import storage_client
     from partyhelp_pipeline.settings import load_settings
 
-    env = {**os.environ, "PARTYHELP_MYSQL_HOST": "-", "PARTYHELP_MYSQL_USER": "-",
-           "PARTYHELP_MYSQL_DATABASE": "-", "PARTYHELP_GCS_BUCKET": names["bucket"],
-           "PARTYHELP_GCS_PREFIX": "exports", "PARTYHELP_BQ_PROJECT": "partyhelp-test"}
+    env = {
+        **os.environ,
+        "PARTYHELP_MYSQL_HOST": "-",
+        "PARTYHELP_MYSQL_USER": "-",
+        "PARTYHELP_MYSQL_DATABASE": "-",
+        "PARTYHELP_GCS_BUCKET": names["bucket"],
+        "PARTYHELP_GCS_PREFIX": "exports",
+        "PARTYHELP_BQ_PROJECT": "partyhelp-test",
+    }
     settings = load_settings(env)
     client = storage_client(settings)
     client.create_bucket(names["bucket"])
@@ -178,15 +241,19 @@ def test_lifecycle_rule_request_and_replacement(names: dict[str, Any],
 
     monkeypatch.setattr(client._http, "request", record)
     ours = setup.retention_rule("exports/sync_date=", 400)
-    assert ours == {"action": {"type": "Delete"},
-                    "condition": {"age": 400, "matchesPrefix": ["exports/sync_date="]}}
+    assert ours == {
+        "action": {"type": "Delete"},
+        "condition": {"age": 400, "matchesPrefix": ["exports/sync_date="]},
+    }
 
     setup.setup_bucket(settings, 400)
     assert [body["lifecycle"] for body in sent] == [{"rule": [ours]}]
 
     # As GCS would hold it: another team's rule and ours with another age.
-    other = {"action": {"type": "SetStorageClass", "storageClass": "NEARLINE"},
-             "condition": {"age": 30}}
+    other = {
+        "action": {"type": "SetStorageClass", "storageClass": "NEARLINE"},
+        "condition": {"age": 30},
+    }
     held = [other, setup.retention_rule("exports/sync_date=", 30)]
 
     def bucket_holding(rules: list[dict[str, Any]]) -> Any:
@@ -194,6 +261,7 @@ def test_lifecycle_rule_request_and_replacement(names: dict[str, Any],
             bucket = storage.Bucket(client, name=name)
             bucket._set_properties({"name": name, "lifecycle": {"rule": rules}})
             return bucket
+
         return get_bucket
 
     sent.clear()
@@ -227,25 +295,49 @@ def test_alert_options_and_the_declaration_they_fill() -> None:
     import uuid
 
     args = setup.parse_args([], {})
-    assert (args.notify_block, args.completed_within, args.alert_deployment) == \
-        (None, 4 * 3600, "partyhelp-bigquery-sync/daily")  # no --notify-block: left alone
+    assert (args.notify_block, args.completed_within, args.alert_deployment) == (
+        None,
+        4 * 3600,
+        "partyhelp-bigquery-sync/daily",
+    )  # no --notify-block: left alone
     assert setup.parse_args(["--completed-within", "90m"], {}).completed_within == 5400
-    for wrong in (["--completed-within", "5s"], ["--completed-within", "4 hours"],
-                  ["--alert-deployment", "daily"]):
+    for wrong in (
+        ["--completed-within", "5s"],
+        ["--completed-within", "4 hours"],
+        ["--alert-deployment", "daily"],
+    ):
         with pytest.raises(SystemExit):
             setup.parse_args(wrong, {})
-    assert [setup.duration_text(s) for s in (14400, 86400, 5400, 20, 61)] == \
-        ["4 hours", "1 day", "90 minutes", "20 seconds", "61 seconds"]
+    assert [setup.duration_text(s) for s in (14400, 86400, 5400, 20, 61)] == [
+        "4 hours",
+        "1 day",
+        "90 minutes",
+        "20 seconds",
+        "61 seconds",
+    ]
 
     block = uuid.uuid4()
     failed, missing = setup.declared_automations(
-        {"notify_block_id": block, "flow": "partyhelp-bigquery-sync", "deployment": "daily",
-         "completed_within": 14400, "within_text": "4 hours", "ui_url": "https://prefect.example"})
-    assert (failed.name, missing.name) == ("partyhelp-sync-run-failed",
-                                           "partyhelp-sync-daily-not-completed")
+        {
+            "notify_block_id": block,
+            "flow": "partyhelp-bigquery-sync",
+            "deployment": "daily",
+            "completed_within": 14400,
+            "within_text": "4 hours",
+            "ui_url": "https://prefect.example",
+        }
+    )
+    assert (failed.name, missing.name) == (
+        "partyhelp-sync-run-failed",
+        "partyhelp-sync-daily-not-completed",
+    )
     assert missing.trigger.within == dt.timedelta(hours=4)
-    assert missing.trigger.after == {"prefect.flow-run.Late", "prefect.flow-run.Pending",
-                                     "prefect.flow-run.Running", "prefect.flow-run.AwaitingRetry"}
+    assert missing.trigger.after == {
+        "prefect.flow-run.Late",
+        "prefect.flow-run.Pending",
+        "prefect.flow-run.Running",
+        "prefect.flow-run.AwaitingRetry",
+    }
     for automation in (failed, missing):
         assert automation.actions[0].block_document_id == block
         text = json.dumps(automation.model_dump(mode="json"))

@@ -82,8 +82,9 @@ def spec_names(table: str) -> list[str]:
 def test_the_money_columns_are_the_contracts() -> None:
     """Exactly the contract's money columns are NUMERIC: the totals queries, the
     reconciliation and the tests that sum money all take them from ``money_columns``."""
-    assert {name: tuple(c.name for c in spec.money_columns)
-            for name, spec in TABLES.items()} == MONEY
+    assert {
+        name: tuple(c.name for c in spec.money_columns) for name, spec in TABLES.items()
+    } == MONEY
     for spec in TABLES.values():
         numeric = [c.name for c in spec.output_columns(include_pii=True) if c.type == "NUMERIC"]
         assert numeric == list(MONEY[spec.name]), spec.name
@@ -99,8 +100,15 @@ def test_view_columns_are_the_proposals() -> None:
 
 
 def test_no_pii_by_default_and_hashes_only_when_asked() -> None:
-    pii = {"first_name", "last_name", "email", "phone", "contact_name", "contact_email",
-           "contact_phone"}
+    pii = {
+        "first_name",
+        "last_name",
+        "email",
+        "phone",
+        "contact_name",
+        "contact_email",
+        "contact_phone",
+    }
     for spec in TABLES.values():
         assert not pii & set(spec_names(spec.name))
     with_pii = [c.name for c in TABLES["ph_leads"].output_columns(include_pii=True)]
@@ -130,16 +138,32 @@ def test_source_columns_come_from_the_aliases_of_the_from_clause() -> None:
     spec = TABLES["ph_lead_purchases"]
     assert spec.source_column("ot.label") == ("occasion_types", "label")
     # join keys are read too (the drift check must find them), but in no wire form
-    assert {("occasion_types", "key"), ("leads", "occasion_type"), ("areas", "id"),
-            ("venues", "area_id")} <= spec.source_columns
+    assert {
+        ("occasion_types", "key"),
+        ("leads", "occasion_type"),
+        ("areas", "id"),
+        ("venues", "area_id"),
+    } <= spec.source_columns
     assert ("occasion_types", "key") not in spec.source_wire_types
     with pytest.raises(ValueError, match="unknown alias"):
-        TableSpec("t", "d", "leads", "l", "id",
-                  (Column("id", "INT64", "k", "l.id"), Column("x", "STRING", "x", "zz.x")))
+        TableSpec(
+            "t",
+            "d",
+            "leads",
+            "l",
+            "id",
+            (Column("id", "INT64", "k", "l.id"), Column("x", "STRING", "x", "zz.x")),
+        )
     with pytest.raises(ValueError, match="money must come from"):  # totals read no joins
-        TableSpec("t", "d", "venues", "v", "id",
-                  (Column("id", "INT64", "k", "v.id"), Column("m", "NUMERIC", "m", "a.x")),
-                  joins=TABLES["ph_venues"].joins)
+        TableSpec(
+            "t",
+            "d",
+            "venues",
+            "v",
+            "id",
+            (Column("id", "INT64", "k", "v.id"), Column("m", "NUMERIC", "m", "a.x")),
+            joins=TABLES["ph_venues"].joins,
+        )
 
 
 def test_sql_files_are_generated_from_the_specs() -> None:
@@ -149,10 +173,12 @@ def test_sql_files_are_generated_from_the_specs() -> None:
     # + ph_sales_billing_summary, ph_sales_by_financial_period, ph_sync_freshness
     assert len(generated) == 2 * len(TABLES) + 3
     for path, text in generated.items():
-        assert path.read_text(encoding="utf-8") == text, \
+        assert path.read_text(encoding="utf-8") == text, (
             f"{path} is stale: run python -m scripts.generate_docs"
-    on_disk = {p for folder in ("source", "bigquery")
-               for p in (ROOT / "sql" / folder).rglob("*.sql")}
+        )
+    on_disk = {
+        p for folder in ("source", "bigquery") for p in (ROOT / "sql" / folder).rglob("*.sql")
+    }
     assert on_disk <= set(generated), "a query that no spec generates"
 
 
@@ -174,8 +200,15 @@ def test_queries_return_exactly_the_columns_the_spec_needs(empty_source: str, ta
     assert sorted(returned) == sorted(spec.query_columns)
     assert totals == ["row_count", *[c.name for c in spec.money_columns]]
     for name, _column in spec.source_columns:
-        assert name in {"leads", "venues", "areas", "occasion_types", "lead_purchases",
-                        "credit_transactions", "lead_matches"}
+        assert name in {
+            "leads",
+            "venues",
+            "areas",
+            "occasion_types",
+            "lead_purchases",
+            "credit_transactions",
+            "lead_matches",
+        }
 
 
 def test_sql_files_bind_values_and_never_format_them() -> None:

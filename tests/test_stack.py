@@ -26,12 +26,19 @@ import pytest
 
 from tests.emulators import STACK_SH, free_port
 
-SHARED_HOME = Path(os.environ.get("PARTYHELP_STACK_HOME",
-                                  Path.home() / ".cache" / "partyhelp-stack"))
-PORT_VARS = {"gcs": "PARTYHELP_GCS_PORT", "bigquery": "PARTYHELP_BQ_PORT",
-             "prefect": "PARTYHELP_PREFECT_PORT"}
-HEALTH = {"gcs": "/storage/v1/b", "bigquery": "/bigquery/v2/projects/demo/datasets",
-          "prefect": "/api/health"}
+SHARED_HOME = Path(
+    os.environ.get("PARTYHELP_STACK_HOME", Path.home() / ".cache" / "partyhelp-stack")
+)
+PORT_VARS = {
+    "gcs": "PARTYHELP_GCS_PORT",
+    "bigquery": "PARTYHELP_BQ_PORT",
+    "prefect": "PARTYHELP_PREFECT_PORT",
+}
+HEALTH = {
+    "gcs": "/storage/v1/b",
+    "bigquery": "/bigquery/v2/projects/demo/datasets",
+    "prefect": "/api/health",
+}
 
 
 class PrivateStack:
@@ -42,17 +49,26 @@ class PrivateStack:
         self.home.mkdir()
         for install in ("bigquery-venv", "bigquery-home"):  # the emulator's venv, extensions
             (self.home / install).symlink_to(SHARED_HOME / install)
-        self.env = {**os.environ, "PARTYHELP_STACK_HOME": str(self.home),
-                    "PARTYHELP_STACK_DATA": str(root / "data"),
-                    "PARTYHELP_BQ_GRPC_PORT": str(free_port()),
-                    **{var: str(free_port()) for var in PORT_VARS.values()}}
+        self.env = {
+            **os.environ,
+            "PARTYHELP_STACK_HOME": str(self.home),
+            "PARTYHELP_STACK_DATA": str(root / "data"),
+            "PARTYHELP_BQ_GRPC_PORT": str(free_port()),
+            **{var: str(free_port()) for var in PORT_VARS.values()},
+        }
 
     def port(self, service: str) -> int:
         return int(self.env[PORT_VARS[service]])
 
     def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(STACK_SH), *args], env={**self.env, **env},
-                              capture_output=True, text=True, timeout=180, check=False)
+        return subprocess.run(
+            [str(STACK_SH), *args],
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
 
     def pid(self, service: str) -> int:
         return int((self.home / "run" / f"{service}-{self.port(service)}.pid").read_text())
@@ -88,15 +104,17 @@ def wait_gone(pid: int) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("service", [
-    "gcs", "bigquery", pytest.param("prefect", marks=pytest.mark.slow)])  # Prefect: ~40 s
+@pytest.mark.parametrize(
+    "service", ["gcs", "bigquery", pytest.param("prefect", marks=pytest.mark.slow)]
+)  # Prefect: ~40 s
 def test_a_service_killed_from_outside_restarts_the_first_time_five_times(
-        private_stack: PrivateStack, service: str, tmp_path: Path) -> None:
+    private_stack: PrivateStack, service: str, tmp_path: Path
+) -> None:
     # A busy machine, for real: the new process records its pid half a second late (BASH_ENV
     # runs in the launcher's bash before its `echo $$ >pidfile`), the window in which the
     # killed process's pid file used to be read, judged dead, and the new process stopped.
     slow_launcher = tmp_path / "slow-launcher.sh"
-    slow_launcher.write_text('[[ $0 != *.pid ]] || sleep 0.5\n')
+    slow_launcher.write_text("[[ $0 != *.pid ]] || sleep 0.5\n")
     started = private_stack.run(f"start-{service}")
     assert started.returncode == 0, started.stderr[-3000:]
 
@@ -117,18 +135,24 @@ def test_a_service_killed_from_outside_restarts_the_first_time_five_times(
     running = private_stack.pid(service)
     again = private_stack.run(f"start-{service}")
     assert again.returncode == 0, again.stderr
-    assert f"{service} already answers on 127.0.0.1:{private_stack.port(service)} " \
-           f"(pid {running})" in again.stderr
+    assert (
+        f"{service} already answers on 127.0.0.1:{private_stack.port(service)} "
+        f"(pid {running})" in again.stderr
+    )
     assert private_stack.pid(service) == running
 
 
 @pytest.mark.parametrize("service", ["gcs", "bigquery", "prefect"])
 def test_a_port_another_program_answers_on_is_refused_naming_its_setting(
-        private_stack: PrivateStack, service: str, tmp_path: Path) -> None:
+    private_stack: PrivateStack, service: str, tmp_path: Path
+) -> None:
     port = private_stack.port(service)
     stranger = subprocess.Popen(
         [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 10
         while not answers_http(port):
@@ -140,8 +164,10 @@ def test_a_port_another_program_answers_on_is_refused_naming_its_setting(
 
         assert result.returncode == 1, result.stderr
         last = result.stderr.strip().splitlines()[-1]
-        assert last.startswith(f"[stack] ERROR: {service}: 127.0.0.1:{port} is held by a server "
-                               f"that is not this stack's {service} (pid {stranger.pid}: "), last
+        assert last.startswith(
+            f"[stack] ERROR: {service}: 127.0.0.1:{port} is held by a server "
+            f"that is not this stack's {service} (pid {stranger.pid}: "
+        ), last
         assert last.endswith(f"Set {PORT_VARS[service]} to a free port, or stop that server")
         assert "launched" not in result.stderr
         assert stranger.poll() is None and answers_http(port)  # left alone
@@ -160,7 +186,8 @@ def answers_http(port: int) -> bool:
 
 
 def test_the_same_emulator_serving_other_data_is_not_taken_for_this_stack_s(
-        private_stack: PrivateStack, tmp_path: Path) -> None:
+    private_stack: PrivateStack, tmp_path: Path
+) -> None:
     """Another emulator: the stack's own fake-gcs-server, started for another data dir on the
     port this one wants (e.g. a second checkout, or the tests' private pair)."""
     first = private_stack.run("start-gcs")

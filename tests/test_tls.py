@@ -77,10 +77,19 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     ca, other = make_authority("partyhelp test CA"), make_authority("another CA")
     server_cert, server_key = issue(ca, ["localhost"])  # not 127.0.0.1: a wrong name
     client_cert, client_key = issue(ca, [], client=True)
-    return Pki(*(write_private(folder / name, data) for name, data in (
-        ("ca.pem", ca.pem), ("other-ca.pem", other.pem), ("server.pem", server_cert),
-        ("server-key.pem", server_key), ("client.pem", client_cert),
-        ("client-key.pem", client_key))))
+    return Pki(
+        *(
+            write_private(folder / name, data)
+            for name, data in (
+                ("ca.pem", ca.pem),
+                ("other-ca.pem", other.pem),
+                ("server.pem", server_cert),
+                ("server-key.pem", server_key),
+                ("client.pem", client_cert),
+                ("client-key.pem", client_key),
+            )
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -91,25 +100,41 @@ def server(pki: Pki) -> Iterator[TlsMariaDB]:
     with tls_mariadb(pki.ca, pki.server_cert, pki.server_key) as db:
         synthetic.load(db.admin, DATABASE, scale=0.01, seed=31, create_schema=True)
         for user, require in ((TLS_USER, "SSL"), (CERT_USER, "X509"), (PLAIN_USER, "NONE")):
-            db.sql(f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s REQUIRE {require}",
-                   (READER_PASSWORD,))
+            db.sql(
+                f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s REQUIRE {require}", (READER_PASSWORD,)
+            )
             db.sql(f"GRANT SELECT ON `{DATABASE}`.* TO '{user}'@'%'")
         yield db
 
 
 def mysql(server: TlsMariaDB, driver: Driver, mode: SslMode, **changes: Any) -> MySQLSettings:
     """Settings for the private server as ``TLS_USER`` on ``localhost``, CA the module's."""
-    base = MySQLSettings(host="localhost", port=server.port, user=TLS_USER,
-                         password=SecretStr(READER_PASSWORD), database=DATABASE,
-                         driver=driver, ssl_mode=mode)
+    base = MySQLSettings(
+        host="localhost",
+        port=server.port,
+        user=TLS_USER,
+        password=SecretStr(READER_PASSWORD),
+        database=DATABASE,
+        driver=driver,
+        ssl_mode=mode,
+    )
     return dataclasses.replace(base, **changes)
 
 
 def shared_server(driver: Driver, mode: SslMode, **changes: Any) -> MySQLSettings:
     """Settings for the shared server, which has no TLS (root, read nothing)."""
     return dataclasses.replace(
-        MySQLSettings(host=MYSQL_HOST, port=MYSQL_PORT, user="root", password=SecretStr(""),
-                      database="mysql", driver=driver, ssl_mode=mode), **changes)
+        MySQLSettings(
+            host=MYSQL_HOST,
+            port=MYSQL_PORT,
+            user="root",
+            password=SecretStr(""),
+            database="mysql",
+            driver=driver,
+            ssl_mode=mode,
+        ),
+        **changes,
+    )
 
 
 def session(settings: MySQLSettings) -> tuple[str, str]:
@@ -146,8 +171,7 @@ def assert_tls_refusal(error: SourceUnavailableError, mode: SslMode) -> None:
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
-def test_verify_identity_encrypts_the_session(server: TlsMariaDB, pki: Pki,
-                                              driver: Driver) -> None:
+def test_verify_identity_encrypts_the_session(server: TlsMariaDB, pki: Pki, driver: Driver) -> None:
     user, cipher = session(mysql(server, driver, "verify_identity", ssl_ca=str(pki.ca)))
     print(f"{driver}: {user} Ssl_cipher={cipher}")
     assert user == f"{TLS_USER}@%"
@@ -155,11 +179,13 @@ def test_verify_identity_encrypts_the_session(server: TlsMariaDB, pki: Pki,
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
-def test_a_sync_with_verify_identity_completes(server: TlsMariaDB, pki: Pki,
-                                               driver: Driver) -> None:
+def test_a_sync_with_verify_identity_completes(
+    server: TlsMariaDB, pki: Pki, driver: Driver
+) -> None:
     accepted = int(server.sql("SHOW GLOBAL STATUS LIKE 'Ssl_accepts'")[0][1])
-    env = new_target(Source(DATABASE, TLS_USER), "tls", **_tls_env(server, pki),
-                     PARTYHELP_MYSQL_DRIVER=driver)
+    env = new_target(
+        Source(DATABASE, TLS_USER), "tls", **_tls_env(server, pki), PARTYHELP_MYSQL_DRIVER=driver
+    )
     with environment(env) as settings:
         state = sync_on(DAY, tables=["ph_venues"])
         assert state.is_completed(), state.message
@@ -171,9 +197,13 @@ def test_a_sync_with_verify_identity_completes(server: TlsMariaDB, pki: Pki,
 
 
 def _tls_env(server: TlsMariaDB, pki: Pki, **changes: str) -> dict[str, str]:
-    env = {"PARTYHELP_MYSQL_HOST": "localhost", "PARTYHELP_MYSQL_PORT": str(server.port),
-           "PARTYHELP_MYSQL_SSL_MODE": "verify_identity", "PARTYHELP_MYSQL_SSL_CA": str(pki.ca),
-           "PARTYHELP_CHUNK_ROWS": "2000000000"}
+    env = {
+        "PARTYHELP_MYSQL_HOST": "localhost",
+        "PARTYHELP_MYSQL_PORT": str(server.port),
+        "PARTYHELP_MYSQL_SSL_MODE": "verify_identity",
+        "PARTYHELP_MYSQL_SSL_CA": str(pki.ca),
+        "PARTYHELP_CHUNK_ROWS": "2000000000",
+    }
     return {**env, **changes}
 
 
@@ -189,23 +219,28 @@ def test_a_wrong_ca_fails_naming_tls(server: TlsMariaDB, pki: Pki, driver: Drive
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
-def test_a_wrong_host_name_fails_naming_tls(server: TlsMariaDB, pki: Pki,
-                                            driver: Driver) -> None:
+def test_a_wrong_host_name_fails_naming_tls(server: TlsMariaDB, pki: Pki, driver: Driver) -> None:
     # The same server and CA, reached as 127.0.0.1: a name its certificate does not hold.
-    error = refused(mysql(server, driver, "verify_identity", host="127.0.0.1",
-                          ssl_ca=str(pki.ca)))
+    error = refused(mysql(server, driver, "verify_identity", host="127.0.0.1", ssl_ca=str(pki.ca)))
     assert_tls_refusal(error, "verify_identity")
     assert "'127.0.0.1'" in str(error)
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
 @pytest.mark.parametrize("case", ["wrong_ca", "wrong_host"])
-def test_the_flow_fails_on_a_tls_error_without_a_retry(server: TlsMariaDB, pki: Pki,
-                                                       case: str, driver: Driver) -> None:
-    change = ({"PARTYHELP_MYSQL_SSL_CA": str(pki.other_ca)} if case == "wrong_ca"
-              else {"PARTYHELP_MYSQL_HOST": "127.0.0.1"})
-    env = new_target(Source(DATABASE, TLS_USER), "tlsbad",
-                     **_tls_env(server, pki, PARTYHELP_MYSQL_DRIVER=driver, **change))
+def test_the_flow_fails_on_a_tls_error_without_a_retry(
+    server: TlsMariaDB, pki: Pki, case: str, driver: Driver
+) -> None:
+    change = (
+        {"PARTYHELP_MYSQL_SSL_CA": str(pki.other_ca)}
+        if case == "wrong_ca"
+        else {"PARTYHELP_MYSQL_HOST": "127.0.0.1"}
+    )
+    env = new_target(
+        Source(DATABASE, TLS_USER),
+        "tlsbad",
+        **_tls_env(server, pki, PARTYHELP_MYSQL_DRIVER=driver, **change),
+    )
     aborted = int(server.sql("SHOW GLOBAL STATUS LIKE 'Aborted_connects'")[0][1])
     with environment(env):
         state = sync_on(DAY, tables=["ph_venues"])
@@ -214,22 +249,34 @@ def test_the_flow_fails_on_a_tls_error_without_a_retry(server: TlsMariaDB, pki: 
     assert "TLS to MySQL at " in str(state.message)
     assert "PARTYHELP_MYSQL_SSL_MODE=verify_identity" in str(state.message)
     record = flow_run_record(state.state_details.flow_run_id)
-    assert record.task_runs and all(t.run_count <= 1 for t in record.task_runs), \
-        [(t.name, t.run_count) for t in record.task_runs]
+    assert record.task_runs and all(t.run_count <= 1 for t in record.task_runs), [
+        (t.name, t.run_count) for t in record.task_runs
+    ]
     # One refused handshake in all: nothing tried again (the server counts each).
     assert int(server.sql("SHOW GLOBAL STATUS LIKE 'Aborted_connects'")[0][1]) == aborted + 1
 
 
-def test_a_failed_tls_check_is_not_transient_as_raised_by_the_driver(server: TlsMariaDB,
-                                                                     pki: Pki) -> None:
+def test_a_failed_tls_check_is_not_transient_as_raised_by_the_driver(
+    server: TlsMariaDB, pki: Pki
+) -> None:
     # PyMySQL reports a failed handshake as 2003 "can't connect", like a refused port.
     with pytest.raises(pymysql.err.OperationalError) as tls:
-        pymysql.connect(host="localhost", port=server.port, user=TLS_USER,
-                        password=READER_PASSWORD, ssl_ca=str(pki.other_ca),
-                        ssl_verify_identity=True)
+        pymysql.connect(
+            host="localhost",
+            port=server.port,
+            user=TLS_USER,
+            password=READER_PASSWORD,
+            ssl_ca=str(pki.other_ca),
+            ssl_verify_identity=True,
+        )
     with pytest.raises(pymysql.err.OperationalError) as down:
-        pymysql.connect(host="127.0.0.1", port=_closed_port(), user=TLS_USER,
-                        password=READER_PASSWORD, connect_timeout=2)
+        pymysql.connect(
+            host="127.0.0.1",
+            port=_closed_port(),
+            user=TLS_USER,
+            password=READER_PASSWORD,
+            connect_timeout=2,
+        )
     assert tls.value.args[0] == down.value.args[0] == 2003
     assert is_tls_failure(tls.value) and not is_transient(tls.value)
     assert not is_tls_failure(down.value) and is_transient(down.value)
@@ -243,20 +290,27 @@ def _closed_port() -> int:
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
-def test_disabled_is_refused_for_a_user_created_require_ssl(server: TlsMariaDB,
-                                                            driver: Driver) -> None:
+def test_disabled_is_refused_for_a_user_created_require_ssl(
+    server: TlsMariaDB, driver: Driver
+) -> None:
     error = refused(mysql(server, driver, "disabled"))
     assert "error 1045: Access denied" in str(error)
-    assert "PARTYHELP_MYSQL_SSL_MODE=disabled: if the user was created REQUIRE SSL" \
-        in str(error)
+    assert "PARTYHELP_MYSQL_SSL_MODE=disabled: if the user was created REQUIRE SSL" in str(error)
     assert not is_transient(error)
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
 def test_disabled_uses_no_tls(server: TlsMariaDB, pki: Pki, driver: Driver) -> None:
     # Files set but mode disabled: still no TLS, on a server that offers it.
-    settings = mysql(server, driver, "disabled", user=PLAIN_USER, ssl_ca=str(pki.ca),
-                     ssl_cert=str(pki.client_cert), ssl_key=str(pki.client_key))
+    settings = mysql(
+        server,
+        driver,
+        "disabled",
+        user=PLAIN_USER,
+        ssl_ca=str(pki.ca),
+        ssl_cert=str(pki.client_cert),
+        ssl_key=str(pki.client_key),
+    )
     assert session(settings) == (f"{PLAIN_USER}@%", "")
 
 
@@ -266,36 +320,42 @@ def test_disabled_uses_no_tls(server: TlsMariaDB, pki: Pki, driver: Driver) -> N
 @pytest.mark.parametrize("driver", DRIVERS)
 @pytest.mark.parametrize("client_cert", [False, True], ids=["no-cert", "client-cert"])
 def test_preferred_uses_tls_when_offered_and_plain_otherwise(
-        server: TlsMariaDB, pki: Pki, driver: Driver, client_cert: bool) -> None:
-    files = ({"ssl_cert": str(pki.client_cert), "ssl_key": str(pki.client_key)}
-             if client_cert else {})
+    server: TlsMariaDB, pki: Pki, driver: Driver, client_cert: bool
+) -> None:
+    files = (
+        {"ssl_cert": str(pki.client_cert), "ssl_key": str(pki.client_key)} if client_cert else {}
+    )
     user = CERT_USER if client_cert else PLAIN_USER  # X509: the certificate is presented
     # The other CA: preferred checks no certificate, as MySQL's client does.
-    _, cipher = session(mysql(server, driver, "preferred", user=user,
-                              ssl_ca=str(pki.other_ca), **files))
+    _, cipher = session(
+        mysql(server, driver, "preferred", user=user, ssl_ca=str(pki.other_ca), **files)
+    )
     assert cipher
     _, plain = session(shared_server(driver, "preferred", **files))
     assert plain == ""
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
-def test_required_encrypts_without_checking_the_certificate(server: TlsMariaDB, pki: Pki,
-                                                            driver: Driver) -> None:
+def test_required_encrypts_without_checking_the_certificate(
+    server: TlsMariaDB, pki: Pki, driver: Driver
+) -> None:
     _, cipher = session(mysql(server, driver, "required", ssl_ca=str(pki.other_ca)))
     assert cipher
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
 @pytest.mark.parametrize("mode", ["required", "verify_identity"])
-def test_a_mode_requiring_tls_fails_on_a_server_without_tls(pki: Pki, driver: Driver,
-                                                            mode: SslMode) -> None:
+def test_a_mode_requiring_tls_fails_on_a_server_without_tls(
+    pki: Pki, driver: Driver, mode: SslMode
+) -> None:
     error = refused(shared_server(driver, mode, host="localhost", ssl_ca=str(pki.ca)))
     assert_tls_refusal(error, mode)
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
 def test_verify_without_a_ca_file_trusts_the_systems_cas(
-        server: TlsMariaDB, pki: Pki, driver: Driver, monkeypatch: pytest.MonkeyPatch) -> None:
+    server: TlsMariaDB, pki: Pki, driver: Driver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = mysql(server, driver, "verify_identity")
     assert_tls_refusal(refused(settings), "verify_identity")  # our CA is not the system's
     monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca))  # OpenSSL's own system-CA override
@@ -311,9 +371,14 @@ def pem_blocks(pki: Pki) -> Iterator[dict[str, str]]:
     from prefect.blocks.system import Secret
 
     token = secrets.token_hex(4)
-    names = {variable: f"ph-test-{part}-{token}" for variable, part in (
-        ("PARTYHELP_MYSQL_SSL_CA_BLOCK", "ca"), ("PARTYHELP_MYSQL_SSL_CERT_BLOCK", "cert"),
-        ("PARTYHELP_MYSQL_SSL_KEY_BLOCK", "key"))}
+    names = {
+        variable: f"ph-test-{part}-{token}"
+        for variable, part in (
+            ("PARTYHELP_MYSQL_SSL_CA_BLOCK", "ca"),
+            ("PARTYHELP_MYSQL_SSL_CERT_BLOCK", "cert"),
+            ("PARTYHELP_MYSQL_SSL_KEY_BLOCK", "key"),
+        )
+    }
     files = (pki.ca, pki.client_cert, pki.client_key)
     try:
         for name, path in zip(names.values(), files, strict=True):
@@ -325,33 +390,49 @@ def pem_blocks(pki: Pki) -> Iterator[dict[str, str]]:
                 Secret.delete(name)
 
 
-def test_ca_certificate_and_key_from_secret_blocks(server: TlsMariaDB, pki: Pki,
-                                                   pem_blocks: dict[str, str]) -> None:
-    env = {**_tls_env(server, pki), **pem_blocks, "PARTYHELP_MYSQL_USER": CERT_USER,
-           "PARTYHELP_MYSQL_PASSWORD": READER_PASSWORD, "PARTYHELP_MYSQL_DATABASE": DATABASE,
-           "PARTYHELP_MYSQL_SSL_CA": str(pki.other_ca),  # the block wins over the path
-           "PARTYHELP_GCS_BUCKET": "ph-unused", "PARTYHELP_BQ_PROJECT": "partyhelp-test"}
+def test_ca_certificate_and_key_from_secret_blocks(
+    server: TlsMariaDB, pki: Pki, pem_blocks: dict[str, str]
+) -> None:
+    env = {
+        **_tls_env(server, pki),
+        **pem_blocks,
+        "PARTYHELP_MYSQL_USER": CERT_USER,
+        "PARTYHELP_MYSQL_PASSWORD": READER_PASSWORD,
+        "PARTYHELP_MYSQL_DATABASE": DATABASE,
+        "PARTYHELP_MYSQL_SSL_CA": str(pki.other_ca),  # the block wins over the path
+        "PARTYHELP_GCS_BUCKET": "ph-unused",
+        "PARTYHELP_BQ_PROJECT": "partyhelp-test",
+    }
     with environment(env) as settings:
         files = (settings.mysql.ssl_ca, settings.mysql.ssl_cert, settings.mysql.ssl_key)
-        for path, source in zip(files, (pki.ca, pki.client_cert, pki.client_key),
-                                strict=True):
+        for path, source in zip(files, (pki.ca, pki.client_cert, pki.client_key), strict=True):
             assert path is not None and Path(path).read_text() == source.read_text()
             assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
         for driver in DRIVERS:
             user, cipher = session(dataclasses.replace(settings.mysql, driver=driver))
             assert (user, bool(cipher)) == (f"{CERT_USER}@%", True), driver
-            without = dataclasses.replace(settings.mysql, driver=driver, ssl_cert=None,
-                                          ssl_key=None)
+            without = dataclasses.replace(
+                settings.mysql, driver=driver, ssl_cert=None, ssl_key=None
+            )
             assert "error 1045" in str(refused(without))  # REQUIRE X509 wants the cert
     _assert_removed_at_exit(env)
 
 
 def _assert_removed_at_exit(env: dict[str, str]) -> None:
     """Another process reads the settings as a task does; its PEM files go when it ends."""
-    script = ("from tasks.options import runtime_settings as r; s = r().mysql; "
-              "print(s.ssl_ca, s.ssl_cert, s.ssl_key)")
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, env={**os.environ, **env}, check=True)
+    script = (
+        "from tasks.options import runtime_settings as r; s = r().mysql; "
+        "print(s.ssl_ca, s.ssl_cert, s.ssl_key)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+        check=True,
+    )
     paths = done.stdout.split()
     assert len(paths) == 3 and all(p.startswith("/") for p in paths), done.stdout
     assert not any(Path(p).exists() for p in paths)

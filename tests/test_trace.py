@@ -80,8 +80,10 @@ def _sync(day: dt.date) -> str:
 @pytest.fixture(scope="module")
 def runs(stack: None) -> Iterator[Runs]:
     """Two completed syncs of the module's own source, a venue deleted between them."""
-    with source_database("ph_trace", scale=0.01, seed=29) as source, \
-            environment(new_target(source, "trace", **ONE_CHUNK)) as settings:
+    with (
+        source_database("ph_trace", scale=0.01, seed=29) as source,
+        environment(new_target(source, "trace", **ONE_CHUNK)) as settings,
+    ):
         started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
         first = _sync(FIRST_DAY)
         before = source.scalar("SELECT COUNT(*) FROM venues")
@@ -92,12 +94,15 @@ def runs(stack: None) -> Iterator[Runs]:
         # emulators), but the module before may have left a job in the window's first
         # second: the run's jobs are the window's jobs on this module's dataset.
         client = bigquery_client(settings)
-        jobs = [job for job in client.list_jobs(
-            all_users=True, min_creation_time=started, max_creation_time=ended)
-            if _on_dataset(client.get_job(job.job_id), settings.bq_dataset)]
+        jobs = [
+            job
+            for job in client.list_jobs(
+                all_users=True, min_creation_time=started, max_creation_time=ended
+            )
+            if _on_dataset(client.get_job(job.job_id), settings.bq_dataset)
+        ]
         after = source.scalar("SELECT COUNT(*) FROM venues")
-        yield Runs(settings, source, {FIRST_DAY: first, SECOND_DAY: second},
-                   (before, after), jobs)
+        yield Runs(settings, source, {FIRST_DAY: first, SECOND_DAY: second}, (before, after), jobs)
 
 
 def _on_dataset(job: Any, dataset: str) -> bool:
@@ -109,8 +114,11 @@ def _on_dataset(job: Any, dataset: str) -> bool:
 
 
 def _audit(settings: Settings, day: dt.date, table: str) -> dict[str, Any]:
-    rows = query(settings, f"SELECT * FROM {settings.quoted_table_ref(AUDIT_TABLE.name)} "
-                           f"WHERE sync_date = '{day}' AND table_name = '{table}'")
+    rows = query(
+        settings,
+        f"SELECT * FROM {settings.quoted_table_ref(AUDIT_TABLE.name)} "
+        f"WHERE sync_date = '{day}' AND table_name = '{table}'",
+    )
     assert len(rows) == 1, rows
     return rows[0]
 
@@ -118,8 +126,10 @@ def _audit(settings: Settings, day: dt.date, table: str) -> dict[str, Any]:
 def test_freshness_view_answers_per_table(runs: Runs) -> None:
     settings = runs.settings
     asked = time.time()
-    rows = query(settings, f"SELECT * FROM {settings.quoted_table_ref(FRESHNESS_VIEW.name)} "
-                           "ORDER BY table_name")
+    rows = query(
+        settings,
+        f"SELECT * FROM {settings.quoted_table_ref(FRESHNESS_VIEW.name)} ORDER BY table_name",
+    )
     assert [r["table_name"] for r in rows] == sorted(SYNCED)
     fresh = {r["table_name"]: r for r in rows}
     before, after = runs.venues
@@ -132,19 +142,22 @@ def test_freshness_view_answers_per_table(runs: Runs) -> None:
         assert row["sync_date"] == SECOND_DAY
         assert row["synced_at"] == audit["ended_at"]
         assert row["flow_run_id"] == runs.run_ids[SECOND_DAY]
-        assert (row["rows_loaded"], row["previous_rows_loaded"], row["rows_change"]) == \
-            (loaded, previous, change)
+        assert (row["rows_loaded"], row["previous_rows_loaded"], row["rows_change"]) == (
+            loaded,
+            previous,
+            change,
+        )
         assert 0 <= row["hours_since"] <= (asked - audit["ended_at"].timestamp()) / 3600 + 0.01
     print("ph_sync_freshness:", *rows, sep="\n  ")
 
 
 def test_freshness_view_is_documented_as_its_spec(runs: Runs) -> None:
-    view = bigquery_client(runs.settings).get_table(
-        runs.settings.table_ref(FRESHNESS_VIEW.name))
+    view = bigquery_client(runs.settings).get_table(runs.settings.table_ref(FRESHNESS_VIEW.name))
     assert view.table_type == "VIEW"
     assert view.description == FRESHNESS_VIEW.description
-    assert [(f.name, f.field_type, f.description) for f in view.schema] == \
-        [(c.name, API_TYPES.get(c.type, c.type), c.description) for c in FRESHNESS_VIEW.columns]
+    assert [(f.name, f.field_type, f.description) for f in view.schema] == [
+        (c.name, API_TYPES.get(c.type, c.type), c.description) for c in FRESHNESS_VIEW.columns
+    ]
 
 
 def test_every_job_of_a_run_is_labelled(runs: Runs) -> None:
@@ -160,12 +173,18 @@ def test_every_job_of_a_run_is_labelled(runs: Runs) -> None:
         seen.add((labels["sync_date"], labels["table"], listed.job_type))
     for day in runs.run_ids:
         expected = {(table, kind) for table in SYNCED for kind in ("load", "copy", "query")}
-        expected |= {(AUDIT_TABLE.name, "load"), (FRESHNESS_VIEW.name, "query"),
-                     (SALES_BILLING_SUMMARY.name, "query"),
-                     (SALES_BY_FINANCIAL_PERIOD.name, "query")}
+        expected |= {
+            (AUDIT_TABLE.name, "load"),
+            (FRESHNESS_VIEW.name, "query"),
+            (SALES_BILLING_SUMMARY.name, "query"),
+            (SALES_BY_FINANCIAL_PERIOD.name, "query"),
+        }
         assert {(table, kind) for d, table, kind in seen if d == day.isoformat()} == expected
-    print("job labels:", *sorted({str(client.get_job(j.job_id).labels) for j in runs.jobs}),
-          sep="\n  ")
+    print(
+        "job labels:",
+        *sorted({str(client.get_job(j.job_id).labels) for j in runs.jobs}),
+        sep="\n  ",
+    )
 
 
 def test_jobs_named_in_the_audit_carry_their_run(runs: Runs) -> None:
@@ -175,8 +194,11 @@ def test_jobs_named_in_the_audit_carry_their_run(runs: Runs) -> None:
             audit = _audit(runs.settings, day, table)
             for job_id in (*audit["load_job_id"].split(","), audit["copy_job_id"]):
                 assert client.get_job(job_id).labels == {
-                    "pipeline": "partyhelp-bigquery-sync", "table": table,
-                    "sync_date": day.isoformat(), "flow_run": run_id}
+                    "pipeline": "partyhelp-bigquery-sync",
+                    "table": table,
+                    "sync_date": day.isoformat(),
+                    "flow_run": run_id,
+                }
 
 
 def test_dataset_and_tables_carry_source_and_pii(runs: Runs) -> None:
@@ -184,8 +206,14 @@ def test_dataset_and_tables_carry_source_and_pii(runs: Runs) -> None:
     none = {"source": "partyhelp-mysql", "pii": "none"}
     dataset = client.get_dataset(f"{settings.bq_project}.{settings.bq_dataset}")
     assert dataset.labels == none
-    names = [*SYNCED, *(TABLES[t].history_name for t in SYNCED), AUDIT_TABLE.name,
-             SALES_BILLING_SUMMARY.name, SALES_BY_FINANCIAL_PERIOD.name, FRESHNESS_VIEW.name]
+    names = [
+        *SYNCED,
+        *(TABLES[t].history_name for t in SYNCED),
+        AUDIT_TABLE.name,
+        SALES_BILLING_SUMMARY.name,
+        SALES_BY_FINANCIAL_PERIOD.name,
+        FRESHNESS_VIEW.name,
+    ]
     tables = {t.table_id for t in client.list_tables(dataset)}
     assert tables == set(names)  # no staging table left behind
     for name in names:
@@ -204,18 +232,25 @@ def test_dataset_labels_follow_the_pii_setting(runs: Runs) -> None:
     try:
         warehouse.ensure_dataset(hashing)
         assert client.get_dataset(reference).labels == {
-            "source": "partyhelp-mysql", "pii": "hashed", "cost_centre": "finance"}
+            "source": "partyhelp-mysql",
+            "pii": "hashed",
+            "cost_centre": "finance",
+        }
     finally:
         warehouse.ensure_dataset(settings)
     assert client.get_dataset(reference).labels == {
-        "source": "partyhelp-mysql", "pii": "none", "cost_centre": "finance"}
+        "source": "partyhelp-mysql",
+        "pii": "none",
+        "cost_centre": "finance",
+    }
 
 
 def test_a_table_with_pii_hashes_is_labelled_hashed(runs: Runs) -> None:
     leads = TABLES["ph_leads"]
     manifest = manifests(runs.settings, SECOND_DAY, "ph_venues")[0]
-    hashed = dataclasses.replace(manifest, table=leads.name,
-                                 bigquery_schema=leads.bigquery_schema(True))
+    hashed = dataclasses.replace(
+        manifest, table=leads.name, bigquery_schema=leads.bigquery_schema(True)
+    )
     plain = dataclasses.replace(hashed, bigquery_schema=leads.bigquery_schema(False))
     assert warehouse.loaded_table_labels(leads, hashed)["pii"] == "hashed"
     assert warehouse.loaded_table_labels(leads, plain)["pii"] == "none"
@@ -224,8 +259,12 @@ def test_a_table_with_pii_hashes_is_labelled_hashed(runs: Runs) -> None:
 
 def test_job_labels_follow_bigquerys_label_rules() -> None:
     labels = warehouse.job_labels("ph_venues", dt.date(2026, 11, 25), None)
-    assert labels == {"pipeline": "partyhelp-bigquery-sync", "table": "ph_venues",
-                      "sync_date": "2026-11-25", "flow_run": "local"}
+    assert labels == {
+        "pipeline": "partyhelp-bigquery-sync",
+        "table": "ph_venues",
+        "sync_date": "2026-11-25",
+        "flow_run": "local",
+    }
     odd = warehouse.job_labels("PH Venues/" + "x" * 80, "2026-11-25", "Run:ABC")
     assert odd["table"] == ("ph-venues-" + "x" * 80)[:63]
     assert odd["flow_run"] == "run-abc"
@@ -239,7 +278,8 @@ def test_run_query_adds_the_labels_of_its_block(runs: Runs) -> None:
     labels = warehouse.job_labels("ph_leads", "2026-11-25", "abc")
     with warehouse.labelled_jobs(labels):
         inside = warehouse.run_query(
-            settings, "SELECT 1 AS x", bigquery.QueryJobConfig(labels={"purpose": "check"}))
+            settings, "SELECT 1 AS x", bigquery.QueryJobConfig(labels={"purpose": "check"})
+        )
     outside = warehouse.run_query(settings, "SELECT 1 AS x")
     assert client.get_job(inside.job_id).labels == {**labels, "purpose": "check"}
     assert client.get_job(outside.job_id).labels == {}

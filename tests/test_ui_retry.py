@@ -39,9 +39,11 @@ def ui_url() -> str:
 def chromium_page() -> Iterator[Page]:
     """A page of a headless Debian chromium; the browser is closed afterwards."""
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"no {CHROMIUM}: scripts/stack.sh install --with-browser installs "
-                    "Debian's chromium (apt-get install chromium); never `playwright install`",
-                    pytrace=False)
+        pytest.fail(
+            f"no {CHROMIUM}: scripts/stack.sh install --with-browser installs "
+            "Debian's chromium (apt-get install chromium); never `playwright install`",
+            pytrace=False,
+        )
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=30_000)  # as the page's own waits, not 5 s: CI runs loaded
@@ -76,7 +78,8 @@ def retry_in_the_ui(flow_run: Any, screenshots: Path) -> dict[str, Any]:
 
         def is_set_state(request: Request) -> bool:
             return request.method == "POST" and request.url.endswith(
-                f"/api/flow_runs/{flow_run.id}/set_state")
+                f"/api/flow_runs/{flow_run.id}/set_state"
+            )
 
         set_states: list[Request] = []
 
@@ -104,8 +107,12 @@ def stack_sh_prefect_server(stack_home: Path, port: int) -> Iterator[str]:
     files) of its own, started from this environment (PREFECT_API_URL names the session's
     server, as in a shell after ``eval "$(scripts/stack.sh env)"``); stopped afterwards.
     """
-    env = {**os.environ, "PARTYHELP_STACK_HOME": str(stack_home),
-           "PARTYHELP_PREFECT_PORT": str(port), "PARTYHELP_START_TIMEOUT": "120"}
+    env = {
+        **os.environ,
+        "PARTYHELP_STACK_HOME": str(stack_home),
+        "PARTYHELP_PREFECT_PORT": str(port),
+        "PARTYHELP_START_TIMEOUT": "120",
+    }
 
     stack_sh("start-prefect", env)
     try:

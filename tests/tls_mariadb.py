@@ -48,28 +48,41 @@ class Authority:
 
 def _builder(subject: str, issuer: x509.Name, public_key: Any) -> x509.CertificateBuilder:
     now = dt.datetime.now(dt.UTC)
-    return (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(issuer).public_key(public_key)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1)))
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+    )
 
 
 def make_authority(name: str) -> Authority:
     """A self-signed CA called ``name``."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    cert = (_builder(name, subject, key.public_key())
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True,
-                                         crl_sign=True, content_commitment=False,
-                                         key_encipherment=False, data_encipherment=False,
-                                         key_agreement=False, encipher_only=False,
-                                         decipher_only=False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        _builder(name, subject, key.public_key())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     return Authority(cert, key)
 
 
@@ -84,18 +97,21 @@ def issue(authority: Authority, names: list[str], *, client: bool = False) -> tu
         except ValueError:
             sans.append(x509.DNSName(name))
     usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
-    builder = (_builder(names[0] if names else "client", authority.cert.subject,
-                        key.public_key())
-               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-               .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                   authority.key.public_key()), critical=False))
+    builder = (
+        _builder(names[0] if names else "client", authority.cert.subject, key.public_key())
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(authority.key.public_key()),
+            critical=False,
+        )
+    )
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     cert = builder.sign(authority.key, hashes.SHA256())
-    key_pem = key.private_bytes(serialization.Encoding.PEM,
-                                serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
@@ -129,19 +145,44 @@ class TlsMariaDB:
 
     def start(self) -> None:
         """Initialise the data directory, start the server and wait until it answers."""
-        subprocess.run([INSTALL_DB, "--no-defaults", f"--datadir={self.datadir}",
-                        "--user=root", "--auth-root-authentication-method=normal",
-                        "--skip-test-db", "--skip-name-resolve"],
-                       check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [
+                INSTALL_DB,
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+                "--skip-name-resolve",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         ca, cert, key = self.tls
         self.process = subprocess.Popen(
-            [MARIADBD, "--no-defaults", f"--datadir={self.datadir}", "--user=root",
-             f"--port={self.port}", "--bind-address=127.0.0.1", f"--socket={self.socket}",
-             f"--pid-file={self.base / 'mariadbd.pid'}", f"--log-error={self.log}",
-             "--skip-name-resolve", "--skip-log-bin", "--innodb-buffer-pool-size=32M",
-             f"--ssl-ca={ca}", f"--ssl-cert={cert}", f"--ssl-key={key}"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)  # its own group: a Ctrl-C of pytest does not reach it
+            [
+                MARIADBD,
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                "--user=root",
+                f"--port={self.port}",
+                "--bind-address=127.0.0.1",
+                f"--socket={self.socket}",
+                f"--pid-file={self.base / 'mariadbd.pid'}",
+                f"--log-error={self.log}",
+                "--skip-name-resolve",
+                "--skip-log-bin",
+                "--innodb-buffer-pool-size=32M",
+                f"--ssl-ca={ca}",
+                f"--ssl-cert={cert}",
+                f"--ssl-key={key}",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # its own group: a Ctrl-C of pytest does not reach it
         self._wait()
 
     def _wait(self) -> None:
@@ -155,8 +196,9 @@ class TlsMariaDB:
                 return
             except pymysql.MySQLError:
                 time.sleep(0.2)
-        raise RuntimeError(f"mariadbd did not answer in {START_SECONDS}s: "
-                           f"{self.log.read_text()[-2000:]}")
+        raise RuntimeError(
+            f"mariadbd did not answer in {START_SECONDS}s: {self.log.read_text()[-2000:]}"
+        )
 
     def stop(self) -> None:
         """Stop the server (our own process, by its pid) and wipe its files."""
@@ -169,11 +211,14 @@ class TlsMariaDB:
                 self.process.wait(timeout=30)
         shutil.rmtree(self.base, ignore_errors=True)
 
-    def sql(self, statement: str, params: Any = None,
-            database: str | None = None) -> list[tuple[Any, ...]]:
+    def sql(
+        self, statement: str, params: Any = None, database: str | None = None
+    ) -> list[tuple[Any, ...]]:
         """One statement as root; its rows."""
-        with pymysql.connect(**self.admin, database=database, autocommit=True) as connection, \
-                connection.cursor() as cursor:
+        with (
+            pymysql.connect(**self.admin, database=database, autocommit=True) as connection,
+            connection.cursor() as cursor,
+        ):
             cursor.execute(statement, params)
             return list(cursor.fetchall())
 
@@ -196,5 +241,12 @@ def port_answers(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-__all__ = ["Authority", "TlsMariaDB", "issue", "make_authority", "port_answers",
-           "tls_mariadb", "write_private"]
+__all__ = [
+    "Authority",
+    "TlsMariaDB",
+    "issue",
+    "make_authority",
+    "port_answers",
+    "tls_mariadb",
+    "write_private",
+]

@@ -52,8 +52,10 @@ def _from_clause(spec: TableSpec) -> list[str]:
     lines = [f"FROM {quote(spec.source_table)} AS {quote(spec.alias)}"]
     for join in spec.joins:
         key = mysql_source(f"{join.alias}.{join.key}")
-        lines.append(f"LEFT JOIN {quote(join.table)} AS {quote(join.alias)} ON {key} = "
-                     f"{mysql_source(join.parent)}")
+        lines.append(
+            f"LEFT JOIN {quote(join.table)} AS {quote(join.alias)} ON {key} = "
+            f"{mysql_source(join.parent)}"
+        )
     return lines
 
 
@@ -65,15 +67,20 @@ def _key_range(spec: TableSpec) -> str:
 def flattening_query(spec: TableSpec) -> str:
     """One row per driving row, in key order, every value in its wire form."""
     items = [_select_item(column) for column in spec.query_plan]
-    return "\n".join([
-        # no "%" in a comment: the drivers format the query with the parameters
-        f"-- {spec.name}: {spec.description.replace('%', ' percent')}",
-        "SELECT",
-        ",\n".join(items),
-        *_from_clause(spec),
-        _key_range(spec),
-        f"ORDER BY {mysql_source(f'{spec.alias}.{spec.key_column}')}",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                # no "%" in a comment: the drivers format the query with the parameters
+                f"-- {spec.name}: {spec.description.replace('%', ' percent')}",
+                "SELECT",
+                ",\n".join(items),
+                *_from_clause(spec),
+                _key_range(spec),
+                f"ORDER BY {mysql_source(f'{spec.alias}.{spec.key_column}')}",
+            ]
+        )
+        + "\n"
+    )
 
 
 def totals_query(spec: TableSpec) -> str:
@@ -82,13 +89,18 @@ def totals_query(spec: TableSpec) -> str:
     for column in spec.money_columns:
         total = TYPES["NUMERIC"].wire_sql(f"SUM({mysql_source(column.source or '')})")
         items.append(f"    {total} AS {quote(column.name)}")
-    return "\n".join([
-        f"-- {spec.name}: reconciliation totals over one key range (money in cents).",
-        "SELECT",
-        ",\n".join(items),
-        f"FROM {quote(spec.source_table)} AS {quote(spec.alias)}",
-        _key_range(spec),
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                f"-- {spec.name}: reconciliation totals over one key range (money in cents).",
+                "SELECT",
+                ",\n".join(items),
+                f"FROM {quote(spec.source_table)} AS {quote(spec.alias)}",
+                _key_range(spec),
+            ]
+        )
+        + "\n"
+    )
 
 
 def bigquery_totals_query(spec: TableSpec, table_ref: str) -> str:
@@ -120,18 +132,22 @@ _FRESHNESS_EXPRESSIONS = {
 def freshness_query(view: AuditViewSpec, audit_ref: str) -> str:
     """Per table, its last Completed run of the audit table and the change in rows against
     the Completed run before it (``audit_ref``: quoted, validated)."""
-    items = ",\n".join(f"    {_FRESHNESS_EXPRESSIONS[c.name]} AS `{c.name}`"
-                       for c in view.columns)
-    return "\n".join([
-        "SELECT",
-        items,
-        f"FROM {audit_ref}",
-        # a replay of an older day filled only its history: the current table is older
-        "WHERE status = 'Completed' AND IFNULL(current_replaced, TRUE)",
-        "QUALIFY ROW_NUMBER() OVER newest_first = 1",
-        "WINDOW newest_first AS (PARTITION BY table_name ORDER BY ended_at DESC, "
-        "sync_date DESC)",
-    ]) + "\n"
+    items = ",\n".join(f"    {_FRESHNESS_EXPRESSIONS[c.name]} AS `{c.name}`" for c in view.columns)
+    return (
+        "\n".join(
+            [
+                "SELECT",
+                items,
+                f"FROM {audit_ref}",
+                # a replay of an older day filled only its history: the current table is older
+                "WHERE status = 'Completed' AND IFNULL(current_replaced, TRUE)",
+                "QUALIFY ROW_NUMBER() OVER newest_first = 1",
+                "WINDOW newest_first AS (PARTITION BY table_name ORDER BY ended_at DESC, "
+                "sync_date DESC)",
+            ]
+        )
+        + "\n"
+    )
 
 
 # The financial-period view's columns (in its order) over the inner query's ``local_date``
@@ -139,7 +155,7 @@ def freshness_query(view: AuditViewSpec, audit_ref: str) -> str:
 # its financial year starts: July to December count in their own year).
 _PERIOD_EXPRESSIONS = {
     "financial_year": "CONCAT('FY', CAST(fy_start AS STRING), '-', "
-                      "LPAD(CAST(MOD(fy_start + 1, 100) AS STRING), 2, '0'))",
+    "LPAD(CAST(MOD(fy_start + 1, 100) AS STRING), 2, '0'))",
     "fy_quarter": "DIV(MOD(EXTRACT(MONTH FROM local_date) + 5, 12), 3) + 1",
     "month": "DATE_TRUNC(local_date, MONTH)",
     "purchases": "COUNT(*)",
@@ -170,13 +186,19 @@ def period_view_query(view: PeriodViewSpec, base_ref: str, timezone: str) -> str
         items.append(f"    {expression} AS `{column.name}`")
         if column.name not in _AGGREGATES:
             keys.append(f"`{column.name}`")
-    return "\n".join([
-        "SELECT",
-        ",\n".join(items),
-        "FROM (",
-        "    SELECT *, EXTRACT(YEAR FROM local_date)"
-        " - IF(EXTRACT(MONTH FROM local_date) < 7, 1, 0) AS fy_start",
-        f"    FROM (SELECT *, DATE(`{view.moment}`, '{timezone}') AS local_date FROM {base_ref})",
-        ")",
-        f"GROUP BY {', '.join(keys)}",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                "SELECT",
+                ",\n".join(items),
+                "FROM (",
+                "    SELECT *, EXTRACT(YEAR FROM local_date)"
+                " - IF(EXTRACT(MONTH FROM local_date) < 7, 1, 0) AS fy_start",
+                f"    FROM (SELECT *, DATE(`{view.moment}`, '{timezone}') AS local_date"
+                f" FROM {base_ref})",
+                ")",
+                f"GROUP BY {', '.join(keys)}",
+            ]
+        )
+        + "\n"
+    )

@@ -68,8 +68,12 @@ class Column:
 
     def bigquery_field(self) -> dict[str, str]:
         """The BigQuery schema field of this column, as the REST API spells it."""
-        return {"name": self.name, "type": self.type, "mode": self.mode,
-                "description": self.description}
+        return {
+            "name": self.name,
+            "type": self.type,
+            "mode": self.mode,
+            "description": self.description,
+        }
 
 
 @dataclass(frozen=True)
@@ -142,8 +146,7 @@ class TableSpec:
                 raise ValueError(f"{self.name}: source {source!r} names an unknown alias")
         for column in self.money_columns:  # the totals query reads the driving table only
             if column.source is None or split_source(column.source)[0] != self.alias:
-                raise ValueError(f"{self.name}.{column.name}: money must come from "
-                                 f"{self.alias}.*")
+                raise ValueError(f"{self.name}.{column.name}: money must come from {self.alias}.*")
         if self.column(self.primary_key).source is None:
             raise ValueError(f"{self.name}: primary key {self.primary_key} has no source")
 
@@ -153,8 +156,11 @@ class TableSpec:
         return f"{self.name}_history"
 
     def _sources(self) -> list[str]:
-        return ([c.source for c in self.columns if c.source] + [i.source for i in self.inputs]
-                + [j.parent for j in self.joins])
+        return (
+            [c.source for c in self.columns if c.source]
+            + [i.source for i in self.inputs]
+            + [j.parent for j in self.joins]
+        )
 
     @cached_property
     def tables_by_alias(self) -> dict[str, str]:
@@ -195,8 +201,7 @@ class TableSpec:
                     continue
                 if name in inputs:
                     item = inputs[name]
-                    planned[name] = QueryColumn(name, item.source, DERIVATION_INPUT_TYPE,
-                                                item.pii)
+                    planned[name] = QueryColumn(name, item.source, DERIVATION_INPUT_TYPE, item.pii)
                 else:
                     own = sources[name]
                     wire = DERIVATION_INPUT_TYPE if own.derive else own.type
@@ -235,8 +240,7 @@ def _id(name: str, source: str, what: str) -> Column:
 
 
 def _ts(name: str, source: str, what: str) -> Column:
-    return Column(name, "TIMESTAMP", what + " UTC; NULL where the source held a zero date.",
-                  source)
+    return Column(name, "TIMESTAMP", what + " UTC; NULL where the source held a zero date.", source)
 
 
 SYNC_DATE = Column(
@@ -258,46 +262,92 @@ PH_LEADS = TableSpec(
     cluster_by=("occasion_type", "status"),
     columns=(
         _id("lead_id", "l.id", "Primary key: source leads.id."),
-        Column("occasion_type", "STRING", "Occasion key, e.g. 21st_birthday, wedding_reception.",
-               "l.occasion_type"),
-        Column("occasion_label", "STRING",
-               "Human label: occasion_types.label, or derived from the key where that table "
-               "lacks it (murder_mystery_night -> Murder Mystery Night).",
-               "ot.label", derive="occasion_label"),
+        Column(
+            "occasion_type",
+            "STRING",
+            "Occasion key, e.g. 21st_birthday, wedding_reception.",
+            "l.occasion_type",
+        ),
+        Column(
+            "occasion_label",
+            "STRING",
+            "Human label: occasion_types.label, or derived from the key where that table "
+            "lacks it (murder_mystery_night -> Murder Mystery Night).",
+            "ot.label",
+            derive="occasion_label",
+        ),
         Column("guest_count", "INT64", "Numeric guest count.", "l.guest_count"),
-        Column("guest_count_display", "STRING", "Guest count as the customer chose it: 50-80.",
-               "l.guest_count_display"),
-        Column("preferred_date", "DATE", "Customer's preferred event date; NULL for zero dates.",
-               "l.preferred_date"),
+        Column(
+            "guest_count_display",
+            "STRING",
+            "Guest count as the customer chose it: 50-80.",
+            "l.guest_count_display",
+        ),
+        Column(
+            "preferred_date",
+            "DATE",
+            "Customer's preferred event date; NULL for zero dates.",
+            "l.preferred_date",
+        ),
         Column("suburb", "STRING", "Primary suburb of the event.", "l.suburb"),
-        Column("location_display", "STRING",
-               "Preferred locations in one string: the suburbs of suburb_preferences, then of "
-               "location_selections, comma-separated, without repeats; NULL when there are none.",
-               derive="location_display"),
-        Column("status", "STRING",
-               "new, distributed, partially_fulfilled, fulfilled, expired or cancelled "
-               "(legacy values pass through).", "l.status"),
+        Column(
+            "location_display",
+            "STRING",
+            "Preferred locations in one string: the suburbs of suburb_preferences, then of "
+            "location_selections, comma-separated, without repeats; NULL when there are none.",
+            derive="location_display",
+        ),
+        Column(
+            "status",
+            "STRING",
+            "new, distributed, partially_fulfilled, fulfilled, expired or cancelled "
+            "(legacy values pass through).",
+            "l.status",
+        ),
         Column("base_price", "NUMERIC", "List price from the pricing matrix, AUD.", "l.base_price"),
         Column("current_price", "NUMERIC", "Price after discount, AUD.", "l.current_price"),
-        Column("discount_percent", "INT64", "Current discount, percent.", "l.discount_percent",
-               mode="REQUIRED"),
-        Column("purchase_target", "INT64", "Fulfilment target, e.g. 3.", "l.purchase_target",
-               mode="REQUIRED"),
-        Column("purchase_count", "INT64", "Number of purchases so far.", "l.purchase_count",
-               mode="REQUIRED"),
+        Column(
+            "discount_percent",
+            "INT64",
+            "Current discount, percent.",
+            "l.discount_percent",
+            mode="REQUIRED",
+        ),
+        Column(
+            "purchase_target",
+            "INT64",
+            "Fulfilment target, e.g. 3.",
+            "l.purchase_target",
+            mode="REQUIRED",
+        ),
+        Column(
+            "purchase_count",
+            "INT64",
+            "Number of purchases so far.",
+            "l.purchase_count",
+            mode="REQUIRED",
+        ),
         _ts("distributed_at", "l.distributed_at", "When the lead was distributed to venues,"),
         _ts("fulfilled_at", "l.fulfilled_at", "When the fulfilment target was met,"),
         _ts("expires_at", "l.expires_at", "When the lead expires,"),
         _ts("created_at", "l.created_at", "Source leads.created_at,"),
         SYNC_DATE,
-        Column("email_sha256", "STRING",
-               "Opt-in (PARTYHELP_INCLUDE_PII_HASHES): HMAC-SHA256 of the trimmed, lower-cased "
-               "email, keyed with a secret salt; never the raw value.",
-               derive="hmac_email", pii=True),
-        Column("phone_sha256", "STRING",
-               "Opt-in (PARTYHELP_INCLUDE_PII_HASHES): HMAC-SHA256 of the phone number in "
-               "E.164 form (+61...), keyed with a secret salt; never the raw value.",
-               derive="hmac_phone", pii=True),
+        Column(
+            "email_sha256",
+            "STRING",
+            "Opt-in (PARTYHELP_INCLUDE_PII_HASHES): HMAC-SHA256 of the trimmed, lower-cased "
+            "email, keyed with a secret salt; never the raw value.",
+            derive="hmac_email",
+            pii=True,
+        ),
+        Column(
+            "phone_sha256",
+            "STRING",
+            "Opt-in (PARTYHELP_INCLUDE_PII_HASHES): HMAC-SHA256 of the phone number in "
+            "E.164 form (+61...), keyed with a secret salt; never the raw value.",
+            derive="hmac_phone",
+            pii=True,
+        ),
     ),
     inputs=(
         QueryInput("suburb_preferences", "l.suburb_preferences"),
@@ -319,18 +369,30 @@ PH_VENUES = TableSpec(
     columns=(
         _id("venue_id", "v.id", "Primary key: source venues.id."),
         Column("business_name", "STRING", "Venue's business name.", "v.business_name"),
-        Column("area_id", "INT64", "Source venues.area_id; may point to a missing area.",
-               "v.area_id"),
-        Column("area_name", "STRING", "areas.name; NULL when the venue has no (existing) area.",
-               "a.name"),
+        Column(
+            "area_id", "INT64", "Source venues.area_id; may point to a missing area.", "v.area_id"
+        ),
+        Column(
+            "area_name",
+            "STRING",
+            "areas.name; NULL when the venue has no (existing) area.",
+            "a.name",
+        ),
         Column("suburb", "STRING", "Venue suburb.", "v.suburb"),
         Column("state", "STRING", "Australian state, e.g. VIC.", "v.state"),
         Column("postcode", "STRING", "Postcode.", "v.postcode"),
-        Column("status", "STRING",
-               "pending, active, inactive or suspended (legacy values pass through).",
-               "v.status"),
-        Column("credit_balance", "NUMERIC", "Prepaid credit balance as at the sync, AUD; signed.",
-               "v.credit_balance"),
+        Column(
+            "status",
+            "STRING",
+            "pending, active, inactive or suspended (legacy values pass through).",
+            "v.status",
+        ),
+        Column(
+            "credit_balance",
+            "NUMERIC",
+            "Prepaid credit balance as at the sync, AUD; signed.",
+            "v.credit_balance",
+        ),
         _ts("approved_at", "v.approved_at", "When the venue was approved,"),
         _ts("last_activity_at", "v.last_activity_at", "Last activity of the venue,"),
         _ts("created_at", "v.created_at", "Source venues.created_at,"),
@@ -357,27 +419,43 @@ PH_LEAD_PURCHASES = TableSpec(
     cluster_by=("venue_id", "occasion_type"),
     columns=(
         _id("lead_purchase_id", "lp.id", "Primary key: source lead_purchases.id."),
-        Column("lead_id", "INT64", "Purchased lead (source lead_purchases.lead_id).",
-               "lp.lead_id"),
-        Column("venue_id", "INT64", "Buying venue (source lead_purchases.venue_id).",
-               "lp.venue_id"),
+        Column("lead_id", "INT64", "Purchased lead (source lead_purchases.lead_id).", "lp.lead_id"),
+        Column(
+            "venue_id", "INT64", "Buying venue (source lead_purchases.venue_id).", "lp.venue_id"
+        ),
         Column("occasion_type", "STRING", "Occasion key " + _LEAD_CONTEXT, "l.occasion_type"),
-        Column("occasion_label", "STRING",
-               "Event name, e.g. 21st Birthday: occasion_types.label or derived from the key; "
-               "NULL when the lead no longer exists.", "ot.label", derive="occasion_label"),
+        Column(
+            "occasion_label",
+            "STRING",
+            "Event name, e.g. 21st Birthday: occasion_types.label or derived from the key; "
+            "NULL when the lead no longer exists.",
+            "ot.label",
+            derive="occasion_label",
+        ),
         Column("preferred_date", "DATE", "Event date " + _LEAD_CONTEXT, "l.preferred_date"),
         Column("guest_count", "INT64", "Guest count " + _LEAD_CONTEXT, "l.guest_count"),
         Column("lead_suburb", "STRING", "Event suburb " + _LEAD_CONTEXT, "l.suburb"),
-        Column("lead_status", "STRING",
-               "The venue's progress with the lead: contacted, quoted, booked, lost or pending.",
-               "lp.lead_status"),
-        Column("venue_business_name", "STRING", "Venue business name; " + _VENUE_CONTEXT,
-               "v.business_name"),
-        Column("venue_area_name", "STRING", "Venue's area name; NULL when it has none.",
-               "a.name"),
+        Column(
+            "lead_status",
+            "STRING",
+            "The venue's progress with the lead: contacted, quoted, booked, lost or pending.",
+            "lp.lead_status",
+        ),
+        Column(
+            "venue_business_name",
+            "STRING",
+            "Venue business name; " + _VENUE_CONTEXT,
+            "v.business_name",
+        ),
+        Column("venue_area_name", "STRING", "Venue's area name; NULL when it has none.", "a.name"),
         Column("amount_paid", "NUMERIC", "Revenue for this purchase, AUD.", "lp.amount_paid"),
-        Column("discount_percent", "INT64", "Discount at the time of purchase, percent.",
-               "lp.discount_percent", mode="REQUIRED"),
+        Column(
+            "discount_percent",
+            "INT64",
+            "Discount at the time of purchase, percent.",
+            "lp.discount_percent",
+            mode="REQUIRED",
+        ),
         _ts("purchased_at", "lp.created_at", "Purchase time (source lead_purchases.created_at),"),
         SYNC_DATE,
     ),
@@ -398,17 +476,32 @@ PH_CREDIT_TRANSACTIONS = TableSpec(
     columns=(
         _id("credit_transaction_id", "ct.id", "Primary key: source credit_transactions.id."),
         Column("venue_id", "INT64", "Venue whose balance moved.", "ct.venue_id"),
-        Column("venue_business_name", "STRING", "Venue business name; " + _VENUE_CONTEXT,
-               "v.business_name"),
-        Column("type", "STRING",
-               "topup, auto_topup, purchase, refund or adjustment (legacy values pass through).",
-               "ct.type"),
+        Column(
+            "venue_business_name",
+            "STRING",
+            "Venue business name; " + _VENUE_CONTEXT,
+            "v.business_name",
+        ),
+        Column(
+            "type",
+            "STRING",
+            "topup, auto_topup, purchase, refund or adjustment (legacy values pass through).",
+            "ct.type",
+        ),
         Column("amount", "NUMERIC", "Signed amount, AUD: negative for a purchase.", "ct.amount"),
-        Column("balance_after", "NUMERIC", "Venue balance after this transaction, AUD.",
-               "ct.balance_after"),
+        Column(
+            "balance_after",
+            "NUMERIC",
+            "Venue balance after this transaction, AUD.",
+            "ct.balance_after",
+        ),
         Column("lead_purchase_id", "INT64", "Set for type = purchase.", "ct.lead_purchase_id"),
-        Column("stripe_payment_intent_id", "STRING",
-               "Stripe PaymentIntent, for reconciliation.", "ct.stripe_payment_intent_id"),
+        Column(
+            "stripe_payment_intent_id",
+            "STRING",
+            "Stripe PaymentIntent, for reconciliation.",
+            "ct.stripe_payment_intent_id",
+        ),
         Column("description", "STRING", "Free-text description.", "ct.description"),
         Column("admin_note", "STRING", "Note by a Partyhelp admin.", "ct.admin_note"),
         _ts("created_at", "ct.created_at", "Source credit_transactions.created_at,"),
@@ -429,13 +522,19 @@ PH_LEAD_MATCHES = TableSpec(
         _id("lead_match_id", "lm.id", "Primary key: source lead_matches.id."),
         Column("lead_id", "INT64", "Matched lead.", "lm.lead_id"),
         Column("venue_id", "INT64", "Matched venue.", "lm.venue_id"),
-        Column("venue_business_name", "STRING", "Venue business name; " + _VENUE_CONTEXT,
-               "v.business_name"),
-        Column("match_score", "FLOAT64", "Matching score (source DECIMAL(5,2)).",
-               "lm.match_score"),
-        Column("status", "STRING",
-               "notified, viewed, purchased, expired or declined (legacy values pass through).",
-               "lm.status"),
+        Column(
+            "venue_business_name",
+            "STRING",
+            "Venue business name; " + _VENUE_CONTEXT,
+            "v.business_name",
+        ),
+        Column("match_score", "FLOAT64", "Matching score (source DECIMAL(5,2)).", "lm.match_score"),
+        Column(
+            "status",
+            "STRING",
+            "notified, viewed, purchased, expired or declined (legacy values pass through).",
+            "lm.status",
+        ),
         _ts("notified_at", "lm.notified_at", "When the venue was notified,"),
         _ts("viewed_at", "lm.viewed_at", "When the venue viewed the lead,"),
         _ts("purchased_at", "lm.purchased_at", "When the venue bought the lead,"),
@@ -512,23 +611,40 @@ SALES_BY_FINANCIAL_PERIOD = PeriodViewSpec(
     moment="purchased_at",
     amount="amount_paid",
     columns=(
-        Column("financial_year", "STRING", "Australian financial year of the purchase's "
-               "local date, e.g. FY2026-27 (1 July 2026 to 30 June 2027); NULL without "
-               "purchased_at."),
-        Column("fy_quarter", "INT64", "Quarter of the financial year: 1 = July to September, "
-               "4 = April to June; NULL without purchased_at."),
-        Column("month", "DATE", "First day of the purchase's local month; NULL without "
-               "purchased_at."),
+        Column(
+            "financial_year",
+            "STRING",
+            "Australian financial year of the purchase's "
+            "local date, e.g. FY2026-27 (1 July 2026 to 30 June 2027); NULL without "
+            "purchased_at.",
+        ),
+        Column(
+            "fy_quarter",
+            "INT64",
+            "Quarter of the financial year: 1 = July to September, "
+            "4 = April to June; NULL without purchased_at.",
+        ),
+        Column(
+            "month", "DATE", "First day of the purchase's local month; NULL without purchased_at."
+        ),
         PH_LEAD_PURCHASES.column("occasion_type"),
         PH_LEAD_PURCHASES.column("occasion_label"),
         PH_LEAD_PURCHASES.column("venue_id"),
         PH_LEAD_PURCHASES.column("venue_business_name"),
         PH_LEAD_PURCHASES.column("venue_area_name"),
         Column("purchases", "INT64", "Purchases in the period.", mode="REQUIRED"),
-        Column("revenue", "NUMERIC", "Sum of amount_paid, AUD (0 when every amount is NULL).",
-               mode="REQUIRED"),
-        Column("average_sale", "NUMERIC", "revenue / purchases, AUD, rounded to the cent "
-               "(half away from zero).", mode="REQUIRED"),
+        Column(
+            "revenue",
+            "NUMERIC",
+            "Sum of amount_paid, AUD (0 when every amount is NULL).",
+            mode="REQUIRED",
+        ),
+        Column(
+            "average_sale",
+            "NUMERIC",
+            "revenue / purchases, AUD, rounded to the cent (half away from zero).",
+            mode="REQUIRED",
+        ),
     ),
 )
 VIEWS: tuple[ViewSpec | PeriodViewSpec, ...] = (SALES_BILLING_SUMMARY, SALES_BY_FINANCIAL_PERIOD)
@@ -579,16 +695,28 @@ AUDIT_TABLE = AuditTableSpec(
         Column("zero_dates_nulled", "INT64", "Zero dates written as NULL."),
         Column("orphan_rows", "INT64", "Rows whose lead, venue or area no longer exists."),
         Column("quality", "STRING", "JSON: every data-quality counter with example row ids."),
-        Column("load_job_id", "STRING", "BigQuery load job id (several, comma-separated, "
-               "when the parts took more than one job)."),
-        Column("copy_job_id", "STRING", "BigQuery copy job that published the table; NULL "
-               "when the run left the current table alone (an older day's replay)."),
+        Column(
+            "load_job_id",
+            "STRING",
+            "BigQuery load job id (several, comma-separated, "
+            "when the parts took more than one job).",
+        ),
+        Column(
+            "copy_job_id",
+            "STRING",
+            "BigQuery copy job that published the table; NULL "
+            "when the run left the current table alone (an older day's replay).",
+        ),
         Column("started_at", "TIMESTAMP", "When the table's export (or replay) started."),
         Column("ended_at", "TIMESTAMP", "When the table's load finished or failed."),
         Column("error", "STRING", "First line of the error, for a failed table."),
-        Column("current_replaced", "BOOL", "Whether the run replaced the current table; "
-               "false when it filled only its day's history partition (a replay of an "
-               "older day). NULL in rows written before the history tables existed."),
+        Column(
+            "current_replaced",
+            "BOOL",
+            "Whether the run replaced the current table; "
+            "false when it filled only its day's history partition (a replay of an "
+            "older day). NULL in rows written before the history tables existed.",
+        ),
     ),
 )
 
@@ -612,15 +740,25 @@ FRESHNESS_VIEW = AuditViewSpec(
     columns=(
         Column("table_name", "STRING", "Reporting table, e.g. ph_leads."),
         Column("sync_date", "DATE", "Reporting day of the last completed run."),
-        Column("synced_at", "TIMESTAMP",
-               "When the last completed run published the table (its ended_at)."),
-        Column("hours_since", "FLOAT64",
-               "Hours from synced_at to the time of the query, to 0.01."),
+        Column(
+            "synced_at",
+            "TIMESTAMP",
+            "When the last completed run published the table (its ended_at).",
+        ),
+        Column("hours_since", "FLOAT64", "Hours from synced_at to the time of the query, to 0.01."),
         Column("rows_loaded", "INT64", "Rows the last completed run published."),
-        Column("previous_rows_loaded", "INT64", "Rows the completed run before it "
-               "published; NULL while the table has completed only once."),
-        Column("rows_change", "INT64", "rows_loaded - previous_rows_loaded: negative when "
-               "rows went away; NULL while the table has completed only once."),
+        Column(
+            "previous_rows_loaded",
+            "INT64",
+            "Rows the completed run before it "
+            "published; NULL while the table has completed only once.",
+        ),
+        Column(
+            "rows_change",
+            "INT64",
+            "rows_loaded - previous_rows_loaded: negative when "
+            "rows went away; NULL while the table has completed only once.",
+        ),
         Column("flow_run_id", "STRING", "Prefect flow run of the last completed run."),
     ),
 )

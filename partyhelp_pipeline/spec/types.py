@@ -33,8 +33,9 @@ NUMERIC_SCALE = 2
 MAX_DECIMAL_INTEGER_DIGITS = NUMERIC_PRECISION - NUMERIC_SCALE
 
 _INTEGERS = frozenset({"tinyint", "smallint", "mediumint", "int", "bigint"})
-_TEXT = frozenset({"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "json",
-                   "enum", "set"})
+_TEXT = frozenset(
+    {"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "json", "enum", "set"}
+)
 
 
 @dataclass(frozen=True)
@@ -63,16 +64,38 @@ class TypeRule:
 TYPES: dict[BigQueryType, TypeRule] = {
     "INT64": TypeRule("{expr}", pa.int64(), "long", None, _INTEGERS, "as is"),
     "STRING": TypeRule("{expr}", pa.string(), "string", None, _TEXT, "as is"),
-    "FLOAT64": TypeRule("{expr} + 0E0", pa.float64(), "double", None,
-                        _INTEGERS | {"decimal", "float", "double"}, "double"),
-    "DATE": TypeRule("{expr} + 0", pa.int64(), "long", "date", frozenset({"date"}),
-                     "YYYYMMDD integer; 0 (or a zero month or day) is a zero date"),
-    "TIMESTAMP": TypeRule("CAST(UNIX_TIMESTAMP({expr}) * 1000000 AS SIGNED)", pa.int64(),
-                          "long", "timestamp-micros", frozenset({"timestamp"}),
-                          "epoch microseconds; 0 is a zero date"),
-    "NUMERIC": TypeRule("CAST({expr} * 100 AS SIGNED)", pa.int64(), "decimal", None,
-                        _INTEGERS | {"decimal"},
-                        "cents; exact because the drift check allows only DECIMAL scale <= 2"),
+    "FLOAT64": TypeRule(
+        "{expr} + 0E0",
+        pa.float64(),
+        "double",
+        None,
+        _INTEGERS | {"decimal", "float", "double"},
+        "double",
+    ),
+    "DATE": TypeRule(
+        "{expr} + 0",
+        pa.int64(),
+        "long",
+        "date",
+        frozenset({"date"}),
+        "YYYYMMDD integer; 0 (or a zero month or day) is a zero date",
+    ),
+    "TIMESTAMP": TypeRule(
+        "CAST(UNIX_TIMESTAMP({expr}) * 1000000 AS SIGNED)",
+        pa.int64(),
+        "long",
+        "timestamp-micros",
+        frozenset({"timestamp"}),
+        "epoch microseconds; 0 is a zero date",
+    ),
+    "NUMERIC": TypeRule(
+        "CAST({expr} * 100 AS SIGNED)",
+        pa.int64(),
+        "decimal",
+        None,
+        _INTEGERS | {"decimal"},
+        "cents; exact because the drift check allows only DECIMAL scale <= 2",
+    ),
 }
 # The inputs of derived columns (JSON text, email, phone) travel as text.
 DERIVATION_INPUT_TYPE: BigQueryType = "STRING"

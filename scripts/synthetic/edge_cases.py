@@ -335,6 +335,11 @@ def mysql_edge_case_rows() -> dict[str, list[Row]]:
     rows = {}
     for table, table_rows in edge_case_rows().items():
         json_at = [i for i, c in enumerate(COLUMNS[table]) if KINDS[table][c] == "json"]
-        rows[table] = [tuple(None if i in json_at and v is not None and not _is_json(v) else v
-                             for i, v in enumerate(row)) for row in table_rows]
+        rows[table] = [
+            tuple(
+                None if i in json_at and v is not None and not _is_json(v) else v
+                for i, v in enumerate(row)
+            )
+            for row in table_rows
+        ]
     return rows
