@@ -161,8 +161,13 @@ def render() -> str:
             lines += ["", f"Orphans counted: {checks}."]
         lines += ["", *_layout(spec), ""]
     lines += _history_section()
+    return "\n".join(lines + _views_section()) + "\n"
+
+
+def _views_section() -> list[str]:
+    """The views and the audit table, after the reporting tables."""
     view = SALES_BILLING_SUMMARY
-    lines += [
+    lines = [
         f"## `{view.name}` (view)",
         "",
         view.description,
@@ -199,12 +204,12 @@ def render() -> str:
         "",
     ]
     lines += _column_rows(FRESHNESS_VIEW.columns)
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def render_settings_table(readme: str) -> str:
     """``readme`` with the Configuration table between the settings markers generated from
-    the one declaration of the settings (``partyhelp_pipeline/settings.py``)."""
+    the one declaration of the settings (``partyhelp_pipeline/settings/declaration.py``)."""
     head, begin, rest = readme.partition(SETTINGS_BEGIN)
     _, end, tail = rest.partition(SETTINGS_END)
     if not (begin and end):

@@ -127,6 +127,18 @@ def test_an_empty_value_counts_as_unset() -> None:
         load_settings({**VALID, "PARTYHELP_MYSQL_HOST": "  "})
 
 
+def test_a_mapping_given_is_read_instead_of_the_process_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("PARTYHELP_SETTINGS_VARIABLE", raising=False)
+    for variable, value in {**VALID, "PARTYHELP_MYSQL_PORT": "3307"}.items():
+        monkeypatch.setenv(variable, value)
+    assert load_settings().mysql_port == read_setting("mysql_port") == 3307  # env None
+    assert load_settings(VALID).mysql_port == read_setting("mysql_port", {}) == 3306
+    with pytest.raises(ConfigError, match=r"^PARTYHELP_MYSQL_HOST is not set"):
+        load_settings({k: v for k, v in VALID.items() if k != "PARTYHELP_MYSQL_HOST"})
+
+
 def test_read_setting_validates_one_setting_as_load_settings_does() -> None:
     assert read_setting("task_retries", {}) == 3
     assert read_setting("task_runner", {"PARTYHELP_TASK_RUNNER": "dask"}) == "dask"
@@ -196,7 +208,7 @@ def settings_variable(stack: None) -> Iterator[Callable[[Any], str]]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import VariableCreate
 
-    from partyhelp_pipeline import settings as settings_module
+    from partyhelp_pipeline.settings.sources import _settings_variable_once
 
     name = f"partyhelp_test_{os.urandom(4).hex()}"
 
@@ -204,14 +216,14 @@ def settings_variable(stack: None) -> Iterator[Callable[[Any], str]]:
         with get_client(sync_client=True) as client:
             client.delete_variable_by_name(name) if client.read_variable_by_name(name) else None
             client.create_variable(VariableCreate(name=name, value=value))
-        settings_module._settings_variable_once.cache_clear()  # a process reads it once
+        _settings_variable_once.cache_clear()  # a process reads it once
         return name
 
     yield write
     with get_client(sync_client=True) as client:
         if client.read_variable_by_name(name):
             client.delete_variable_by_name(name)
-    settings_module._settings_variable_once.cache_clear()
+    _settings_variable_once.cache_clear()
 
 
 def test_the_settings_variable_fills_what_the_environment_leaves_unset(
