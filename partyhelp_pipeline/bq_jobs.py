@@ -31,8 +31,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry, if_exception_type
 from google.cloud import bigquery
 
+from partyhelp_pipeline.clients import call_options
 from partyhelp_pipeline.errors import LoadError
 from partyhelp_pipeline.logs import get_logger
 
@@ -98,19 +100,23 @@ def start_job(
     start: Callable[[str], Job],
     *,
     what: str,
+    window: float,
     usable: Callable[[Job], bool] | None = None,
 ) -> Job:
     """``start(id)`` under the first try id BigQuery does not hold yet, or the job an earlier
     try started under it (a 409 Conflict), running or done: its outcome is this one's.
     An earlier job that failed, or whose output is gone (``usable`` says no), is passed
-    over. ``what`` names the job in the log and errors (``ph_venues: load``)."""
+    over. ``what`` names the job in the log and errors (``ph_venues: load``); ``window``
+    bounds the look-up of an earlier job (``clients.call_options``)."""
     for number in range(1, JOB_TRIES + 1):
         candidate = try_id(base_id, number)
         try:
             return start(candidate)
         except gexc.Conflict:
             # The job's own location: BigQuery finds a job only where it runs.
-            job = cast(Job, client.get_job(candidate, location=client.location))
+            job = cast(
+                Job, client.get_job(candidate, location=client.location, **call_options(window))
+            )
         if _failed(job) or (job.state == "DONE" and usable is not None and not usable(job)):
             get_logger().info(
                 "%s: job %s of an earlier try %s; starting it anew",
@@ -130,3 +136,30 @@ def start_job(
         f"{what}: {JOB_TRIES} BigQuery jobs {base_id}[_tN] already failed; "
         "read their errors in BigQuery, fix the cause, then run again"
     )
+
+
+class _StillRunning(Exception):
+    """A polled job is not done yet (``JOB_POLLING``'s signal to ask again)."""
+
+
+# How often a running load or copy job is asked for (the library's own polling: 1 s, then
+# up to 10 s), for as long as it runs: a large load legitimately takes minutes.
+JOB_POLLING = Retry(
+    predicate=if_exception_type(_StillRunning), initial=1.0, maximum=10.0, timeout=None
+)
+
+
+def wait_for(job: Job, window: float) -> Job:
+    """Wait for a load or copy ``job`` to end, then raise its error if it failed. Each poll
+    is one request ending within ``window`` (``call_options``: a hung server holds none for
+    ever, where ``result()`` alone would let each poll wait 128 s); the whole wait is not
+    bounded."""
+    options = call_options(window)
+
+    def finished() -> None:
+        if not job.done(**options):
+            raise _StillRunning(job.job_id)
+
+    JOB_POLLING(finished)()
+    job.result(**options)  # done: no more polling; the job's own error, if it failed
+    return job

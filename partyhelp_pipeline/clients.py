@@ -9,17 +9,17 @@ Google's BigQuery client retries a lost connection for up to 10 minutes on every
 ``Settings.bq_retry_seconds`` (``PARTYHELP_BQ_RETRY_SECONDS``), when set, caps that, so that
 an outage fails the task sooner (a whole window unanswered is not retried by the task either:
 ``unreachable_error`` says it in one sentence); unset, the library's own retries apply.
-Only the clients' public ``retry``/``timeout`` parameters do this (no private method of a
-Google client is overridden: a minor release could change one silently).
+Every BigQuery call of the package says so itself, with the public ``retry``, ``timeout``
+and ``job_retry`` arguments of ``call_options`` and ``query_options``; the clients here are
+the library's own, unchanged.
 ``Settings.gcs_retry_seconds`` (``PARTYHELP_GCS_RETRY_SECONDS``) does the same for the uploads
 of parts and manifests (``google.cloud.storage.retry.DEFAULT_RETRY``, 120 s by default).
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
-from functools import lru_cache, wraps
+from functools import lru_cache
 from typing import Any
 
 import google.cloud.storage as storage
@@ -64,119 +64,44 @@ def _cached_storage(project: str, emulator: str | None, block: str | None) -> st
 LIBRARY_BQ_RETRY_SECONDS = 600.0  # google-cloud-bigquery's own deadline of a call's retries
 
 
-# The public parameters that bound one BigQuery call: how long each request waits for an
-# answer (``timeout``; ``api_timeout`` of ``query_and_wait``), and how long it is retried
-# (``retry``; ``job_retry``, which re-runs a failed query job).
-_WAIT_PARAMETERS = frozenset({"timeout", "api_timeout"})
-_RETRY_PARAMETERS = frozenset({"retry", "job_retry"})
-
-
-def bounded_wait(timeout: Any, window: float) -> float:
-    """A request's timeout, at most ``window``: none (wait for ever), a library default
-    above the window or a (connect, read) pair all become the window."""
-    if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout <= window:
-        return timeout
-    return window
-
-
-def bounded_retry(retry: Any, window: float) -> Any:
-    """A retry that gives up within ``window``: the caller's if it already does, or is
-    ``None`` (no retry); else the same retry with its timeout cut to the window."""
-    if not isinstance(retry, Retry) or (retry.timeout is not None and retry.timeout <= window):
-        return retry
-    return retry.with_timeout(window)
-
-
-def bounded_job_retry(job_retry: Any, window: float, job_id: str | None = None) -> Any:
-    """A query's ``job_retry`` within ``window``. With any ``job_retry`` but ``None`` the
-    library also retries the query's ``jobs.insert`` for its own 600 s, which no public
-    parameter shortens: under that, ``None`` (no re-run here; the task's retries re-run a
-    query job that failed). A query given its own ``job_id`` takes no ``job_retry`` but
-    ``None`` or the library's default (the library refuses any other), so that one is kept."""
-    if job_retry is None or window < LIBRARY_BQ_RETRY_SECONDS:
-        return None
-    return job_retry if job_id else bounded_retry(job_retry, window)
-
-
-def _bounded_method(method: Callable[..., Any]) -> Callable[..., Any]:
-    """``method`` of ``bigquery.Client``, called with its public ``retry``/``timeout``
-    arguments cut to the client's window (a caller's smaller values are kept)."""
-    signature = inspect.signature(method)
-
-    @wraps(method)
-    def bounded(client: BoundedBigQueryClient, *args: Any, **kwargs: Any) -> Any:
-        call = signature.bind(client, *args, **kwargs)
-        window = client.retry_seconds
-        for name in signature.parameters.keys() & (_WAIT_PARAMETERS | _RETRY_PARAMETERS):
-            value = call.arguments.get(name, signature.parameters[name].default)
-            if name in _WAIT_PARAMETERS:
-                call.arguments[name] = bounded_wait(value, window)
-            elif name == "retry":
-                call.arguments[name] = bounded_retry(value, window)
-            else:
-                call.arguments[name] = bounded_job_retry(
-                    value, window, call.arguments.get("job_id")
-                )
-        return method(*call.args, **call.kwargs)
-
-    return bounded
-
-
-class BoundedBigQueryClient(bigquery.Client):
-    """A BigQuery client each of whose API requests, and each request's retries, end within
-    ``retry_seconds``, through the public ``retry``/``timeout`` parameters of its methods
-    alone (``BOUNDED_METHODS``).
-
-    A job's polling is bounded too: ``LoadJob.result()`` and ``CopyJob.result()`` ask the
-    job's client for it (``Client.get_job``) while the job runs, so each poll ends within
-    the window and a hung server (connections accepted, nothing answered) holds no request
-    for ever; the whole wait stays unbounded, as a large load legitimately takes minutes.
-    A query's wait is bounded by the arguments ``query_options`` gives ``QueryJob.result``.
-    """
-
-    def __init__(self, *args: Any, retry_seconds: float, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.retry_seconds = retry_seconds
-
-
-# Every public method of the client that takes a retry or timeout parameter: the project's
-# calls (get_dataset, load_table_from_uri, copy_table, get_table, ...) and the library's own
-# calls back into its client (get_job while a job is polled, get_dataset after a Conflict).
-BOUNDED_METHODS = tuple(
-    name
-    for name, method in inspect.getmembers(bigquery.Client, inspect.isfunction)
-    if not name.startswith("_")
-    and inspect.signature(method).parameters.keys() & (_WAIT_PARAMETERS | _RETRY_PARAMETERS)
-)
-for method_name in BOUNDED_METHODS:
-    setattr(
-        BoundedBigQueryClient, method_name, _bounded_method(getattr(bigquery.Client, method_name))
-    )
-
-
-def bigquery_window(settings: Settings) -> float:
+def bigquery_window(retry_seconds: float | None) -> float:
     """How long one BigQuery call may keep retrying: ``PARTYHELP_BQ_RETRY_SECONDS``, else the
     library's 600 s."""
-    return settings.bq_retry_seconds or LIBRARY_BQ_RETRY_SECONDS
+    return retry_seconds or LIBRARY_BQ_RETRY_SECONDS
 
 
-def query_options(settings: Settings) -> dict[str, Any]:
+def call_options(window: float, timeout: float | None = None) -> dict[str, Any]:
+    """``retry`` and ``timeout`` of one BigQuery API call (``get_table``, ``create_table``,
+    ``load_table_from_uri``, ``get_job``, a job's ``result``...): its retries end within
+    ``window``, and each request waits at most ``timeout`` (default: the window) for an
+    answer, where the library's own defaults are 600 s of retries and no request timeout."""
+    retry: Retry = bigquery.DEFAULT_RETRY
+    return {
+        "retry": retry.with_timeout(window),
+        "timeout": window if timeout is None else min(timeout, window),
+    }
+
+
+def query_options(window: float, timeout: float | None = None) -> dict[str, Any]:
     """Public parameters of both ``Client.query`` and ``QueryJob.result`` that end a query
-    within the window: each request's ``retry`` and ``timeout``, and the ``job_retry``
-    (``bounded_job_retry``), which re-runs a query job after a lost connection for 40
-    minutes by default (it kept a view refresh Running for half an hour with BigQuery down).
+    within the window: ``call_options``, and the ``job_retry``, which re-runs a query job
+    after a lost connection for 40 minutes by default (it kept a view refresh Running for
+    half an hour with BigQuery down). With any ``job_retry`` but ``None`` the library also
+    retries the query's ``jobs.insert`` for its own 600 s, which no public parameter
+    shortens: under that, ``None`` (no re-run here; the task's retries re-run a query job
+    that failed).
 
     ``QueryJob.result`` asks for its rows through no public method of the client, so its
     ``timeout`` is the only bound of those requests; it bounds the whole wait for the query
     too (the sync's queries are totals, DDL and audit reads: seconds). The library raises a
-    timeout under 120 s to 120 s for its ``getQueryResults`` requests alone.
+    timeout under 120 s to 120 s for its ``getQueryResults`` requests alone. A query given
+    its own ``job_id`` takes ``job_retry=None`` (the library refuses any other but its
+    default): a failed one is re-run under the next try id, by the task's retry.
     """
-    window = bigquery_window(settings)
-    request_retry: Retry = bigquery.DEFAULT_RETRY
+    job_retry: Retry = DEFAULT_JOB_RETRY
     return {
-        "retry": request_retry.with_timeout(window),
-        "timeout": window,
-        "job_retry": bounded_job_retry(DEFAULT_JOB_RETRY, window),
+        **call_options(window, timeout),
+        "job_retry": job_retry.with_timeout(window) if window >= LIBRARY_BQ_RETRY_SECONDS else None,
     }
 
 
@@ -191,11 +116,7 @@ def gcs_upload_retry(settings: Settings) -> Retry:
 
 @lru_cache(maxsize=8)
 def _cached_bigquery(
-    project: str,
-    location: str,
-    emulator: str | None,
-    block: str | None,
-    retry_seconds: float | None,
+    project: str, location: str, emulator: str | None, block: str | None
 ) -> bigquery.Client:
     kwargs: dict[str, Any] = {"project": project, "location": location}
     if emulator:
@@ -203,7 +124,7 @@ def _cached_bigquery(
         kwargs["client_options"] = {"api_endpoint": emulator}
     elif block:
         kwargs["credentials"] = _block_credentials(block)
-    return BoundedBigQueryClient(retry_seconds=retry_seconds or LIBRARY_BQ_RETRY_SECONDS, **kwargs)
+    return bigquery.Client(**kwargs)
 
 
 def storage_client(settings: Settings) -> storage.Client:
@@ -222,9 +143,11 @@ def _dataset_location(
     block: str | None,
     retry_seconds: float | None,
 ) -> str:
-    client = _cached_bigquery(project, configured, emulator, block, retry_seconds)
+    client = _cached_bigquery(project, configured, emulator, block)
     try:
-        actual = client.get_dataset(f"{project}.{dataset}").location
+        actual = client.get_dataset(
+            f"{project}.{dataset}", **call_options(bigquery_window(retry_seconds))
+        ).location
     except NotFound:
         return configured  # the flow creates it, in the configured location
     if actual and actual.lower() != configured.lower():
@@ -257,7 +180,6 @@ def bigquery_client(settings: Settings) -> bigquery.Client:
         location,
         settings.bigquery_emulator_host,
         settings.gcp_credentials_block,
-        retry_seconds,
     )
 
 

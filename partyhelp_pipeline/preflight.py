@@ -51,7 +51,13 @@ from google.api_core.retry import Retry
 from google.cloud import bigquery
 from google.cloud.storage.retry import DEFAULT_RETRY as GCS_RETRY
 
-from partyhelp_pipeline.clients import bigquery_client, storage_client, unreachable_error
+from partyhelp_pipeline.clients import (
+    bigquery_client,
+    call_options,
+    query_options,
+    storage_client,
+    unreachable_error,
+)
 from partyhelp_pipeline.clock import utc_now
 from partyhelp_pipeline.drift import check_source_schema
 from partyhelp_pipeline.errors import SchemaDriftError, ServiceUnreachableError
@@ -147,8 +153,7 @@ def _window(configured: float | None) -> float:
 
 def bounded(settings: Settings) -> Settings:
     """``settings`` whose Google calls retry for at most ``RETRY_WINDOW_SECONDS``: the
-    BigQuery client of these settings caps every call's retry (``clients.bigquery_client``),
-    the dataset lookup it makes when built included."""
+    dataset lookup ``clients.bigquery_client`` makes when it builds the client included."""
     return settings.model_copy(
         update={
             "bq_retry_seconds": _window(settings.bq_retry_seconds),
@@ -168,17 +173,18 @@ def _gcs_call(settings: Settings) -> dict[str, Any]:
 
 def _bigquery(settings: Settings) -> bigquery.Client:
     """``bigquery_client`` for these settings, bounded: building it looks the dataset up, and
-    that request too ends within the bounded window (the client caps every request)."""
+    that request too ends within the bounded window."""
     return bigquery_client(bounded(settings))
 
 
 def _bq_call(settings: Settings) -> dict[str, Any]:
-    """``timeout`` and ``retry`` of one BigQuery call."""
-    retry: Retry = bigquery.DEFAULT_RETRY
-    return {
-        "timeout": CALL_TIMEOUT_SECONDS,
-        "retry": retry.with_timeout(_window(settings.bq_retry_seconds)),
-    }
+    """``timeout`` and ``retry`` of one BigQuery call (``clients.call_options``)."""
+    return call_options(_window(settings.bq_retry_seconds), CALL_TIMEOUT_SECONDS)
+
+
+def _bq_query(settings: Settings) -> dict[str, Any]:
+    """``_bq_call`` and the ``job_retry`` of a query (``clients.query_options``)."""
+    return query_options(_window(settings.bq_retry_seconds), CALL_TIMEOUT_SECONDS)
 
 
 # ------------------------------------------------------------------ settings
@@ -593,7 +599,7 @@ def _dry_run(settings: Settings) -> CheckResult:
     sql = f"SELECT table_name FROM `{what}`" if exists else what
     config = bigquery.QueryJobConfig(dry_run=True, use_query_cache=False)
     try:
-        client.query(sql, job_config=config, **_bq_call(settings))
+        client.query(sql, job_config=config, **_bq_query(settings))
     except (gexc.Forbidden, gexc.Unauthorized) as exc:
         return CheckResult(
             "bigquery",

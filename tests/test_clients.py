@@ -1,6 +1,7 @@
 """The Google clients through their public interfaces only (issue 12): which errors a retry
 can heal, by google-api-core's predicates and BigQuery's error reasons; every BigQuery request
-bounded by public ``retry``/``timeout`` arguments, with no private method overridden.
+bounded by the public ``retry``/``timeout``/``job_retry`` arguments each call site passes
+(``clients.call_options``, ``clients.query_options``), the client itself the library's own.
 
 The hung server is real: a socket that accepts connections and never answers."""
 
@@ -22,18 +23,15 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY
 
-from partyhelp_pipeline import clients
+from partyhelp_pipeline import bq_jobs, clients
 from partyhelp_pipeline.clients import (
-    BOUNDED_METHODS,
-    BoundedBigQueryClient,
-    bounded_job_retry,
-    bounded_retry,
-    bounded_wait,
+    LIBRARY_BQ_RETRY_SECONDS,
+    bigquery_window,
+    call_options,
     query_options,
 )
 from partyhelp_pipeline.errors import TRANSIENT_BIGQUERY_REASONS, is_transient
-from partyhelp_pipeline.settings import load_settings
-from tests.test_settings import VALID
+from tests.conftest import ROOT
 
 ISSUE_REASONS = {
     "backendError",
@@ -154,67 +152,88 @@ def test_the_clients_module_uses_no_private_name_of_any_object() -> None:
     assert "_call_api" not in source
 
 
-def test_the_bounded_client_overrides_only_public_methods_of_the_google_client() -> None:
-    google_names = {
-        name for cls in bigquery.Client.__mro__ if cls is not object for name in vars(cls)
+def test_the_bigquery_client_is_the_librarys_own() -> None:
+    """No subclass of a Google client, no method set on one: the bounds are arguments."""
+    tree = ast.parse(inspect.getsource(clients))
+    assert not [node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef)]
+    assert "setattr" not in {
+        node.func.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
     }
-    overridden = set(vars(BoundedBigQueryClient)) & google_names
-    assert overridden - {"__init__", "__doc__", "__module__"} == set(BOUNDED_METHODS)
-    assert not [name for name in overridden if _private(name)]
-    for name in BOUNDED_METHODS:  # each keeps the library's signature and documentation
-        method = getattr(BoundedBigQueryClient, name)
-        assert inspect.signature(method) == inspect.signature(getattr(bigquery.Client, name))
-        assert method.__doc__ == getattr(bigquery.Client, name).__doc__
 
 
-def test_every_call_the_sync_makes_and_the_polling_of_a_job_are_bounded() -> None:
-    assert {
-        "get_dataset",
-        "create_dataset",
-        "update_dataset",
-        "get_table",
-        "create_table",
-        "update_table",
-        "delete_table",
-        "load_table_from_uri",
-        "load_table_from_json",
-        "copy_table",
-        "query",
-        "get_job",
-        "list_rows",
-        "list_jobs",
-    } <= set(BOUNDED_METHODS)
+# The BigQuery calls that make a request, by the names the package calls them with.
+BIGQUERY_CALLS = {
+    "get_dataset",
+    "create_dataset",
+    "update_dataset",
+    "get_table",
+    "create_table",
+    "update_table",
+    "delete_table",
+    "load_table_from_uri",
+    "load_table_from_json",
+    "copy_table",
+    "query",
+    "get_job",
+    "result",
+    "done",
+}
+BIGQUERY_CALLERS = [
+    *sorted((ROOT / "partyhelp_pipeline" / "warehouse").glob("*.py")),
+    ROOT / "partyhelp_pipeline" / "bq_jobs.py",
+    ROOT / "partyhelp_pipeline" / "clients.py",
+    ROOT / "partyhelp_pipeline" / "preflight.py",
+]
 
 
-def test_a_callers_smaller_bound_is_kept_and_a_larger_one_cut() -> None:
+def test_every_bigquery_call_of_the_package_passes_its_bounds() -> None:
+    """Each call passes its ``timeout`` (and ``retry``) itself, from ``call_options`` or
+    ``query_options`` (``**options``), or asks for no request (``done(reload=False)``)."""
+    unbounded = []
+    for path in BIGQUERY_CALLERS:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in BIGQUERY_CALLS
+            ):
+                continue
+            names = {keyword.arg for keyword in node.keywords}
+            if not names & {None, "timeout", "reload"}:  # None: a ``**options``
+                unbounded.append(f"{path.name}:{node.lineno} {node.func.attr}")
+    assert unbounded == []
+
+
+def test_call_options_bound_the_retry_and_each_request() -> None:
+    options = call_options(3)
+    assert options["retry"].timeout == 3 and options["timeout"] == 3
+    assert call_options(30, timeout=10)["timeout"] == 10  # the pre-flight's request timeout
+    assert call_options(3, timeout=10)["timeout"] == 3
+    assert bigquery_window(None) == LIBRARY_BQ_RETRY_SECONDS == 600
     library: Retry = bigquery.DEFAULT_RETRY
-    assert library.timeout == 600
-    assert bounded_retry(library, 3).timeout == 3
-    assert bounded_retry(library.with_timeout(2), 3).timeout == 2
-    assert bounded_retry(None, 3) is None  # "no retry" stays no retry
-    assert [bounded_wait(t, 3) for t in (None, 128, (5, 60), 1.5, 3)] == [3, 3, 3, 1.5, 3]
+    assert library.timeout == 600  # what the window replaces
 
 
 def test_a_query_job_is_rerun_only_when_the_libraries_insert_retry_fits_the_window() -> None:
     """Any job_retry but None brings the library's own 600 s retry of jobs.insert along."""
     library: Retry = DEFAULT_JOB_RETRY
     assert library.timeout == 2400
-    assert bounded_job_retry(library, 3) is None
-    assert bounded_job_retry(library, 599.9) is None
-    assert bounded_job_retry(library, 600).timeout == 600
-    assert bounded_job_retry(library, 600, job_id="q_1") is library  # the only one allowed
-    assert bounded_job_retry(None, 600) is None
+    assert query_options(3)["job_retry"] is None
+    assert query_options(599.9)["job_retry"] is None
+    assert query_options(600)["job_retry"].timeout == 600
 
 
 def test_query_options_bound_every_request_the_job_retry_and_the_wait() -> None:
-    options = query_options(load_settings({**VALID, "PARTYHELP_BQ_RETRY_SECONDS": "7"}))
+    options = query_options(bigquery_window(7))
     assert options["timeout"] == 7
     assert options["retry"].timeout == 7
     assert options["job_retry"] is None
     # Both calls take them as public arguments.
     for accepts in (bigquery.Client.query, bigquery.QueryJob.result):
         assert set(options) <= set(inspect.signature(accepts).parameters)
-    unset = query_options(load_settings(VALID))
+    unset = query_options(bigquery_window(None))
     assert unset["timeout"] == unset["retry"].timeout == unset["job_retry"].timeout == 600
 
 
@@ -224,16 +243,15 @@ WINDOW = 1.0
 
 
 @pytest.fixture()
-def hung_client() -> Iterator[BoundedBigQueryClient]:
-    """A bounded client whose BigQuery accepts every connection and never answers."""
+def hung_client() -> Iterator[bigquery.Client]:
+    """The library's client, whose BigQuery accepts every connection and never answers."""
     with socket.create_server(("127.0.0.1", 0), backlog=64) as server:
         port = server.getsockname()[1]
-        client = BoundedBigQueryClient(
+        client = bigquery.Client(
             project="p",
             location="US",
             credentials=AnonymousCredentials(),
             client_options={"api_endpoint": f"http://127.0.0.1:{port}"},
-            retry_seconds=WINDOW,
         )
         yield client
         client.close()
@@ -246,19 +264,15 @@ def _seconds_to_fail(call: Any) -> float:
     return time.monotonic() - started
 
 
-def test_a_request_to_a_hung_server_ends_within_the_window(
-    hung_client: BoundedBigQueryClient,
-) -> None:
-    """The library's own bounds (600 s of retries, 128 s a job poll) and a caller's larger
-    ones are all cut to the window."""
+def test_a_request_to_a_hung_server_ends_within_the_window(hung_client: bigquery.Client) -> None:
+    """The library's own bounds (600 s of retries, no request timeout) are replaced by the
+    window the call passes."""
+    options = call_options(WINDOW)
     calls = {
-        "get_table": lambda: hung_client.get_table("p.d.t"),
-        "get_table, asking for more": lambda: hung_client.get_table(
-            "p.d.t", retry=bigquery.DEFAULT_RETRY, timeout=300
-        ),
-        "create_dataset": lambda: hung_client.create_dataset("p.d", exists_ok=True),
+        "get_table": lambda: hung_client.get_table("p.d.t", **options),
+        "create_dataset": lambda: hung_client.create_dataset("p.d", exists_ok=True, **options),
         "load_table_from_uri": lambda: hung_client.load_table_from_uri(
-            ["gs://b/part-0.avro"], "p.d.t"
+            ["gs://b/part-0.avro"], "p.d.t", **options
         ),
     }
     for name, call in calls.items():
@@ -266,10 +280,11 @@ def test_a_request_to_a_hung_server_ends_within_the_window(
 
 
 def test_the_polling_of_a_running_job_ends_within_the_window(
-    hung_client: BoundedBigQueryClient,
+    hung_client: bigquery.Client,
 ) -> None:
-    """A load job BigQuery started, polled by ``result()`` with the library's defaults:
-    each poll asks the client (``get_job``), so a hung server fails it within the window."""
+    """A load job BigQuery started, waited for by ``bq_jobs.wait_for``: each poll is one
+    request within the window, so a hung server fails the wait within it (``result()``
+    alone would let each poll wait 128 s)."""
     job = hung_client.job_from_resource(
         {
             "jobReference": {"projectId": "p", "jobId": "load_1", "location": "US"},
@@ -283,13 +298,16 @@ def test_the_polling_of_a_running_job_ends_within_the_window(
         }
     )
     assert isinstance(job, bigquery.LoadJob)
-    assert _seconds_to_fail(job.result) < 6 * WINDOW
+    assert _seconds_to_fail(lambda: bq_jobs.wait_for(job, WINDOW)) < 6 * WINDOW
 
 
 def test_a_query_ends_within_the_window_with_or_without_its_own_job_id(
-    hung_client: BoundedBigQueryClient,
+    hung_client: bigquery.Client,
 ) -> None:
-    options = query_options(load_settings({**VALID, "PARTYHELP_BQ_RETRY_SECONDS": "1"}))
+    options = query_options(WINDOW)
     assert _seconds_to_fail(lambda: hung_client.query("SELECT 1", **options)) < 6 * WINDOW
-    # With a job_id the library refuses a job_retry but its default or None: no TypeError.
-    assert _seconds_to_fail(lambda: hung_client.query("SELECT 1", job_id="q_1")) < 6 * WINDOW
+    # With a job_id the library refuses a job_retry but its default or None.
+    own_id = {**options, "job_retry": None}
+    assert (
+        _seconds_to_fail(lambda: hung_client.query("SELECT 1", job_id="q_1", **own_id)) < 6 * WINDOW
+    )

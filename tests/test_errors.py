@@ -110,11 +110,13 @@ class _FakeLoadJob:
         self.job_id, self._outcome, self._known = f"job_{number}", outcome, known
         self.error_result = {"reason": "backendError"} if outcome and known else None
 
-    def result(self) -> None:
+    def result(self, **options: object) -> None:
         if self._outcome:
             raise self._outcome
 
-    def done(self) -> bool:
+    def done(self, reload: bool = True, **options: object) -> bool:
+        if reload and not self._known and self._outcome:
+            raise self._outcome  # the connection was lost while the job was polled
         return self._known
 
 
@@ -123,7 +125,7 @@ class _FakeClient:
         self.outcomes, self.submitted = outcomes, 0
 
     def load_table_from_uri(self, *args: object, **kwargs: object) -> _FakeLoadJob:
-        outcome, known = self.outcomes[self.submitted]
+        outcome, known = self.outcomes[min(self.submitted, len(self.outcomes) - 1)]
         self.submitted += 1
         return _FakeLoadJob(self.submitted, outcome, known)
 
@@ -133,8 +135,8 @@ class _FakeClient:
     [
         # failed in BigQuery, retryable: run again, then it loads
         ([(gexc.InternalServerError("backendError"), True), (None, True)], 2, True),
-        # failed in BigQuery every time: given up after LOAD_JOB_ATTEMPTS
-        ([(gexc.TooManyRequests("rateLimitExceeded"), True)] * 5, 5, False),
+        # failed in BigQuery every time: run again until the window ends (None: more than once)
+        ([(gexc.TooManyRequests("rateLimitExceeded"), True)], None, False),
         # failed in BigQuery for good (a bad schema): not run again
         ([(gexc.BadRequest("Provided Schema does not match"), True)], 1, False),
         # outcome unknown (connection lost while waiting): left to the task's retry
@@ -143,32 +145,38 @@ class _FakeClient:
 )
 def test_a_load_job_bigquery_failed_for_a_transient_reason_is_run_again(
     outcomes: list[tuple[BaseException | None, bool]],
-    submitted: int,
+    submitted: int | None,
     succeeds: bool,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """(A fake client: BigQuery failing a job for a transient reason cannot be made to
     order.) Each re-run is logged at INFO, saying "retrying"; never a WARNING (issue 19)."""
-    from partyhelp_pipeline import warehouse
+    from google.cloud import bigquery
+
     from partyhelp_pipeline.errors import LoadError
     from partyhelp_pipeline.spec import TABLES
+    from partyhelp_pipeline.warehouse import load
+    from partyhelp_pipeline.warehouse.target import Warehouse
 
-    monkeypatch.setattr(warehouse.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(load, "LOAD_JOB_RETRY", load.LOAD_JOB_RETRY.with_delay(0.05, 0.05))
     caplog.set_level(logging.INFO, logger="partyhelp_sync")
     client = _FakeClient(outcomes)
-    config = warehouse.bigquery.LoadJobConfig()
-    if succeeds:
-        job = warehouse._run_load_job(
-            client, TABLES["ph_venues"], ["gs://b/p"], "p.d.t", config, "2026-11-25"
+    warehouse = Warehouse(client, "p", "d", "US", 0.5, "UTC", 0, 20, 1, False)  # type: ignore[arg-type]
+    config = bigquery.LoadJobConfig()
+
+    def run() -> bigquery.LoadJob:
+        return load.run_load_job(
+            warehouse, TABLES["ph_venues"], ["gs://b/p"], "p.d.t", config, "load_1"
         )
-        assert job.job_id == f"job_{submitted}"
+
+    if succeeds:
+        assert run().job_id == f"job_{submitted}"
     else:
         with pytest.raises(LoadError, match=r"^ph_venues: BigQuery load failed"):
-            warehouse._run_load_job(
-                client, TABLES["ph_venues"], ["gs://b/p"], "p.d.t", config, "2026-11-25"
-            )
-    assert client.submitted == submitted
+            run()
+    assert client.submitted == submitted if submitted else client.submitted > 1
+    submitted = client.submitted
     reruns = [r for r in caplog.records if "ph_venues: load job" in r.getMessage()]
     assert [(r.levelname, "retrying" in r.getMessage()) for r in reruns] == [("INFO", True)] * (
         submitted - 1

@@ -22,12 +22,14 @@ import pytest
 from google.cloud import bigquery
 
 from flows.partyhelp_sync import partyhelp_bigquery_sync
-from partyhelp_pipeline import warehouse
 from partyhelp_pipeline.clients import bigquery_client
 from partyhelp_pipeline.clock import SyncDateError, sync_date_for
 from partyhelp_pipeline.errors import LoadError
 from partyhelp_pipeline.settings import Settings
 from partyhelp_pipeline.spec import SALES_BY_FINANCIAL_PERIOD, TABLES
+from partyhelp_pipeline.warehouse.history import ensure_history_table
+from partyhelp_pipeline.warehouse.replace import replace_table
+from partyhelp_pipeline.warehouse.target import ensure_dataset, open_warehouse
 from tests.conftest import ROOT, admin_connection
 from tests.faultkit import (
     environment,
@@ -215,14 +217,14 @@ def test_history_days_set_the_partition_expiry(history: dict) -> None:
     forever = settings.model_copy(
         update={"history_days": 0, "bq_dataset": settings.bq_dataset + "_forever"}
     )
-    warehouse.ensure_dataset(forever)
+    ensure_dataset(open_warehouse(forever))
     assert (
-        warehouse.ensure_history_table(forever, spec, fields).time_partitioning.expiration_ms
+        ensure_history_table(open_warehouse(forever), spec, fields).time_partitioning.expiration_ms
         is None
     )
     month = forever.model_copy(update={"history_days": 30})
     assert (
-        warehouse.ensure_history_table(month, spec, fields).time_partitioning.expiration_ms
+        ensure_history_table(open_warehouse(month), spec, fields).time_partitioning.expiration_ms
         == 30 * 86_400_000
     )
 
@@ -232,16 +234,17 @@ def test_a_history_table_gains_columns_and_says_when_it_holds_hashed_pii(history
     table ``pii: hashed``; switched off again, the earlier days still hold them."""
     settings, spec = history["settings"], TABLES["ph_leads"]
     other = settings.model_copy(update={"bq_dataset": settings.bq_dataset + "_pii"})
-    warehouse.ensure_dataset(other)
-    plain = warehouse.ensure_history_table(other, spec, spec.bigquery_schema(False))
+    target = open_warehouse(other)
+    ensure_dataset(target)
+    plain = ensure_history_table(target, spec, spec.bigquery_schema(False))
     assert plain.labels["pii"] == "none"
-    hashed = warehouse.ensure_history_table(other, spec, spec.bigquery_schema(True))
+    hashed = ensure_history_table(target, spec, spec.bigquery_schema(True))
     assert hashed.labels["pii"] == "hashed"
     added = {f.name: f.mode for f in hashed.schema}.items() - {
         f.name: f.mode for f in plain.schema
     }.items()
     assert added == {("email_sha256", "NULLABLE"), ("phone_sha256", "NULLABLE")}
-    again = warehouse.ensure_history_table(other, spec, spec.bigquery_schema(False))
+    again = ensure_history_table(target, spec, spec.bigquery_schema(False))
     assert again.labels["pii"] == "hashed"
     assert [f.name for f in again.schema] == [f.name for f in hashed.schema]
 
@@ -302,7 +305,7 @@ def test_a_failed_load_leaves_every_partition_and_the_current_table(history: dic
     broken = with_corrupt_first_part(settings, manifests(settings, DAYS[1], spec.name)[-1])
     before = table_states(settings)
     with pytest.raises(LoadError, match=r"^ph_lead_purchases: BigQuery load failed"):
-        warehouse.replace_table(settings, spec, broken, replace_current=True)
+        replace_table(open_warehouse(settings), spec, broken, replace_current=True)
     assert table_states(settings) == before
 
 

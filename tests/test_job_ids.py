@@ -17,16 +17,18 @@ import pytest
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
-from partyhelp_pipeline import bq_jobs, warehouse
+from partyhelp_pipeline import bq_jobs
 from partyhelp_pipeline.clients import bigquery_client
 from partyhelp_pipeline.settings import Settings, load_settings
 from partyhelp_pipeline.spec import AUDIT_TABLE, TABLES
+from partyhelp_pipeline.warehouse.target import ensure_dataset, open_warehouse
 from tests.bq_proxy import LosingProxy
 from tests.faultkit import flow_run_record, query, retry_flow_run, sync_on
 
 VALID_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,1024}$")
 SYNC_DATE = dt.date(2026, 11, 25)
 SYNCED = ["ph_venues", "ph_lead_purchases"]
+WINDOW = 30.0  # of each call of bq_jobs.start_job here
 
 
 def test_job_ids_are_valid_and_follow_the_run_the_attempt_and_the_input() -> None:
@@ -52,7 +54,7 @@ def test_job_ids_are_valid_and_follow_the_run_the_attempt_and_the_input() -> Non
 @pytest.fixture()
 def settings(sync_env: dict[str, str]) -> Settings:
     settings = load_settings()
-    warehouse.ensure_dataset(settings)
+    ensure_dataset(open_warehouse(settings))
     return settings
 
 
@@ -80,7 +82,10 @@ def test_an_id_used_twice_attaches_and_a_failed_job_is_run_anew(settings: Settin
     with pytest.raises(gexc.Conflict):  # the emulator, like BigQuery, refuses the id
         append(base)
     for _ in range(2):  # two retries of a task that had appended the row
-        assert bq_jobs.start_job(client, base, append, what="probe").result().job_id == base
+        assert (
+            bq_jobs.start_job(client, base, append, what="probe", window=WINDOW).result().job_id
+            == base
+        )
     assert query(settings, f"SELECT COUNT(*) AS n FROM `{table}`") == [{"n": 1}]
     assert _jobs_named(client, base) == [base]
 
@@ -91,7 +96,7 @@ def test_an_id_used_twice_attaches_and_a_failed_job_is_run_anew(settings: Settin
             f"INSERT INTO {missing} (n) VALUES (1)", job_id=failing, job_retry=None
         ).result(job_retry=None)
     # The failed job's id is taken for good: the retry runs under the next try id.
-    job = bq_jobs.start_job(client, failing, append, what="probe")
+    job = bq_jobs.start_job(client, failing, append, what="probe", window=WINDOW)
     assert job.result().job_id == f"{failing}_t2"
     assert query(settings, f"SELECT COUNT(*) AS n FROM `{table}`") == [{"n": 2}]
 
