@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from partyhelp_pipeline import export
 from partyhelp_pipeline import manifest as mf
+from partyhelp_pipeline.export_target import ExportTarget
 from partyhelp_pipeline.settings import load_settings, read_setting
 from partyhelp_pipeline.spec import TABLES
 
@@ -51,23 +52,23 @@ class LocalPartStore:
 
 def run_export(table: str, out: str | None) -> dict[str, int | float]:
     """Export ``table`` the way the flow does, into GCS or (with ``out``) a local folder."""
-    settings = load_settings()
+    target = ExportTarget.from_settings(load_settings())
     spec = TABLES[table]
     store = LocalPartStore(out) if out else None
     # A plain logger: the export alone, without Prefect (whose run logger would import it).
     logger = logging.getLogger("benchmark")
     started, cpu_started = time.perf_counter(), time.process_time()
-    plan = export.plan_export(settings, spec, SYNC_DATE, "benchmark")
+    plan = export.plan_export(target, spec, SYNC_DATE, "benchmark")
     workers = min(len(plan.chunks), read_setting("max_workers"))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         chunks = list(
             pool.map(
-                lambda i: export.export_chunk(settings, spec, plan, i, logger, store),
+                lambda i: export.export_chunk(target, spec, plan, i, logger, store),
                 range(len(plan.chunks)),
             )
         )
     if out is None:
-        export.commit_manifest(settings, spec, plan, chunks)
+        export.commit_manifest(target, spec, plan, chunks)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     parts = [p for c in chunks for p in c.parts]
     return {

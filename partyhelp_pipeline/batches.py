@@ -26,6 +26,11 @@ from partyhelp_pipeline.spec import TYPES, Column, TableSpec
 EXAMPLES_PER_COUNTER = 5
 INT64_MAX = 2**63 - 1
 EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+# A batch holds about this many bytes of encoded Avro: its rows as Python objects take ~6x
+# that, its encoding ~5x, so memory stays flat whatever the row width or the table size
+# (larger batches save little CPU: the per-batch work is a few hundred numpy/Arrow calls).
+BATCH_TARGET_BYTES = 512 * 1024
+FIRST_BATCH_ROWS = 1_000  # until the row width is known
 
 
 @dataclass
@@ -82,6 +87,25 @@ class ConvertedBatch:
     arrays: list[pa.Array]
     num_rows: int
     money_cents: dict[str, int]
+
+
+class BatchSizer:
+    """Rows to fetch next: ``BATCH_TARGET_BYTES`` of encoded Avro at the width seen so far,
+    at most ``max_rows`` (``PARTYHELP_BATCH_ROWS``). Read by the reader thread, updated by
+    the encoding one."""
+
+    def __init__(self, max_rows: int) -> None:
+        self.max_rows = max_rows
+        self.rows = min(max_rows, FIRST_BATCH_ROWS)
+
+    def __call__(self) -> int:
+        return self.rows
+
+    def observe(self, rows: int, encoded_bytes: int) -> None:
+        """Re-size from a batch just encoded."""
+        if rows:
+            width = max(1, encoded_bytes // rows)
+            self.rows = max(1, min(self.max_rows, BATCH_TARGET_BYTES // width))
 
 
 def _ids_where(row_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -342,6 +366,30 @@ def _convert_column(
     row_ids: np.ndarray,
     quality: QualityCounts,
 ) -> pa.Array:
+    if column.derive:
+        return _derived_column(context, column, source, row_ids, quality)
+    array = source(column.name)
+    if column.type in ("STRING", "FLOAT64", "INT64", "NUMERIC"):
+        return array
+    numbers, valid = _numpy_with_mask(array)
+    if column.type == "DATE":
+        days, real = yyyymmdd_to_days(numbers, valid)
+        quality.add(f"zero_date_nulled:{column.name}", _ids_where(row_ids, valid & ~real))
+        return pa.array(days, mask=~real)
+    # TIMESTAMP: UNIX_TIMESTAMP gives 0 for a zero date; a real TIMESTAMP is >= 1 s.
+    zero = valid & (numbers <= 0)
+    quality.add(f"zero_date_nulled:{column.name}", _ids_where(row_ids, zero))
+    return pa.array(numbers, mask=~(valid & ~zero))
+
+
+def _derived_column(
+    context: BatchContext,
+    column: Column,
+    source: Callable[[str], pa.Array],
+    row_ids: np.ndarray,
+    quality: QualityCounts,
+) -> pa.Array:
+    """A column computed from others (``Column.derive``), counting what it had to change."""
     spec = context.spec
     if column.derive == "sync_date":
         epoch_day = context.sync_date.toordinal() - EPOCH_ORDINAL
@@ -390,16 +438,4 @@ def _convert_column(
             "email_unusable" if is_email else "phone_not_e164",
             quality,
         )
-
-    array = source(column.name)
-    if column.type in ("STRING", "FLOAT64", "INT64", "NUMERIC"):
-        return array
-    numbers, valid = _numpy_with_mask(array)
-    if column.type == "DATE":
-        days, real = yyyymmdd_to_days(numbers, valid)
-        quality.add(f"zero_date_nulled:{column.name}", _ids_where(row_ids, valid & ~real))
-        return pa.array(days, mask=~real)
-    # TIMESTAMP: UNIX_TIMESTAMP gives 0 for a zero date; a real TIMESTAMP is >= 1 s.
-    zero = valid & (numbers <= 0)
-    quality.add(f"zero_date_nulled:{column.name}", _ids_where(row_ids, zero))
-    return pa.array(numbers, mask=~(valid & ~zero))
+    raise ValueError(f"{spec.name}: column {column.name} has an unknown derivation")

@@ -1,22 +1,19 @@
 """MySQL -> Arrow -> Avro parts in GCS -> manifest: the export of one reporting table.
 
-An export is planned once (its id and its deterministic primary-key chunks), each
-chunk is streamed in its own consistent snapshot into Avro parts that stream into GCS
-while they are written (``parts.py``), and a manifest is committed last, only when
-every chunk's rows and money sums equal the source's aggregates from the same snapshot.
+An export is planned once (its id, its deterministic primary-key chunks and whether it
+holds PII hashes), each chunk is streamed in its own consistent snapshot into Avro parts
+that stream into GCS while they are written (``parts.py``), and a manifest is committed
+last, only when every chunk's rows and money sums equal the source's aggregates from the
+same snapshot. This module composes those stages; where the export reads and writes is an
+``ExportTarget``, and the mechanisms it uses live beside it: batch sizing in ``batches``,
+the read-ahead and the collector pause in ``pipelining``, progress in ``progress``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import gc
 import os
-import queue
 import secrets
-import sys
-import threading
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -25,8 +22,13 @@ import pyarrow as pa
 
 from partyhelp_pipeline import avro_encoding as avro
 from partyhelp_pipeline import manifest as mf
-from partyhelp_pipeline.batches import BatchContext, QualityCounts, convert_columns, to_columns
-from partyhelp_pipeline.clients import gcs_upload_retry, storage_client
+from partyhelp_pipeline.batches import (
+    BatchContext,
+    BatchSizer,
+    QualityCounts,
+    convert_columns,
+    to_columns,
+)
 from partyhelp_pipeline.clock import iso, utc_now
 from partyhelp_pipeline.drift import check_schema, describe_source
 from partyhelp_pipeline.errors import (
@@ -34,18 +36,14 @@ from partyhelp_pipeline.errors import (
     ReconciliationError,
     export_source_error,
 )
+from partyhelp_pipeline.export_target import ExportTarget
 from partyhelp_pipeline.logs import Logger, get_logger
-from partyhelp_pipeline.parts import PartStore, PartUploader
-from partyhelp_pipeline.settings import Settings
+from partyhelp_pipeline.parts import GcsPartStore, PartStore, PartUploader, StreamingPartStore
+from partyhelp_pipeline.pipelining import pause_cyclic_gc, prefetch
+from partyhelp_pipeline.progress import ChunkProgress
 from partyhelp_pipeline.source import IdRange, fetch_one, plan_chunks, snapshot, stream_rows
 from partyhelp_pipeline.spec import TableSpec
 from partyhelp_pipeline.spec.sql import flattening_query, totals_query
-
-# A batch holds about this many bytes of encoded Avro: its rows as Python objects take ~6x
-# that, its encoding ~5x, so memory stays flat whatever the row width or the table size
-# (larger batches save little CPU: the per-batch work is a few hundred numpy/Arrow calls).
-BATCH_TARGET_BYTES = 512 * 1024
-FIRST_BATCH_ROWS = 1_000  # until the row width is known
 
 # Arrow's default allocator (mimalloc) keeps the pages of freed batches; the system one
 # gives large blocks back at once: ~12 MB less at peak for the export, at the same speed.
@@ -56,14 +54,16 @@ if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
 
 @dataclass(frozen=True)
 class ExportPlan:
-    """One export attempt of one table: its id and its chunks (stable across retries)."""
+    """One export attempt of one table: its id, its chunks and its PII choice (fixed once,
+    so every chunk and the manifest agree, across retries too)."""
 
     table: str
-    sync_date: str
+    sync_date: dt.date
     export_id: str
     flow_run_id: str | None
     planned_at: str
     chunks: tuple[tuple[int, int], ...]
+    include_pii_hashes: bool = False
     replaces: str | None = None  # a damaged export of this run that this one redoes
 
     def chunk(self, index: int) -> IdRange:
@@ -99,142 +99,41 @@ class ChunkTally:
 
 
 def plan_export(
-    settings: Settings,
+    target: ExportTarget,
     spec: TableSpec,
     sync_date: dt.date,
     flow_run_id: str | None,
     replaces: str | None = None,
 ) -> ExportPlan:
-    """Fix the export id and the primary-key chunks of one table (``replaces``: the id of a
-    damaged export that this one redoes, recorded in its manifest)."""
-    with snapshot(settings.mysql) as connection:
-        chunks = plan_chunks(connection, spec.source_table, settings.chunk_rows, spec.key_column)
+    """Fix the export id, the primary-key chunks and the PII choice of one table
+    (``replaces``: the id of a damaged export that this one redoes, recorded in its
+    manifest)."""
+    with snapshot(target.source) as connection:
+        chunks = plan_chunks(connection, spec.source_table, target.chunk_rows, spec.key_column)
     planned = utc_now()
     run = (flow_run_id or "local").split("-")[0][:8]
     export_id = f"{planned:%Y%m%dT%H%M%S}Z-{run}-{secrets.token_hex(2)}"
     return ExportPlan(
-        spec.name, sync_date.isoformat(), export_id, flow_run_id, iso(planned), chunks, replaces
+        spec.name,
+        sync_date,
+        export_id,
+        flow_run_id,
+        iso(planned),
+        chunks,
+        target.include_pii_hashes,
+        replaces,
     )
 
 
-class BatchSizer:
-    """Rows to fetch next: ``BATCH_TARGET_BYTES`` of encoded Avro at the width seen so far,
-    at most ``max_rows`` (``PARTYHELP_BATCH_ROWS``). Read by the reader thread, updated by
-    the encoding one."""
-
-    def __init__(self, max_rows: int) -> None:
-        self.max_rows = max_rows
-        self.rows = min(max_rows, FIRST_BATCH_ROWS)
-
-    def __call__(self) -> int:
-        return self.rows
-
-    def observe(self, rows: int, encoded_bytes: int) -> None:
-        """Re-size from a batch just encoded."""
-        if rows:
-            width = max(1, encoded_bytes // rows)
-            self.rows = max(1, min(self.max_rows, BATCH_TARGET_BYTES // width))
-
-
-def _prefetch(batches: Iterator[Any], depth: int = 2) -> Iterator[Any]:
-    """Read the next batches in a thread while this one is encoded (the driver waits on
-    the network without the GIL)."""
-    buffer: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in batches:
-                while not stop.is_set():
-                    try:
-                        buffer.put(item, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            buffer.put(done)
-        except BaseException as exc:  # handed to the consumer, which raises it
-            buffer.put(exc)
-
-    thread = threading.Thread(target=produce, name="mysql-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = buffer.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-
-
-class _CyclicGcPause:
-    """Pauses Python's cyclic garbage collector, process-wide, while any holder is inside;
-    it resumes when the last one leaves (if it was running when the first came in).
-
-    A batch of rows arrives as thousands of new tuples at once: each batch pushes the
-    collector past its threshold (700 new objects) several times, and every collection
-    walks the batch's live tuples, ~0.75 µs of CPU per row on the reading thread (15 % of
-    the export's client CPU, measured with ``gc.callbacks``). Those tuples hold only ints,
-    strings and floats and die with the batch: they can never be part of a cycle, so the
-    collector has nothing to find in them. Counted, because chunks read in parallel threads;
-    and since their pauses can overlap without a gap for minutes, a holder leaving a pause
-    older than ``max_seconds`` collects the young generations, so that other threads' cyclic
-    garbage waits at most that long.
-    """
-
-    def __init__(self, max_seconds: float = 1.0) -> None:
-        self.max_seconds = max_seconds
-        self._lock = threading.Lock()
-        self._holders = 0
-        self._resume = False
-        self._since = 0.0
-
-    @contextlib.contextmanager
-    def __call__(self) -> Iterator[None]:
-        with self._lock:
-            if not self._holders:
-                self._resume = gc.isenabled()
-                self._since = time.monotonic()
-                gc.disable()
-            self._holders += 1
-        try:
-            yield
-        finally:
-            if self._leave():
-                gc.collect(1)
-
-    def _leave(self) -> bool:
-        """One holder leaves; True when the pause, still held by others, is overdue."""
-        with self._lock:
-            self._holders -= 1
-            if not self._holders:
-                if self._resume:
-                    gc.enable()
-                return False
-            if self._resume and time.monotonic() - self._since > self.max_seconds:
-                self._since = time.monotonic()
-                return True
-            return False
-
-
-_gc_paused = _CyclicGcPause()
-
-
-def _arrow_batches(
+def arrow_batches(
     context: BatchContext, batches: Iterable[tuple[Sequence[str], Sequence[tuple[Any, ...]]]]
 ) -> Iterator[dict[str, pa.Array]]:
     """Each batch of source rows as Arrow columns; the rows (Python objects) are made and
-    freed inside collector pauses (see ``_CyclicGcPause``): the reader frees a batch when it
-    fetches the next, inside the next pause."""
+    freed inside collector pauses (see ``pipelining.CyclicGcPause``): the reader frees a
+    batch when it fetches the next, inside the next pause."""
     rows_batches = iter(batches)
     while True:
-        with _gc_paused():
+        with pause_cyclic_gc():
             batch = next(rows_batches, None)
             if batch is None:
                 return
@@ -243,116 +142,30 @@ def _arrow_batches(
         yield columns
 
 
-class _Progress:
-    """Follows a chunk's stream: every ``PARTYHELP_PROGRESS_SECONDS`` it logs the rows so
-    far, of the source's count (known before streaming), the rate and an ETA; inside a
-    Prefect task run a progress artifact follows the export too. Outside Prefect (a plain
-    call, the benchmark) nothing of Prefect is imported."""
-
-    def __init__(self, log: Logger, table: str, index: int, every: float) -> None:
-        self._log, self._table, self._index, self._every = log, table, index, every
-        self._started = time.monotonic()
-        self._last = self._started
-        self._total = 0
-        self._artifact: Any = None
-
-    def start(self, total: int) -> None:
-        """The source's row count of the chunk; opens the progress artifact."""
-        self._total, self._started = total, time.monotonic()
-        self._last = self._started
-        self._artifact = _create_progress_artifact(
-            self._log,
-            f"export-{self._table}-chunk-{self._index}".replace("_", "-"),
-            f"export of {self._table}, chunk {self._index}: {total:,} rows in the source",
-        )
-
-    def update(self, rows: int) -> None:
-        """Log (and move the artifact) if the interval has passed."""
-        now = time.monotonic()
-        if now - self._last < self._every:
-            return
-        self._last = now
-        rate = rows / max(now - self._started, 1e-9)
-        left = max(self._total - rows, 0)
-        eta = f"ETA {left / rate:.0f} s" if rate > 0 else "ETA unknown"
-        self._log.info(
-            "export-%s chunk %d: %d of %d rows (%.1f %%), %.0f rows/s, %s",
-            self._table,
-            self._index,
-            rows,
-            self._total,
-            self._percent(rows),
-            rate,
-            eta,
-        )
-        self._move_artifact(self._percent(rows))
-
-    def finish(self) -> None:
-        """The stream ended: the artifact shows 100 %."""
-        self._move_artifact(100.0)
-
-    def _percent(self, rows: int) -> float:
-        return min(100.0, 100.0 * rows / self._total) if self._total else 100.0
-
-    def _move_artifact(self, percent: float) -> None:
-        if self._artifact is None:
-            return
-        try:
-            from prefect.artifacts import update_progress_artifact
-
-            update_progress_artifact(self._artifact, percent)
-        except Exception as exc:  # progress is a view: it never fails the export
-            self._log.warning(
-                "export-%s chunk %d: progress artifact not updated: %s",
-                self._table,
-                self._index,
-                exc,
-            )
-            self._artifact = None
-
-
-def _create_progress_artifact(log: Logger, key: str, description: str) -> Any:
-    """A Prefect progress artifact at 0 %, when running inside a Prefect task run; else
-    (or when the API refuses it) None."""
-    if "prefect.context" not in sys.modules:  # not imported: surely not in a task run
-        return None
-    from prefect.context import TaskRunContext
-
-    if TaskRunContext.get() is None:
-        return None
-    try:
-        from prefect.artifacts import create_progress_artifact
-
-        return create_progress_artifact(0.0, key=key, description=description)
-    except Exception as exc:  # progress is a view: it never fails the export
-        log.warning("%s: progress artifact not created: %s", key, exc)
-        return None
-
-
-def batch_context(settings: Settings, spec: TableSpec, sync_date: dt.date) -> BatchContext:
+def batch_context(target: ExportTarget, spec: TableSpec, plan: ExportPlan) -> BatchContext:
     """What every batch of one table's export shares: columns, day and PII salt."""
-    salt = settings.pii_salt.get_secret_value().encode() if settings.pii_salt else None
-    return BatchContext(spec, spec.output_columns(settings.include_pii_hashes), sync_date, salt)
+    columns = spec.output_columns(plan.include_pii_hashes)
+    return BatchContext(spec, columns, plan.sync_date, target.salt_bytes)
 
 
 def _stream_chunk(
     connection: Any,
-    settings: Settings,
+    target: ExportTarget,
     context: BatchContext,
     params: dict[str, Any],
     uploader: PartUploader,
-    progress: _Progress,
+    progress: ChunkProgress,
 ) -> ChunkTally:
     """Stream the chunk's rows through Arrow and Avro into the uploader."""
     fields = avro.table_fields(context.columns)
     tally = ChunkTally(money_cents={c.name: 0 for c in context.spec.money_columns})
-    sizer = BatchSizer(settings.batch_rows)
+    sizer = BatchSizer(target.batch_rows)
     batches = stream_rows(
-        connection, settings.mysql.driver, flattening_query(context.spec), params, sizer
+        connection, target.source.driver, flattening_query(context.spec), params, sizer
     )
     # The reader thread also turns each batch into Arrow columns at once, so only the batch
     # being read exists as Python objects: memory stays flat and small.
-    for source_columns in _prefetch(_arrow_batches(context, batches)):
+    for source_columns in prefetch(arrow_batches(context, batches), thread_name="mysql-reader"):
         converted = convert_columns(context, source_columns, tally.quality)
         encoded = avro.encode_records(fields, converted.arrays)
         sizer.observe(encoded.num_rows, encoded.nbytes)
@@ -365,8 +178,27 @@ def _stream_chunk(
     return tally
 
 
+def _part_uploader(
+    target: ExportTarget, spec: TableSpec, plan: ExportPlan, index: int, store: PartStore | None
+) -> PartUploader:
+    """The uploader of chunk ``index``'s parts: into the export's folder in GCS, or ``store``."""
+    folder = mf.export_folder(target.prefix, plan.sync_date, spec.name, plan.export_id)
+    uploads: PartStore | StreamingPartStore = (
+        store
+        if store is not None
+        else GcsPartStore(target.storage.bucket(target.bucket), target.upload_retry)
+    )
+    return PartUploader(
+        uploads,
+        target.part_max_bytes,
+        folder,
+        index,
+        avro.table_schema(spec, plan.include_pii_hashes),
+    )
+
+
 def export_chunk(
-    settings: Settings,
+    target: ExportTarget,
     spec: TableSpec,
     plan: ExportPlan,
     index: int,
@@ -374,36 +206,26 @@ def export_chunk(
     store: PartStore | None = None,
 ) -> ChunkResult:
     """Stream one chunk of ``spec`` into Avro parts in GCS (or ``store``), inside one
-    consistent snapshot."""
+    consistent snapshot, and check it against that snapshot's totals."""
     chunk = plan.chunk(index)
-    sync_date = dt.date.fromisoformat(plan.sync_date)
     params = {
         "first_id": chunk.first_id,
         "last_id": chunk.last_id,
-        "include_pii": int(settings.include_pii_hashes),
+        "include_pii": int(plan.include_pii_hashes),
     }
-    folder = mf.export_folder(settings.gcs_prefix, sync_date, spec.name, plan.export_id)
-    uploader = PartUploader(
-        settings, folder, index, avro.table_schema(spec, settings.include_pii_hashes), store
-    )
-    progress = _Progress(logger or get_logger(), spec.name, index, settings.progress_seconds)
+    context = batch_context(target, spec, plan)
+    uploader = _part_uploader(target, spec, plan, index, store)
+    progress = ChunkProgress(logger or get_logger(), spec.name, index, target.progress_seconds)
     started = utc_now()
     try:
-        with snapshot(settings.mysql) as connection:
+        with snapshot(target.source) as connection:
             # The run checked the schema at its start; a migration deployed since must fail
             # here, before this chunk writes anything, instead of turning values into NULL.
             # (A change after this check fails the reads below with error 1412: retried.)
-            check_schema(spec, describe_source(connection, settings.mysql.database))
+            check_schema(spec, describe_source(connection, target.source.database))
             totals = fetch_one(connection, totals_query(spec), params)
             progress.start(int(totals.get("row_count") or 0))
-            tally = _stream_chunk(
-                connection,
-                settings,
-                batch_context(settings, spec, sync_date),
-                params,
-                uploader,
-                progress,
-            )
+            tally = _stream_chunk(connection, target, context, params, uploader, progress)
         parts = uploader.finish()
     except BaseException as exc:
         uploader.close()
@@ -422,7 +244,7 @@ def export_chunk(
         tally.quality.to_dict(),
         iso(started),
         iso(utc_now()),
-        settings.mysql.driver,
+        target.source.driver,
     )
     check_chunk(spec, result)
     return result
@@ -447,26 +269,21 @@ def check_chunk(spec: TableSpec, result: ChunkResult) -> None:
             )
 
 
-def commit_manifest(
-    settings: Settings, spec: TableSpec, plan: ExportPlan, chunks: Sequence[ChunkResult]
-) -> mf.Manifest:
-    """Write the manifest of a complete export; from then on it is loadable and kept."""
-    ordered = sorted(chunks, key=lambda c: c.index)
-    if [c.index for c in ordered] != list(range(len(plan.chunks))):
-        raise ExportIntegrityError(
-            f"{spec.name}: export {plan.export_id} is missing chunks", table=spec.name
-        )
+def _summed(totals: Iterable[dict[str, int]]) -> dict[str, int]:
+    summed: dict[str, int] = {}
+    for chunk_totals in totals:
+        for key, value in chunk_totals.items():
+            summed[key] = summed.get(key, 0) + value
+    return summed
+
+
+def _manifest(spec: TableSpec, plan: ExportPlan, ordered: Sequence[ChunkResult]) -> mf.Manifest:
+    """The manifest of the complete export made of the ``ordered`` chunks."""
     quality = QualityCounts()
-    source_totals: dict[str, int] = {}
-    exported_totals: dict[str, int] = {}
     for chunk in ordered:
         quality.merge(QualityCounts.from_dict(chunk.quality))
-        for key, value in chunk.source_totals.items():
-            source_totals[key] = source_totals.get(key, 0) + value
-        for key, value in chunk.exported_totals.items():
-            exported_totals[key] = exported_totals.get(key, 0) + value
     parts = [part for chunk in ordered for part in chunk.parts]
-    manifest = mf.Manifest(
+    return mf.Manifest(
         table=spec.name,
         sync_date=plan.sync_date,
         export_id=plan.export_id,
@@ -476,21 +293,31 @@ def commit_manifest(
         parts=parts,
         rows=sum(c.rows for c in ordered),
         bytes=sum(p.bytes for p in parts),
-        source_totals=source_totals,
-        exported_totals=exported_totals,
+        source_totals=_summed(c.source_totals for c in ordered),
+        exported_totals=_summed(c.exported_totals for c in ordered),
         quality=quality.to_dict(),
         chunks=[
             {k: v for k, v in asdict(c).items() if k not in ("parts", "quality")} for c in ordered
         ],
-        avro_schema=avro.table_schema(spec, settings.include_pii_hashes),
-        bigquery_schema=spec.bigquery_schema(settings.include_pii_hashes),
-        driver=ordered[0].driver if ordered else settings.mysql.driver,
+        avro_schema=avro.table_schema(spec, plan.include_pii_hashes),
+        bigquery_schema=spec.bigquery_schema(plan.include_pii_hashes),
+        driver=ordered[0].driver,
         replaces=plan.replaces,
     )
-    folder = mf.export_folder(
-        settings.gcs_prefix, dt.date.fromisoformat(plan.sync_date), spec.name, plan.export_id
-    )
+
+
+def commit_manifest(
+    target: ExportTarget, spec: TableSpec, plan: ExportPlan, chunks: Sequence[ChunkResult]
+) -> mf.Manifest:
+    """Write the manifest of a complete export; from then on it is loadable and kept."""
+    ordered = sorted(chunks, key=lambda c: c.index)
+    if not ordered or [c.index for c in ordered] != list(range(len(plan.chunks))):
+        raise ExportIntegrityError(
+            f"{spec.name}: export {plan.export_id} is missing chunks", table=spec.name
+        )
+    manifest = _manifest(spec, plan, ordered)
+    folder = mf.export_folder(target.prefix, plan.sync_date, spec.name, plan.export_id)
     manifest.uri = mf.write_manifest(
-        storage_client(settings), settings.gcs_bucket, folder, manifest, gcs_upload_retry(settings)
+        target.storage, target.bucket, folder, manifest, target.upload_retry
     )
     return manifest

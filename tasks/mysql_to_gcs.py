@@ -1,4 +1,9 @@
-"""The export tasks: MySQL -> Avro parts in GCS -> manifest, and finding a kept export."""
+"""The export tasks: MySQL -> Avro parts in GCS -> manifest, and finding a kept export.
+
+Each task takes names, days and plans (nothing secret, fine as parameters and cache keys),
+resolves the run's settings once at its top (``runtime_settings()``, cached per run) into an
+``ExportTarget`` and hands that down; the target, which holds clients and the PII salt,
+never crosses a task boundary."""
 
 from __future__ import annotations
 
@@ -9,8 +14,8 @@ from prefect.runtime import task_run as current_task_run
 
 from partyhelp_pipeline import drift, export
 from partyhelp_pipeline import manifest as mf
-from partyhelp_pipeline.clients import storage_client
 from partyhelp_pipeline.clock import reporting_today, sync_date_for
+from partyhelp_pipeline.export_target import ExportTarget
 from partyhelp_pipeline.spec import TABLES
 from tasks.options import RETRY_OPTIONS, runtime_settings
 
@@ -42,29 +47,20 @@ def check_source_schema(tables: list[str]) -> None:
 def plan_export(
     table: str, sync_date: dt.date, flow_run_id: str | None, replaces: str | None = None
 ) -> export.ExportPlan:
-    """Fix one table's export id and primary-key chunks."""
-    return export.plan_export(runtime_settings(), TABLES[table], sync_date, flow_run_id, replaces)
+    """Fix one table's export id, primary-key chunks and PII choice."""
+    target = ExportTarget.from_settings(runtime_settings())
+    return export.plan_export(target, TABLES[table], sync_date, flow_run_id, replaces)
 
 
 @task(name="export", task_run_name=_export_run_name, **RETRY_OPTIONS)
 def export_chunk(plan: export.ExportPlan, index: int) -> export.ChunkResult:
     """Stream one chunk of a table from MySQL into Avro parts in GCS."""
-    return export.export_chunk(runtime_settings(), TABLES[plan.table], plan, index)
+    target = ExportTarget.from_settings(runtime_settings())
+    return export.export_chunk(target, TABLES[plan.table], plan, index)
 
 
 @task(name="manifest", task_run_name="manifest-{plan.table}", **RETRY_OPTIONS)
 def commit_manifest(plan: export.ExportPlan, chunks: list[export.ChunkResult]) -> mf.Manifest:
     """Commit the manifest that makes a complete export loadable."""
-    return export.commit_manifest(runtime_settings(), TABLES[plan.table], plan, chunks)
-
-
-@task(name="find-export", task_run_name="find-export-{table}", **RETRY_OPTIONS)
-def find_export(table: str, sync_date: dt.date) -> mf.Manifest:
-    """The newest kept export of a table for a day, with every part verified."""
-    settings = runtime_settings()
-    client = storage_client(settings)
-    manifest = mf.find_latest_manifest(
-        client, settings.gcs_bucket, settings.gcs_prefix, sync_date, table
-    )
-    mf.verify_parts(client, manifest)
-    return manifest
+    target = ExportTarget.from_settings(runtime_settings())
+    return export.commit_manifest(target, TABLES[plan.table], plan, chunks)

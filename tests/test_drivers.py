@@ -19,6 +19,7 @@ import pytest
 
 from partyhelp_pipeline import export, source
 from partyhelp_pipeline import manifest as mf
+from partyhelp_pipeline.export_target import ExportTarget
 from partyhelp_pipeline.settings import ConfigError, load_settings
 from partyhelp_pipeline.spec import TABLES
 from tests.conftest import admin_connection, sync_environment
@@ -57,13 +58,13 @@ def _export(
         PARTYHELP_BATCH_ROWS="16",
         **overrides,
     )
-    settings = load_settings(env)
-    assert settings.mysql.driver == driver
+    target = ExportTarget.from_settings(load_settings(env))
+    assert target.source.driver == driver
     spec = TABLES[table]
-    plan = export.plan_export(settings, spec, SYNC_DATE, "test-drivers")
+    plan = export.plan_export(target, spec, SYNC_DATE, "test-drivers")
     store = FolderStore(root / driver)
     chunks = [
-        export.export_chunk(settings, spec, plan, i, store=store) for i in range(len(plan.chunks))
+        export.export_chunk(target, spec, plan, i, store=store) for i in range(len(plan.chunks))
     ]
     records: list[dict[str, Any]] = []
     schema = None

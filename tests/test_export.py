@@ -1,11 +1,10 @@
 """The export's reading side: batches of rows become Arrow columns with the cyclic garbage
-collector paused, and the pause is shared safely by chunks read in parallel threads."""
+collector paused (the pause itself: tests/test_pipelining.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import gc
-import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -48,7 +47,7 @@ def test_rows_are_read_and_converted_with_the_collector_paused() -> None:
 
     seen_between: list[bool] = []
     ids: list[int] = []
-    for columns in export._arrow_batches(_context(), batches()):
+    for columns in export.arrow_batches(_context(), batches()):
         seen_between.append(gc.isenabled())
         ids.extend(columns[SPEC.primary_key].to_pylist())
     assert ids == list(range(1, 301))
@@ -62,58 +61,8 @@ def test_a_failed_read_resumes_the_collector() -> None:
         yield NAMES, _rows(1, 10)
         raise ConnectionError("lost connection to MySQL")
 
-    reader = export._arrow_batches(_context(), batches())
+    reader = export.arrow_batches(_context(), batches())
     next(reader)
     with pytest.raises(ConnectionError):
         next(reader)
     assert gc.isenabled()
-
-
-def test_a_collector_stopped_by_someone_else_stays_stopped() -> None:
-    gc.disable()
-    with export._gc_paused():
-        assert not gc.isenabled()
-    assert not gc.isenabled()
-
-
-def test_parallel_readers_resume_the_collector_only_when_the_last_leaves() -> None:
-    first_inside, second_inside, first_may_leave = (threading.Event() for _ in range(3))
-    states: dict[str, bool] = {}
-
-    def first() -> None:
-        with export._gc_paused():
-            first_inside.set()
-            first_may_leave.wait(5)
-        states["after first left"] = gc.isenabled()
-        second_inside.set()
-
-    thread = threading.Thread(target=first)
-    with export._gc_paused():
-        thread.start()
-        assert first_inside.wait(5)
-        first_may_leave.set()
-        assert second_inside.wait(5)  # the first reader has left; this one is still inside
-        states["inside second"] = gc.isenabled()
-    thread.join(5)
-    assert states == {"after first left": False, "inside second": False}
-    assert gc.isenabled()
-
-
-def test_overlapping_pauses_still_collect_other_threads_garbage() -> None:
-    pause = export._CyclicGcPause(max_seconds=0.0)
-    collected: list[int] = []
-
-    def record(phase: str, info: dict[str, int]) -> None:
-        if phase == "stop":
-            collected.append(info["generation"])
-
-    gc.callbacks.append(record)
-    try:
-        with pause():
-            with pause():  # a second chunk's read, overlapping the first
-                pass
-            assert not gc.isenabled()  # the first still reads
-            assert collected == [1]  # ...but the overdue pause collected the young ones
-        assert gc.isenabled()
-    finally:
-        gc.callbacks.remove(record)
