@@ -2,11 +2,12 @@
 while it is written, create-only and CRC32C-verified.
 
 A part is written to a local file (its bytes stay there until the upload is final, so a
-failed request can be sent again) and, as it grows, sent through a resumable upload
-session in pieces of ``UPLOAD_CHUNK_BYTES`` (a multiple of the 256 KiB GCS requires). Its
-CRC32C is computed as the blocks are written. GCS makes the object visible only when the
-last piece arrives, so a part is never half-visible; it is listed by a manifest only once
-its upload is final and GCS's size and CRC32C equal ours.
+lost upload session can start again) and, as it grows, fed to the storage library's
+resumable upload (``BlobWriter``), which sends it in pieces of ``UPLOAD_CHUNK_BYTES``,
+retries each request, and sends the CRC32C with the last piece. Ours is computed as the
+blocks are written. GCS makes the object visible only when the last piece arrives, so a
+part is never half-visible; it is listed by a manifest only once its upload is final and
+GCS's size and CRC32C equal ours.
 """
 
 from __future__ import annotations
@@ -14,36 +15,32 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
-import random
 import secrets
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO, Protocol, cast, runtime_checkable
 
 import google_crc32c
-import requests
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
+from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
+from google.cloud.storage.fileio import BlobWriter
 
 from partyhelp_pipeline import avro_encoding as avro
 from partyhelp_pipeline import manifest as mf
-from partyhelp_pipeline.clients import gcs_upload_retry, storage_client
 from partyhelp_pipeline.errors import ExportIntegrityError, StorageUnavailableError, is_transient
-from partyhelp_pipeline.settings import Settings
 
 BLOCK_MAX_RAW_BYTES = 4 * 1024 * 1024  # BigQuery reads Avro blocks of up to 16 MB
 # A piece of a resumable upload: a multiple of 256 KiB, as GCS requires of every piece but
 # the last, and the 8 MiB GCS recommends (each request costs the server: fake-gcs-server spends
-# half the CPU on 8 MiB pieces it spends on 2 MiB ones). Pieces stream from the part file, so
-# their size costs no memory; the last piece is sent when the part closes.
+# half the CPU on 8 MiB pieces it spends on 2 MiB ones). The library's writer holds at most
+# about one piece in memory; the last piece is sent when the part closes.
 UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
-SEND_BLOCK_BYTES = 256 * 1024  # what one read of a piece's body returns to the HTTP client
+FEED_BLOCK_BYTES = 1024 * 1024  # one read of the part file, handed to the writer
 SINGLE_REQUEST_MAX_BYTES = 1024 * 1024  # a part closed at most this big goes in one request
-REQUEST_TIMEOUT_SECONDS = 60  # one HTTP request to GCS (the storage library's default)
 
 
 class PartStore(Protocol):
@@ -138,9 +135,9 @@ class GcsPartStore:
     """The production store: create-only uploads to the export bucket, CRC32C-verified,
     streamed while the part is written."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._bucket = storage_client(settings).bucket(settings.gcs_bucket)
-        self._retry = gcs_upload_retry(settings)
+    def __init__(self, bucket: Any, retry: Retry) -> None:
+        self._bucket = bucket
+        self._retry = retry
 
     def stream(self, name: str, part: PartFile, chunk: int) -> mf.PartInfo:
         """Upload one part while it is written (see ``StreamingUpload``)."""
@@ -187,14 +184,14 @@ class PartUploader:
 
     def __init__(
         self,
-        settings: Settings,
+        store: PartStore | StreamingPartStore,
+        part_max_bytes: int,
         folder: str,
         chunk: int,
         schema: dict[str, Any],
-        store: PartStore | StreamingPartStore | None = None,
     ):
-        self._settings = settings
-        self._store = store if store is not None else GcsPartStore(settings)
+        self._store = store
+        self._part_max_bytes = part_max_bytes
         self._folder = folder
         self._chunk = chunk
         self._schema = schema
@@ -257,7 +254,7 @@ class PartUploader:
         """Append one compressed block, starting a new part first when this one is full."""
         writer = self._writer or self._open()
         if writer.records_written and (
-            writer.bytes_written + len(compressed) > self._settings.part_max_bytes
+            writer.bytes_written + len(compressed) > self._part_max_bytes
         ):
             self._roll()
             writer = self._open()
@@ -282,53 +279,36 @@ class PartUploader:
         self._tmpdir.cleanup()
 
 
-class _FileSlice:
-    """``length`` bytes of a file from ``offset``, as a request body read a block at a time
-    (so a piece is never held whole in memory); ``len`` gives the Content-Length."""
+class _PartWriter(BlobWriter):  # type: ignore[misc]  # the storage library is untyped
+    """The library's ``BlobWriter``, except when it is garbage-collected unclosed: ``io``
+    closes such an object, and closing a BlobWriter finalises its upload, which would make
+    the truncated part of a failed export visible. Dropped, its session stays unfinished
+    (GCS never finalises one, and forgets it after a week)."""
 
-    def __init__(self, descriptor: int, offset: int, length: int) -> None:
-        self._descriptor, self._position, self._end = descriptor, offset, offset + length
-
-    def __len__(self) -> int:
-        return self._end - self._position
-
-    def read(self, size: int = -1) -> bytes:
-        """The next block (at least ``SEND_BLOCK_BYTES`` when that many are left)."""
-        wanted = len(self) if size is None or size < 0 else max(size, SEND_BLOCK_BYTES)
-        data = os.pread(self._descriptor, min(wanted, len(self)), self._position)
-        self._position += len(data)
-        return data
+    def __del__(self) -> None:
+        """Left unfinished: see the class."""
 
 
 # The storage library's own mapping of an HTTP answer to its exception (412 ->
-# PreconditionFailed, 503 -> ServiceUnavailable, ...); typed here, the library is not.
+# PreconditionFailed, 503 -> ServiceUnavailable, ...), for the answers its resumable upload
+# raises unmapped (``InvalidResponse``); typed here, the library is not.
 _http_error: Callable[[Any], Exception] = gexc.from_http_response
-
-
-class SessionLostError(StorageUnavailableError):
-    """GCS no longer knows the upload session (expired, or an emulator restarted): the part
-    is sent again from its first byte, in a new session."""
+_SESSION_LOST = (404, 410)  # GCS no longer knows the session: expired, or an emulator restarted
 
 
 class StreamingUpload:
-    """One part sent to GCS while it is written, through a resumable upload session.
-
-    The session is created create-only (``ifGenerationMatch=0``) by the storage client's
-    public ``create_resumable_upload_session``; its URL authorises the pieces by itself (as
-    GCS documents), so they go through a plain HTTP session. The object appears only when
-    the last piece arrives, whole. A failed request (lost connection, 5xx, 429, a lost
-    session) restarts the part in a new session from its local file; GCS never finalises
-    an abandoned session, so nothing partial is ever visible. Failures retry with backoff
-    for ``retry.timeout`` seconds without progress, then give up.
+    """One part sent to GCS while it is written, by the storage library's resumable upload
+    (``BlobWriter``): create-only (``if_generation_match=0``), each piece's request retried
+    by ``retry``, the CRC32C sent with the last piece (GCS refuses an object that does not
+    match it) and checked against GCS's answer. The object appears only when the last piece
+    arrives, whole. A lost session restarts the part in a new one from its local file; a
+    session lost again before any piece of it got through gives up.
     """
 
     def __init__(self, bucket: Any, name: str, part: PartFile, retry: Retry) -> None:
-        self._bucket, self._name, self._part = bucket, name, part
-        self._retry = retry
-        self._window = float(retry.timeout or 120)
-        self._failing_since: float | None = None
+        self._bucket, self._name, self._part, self._retry = bucket, name, part, retry
         self.persisted = 0  # bytes GCS has acknowledged in the current session
-        self.failures = 0  # failed requests so far (each restarts the part)
+        self.restarts = 0  # sessions lost, each restarting the part from its first byte
 
     def run(self, chunk: int) -> mf.PartInfo:
         """Follow the part until it is closed and stored; return its description."""
@@ -337,150 +317,125 @@ class StreamingUpload:
         if closed and size <= SINGLE_REQUEST_MAX_BYTES:  # small: one request is cheaper
             return upload_part(self._bucket, self._name, part.path, part.rows, chunk, self._retry)
         try:
-            stored = self._send_with_retries()
+            stored = self._store()
         finally:
             with contextlib.suppress(OSError):
                 os.remove(part.path)
         size, crc = part.size, part.crc32c_base64()
-        if int(stored.get("size", -1)) != size or stored.get("crc32c") != crc:
+        if stored is None or (stored.size, stored.crc32c) != (size, crc):
+            found = "nothing" if stored is None else f"size {stored.size}, crc32c {stored.crc32c}"
             raise ExportIntegrityError(
-                f"gs://{self._bucket.name}/{self._name} was stored with size "
-                f"{stored.get('size')} and crc32c {stored.get('crc32c')}, not {size} and {crc}"
+                f"gs://{self._bucket.name}/{self._name} holds {found}, not {size} and {crc}"
             )
         return mf.PartInfo(mf.gs_uri(self._bucket.name, self._name), part.rows, size, crc, chunk)
 
-    def _send_with_retries(self) -> dict[str, Any]:
-        delay = 1.0
+    def _store(self) -> Any:
+        """Send the part; the stored object, as GCS describes it (or None)."""
+        try:
+            self._send_with_restarts()
+            return self._bucket.get_blob(self._name, retry=self._retry)
+        except gexc.PreconditionFailed:
+            return self._existing()
+        except DataCorruption as exc:  # GCS's CRC32C is not the library's (args: answer, text)
+            raise ExportIntegrityError(
+                f"gs://{self._bucket.name}/{self._name}: {exc.args[-1]}"
+            ) from exc
+        except Exception as exc:
+            unavailable = storage_unavailable(exc, self._bucket.name, self._name, self._retry)
+            if unavailable is None:
+                raise
+            raise unavailable from exc
+
+    def _send_with_restarts(self) -> None:
+        lost_in_a_row = 0
         while True:
             try:
                 return self._send()
-            except gexc.PreconditionFailed:
-                return self._existing()
-            except PartAborted:
-                raise
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                self.failures += 1
-                now = time.monotonic()
-                self._failing_since = self._failing_since or now
-                left = self._window - (now - self._failing_since)
-                if left <= 0:
-                    raise StorageUnavailableError(
-                        f"GCS unavailable: the upload of gs://{self._bucket.name}/{self._name} "
-                        f"gave up after {self._window:g} s of retries: "
-                        f"{type(exc).__name__}: {exc}"
-                    ) from exc
-                time.sleep(min(left, delay * random.uniform(0.5, 1.0)))
-                delay = min(delay * 2, 10.0)
+            except InvalidResponse as exc:
+                lost_in_a_row = 1 if self.persisted else lost_in_a_row + 1
+                if exc.response.status_code not in _SESSION_LOST or lost_in_a_row > 1:
+                    raise _http_error(exc.response) from exc
+                self.restarts += 1
 
-    def _send(self) -> dict[str, Any]:
-        """One session: every piece from the first byte; returns the stored object."""
-        url = self._bucket.blob(self._name).create_resumable_upload_session(
-            content_type="application/avro",
+    def _send(self) -> None:
+        """One session: the part from its first byte, fed to the library's writer as it
+        grows (each whole piece goes out inside ``write``), closed with the last piece."""
+        writer = _PartWriter(
+            self._bucket.blob(self._name),
+            chunk_size=UPLOAD_CHUNK_BYTES,
+            retry=self._retry,
             if_generation_match=0,
-            checksum=None,
-            retry=None,
-            timeout=REQUEST_TIMEOUT_SECONDS,
+            checksum="crc32c",
+            content_type="application/avro",
         )
-        offset = self.persisted = 0
-        descriptor = os.open(self._part.path, os.O_RDONLY)
-        try:
-            with requests.Session() as http:
-                while True:
-                    size, closed = self._part.wait_for(offset + UPLOAD_CHUNK_BYTES)
-                    if closed and size - offset <= UPLOAD_CHUNK_BYTES:
-                        stored: dict[str, Any] = self._put(
-                            http, url, descriptor, offset, size - offset, size
-                        )
-                        return stored
-                    offset = self.persisted = self._put(
-                        http, url, descriptor, offset, UPLOAD_CHUNK_BYTES, None
-                    )
-        finally:
-            os.close(descriptor)
+        self.persisted = fed = 0
+        with open(self._part.path, "rb", buffering=0) as source:
+            while True:
+                size, closed = self._part.wait_for(fed + UPLOAD_CHUNK_BYTES)
+                while fed < size:
+                    block = source.read(min(size - fed, FEED_BLOCK_BYTES))
+                    writer.write(block)
+                    fed += len(block)
+                    self.persisted = fed - fed % UPLOAD_CHUNK_BYTES
+                if closed:
+                    writer.close()
+                    return
 
-    def _put(
-        self,
-        http: requests.Session,
-        url: str,
-        descriptor: int,
-        offset: int,
-        length: int,
-        total: int | None,
-    ) -> Any:
-        """Send ``length`` bytes from ``offset``; the last piece (``total`` given) returns
-        the stored object, any other the offset GCS has persisted up to."""
-        data = _FileSlice(descriptor, offset, length)
-        span = f"{offset}-{offset + length - 1}" if length else "*"
-        headers = {"Content-Range": f"bytes {span}/{'*' if total is None else total}"}
-        if total is not None:  # GCS checks the whole object against it before creating it
-            headers["X-Goog-Hash"] = f"crc32c={self._part.crc32c_base64()}"
-        response = http.put(url, data=data, headers=headers, timeout=REQUEST_TIMEOUT_SECONDS)
-        status = response.status_code
-        if status in (404, 410):
-            raise SessionLostError(f"upload session of {self._name} lost ({status})")
-        if total is None and status == 308:
-            self._failing_since = None  # progress: a new outage gets a whole window
-            persisted = response.headers.get("Range", "")  # "bytes=0-N"; none: nothing yet
-            return int(persisted.rsplit("-", 1)[1]) + 1 if persisted else 0
-        if total is not None and status in (200, 201):
-            return response.json()
-        raise _http_error(response)
-
-    def _existing(self) -> dict[str, Any]:
+    def _existing(self) -> Any:
         """The object already exists: our own earlier request landed before its answer was
         lost. Identical bytes are accepted; anything else is an error."""
-        blob = self._bucket.get_blob(self._name)
+        blob = self._bucket.get_blob(self._name, retry=self._retry)
         if blob is None or blob.crc32c != self._part.crc32c_base64():
             raise ExportIntegrityError(
                 f"a different object already exists at gs://{self._bucket.name}/{self._name}"
             ) from None
-        return {"size": blob.size, "crc32c": blob.crc32c}
+        return blob
+
+
+def storage_unavailable(
+    exc: Exception, bucket: str, name: str, retry: Retry
+) -> StorageUnavailableError | None:
+    """``exc`` as the sync's error when a retry can heal it (the library's retries gave up
+    on a lost connection, a 5xx, a 429); None for any other failure."""
+    cause = exc.cause if isinstance(exc, gexc.RetryError) and exc.cause else exc
+    if isinstance(cause, InvalidResponse):  # an answer the upload raised unmapped
+        cause = _http_error(cause.response)
+    if not is_transient(cause):
+        return None
+    return StorageUnavailableError(
+        f"GCS unavailable: the upload of gs://{bucket}/{name} gave up after "
+        f"{retry.timeout:g} s of retries: {type(cause).__name__}: {cause}"
+    )
 
 
 def upload_part(
     bucket: Any, name: str, path: str, rows: int, chunk: int, retry: Retry
 ) -> mf.PartInfo:
-    """Upload one part create-only with a verified CRC32C, then delete the local file."""
+    """Upload one small part in one request, create-only with a verified CRC32C, then delete
+    the local file."""
     size = os.path.getsize(path)
     crc = mf.file_crc32c_base64(path)
-    blob = bucket.blob(name, chunk_size=UPLOAD_CHUNK_BYTES)
+    blob = bucket.blob(name)
     try:
-        if size <= SINGLE_REQUEST_MAX_BYTES:
-            blob.upload_from_filename(
-                path,
-                content_type="application/avro",
-                if_generation_match=0,
-                checksum="crc32c",
-                retry=retry,
-            )
-        else:
-            # Size not given: a resumable upload, UPLOAD_CHUNK_BYTES at a time (given a size
-            # under 8 MB, the library would build one multipart request of it in memory).
-            with open(path, "rb") as data:
-                blob.upload_from_file(
-                    data,
-                    content_type="application/avro",
-                    if_generation_match=0,
-                    checksum="crc32c",
-                    retry=retry,
-                )
+        blob.upload_from_filename(
+            path,
+            content_type="application/avro",
+            if_generation_match=0,
+            checksum="crc32c",
+            retry=retry,
+        )
     except gexc.PreconditionFailed:
         # Our own earlier request landed before its answer was lost: accept identical bytes.
-        blob.reload()
+        blob.reload(retry=retry)
         if blob.crc32c != crc or blob.size != size:
             raise ExportIntegrityError(
                 f"a different object already exists at gs://{bucket.name}/{name}"
             ) from None
     except Exception as exc:
-        if not is_transient(exc):
+        unavailable = storage_unavailable(exc, bucket.name, name, retry)
+        if unavailable is None:
             raise
-        cause = exc.cause if isinstance(exc, gexc.RetryError) and exc.cause else exc
-        raise StorageUnavailableError(
-            f"GCS unavailable: the upload of gs://{bucket.name}/{name} gave up after "
-            f"{retry.timeout:g} s of retries: {type(cause).__name__}: {cause}"
-        ) from exc
+        raise unavailable from exc
     finally:
         with contextlib.suppress(OSError):
             os.remove(path)

@@ -1,12 +1,13 @@
 """Parts stream into GCS while they are written (fake-gcs-server, for real), and the export
-reports its progress: log lines with the source's count, the rate and an ETA, and a Prefect
-progress artifact when it runs inside a task (the real local Prefect server)."""
+reports its progress in log lines with the source's count, the rate and an ETA (the progress
+artifact inside a task: tests/test_progress.py)."""
 
 from __future__ import annotations
 
 import base64
 import contextlib
 import datetime as dt
+import gc
 import logging
 import os
 import secrets
@@ -19,13 +20,17 @@ from typing import Any
 
 import google_crc32c
 import pytest
-from google.api_core.retry import Retry
+import requests
+from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry, if_transient_error
+from google.cloud.storage.exceptions import InvalidResponse
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from partyhelp_pipeline import export, parts
 from partyhelp_pipeline import manifest as mf
 from partyhelp_pipeline.clients import gcs_upload_retry, storage_client
 from partyhelp_pipeline.errors import ExportIntegrityError, StorageUnavailableError
+from partyhelp_pipeline.export_target import ExportTarget
 from partyhelp_pipeline.settings import load_settings
 from partyhelp_pipeline.spec import TABLES
 from tests.emulators import PrivateEmulators
@@ -119,7 +124,8 @@ def test_an_aborted_part_leaves_no_object(gcs: Any, tmp_path: Path) -> None:
     assert _wait_until(lambda: upload.persisted >= CHUNK)
     part.abort()  # the export failed mid-part
     thread.join(timeout=120)
-    assert isinstance(outcome["error"], parts.PartAborted)
+    assert isinstance(outcome.pop("error"), parts.PartAborted)
+    gc.collect()  # its writer, collected, does not finalise the upload (io closes it)
     assert bucket.get_blob(name) is None
 
 
@@ -134,12 +140,35 @@ def test_an_existing_object_is_accepted_only_with_the_same_bytes(gcs: Any, tmp_p
     part.write(data)
     part.close(rows=1)
     upload = parts.StreamingUpload(bucket, name, part, gcs_upload_retry(settings))
-    assert upload._existing() == {"size": len(data), "crc32c": mf.crc32c_base64(data)}
+    existing = upload._existing()
+    assert (existing.size, existing.crc32c) == (len(data), mf.crc32c_base64(data))
     other = parts.PartFile(str(tmp_path / "other.avro"))
     other.write(b"different bytes")
     other.close(rows=1)
     with pytest.raises(ExportIntegrityError, match="a different object already exists"):
         parts.StreamingUpload(bucket, name, other, gcs_upload_retry(settings))._existing()
+
+
+def _answer(status: int) -> requests.Response:
+    """An HTTP answer of ``status`` to an upload request, as the library's transport gets it."""
+    response = requests.Response()
+    response.status_code, response._content = status, b"{}"
+    response.request = requests.Request("PUT", "http://gcs.invalid/upload").prepare()
+    return response
+
+
+def test_the_errors_of_the_library_upload_are_classified() -> None:
+    """What BlobWriter raises once its retries give up (the transport's own ConnectionError,
+    an answer it leaves unmapped) is a transient StorageUnavailableError naming the part;
+    a refusal is left as it is."""
+    retry = DEFAULT_RETRY.with_timeout(2)
+    down = gexc.RetryError("gave up", requests.exceptions.ConnectionError("refused"))
+    busy = gexc.RetryError("gave up", InvalidResponse(_answer(503), "busy"))
+    for exc, cause in ((down, "ConnectionError"), (busy, "ServiceUnavailable")):
+        error = parts.storage_unavailable(exc, "b", "p.avro", retry)
+        assert error is not None and error.transient, exc
+        assert f"upload of gs://b/p.avro gave up after 2 s of retries: {cause}" in str(error)
+    assert parts.storage_unavailable(InvalidResponse(_answer(403), "no"), "b", "p", retry) is None
 
 
 def test_the_part_checksum_is_the_crc32c_of_every_byte_written(tmp_path: Path) -> None:
@@ -160,17 +189,15 @@ def test_an_export_streams_several_parts_into_gcs(
     """The production store through the real export: every part listed is whole, and the
     progress lines give rows of the source's count, a rate and an ETA."""
     monkeypatch.setenv("PARTYHELP_PROGRESS_SECONDS", "0")
-    # Every part (8 KB here) through an upload session, in several pieces: sizes scaled to
-    # the test data (fake-gcs-server takes pieces that are not multiples of 256 KiB).
+    # Every part (8 KB here) through an upload session (of one piece: pieces are multiples
+    # of 256 KiB; a part of several pieces is the first test's).
     monkeypatch.setattr(parts, "SINGLE_REQUEST_MAX_BYTES", 0)
-    monkeypatch.setattr(parts, "UPLOAD_CHUNK_BYTES", 2048)
     settings = load_settings()
-    spec = TABLES["ph_lead_matches"]
-    plan = export.plan_export(settings, spec, SYNC_DATE, "test-stream")
+    spec, target = TABLES["ph_lead_matches"], ExportTarget.from_settings(settings)
+    plan = export.plan_export(target, spec, SYNC_DATE, "test-stream")
     with caplog.at_level(logging.INFO, logger="partyhelp_sync"):
-        result = export.export_chunk(settings, spec, plan, 0)
+        result = export.export_chunk(target, spec, plan, 0)
     assert len(result.parts) > 1 and result.rows == result.source_totals["row_count"] > 0
-    assert max(p.bytes for p in result.parts) > 2 * 2048
     mf.verify_parts(
         storage_client(settings),
         mf.Manifest(
@@ -180,48 +207,6 @@ def test_an_export_streams_several_parts_into_gcs(
     progress = [r.getMessage() for r in caplog.records if "rows/s" in r.getMessage()]
     assert progress, caplog.text
     assert f"of {result.rows} rows" in progress[-1] and "ETA" in progress[-1]
-
-
-def test_a_progress_artifact_follows_an_export_inside_a_prefect_task(
-    sync_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """On the real Prefect server: the chunk's task run holds a progress artifact at 100 %
-    described with the source's row count."""
-    import asyncio
-
-    from prefect import flow, task
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterTaskRunId
-    from prefect.context import get_run_context
-
-    monkeypatch.setenv("PARTYHELP_PROGRESS_SECONDS", "0")
-    settings = load_settings()
-    spec = TABLES["ph_venues"]
-
-    @task
-    def export_venues() -> tuple[str, int]:
-        plan = export.plan_export(settings, spec, SYNC_DATE, "test-progress")
-        result = export.export_chunk(settings, spec, plan, 0)
-        return str(get_run_context().task_run.id), result.rows
-
-    @flow
-    def progress_flow() -> tuple[str, int]:
-        return export_venues()
-
-    task_run_id, rows = progress_flow()
-
-    async def artifacts() -> list[Any]:
-        async with get_client() as client:
-            return await client.read_artifacts(
-                artifact_filter=ArtifactFilter(
-                    task_run_id=ArtifactFilterTaskRunId(any_=[task_run_id])
-                )
-            )
-
-    (artifact,) = asyncio.run(artifacts())
-    assert artifact.type == "progress" and float(artifact.data) == 100.0
-    assert artifact.key == "export-ph-venues-chunk-0"
-    assert f"{rows:,} rows in the source" in artifact.description
 
 
 # ---------------------------------------------------------------- GCS stopped mid-part
@@ -256,17 +241,20 @@ def test_gcs_stopped_mid_part_the_part_is_sent_again_and_stored_whole(
     data = os.urandom(2 * CHUNK + 999)
     part = parts.PartFile(str(tmp_path / "part.avro"))
     outcome: dict[str, Any] = {}
-    upload, thread = _stream(bucket, part, DEFAULT_RETRY.with_timeout(120), outcome)
+    failures: list[Exception] = []  # each failed request, before the library retries it
+    retry = Retry(predicate=if_transient_error, timeout=120, on_error=failures.append)
+    upload, thread = _stream(bucket, part, retry, outcome)
     part.write(data[: CHUNK + PIECE])
     part.publish()
     assert _wait_until(lambda: upload.persisted >= CHUNK)
     pair.stop("gcs")  # for real, mid-part: its upload session is lost with the process
     part.write(data[CHUNK + PIECE :])
     part.close(rows=5)
-    assert _wait_until(lambda: upload.failures >= 1)
+    assert _wait_until(lambda: len(failures) >= 1)
     pair.start("gcs")
     thread.join(timeout=180)
 
+    assert upload.restarts == 1, outcome  # the session was lost: the part was sent again
     info: mf.PartInfo = outcome["info"]
     assert (info.bytes, info.crc32c, info.rows) == (len(data), mf.crc32c_base64(data), 5)
     stored = bucket.get_blob(mf.split_gs_uri(info.uri)[1])
