@@ -24,7 +24,7 @@ from prefect.client.schemas.objects import State
 
 from partyhelp_pipeline.clock import SyncDateError, reporting_today, sync_date_for
 from partyhelp_pipeline.errors import ServiceUnreachableError
-from partyhelp_pipeline.report import backfill_lines, days_not_done, first_line, result_lines
+from partyhelp_pipeline.report import days_not_done, first_line
 from partyhelp_pipeline.settings import Settings, declared_settings
 from partyhelp_pipeline.source import DISTRIBUTION
 from partyhelp_pipeline.spec import TABLES
@@ -211,6 +211,13 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     _verbose(parser, top=True)
     _sync_options(parser)
     commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    _check_command(commands, formatter)
+    _backfill_command(commands, formatter)
+    return parser
+
+
+def _check_command(commands: Any, formatter: type[argparse.HelpFormatter]) -> None:
+    """``check``: the pre-flight check."""
     check = commands.add_parser(
         "check",
         formatter_class=formatter,
@@ -226,6 +233,10 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         ),
     )
     _verbose(check, top=False)
+
+
+def _backfill_command(commands: Any, formatter: type[argparse.HelpFormatter]) -> None:
+    """``backfill``: one flow run per day of a range."""
     backfill = commands.add_parser(
         "backfill",
         formatter_class=formatter,
@@ -258,7 +269,6 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     )
     _tables(backfill, top=False)
     _verbose(backfill, top=False)
-    return parser
 
 
 def command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
@@ -394,3 +404,26 @@ def _finish_backfill(results: dict[str, str]) -> int:
         print(f"{PREFIX}: Completed: backfill of {len(results)} days")
         return 0
     return failed(RuntimeError(backfill_summary(results)), verbose=False)
+
+
+def result_lines(result: dict[str, Any]) -> list[str]:
+    """A sync's result as the command prints it: a row per table (rows, seconds of its own
+    work, state), then the views refreshed."""
+    tables: dict[str, dict[str, Any]] = result.get("tables", {})
+    width = max([len("table"), *map(len, tables)])
+    lines = [f"  {'table':<{width}}  {'rows':>11}  {'seconds':>8}  state"]
+    for table, row in tables.items():
+        rows = "" if row.get("rows") is None else f"{row['rows']:,}"
+        seconds = "" if row.get("seconds") is None else f"{row['seconds']:.1f}"
+        state = row.get("state", "Completed")
+        if row.get("current_replaced") is False:
+            state += " (history only: the current table keeps a newer day)"
+        lines.append(f"  {table:<{width}}  {rows:>11}  {seconds:>8}  {state}")
+    views = [view.rsplit(".", 1)[-1] for view in result.get("views") or []]  # names only
+    lines.append(f"  views refreshed: {', '.join(views) if views else 'none'}")
+    return lines
+
+
+def backfill_lines(results: dict[str, str]) -> list[str]:
+    """A backfill's days as the command prints them: a row per day with its result."""
+    return ["  day         result", *(f"  {day}  {outcome}" for day, outcome in results.items())]

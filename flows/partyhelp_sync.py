@@ -29,9 +29,8 @@ from flows import cli
 from flows.table_pipeline import run_table_pipelines
 from partyhelp_pipeline import manifest as mf
 from partyhelp_pipeline import preflight
-from partyhelp_pipeline.clients import storage_client
 from partyhelp_pipeline.clock import iso, reporting_today, utc_now
-from partyhelp_pipeline.errors import ServiceUnreachableError, SyncError
+from partyhelp_pipeline.errors import BackfillIncomplete, ServiceUnreachableError, SyncFailed
 from partyhelp_pipeline.logs import get_logger
 from partyhelp_pipeline.report import (
     RunReport,
@@ -44,28 +43,13 @@ from partyhelp_pipeline.report import (
 from partyhelp_pipeline.settings import ConfigError, Settings, import_time_setting
 from partyhelp_pipeline.spec import VIEWS, select_tables
 from tasks import gcs_to_bigquery as load
+from tasks import kept_exports
 from tasks import mysql_to_gcs as extract
 from tasks import preflight as first_checks
 from tasks.options import runtime_settings
 
 ARTIFACT_KEY = "partyhelp-sync-summary"
 CONSOLE_SCRIPT = cli.CONSOLE_SCRIPT
-
-
-class SyncFailed(SyncError):
-    """One or more tables failed; the message names each with its cause."""
-
-
-class BackfillIncomplete(SyncFailed):
-    """Some days of a backfill were not done: the message names each with why; ``results``
-    holds every day's outcome (the command prints them)."""
-
-    def __init__(self, message: str, results: dict[str, str]) -> None:
-        super().__init__(message)
-        self.results = results
-
-    def __reduce__(self) -> tuple[Any, ...]:  # pickled with its results, as Prefect keeps it
-        return type(self), (str(self), self.results)
 
 
 def build_task_runner() -> TaskRunner[Any]:
@@ -106,7 +90,7 @@ def require_dask(settings: Settings) -> None:
 def find_kept_exports(tables: list[str], day: dt.date) -> dict[str, mf.Manifest]:
     """Every table's newest kept export, all verified before any load: a replay is all or
     nothing."""
-    futures = {table: extract.find_export.submit(table, day) for table in tables}
+    futures = {table: kept_exports.find_export.submit(table, day) for table in tables}
     for future in futures.values():
         future.wait()
     refused = [
@@ -180,12 +164,12 @@ def fail_early(
     """A run that fails before its tables' pipelines still leaves a trace: the summary and
     one ``ph_sync_runs`` row per table with the cause, whenever BigQuery answers (when the
     cause is BigQuery not answering, the append is not tried: it would wait a window more)."""
-    outcomes = [TableOutcome(name, mode, day.isoformat(), iso(utc_now())) for name in names]
+    outcomes = [TableOutcome(name, mode, day, iso(utc_now())) for name in names]
     for outcome in outcomes:
         outcome.fail(cause)
         outcome.end()
     bigquery_down = isinstance(cause, ServiceUnreachableError) and cause.service == "BigQuery"
-    publish_report(RunReport(day.isoformat(), mode, outcomes), run_id, audit=not bigquery_down)
+    publish_report(RunReport(day, mode, outcomes), run_id, audit=not bigquery_down)
 
 
 def start_checks(names: list[str], day: dt.date, from_exports: bool) -> dict[str, mf.Manifest]:
@@ -247,12 +231,28 @@ def partyhelp_bigquery_sync(
         fail_early(names, day, mode, run_id, cause)
         raise
     outcomes = run_table_pipelines(names, day, run_id, kept, allow_row_drop, replace_current)
-    report = RunReport(day.isoformat(), mode, outcomes)
+    report = RunReport(day, mode, outcomes)
     refresh_views(report)
     publish_report(report, run_id)
     if report.failures():
         raise SyncFailed("; ".join(report.failures()))
     return report.result()
+
+
+def backfill_day(day: dt.date, tables: list[str], replay: bool, kept: bool) -> str:
+    """One day of a backfill, as its result says it: a replay of its kept exports, today's
+    sync from MySQL, or why it was skipped (a past day cannot be read from MySQL)."""
+    if replay and not kept:
+        return (
+            "skipped: no kept exports for this day, and it needs "
+            "the source, but MySQL only holds today's state"
+        )
+    state = partyhelp_bigquery_sync(
+        sync_date=day, tables=tables, from_exports=replay, return_state=True
+    )
+    if not state.is_completed():
+        return f"failed: {state.message}"
+    return "replayed" if replay else "synced"
 
 
 @flow(name="partyhelp-bigquery-backfill", log_prints=True)
@@ -268,30 +268,12 @@ def partyhelp_bigquery_backfill(
     """
     settings = runtime_settings()
     today = reporting_today(settings.timezone, settings.clock_date)
-    client = storage_client(settings)
-    results: dict[str, str] = {}
     names = [s.name for s in select_tables(tables)]
-    day = start
-    while day <= end:
-        has_exports = all(
-            mf.has_kept_export(client, settings.gcs_bucket, settings.gcs_prefix, day, name)
-            for name in names
-        )
-        if has_exports or day == today:
-            state = partyhelp_bigquery_sync(
-                sync_date=day, tables=names, from_exports=day != today, return_state=True
-            )
-            results[day.isoformat()] = (
-                ("replayed" if day != today else "synced")
-                if state.is_completed()
-                else f"failed: {state.message}"
-            )
-        else:
-            results[day.isoformat()] = (
-                "skipped: no kept exports for this day, and it needs "
-                "the source, but MySQL only holds today's state"
-            )
-        day += dt.timedelta(days=1)
+    kept = set(kept_exports.days_with_kept_exports(start, end, names))
+    results: dict[str, str] = {}
+    for offset in range((end - start).days + 1):
+        day = start + dt.timedelta(days=offset)
+        results[day.isoformat()] = backfill_day(day, names, replay=day != today, kept=day in kept)
     get_logger().info("backfill %s..%s: %s", start, end, results)
     # A day not done (failed, or skipped: it cannot be rebuilt) fails the run, in Prefect
     # too: the alert automation sees it. Every other day was done first.

@@ -61,7 +61,7 @@ def table_pipeline(
     replace_current: bool = False,
 ) -> TableOutcome:
     """Sync one table (or replay its ``kept`` export); never raises: the outcome says."""
-    outcome = TableOutcome(table, "replay" if kept else "sync", day.isoformat(), iso(utc_now()))
+    outcome = TableOutcome(table, "replay" if kept else "sync", day, iso(utc_now()))
     try:
         outcome.manifest = kept or export_table(table, day, run_id)
         try:

@@ -10,6 +10,7 @@ import http.client
 import re
 import socket
 import ssl
+from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.api_core.retry import if_exception_type, if_transient_error
@@ -127,6 +128,22 @@ class ExportIntegrityError(SyncError):
 class DamagedExportError(ExportIntegrityError):
     """A part that a committed manifest lists is missing from GCS or no longer matches it:
     the export was whole when committed and has been damaged since, so it can be redone."""
+
+
+class SyncFailed(SyncError):
+    """One or more tables failed; the message names each with its cause."""
+
+
+class BackfillIncomplete(SyncFailed):
+    """Some days of a backfill were not done: the message names each with why; ``results``
+    holds every day's outcome (the command prints them)."""
+
+    def __init__(self, message: str, results: dict[str, str]) -> None:
+        super().__init__(message)
+        self.results = results
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled with its results, as Prefect keeps it
+        return type(self), (str(self), self.results)
 
 
 class ReconciliationError(SyncError):

@@ -90,7 +90,7 @@ class Manifest:
     """Everything needed to load, audit or replay one table's export."""
 
     table: str
-    sync_date: str
+    sync_date: dt.date  # text in the manifest's JSON
     export_id: str
     flow_run_id: str | None
     extracted_at: str
@@ -118,6 +118,7 @@ class Manifest:
         """The manifest's JSON text (without its own URI)."""
         data = asdict(self)
         data.pop("uri")
+        data["sync_date"] = self.sync_date.isoformat()
         return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
 
     @classmethod
@@ -125,6 +126,7 @@ class Manifest:
         """Parse a manifest written by ``to_json``."""
         data = json.loads(text)
         data["parts"] = [PartInfo(**part) for part in data["parts"]]
+        data["sync_date"] = dt.date.fromisoformat(data["sync_date"])
         return cls(**data, uri=uri)
 
 

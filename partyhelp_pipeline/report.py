@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from partyhelp_pipeline.clock import iso, parse_iso, utc_now
 from partyhelp_pipeline.manifest import Manifest
-from partyhelp_pipeline.warehouse import LoadResult
+from partyhelp_pipeline.warehouse.replace import LoadResult
 
 CONSOLE = "https://console.cloud.google.com"
 
@@ -98,7 +98,7 @@ class TableOutcome:
 
     table: str
     mode: str
-    sync_date: str
+    sync_date: dt.date
     started_at: str
     ended_at: str = ""
     manifest: Manifest | None = None
@@ -204,7 +204,7 @@ def link(text: str, url: str) -> str:
 class RunReport:
     """One run's outcomes, and what the run tells people and the command."""
 
-    sync_date: str
+    sync_date: dt.date
     mode: str
     outcomes: list[TableOutcome]
     views: list[str] = field(default_factory=list)  # refreshed
@@ -233,7 +233,7 @@ class RunReport:
         """The flow's return value: per table its rows, manifest, state and own work time,
         and the views."""
         return {
-            "sync_date": self.sync_date,
+            "sync_date": self.sync_date.isoformat(),
             "mode": self.mode,
             "tables": {
                 o.table: {
@@ -276,7 +276,7 @@ def audit_row(outcome: TableOutcome, flow_run_id: str | None) -> dict[str, Any]:
     manifest, load = outcome.manifest, outcome.load
     counts = _quality_counts(manifest)
     return {
-        "sync_date": outcome.sync_date,
+        "sync_date": outcome.sync_date.isoformat(),
         "flow_run_id": flow_run_id,
         "table_name": outcome.table,
         "mode": outcome.mode,
@@ -435,34 +435,8 @@ def _where_line(o: TableOutcome, target: Target | None) -> str:
     return f"- {o.table}: " + "; ".join(item for item in items if item)
 
 
-# ------------------------------------------------------------------ the command's output
-
-
-def result_lines(result: dict[str, Any]) -> list[str]:
-    """A sync's result as the command prints it: a row per table (rows, seconds of its own
-    work, state), then the views refreshed."""
-    tables: dict[str, dict[str, Any]] = result.get("tables", {})
-    width = max([len("table"), *map(len, tables)])
-    lines = [f"  {'table':<{width}}  {'rows':>11}  {'seconds':>8}  state"]
-    for table, row in tables.items():
-        rows = "" if row.get("rows") is None else f"{row['rows']:,}"
-        seconds = "" if row.get("seconds") is None else f"{row['seconds']:.1f}"
-        state = row.get("state", "Completed")
-        if row.get("current_replaced") is False:
-            state += " (history only: the current table keeps a newer day)"
-        lines.append(f"  {table:<{width}}  {rows:>11}  {seconds:>8}  {state}")
-    views = [view.rsplit(".", 1)[-1] for view in result.get("views") or []]  # names only
-    lines.append(f"  views refreshed: {', '.join(views) if views else 'none'}")
-    return lines
-
-
 def days_not_done(results: dict[str, str]) -> dict[str, str]:
     """The days of a backfill that were neither replayed nor synced, with why."""
     return {
         day: outcome for day, outcome in results.items() if outcome not in ("replayed", "synced")
     }
-
-
-def backfill_lines(results: dict[str, str]) -> list[str]:
-    """A backfill's days as the command prints them: a row per day with its result."""
-    return ["  day         result", *(f"  {day}  {outcome}" for day, outcome in results.items())]

@@ -10,10 +10,20 @@ one window is healed by the task's retry (tests/test_faults.py shows it for GCS)
 Results are persisted, with Prefect's default cache policy (inputs + task source + flow run
 id), so a retried flow run skips what already finished, and a new run never reuses an
 earlier run's results.
+
+What crosses a task boundary, the one rule: names, days and the run's own records (an export
+plan, a chunk's result, a manifest), never settings, clients or secrets. A table crosses as
+its name, readable in the UI and stable in a cache key; each task turns it into its spec
+once, at its top, and everything below the tasks takes specs. A task reads the run's
+settings from ``runtime_settings()``, resolved once per flow run attempt in each process
+(the flow resolves them first, secrets from their blocks included), and hands the functions
+below it clients and values. So no secret is a task parameter, and none is in a cache key
+(Prefect's default key hashes the parameters, the task's source and the flow run id).
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from prefect.client.schemas.objects import State, TaskRun
@@ -54,6 +64,31 @@ RETRY_OPTIONS: dict[str, Any] = {
 
 
 def runtime_settings() -> Settings:
+    """This flow run's settings, secrets included: resolved once per run attempt in each
+    process (the flow resolves them first; a task on a Dask worker, once there), then the
+    same object. Outside a flow run (the command's checks), built afresh on each call."""
+    from prefect.runtime import flow_run
+
+    run_id = flow_run.get_id()
+    if run_id is None:
+        return resolve_settings()
+    key = (run_id, flow_run.run_count)
+    with _RESOLVED_LOCK:  # concurrent tasks of one run wait for the one build
+        if key not in _RESOLVED:
+            while len(_RESOLVED) >= _RESOLVED_KEPT:  # a long-lived worker runs many
+                _RESOLVED.pop(next(iter(_RESOLVED)))
+            _RESOLVED[key] = resolve_settings()
+        return _RESOLVED[key]
+
+
+# Per process: (flow run id, attempt) -> its settings. A retry from the UI is a new attempt
+# and reads its settings again (a Secret block or the settings Variable may have changed).
+_RESOLVED: dict[tuple[str, int], Settings] = {}
+_RESOLVED_LOCK = threading.Lock()
+_RESOLVED_KEPT = 8
+
+
+def resolve_settings() -> Settings:
     """Settings from the environment, with secrets from Prefect ``Secret`` blocks if named.
 
     The drivers read TLS material from files only: a CA, certificate or key named by its

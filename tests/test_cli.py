@@ -26,8 +26,9 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.states import Completed, Failed
 
 from flows import cli
-from flows.partyhelp_sync import SyncFailed, main
+from flows.partyhelp_sync import main
 from partyhelp_pipeline.clock import SyncDateError, sync_date_for
+from partyhelp_pipeline.errors import SyncFailed
 from partyhelp_pipeline.settings import declared_settings
 from partyhelp_pipeline.spec import TABLES
 from tests.conftest import ROOT, create_bucket, sync_environment

@@ -3,10 +3,12 @@ the data-quality log levels and the markdown summary read in the Prefect UI."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from typing import Any
 
+from flows.cli import result_lines
 from partyhelp_pipeline.errors import SourceUnavailableError
 from partyhelp_pipeline.manifest import Manifest, PartInfo
 from partyhelp_pipeline.report import (
@@ -16,13 +18,12 @@ from partyhelp_pipeline.report import (
     is_derivation,
     readable_bytes,
     readable_seconds,
-    result_lines,
 )
-from partyhelp_pipeline.warehouse import LoadResult
+from partyhelp_pipeline.warehouse.replace import LoadResult
 
 
 def outcome(table: str) -> TableOutcome:
-    return TableOutcome(table, "sync", "2026-11-25", "2026-11-25T03:00:00Z")
+    return TableOutcome(table, "sync", dt.date(2026, 11, 25), "2026-11-25T03:00:00Z")
 
 
 def test_a_failure_names_its_table_once() -> None:
@@ -32,7 +33,7 @@ def test_a_failure_names_its_table_once() -> None:
     bare.fail(RuntimeError("Connection reset\nTraceback lines that stay out of the summary"))
     text.fail("load job failed")
     report = RunReport(
-        "2026-11-25",
+        dt.date(2026, 11, 25),
         "sync",
         [already_named, bare, text],
         view_errors=["ph_sales_billing_summary: BigQuery down"],
@@ -54,7 +55,7 @@ def test_a_failure_names_its_table_once() -> None:
 
 
 def test_the_result_lists_every_table_with_its_rows() -> None:
-    report = RunReport("2026-11-25", "replay", [outcome("ph_leads")])
+    report = RunReport(dt.date(2026, 11, 25), "replay", [outcome("ph_leads")])
     assert report.result() == {
         "sync_date": "2026-11-25",
         "mode": "replay",
@@ -75,7 +76,7 @@ def test_the_result_lists_every_table_with_its_rows() -> None:
 
 # ------------------------------------------------------------------ the summary people read
 
-SYNC_DAY = "2026-11-25"
+SYNC_DAY = dt.date(2026, 11, 25)
 TABLE_SIZES = {  # a larger day than today's: long numbers are the widest a row gets
     "ph_leads": (1_000_000, 7, 912_345_678),
     "ph_venues": (600, 1, 48_123),
