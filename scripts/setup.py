@@ -61,7 +61,7 @@ from partyhelp_pipeline.settings import (
     validate_variable_name,
     variable_settings,
 )
-from partyhelp_pipeline.warehouse import DATASET_DESCRIPTION, ensure_dataset
+from partyhelp_pipeline.warehouse.target import DATASET_DESCRIPTION, ensure_dataset, open_warehouse
 
 DEFAULT_RETENTION_DAYS = 400
 AUTOMATIONS_FILE = Path(__file__).resolve().parent.parent / "automations.yaml"
@@ -103,9 +103,11 @@ def _new_password(block_exists: bool) -> str | None:
 
 def setup_mysql_password(name: str) -> None:
     from prefect.blocks.system import Secret
+    from pydantic import SecretStr
 
     try:
-        stored: str | None = str(Secret.load(name).get())
+        block: Secret[str] = Secret.load(name)  # type: ignore[assignment]  # sync context
+        stored: str | None = str(block.get())
     except ValueError:  # no such block
         stored = None
     password = _new_password(stored is not None)
@@ -119,7 +121,7 @@ def setup_mysql_password(name: str) -> None:
     elif password == stored:
         say("Secret block", name, "unchanged")
     else:
-        Secret(value=password).save(name, overwrite=True)
+        Secret(value=SecretStr(password)).save(name, overwrite=True)
         say("Secret block", name, "created" if stored is None else "updated")
 
 
@@ -153,7 +155,7 @@ def setup_gcp_credentials(name: str, key_file: Path | None) -> Any:
         ) from None
 
 
-def _stored_results_block(name: str) -> tuple[str, str, str | None] | None:
+def _stored_results_block(name: str) -> tuple[str | None, str | None, str | None] | None:
     """(bucket, folder, credentials block name) of the stored GcsBucket block, if any.
 
     Read as a block document, so that no credentials are needed to look.
@@ -366,7 +368,7 @@ def setup_dataset(settings: Settings) -> None:
     try:
         dataset = client.get_dataset(reference)
     except gexc.NotFound:
-        ensure_dataset(settings)
+        ensure_dataset(open_warehouse(settings))
         say("BigQuery dataset", f"{reference} ({settings.bq_location})", "created")
         return
     if (dataset.location or "").lower() != settings.bq_location.lower():
@@ -451,6 +453,7 @@ def _add_alert_args(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> argparse.Namespace:
+    """The options, checked; ``env`` gives the defaults the settings name."""
     parser = argparse.ArgumentParser(
         prog="python -m scripts.setup",
         description=__doc__,
@@ -506,6 +509,12 @@ def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> argparse.Namespac
     )
     _add_alert_args(parser)
     args = parser.parse_args(argv)
+    _check_args(parser, args)
+    return args
+
+
+def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse values argparse cannot check alone, each naming its option."""
     if args.completed_within < MIN_COMPLETED_WITHIN:
         parser.error(f"--completed-within must be at least {MIN_COMPLETED_WITHIN}s")
     if not re.fullmatch(r"[^/]+/[^/]+", args.alert_deployment):
@@ -519,7 +528,6 @@ def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> argparse.Namespac
             validate_variable_name(args.settings_variable, "--settings-variable")
         except ConfigError as exc:
             parser.error(str(exc))
-    return args
 
 
 def _prefect_ui_url() -> str:

@@ -31,7 +31,7 @@ def free_port() -> int:
     """A TCP port nobody listens on (bound, then released)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 @contextmanager

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import fastavro
 from google.api_core import exceptions as gexc
@@ -263,7 +263,9 @@ def with_corrupt_first_part(settings: Settings, manifest: mf.Manifest) -> mf.Man
 def avro_records(data: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(writer schema, records) of one Avro container file."""
     reader = fastavro.reader(io.BytesIO(data))
-    return reader.writer_schema, list(reader)
+    # fastavro types a record as any Avro value; a part's records are always mappings
+    records = [cast(dict[str, Any], record) for record in reader]
+    return cast(dict[str, Any], reader.writer_schema), records
 
 
 def decoded_text(name: str, data: bytes) -> str:
@@ -355,9 +357,8 @@ def retry_flow_run(flow: Any, flow_run_id: Any) -> Any:
     without an associated deployment"), as this one is: so here it is forced.
     """
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.objects import State, StateType
     from prefect.flow_engine import run_flow
-    from prefect.states import State
 
     async def reschedule() -> Any:
         async with get_client() as client:

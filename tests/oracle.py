@@ -14,11 +14,15 @@ from decimal import Decimal
 from typing import Any
 
 import pymysql
+from google.cloud import bigquery
 
 from partyhelp_pipeline.batches import location_display, title_from_key
 
+Row = dict[str, Any]
+Table = dict[int, Row]  # a table's rows by primary key
 
-def _rows(connection: pymysql.Connection, sql: str) -> list[dict[str, Any]]:
+
+def _rows(connection: pymysql.Connection, sql: str) -> list[Row]:
     with connection.cursor(pymysql.cursors.DictCursor) as cursor:
         cursor.execute(sql)
         return list(cursor.fetchall())
@@ -37,9 +41,7 @@ def _money(value: Any) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
-def expected_tables(
-    connection: pymysql.Connection, sync_date: dt.date
-) -> dict[str, dict[int, dict]]:
+def expected_tables(connection: pymysql.Connection, sync_date: dt.date) -> dict[str, Table]:
     """Every reporting table as ``{primary key: row}``, from the source as it is now."""
     with connection.cursor() as cursor:
         cursor.execute("SET SESSION time_zone = '+00:00'")
@@ -55,7 +57,7 @@ def expected_tables(
             return None
         return labels.get(key) or title_from_key(key)
 
-    out: dict[str, dict[int, dict]] = {}
+    out: dict[str, Table] = {}
     out["ph_leads"] = {
         lead["id"]: {
             "lead_id": lead["id"],
@@ -100,7 +102,7 @@ def expected_tables(
         }
         for v in venues.values()
     }
-    purchases = {}
+    purchases: Table = {}
     for p in _rows(connection, "SELECT * FROM lead_purchases"):
         lead = leads.get(p["lead_id"], {})
         venue = venues.get(p["venue_id"], {})
@@ -157,15 +159,19 @@ def expected_tables(
     return out
 
 
-def bigquery_rows(client: Any, table_ref: str, key: str) -> dict[int, dict]:
+def bigquery_rows(client: bigquery.Client, table_ref: str, key: str) -> Table:
     """A BigQuery table as ``{primary key: row}``."""
     rows = client.query(f"SELECT * FROM `{table_ref}`").result()
     return {row[key]: dict(row.items()) for row in rows}
 
 
-def diff_tables(expected: dict[int, dict], actual: dict[int, dict], limit: int = 10) -> list[str]:
-    """Human-readable differences, cell by cell (empty when equal)."""
+def diff_tables(expected: Table, actual: Table, limit: int = 10) -> list[str]:
+    """Human-readable differences, cell by cell (empty when equal). A column the table has
+    and the oracle lacks is one too: a column added to a spec must be taught to the oracle."""
     problems = []
+    for key in sorted(set(expected) & set(actual))[:1]:
+        for column in sorted(actual[key].keys() - expected[key].keys()):
+            problems.append(f"column {column} is not in the oracle (tests/oracle.py)")
     for key in sorted(set(expected) - set(actual))[:limit]:
         problems.append(f"missing row {key}")
     for key in sorted(set(actual) - set(expected))[:limit]:

@@ -37,7 +37,7 @@ import pytest
 from flows.partyhelp_sync import ARTIFACT_KEY
 from partyhelp_pipeline.batches import location_display
 from partyhelp_pipeline.clients import bigquery_client
-from partyhelp_pipeline.spec import TABLES
+from partyhelp_pipeline.spec import TABLES, TableSpec
 from tests.conftest import admin_connection
 from tests.faultkit import (
     Source,
@@ -141,12 +141,39 @@ def _ids(source: Source, sql: str) -> set[int]:
     return {int(row[0]) for row in source.sql(sql)}
 
 
-def _zero_ts(table: str, column: str, alias: str = "t") -> str:
-    return f"SELECT {alias}.id FROM {table} AS {alias} WHERE {column} = '0000-00-00 00:00:00'"
-
-
-_ZERO_DATE = "{c} IS NOT NULL AND (YEAR({c}) = 0 OR MONTH({c}) = 0 OR DAYOFMONTH({c}) = 0)"
+# A zero date in the source: a DATE may also have a zero month or day, a TIMESTAMP is zero
+# or not at all.
+_ZERO = {
+    "DATE": "{c} IS NOT NULL AND (YEAR({c}) = 0 OR MONTH({c}) = 0 OR DAYOFMONTH({c}) = 0)",
+    "TIMESTAMP": "{c} = '0000-00-00 00:00:00'",
+}
 _JSON_BAD = "({c} IS NOT NULL AND NOT JSON_VALID({c}))"
+
+
+def _quoted(source: str) -> str:
+    alias, column = source.split(".")
+    return f"`{alias}`.`{column}`"
+
+
+def zero_date_counters(source: Source, spec: TableSpec) -> dict[str, set[int]]:
+    """For each DATE and TIMESTAMP column the spec reads from the source: the rows whose
+    source value is a zero date, by a plain query over the spec's FROM/JOIN clause."""
+    joins = "".join(
+        f" LEFT JOIN `{j.table}` AS `{j.alias}` ON {_quoted(f'{j.alias}.{j.key}')} = "
+        f"{_quoted(j.parent)}"
+        for j in spec.joins
+    )
+    select = (
+        f"SELECT {_quoted(f'{spec.alias}.{spec.key_column}')} "
+        f"FROM `{spec.source_table}` AS `{spec.alias}`{joins} WHERE "
+    )
+    return {
+        f"zero_date_nulled:{c.name}": _ids(
+            source, select + _ZERO[c.type].format(c=_quoted(c.source))
+        )
+        for c in spec.output_columns()
+        if c.type in _ZERO and c.source and not c.derive
+    }
 
 
 def expected_counters(source: Source) -> dict[str, dict[str, set[int]]]:
@@ -158,13 +185,6 @@ def expected_counters(source: Source) -> dict[str, dict[str, set[int]]]:
     )
     expected = {
         "ph_leads": {
-            "zero_date_nulled:preferred_date": _ids(
-                source, "SELECT id FROM leads WHERE " + _ZERO_DATE.format(c="preferred_date")
-            ),
-            **{
-                f"zero_date_nulled:{c}": _ids(source, _zero_ts("leads", c))
-                for c in ("distributed_at", "fulfilled_at", "expires_at", "created_at")
-            },
             "json_unreadable": unreadable,
             "json_irregular": IRREGULAR_JSON - unreadable,
             "occasion_label_derived": _ids(
@@ -174,10 +194,6 @@ def expected_counters(source: Source) -> dict[str, dict[str, set[int]]]:
             ),
         },
         "ph_venues": {
-            **{
-                f"zero_date_nulled:{c}": _ids(source, _zero_ts("venues", c))
-                for c in ("approved_at", "last_activity_at", "created_at")
-            },
             "orphan_area": _ids(
                 source,
                 "SELECT v.id FROM venues AS v LEFT JOIN areas AS a "
@@ -186,12 +202,6 @@ def expected_counters(source: Source) -> dict[str, dict[str, set[int]]]:
             ),
         },
         "ph_lead_purchases": {
-            "zero_date_nulled:preferred_date": _ids(
-                source,
-                "SELECT lp.id FROM lead_purchases AS lp JOIN leads AS l "
-                "ON l.id = lp.lead_id WHERE " + _ZERO_DATE.format(c="l.preferred_date"),
-            ),
-            "zero_date_nulled:purchased_at": _ids(source, _zero_ts("lead_purchases", "created_at")),
             "orphan_lead": _ids(
                 source,
                 "SELECT lp.id FROM lead_purchases AS lp LEFT JOIN "
@@ -211,9 +221,6 @@ def expected_counters(source: Source) -> dict[str, dict[str, set[int]]]:
             ),
         },
         "ph_credit_transactions": {
-            "zero_date_nulled:created_at": _ids(
-                source, _zero_ts("credit_transactions", "created_at")
-            ),
             "orphan_venue": _ids(
                 source,
                 "SELECT ct.id FROM credit_transactions AS ct "
@@ -222,10 +229,6 @@ def expected_counters(source: Source) -> dict[str, dict[str, set[int]]]:
             ),
         },
         "ph_lead_matches": {
-            **{
-                f"zero_date_nulled:{c}": _ids(source, _zero_ts("lead_matches", c))
-                for c in ("notified_at", "viewed_at", "purchased_at")
-            },
             "orphan_venue": _ids(
                 source,
                 "SELECT lm.id FROM lead_matches AS lm LEFT JOIN "
@@ -234,6 +237,8 @@ def expected_counters(source: Source) -> dict[str, dict[str, set[int]]]:
             ),
         },
     }
+    for table, spec in TABLES.items():
+        expected[table].update(zero_date_counters(source, spec))
     return {table: {k: v for k, v in counters.items() if v} for table, counters in expected.items()}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+from typing import Any
 
 import numpy as np
 import pytest
@@ -109,44 +110,45 @@ def test_email_normalises_and_hash_is_keyed() -> None:
     assert keyed_hash("jane.doe@example.com", b"other") != expected
 
 
+VENUES = TABLES["ph_venues"]
+VENUE_NAMES = list(VENUES.query_columns)
+
+
 def _venues_context() -> BatchContext:
-    spec = TABLES["ph_venues"]
-    return BatchContext(spec, spec.output_columns(), dt.date(2026, 11, 25))
+    return BatchContext(VENUES, VENUES.output_columns(), dt.date(2026, 11, 25))
 
 
-VENUE_NAMES = [
-    "venue_id",
-    "business_name",
-    "area_id",
-    "area_name",
-    "suburb",
-    "state",
-    "postcode",
-    "status",
-    "credit_balance",
-    "approved_at",
-    "last_activity_at",
-    "created_at",
-]
+def _venue_row(**wire_values: Any) -> tuple[Any, ...]:
+    """A row of the venues query, by column name (in wire form); every other column NULL."""
+    assert set(wire_values) <= set(VENUE_NAMES), set(wire_values) - set(VENUE_NAMES)
+    return tuple(wire_values.get(name) for name in VENUE_NAMES)
 
 
 def test_convert_batch_nulls_zero_dates_counts_orphans_and_sums_money() -> None:
     rows = [
-        (
-            1,
-            "A 🍺",
-            1,
-            "CBD",
-            "Fitzroy",
-            "VIC",
-            "3065",
-            "active",
-            -1234,
-            0,
-            None,
-            1_700_000_000_000_000,
+        _venue_row(
+            venue_id=1,
+            business_name="A 🍺",
+            area_id=1,
+            area_name="CBD",
+            suburb="Fitzroy",
+            state="VIC",
+            postcode="3065",
+            status="active",
+            credit_balance=-1234,  # cents
+            approved_at=0,  # a zero date
+            created_at=1_700_000_000_000_000,  # epoch microseconds
         ),
-        (2, "B", 9, None, None, None, None, "odd", 9_999_999_999, 5_000_000, 0, 0),
+        _venue_row(
+            venue_id=2,
+            business_name="B",
+            area_id=9,  # an area that no longer exists
+            status="odd",
+            credit_balance=9_999_999_999,
+            approved_at=5_000_000,
+            last_activity_at=0,
+            created_at=0,
+        ),
     ]
     quality = QualityCounts()
     batch = convert_batch(_venues_context(), VENUE_NAMES, rows, quality)
@@ -165,7 +167,7 @@ def test_convert_batch_nulls_zero_dates_counts_orphans_and_sums_money() -> None:
 
 
 def test_unsigned_overflow_names_table_column_and_row() -> None:
-    rows = [(7, "A", 2**64 - 1, None, None, None, None, "active", 0, None, None, None)]
+    rows = [_venue_row(venue_id=7, business_name="A", area_id=2**64 - 1, status="active")]
     with pytest.raises(BadDataError, match=r"ph_venues: column area_id of row id 7"):
         convert_batch(_venues_context(), VENUE_NAMES, rows, QualityCounts())
 
