@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
 # Installs (with Debian's chromium, the UI tests' browser, which the demo does without) and
-# starts the local stack, then lints (ruff check, and ruff format --check), type-checks (mypy, strict on the package:
-# pyproject.toml [tool.mypy]) and tests (pytest, arguments passed on).
+# starts the local stack, then lints (ruff check, and ruff format --check), type-checks (mypy,
+# strict on the package: pyproject.toml [tool.mypy]) and tests (pytest, arguments passed on).
+# --quick (first argument): the same, but only the tests that need no service but MariaDB and
+# the one end-to-end sync (tests/test_flow.py), a few minutes; the full suite stays CI's gate.
 # Services keep running afterwards, unless PARTYHELP_STOP_STACK=1 (CI): then the services this
 # run started are stopped (ones that already answered are left alone).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# The quick selection is by marker, not by a list of modules that would go stale: conftest.py
+# marks `services` every test whose fixtures include `stack` (so a new unit test is in, a new
+# stack test out, without anyone listing it), and `smoke` is the one sync kept.
+selection=()
+if [[ ${1:-} == --quick ]]; then
+    shift
+    selection=(-m "not services or smoke")
+fi
 
 started=()
 stop_started() {
@@ -40,7 +51,8 @@ pytest_rc=0
 workers=${PARTYHELP_TEST_WORKERS:-2}
 xdist=()
 if ((workers > 0)); then xdist=(-n "$workers" --dist loadfile); fi
-.venv/bin/python -m pytest ${xdist[@]+"${xdist[@]}"} "$@" || pytest_rc=$?
+.venv/bin/python -m pytest ${xdist[@]+"${xdist[@]}"} ${selection[@]+"${selection[@]}"} "$@" ||
+    pytest_rc=$?
 
 echo "== summary: ruff exit $ruff_rc, mypy exit $mypy_rc, pytest exit $pytest_rc"
 if ((pytest_rc)); then exit "$pytest_rc"; fi

@@ -5,10 +5,19 @@ their addresses. Each test session gets its own MariaDB database (built from
 ``sql/mysql/partyhelp_schema.sql`` and the synthetic generator), a SELECT-only
 MySQL user, its own GCS bucket and its own BigQuery dataset, and Prefect results in
 a temporary folder so nothing cached by an earlier session can leak in.
+
+Modules that only read what a standard sync leaves share one (``standard_sync``): each
+xdist worker is a session of its own (``--dist loadfile``), so it runs once a worker.
+
+Markers (pyproject.toml, ``--strict-markers``): ``services`` is put on every test whose
+fixtures include ``stack`` (below), and by hand on a module that starts services of its own;
+``smoke`` marks the one end-to-end sync of the quick mode, ``scripts/test.sh --quick``:
+``-m "not services or smoke"``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 import socket
@@ -30,7 +39,7 @@ os.environ.setdefault("PARTYHELP_TASK_RETRIES", "2")
 import pymysql
 import pytest
 
-from tests.emulators import PrivateEmulators, private_emulators
+from tests.emulators import PrivateEmulators, env_vars, private_emulators
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_SQL = ROOT / "sql" / "mysql" / "partyhelp_schema.sql"
@@ -48,6 +57,20 @@ def _port_open(url_or_host: str, port: int | None = None) -> bool:
     with socket.socket() as sock:
         sock.settimeout(1)
         return sock.connect_ex((host, port)) == 0
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``services`` every test that needs the running stack: those whose fixtures
+    include ``stack``, the fixture every service-using fixture depends on.
+
+    Derived from the fixtures, not listed by hand: a new test is a quick-mode test unless it
+    uses the stack, so the quick mode cannot silently lose the unit tests added later; a
+    service test that forgets ``stack`` shows up, in a quick run, as slow or failing.
+    """
+    for item in items:
+        if "stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.services)
 
 
 @pytest.fixture(scope="session")
@@ -153,7 +176,7 @@ def create_bucket(name: str) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def session_emulators() -> Iterator[None]:
+def session_emulators() -> Iterator[PrivateEmulators | None]:
     """A fresh fake-gcs-server and BigQuery emulator for this test session.
 
     The shared stack's emulators keep their data across runs, and the BigQuery emulator
@@ -162,10 +185,10 @@ def session_emulators() -> Iterator[None]:
     Set PARTYHELP_TEST_SHARED_EMULATORS=1 to use the shared ones instead.
     """
     if os.environ.get("PARTYHELP_TEST_SHARED_EMULATORS") == "1":
-        yield
+        yield None
         return
-    with private_emulators():
-        yield
+    with private_emulators() as pair:
+        yield pair
 
 
 @pytest.fixture(scope="module")
@@ -200,3 +223,39 @@ def sync_env(source_db: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
+
+
+STANDARD_SYNC_DATE = dt.date(2026, 11, 25)
+
+
+@pytest.fixture(scope="session")
+def standard_sync(
+    source_db: dict[str, Any], session_emulators: PrivateEmulators | None
+) -> dict[str, Any]:
+    """One full sync of ``source_db`` on ``STANDARD_SYNC_DATE``, into a bucket and dataset of
+    its own, for every module of the worker that only reads what a sync leaves: its final
+    ``state``, its ``settings`` and the ``env`` it ran with (GCS and BigQuery included: read
+    within ``env_vars(env)`` from a module on emulators of its own). Its flow run is on the
+    session's Prefect server: a module on a server of its own (tests/alerting.py) reads it
+    from there, or not at all.
+
+    READ ONLY: a test that syncs again, writes to its bucket or dataset, or changes the
+    source, breaks every later reader; it makes a target of its own (``sync_env``,
+    ``faultkit.new_target``) instead.
+    """
+    from flows.partyhelp_sync import partyhelp_bigquery_sync
+    from partyhelp_pipeline.settings import load_settings
+
+    token = secrets.token_hex(4)
+    bucket, dataset = f"ph-std-{token}", f"ph_std_{token}"
+    emulators = session_emulators.client_env if session_emulators else {}
+    with env_vars(emulators):  # the session's pair, whichever a module has switched to
+        create_bucket(bucket)
+    env = {
+        **sync_environment(source_db["database"], source_db["user"], bucket, dataset),
+        **emulators,
+    }
+    # The test clock (faultkit.clock_at, which conftest cannot import: faultkit imports it).
+    with env_vars({**env, "PARTYHELP_CLOCK_DATE": STANDARD_SYNC_DATE.isoformat()}):
+        state = partyhelp_bigquery_sync(sync_date=STANDARD_SYNC_DATE, return_state=True)
+        return {"state": state, "settings": load_settings(), "env": env}

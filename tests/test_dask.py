@@ -6,7 +6,6 @@ Small chunks make each table several export tasks, so chunks really spread over 
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
 from typing import Any
 
@@ -16,10 +15,10 @@ from flows.partyhelp_sync import partyhelp_bigquery_sync
 from partyhelp_pipeline.clients import bigquery_client
 from partyhelp_pipeline.settings import load_settings
 from partyhelp_pipeline.spec import TABLES
-from tests.conftest import create_bucket, sync_environment
+from tests.conftest import STANDARD_SYNC_DATE, create_bucket, sync_environment
 from tests.oracle import bigquery_rows, diff_tables
 
-SYNC_DATE = dt.date(2026, 11, 25)
+SYNC_DATE = STANDARD_SYNC_DATE  # the day of the default runner's sync
 
 
 def _sync(
@@ -42,14 +41,15 @@ def _sync(
 
 
 def test_dask_runner_gives_the_default_runners_tables(
-    source_db: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    source_db: dict[str, Any], standard_sync: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from prefect_dask import DaskTaskRunner
 
     token = secrets.token_hex(4)
     bucket = f"ph-dask-{token}"
     create_bucket(bucket)
-    default = _sync(source_db, monkeypatch, f"ph_default_{token}", bucket, partyhelp_bigquery_sync)
+    assert standard_sync["state"].is_completed(), standard_sync["state"].message
+    default = standard_sync["settings"]  # the default runner's, shared read-only (conftest.py)
     on_dask = partyhelp_bigquery_sync.with_options(
         task_runner=DaskTaskRunner(
             cluster_kwargs={"n_workers": 2, "processes": True, "threads_per_worker": 1}

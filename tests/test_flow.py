@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from decimal import Decimal
 
 import fastavro
@@ -17,28 +17,20 @@ from partyhelp_pipeline.avro_encoding import table_schema
 from partyhelp_pipeline.clients import bigquery_client, storage_client
 from partyhelp_pipeline.settings import load_settings
 from partyhelp_pipeline.spec import SALES_BILLING_SUMMARY, TABLES
-from tests.conftest import ROOT, admin_connection
-from tests.faultkit import clock_at, flow_run_record, sync_on
+from tests.conftest import ROOT, STANDARD_SYNC_DATE, admin_connection
+from tests.faultkit import clock_at, env_vars, flow_run_record
 from tests.oracle import bigquery_rows, diff_tables, expected_tables
 
-SYNC_DATE = dt.date(2026, 11, 25)
+SYNC_DATE = STANDARD_SYNC_DATE
+pytestmark = pytest.mark.smoke  # the quick mode's one end-to-end sync (scripts/test.sh --quick)
 
 
 @pytest.fixture(scope="module")
-def synced(source_db: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """One full sync of the edge-case database, shared by the assertions below."""
-    import secrets
-
-    from tests.conftest import create_bucket, sync_environment
-    from tests.faultkit import env_vars
-
-    token = secrets.token_hex(4)
-    bucket, dataset = f"ph-flow-{token}", f"ph_flow_{token}"
-    create_bucket(bucket)
-    env = sync_environment(source_db["database"], source_db["user"], bucket, dataset)
-    with env_vars(env):
-        state = sync_on(SYNC_DATE)
-        yield {"state": state, "settings": load_settings(), "env": env}
+def synced(standard_sync: dict) -> Iterator[dict]:
+    """The worker's one full sync of the edge-case database (conftest.py, standard_sync),
+    shared read-only by the assertions below, with its settings in the environment."""
+    with env_vars(standard_sync["env"]):
+        yield standard_sync
 
 
 def test_run_completes(synced: dict) -> None:
@@ -208,6 +200,7 @@ def test_command_runs_one_table_and_exits_zero(synced: dict) -> None:
         **synced["env"],
         **clock_at(SYNC_DATE),
         "PARTYHELP_BQ_DATASET": synced["env"]["PARTYHELP_BQ_DATASET"] + "_cli",
+        "PARTYHELP_GCS_PREFIX": "exports-cli",  # the shared sync's exports stay as it left them
     }
     result = subprocess.run(
         [

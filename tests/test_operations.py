@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +19,7 @@ from flows.partyhelp_sync import ARTIFACT_KEY, partyhelp_bigquery_backfill, part
 from partyhelp_pipeline import export
 from partyhelp_pipeline import manifest as mf
 from partyhelp_pipeline.clients import bigquery_client, storage_client
+from partyhelp_pipeline.export_target import ExportTarget
 from partyhelp_pipeline.settings import load_settings
 from partyhelp_pipeline.spec import TABLES
 from tests.conftest import admin_connection
@@ -211,19 +213,25 @@ def test_backfill_replays_days_with_exports_and_names_the_others(own_source: dic
     assert _partition_rows(settings, "ph_venues_history", DAY_ONE) == _count(settings, "ph_venues")
 
 
-def test_run_explains_itself(own_source: dict) -> None:
-    with admin_connection(own_source["database"]) as connection, connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO lead_purchases (lead_id, venue_id, amount_paid, lead_status)"
-            " VALUES (1, 987654321, 12.50, 'pending')"
-        )
-        orphan_id = cursor.lastrowid
-    state = sync_on(DAY_ONE)
+def test_run_explains_itself(standard_sync: dict, source_db: dict) -> None:
+    """Read only: the worker's shared full sync of the edge-case database (conftest.py),
+    whose purchases include orphans (a venue id no venue has)."""
+    state = standard_sync["state"]
     assert state.is_completed(), state.message
+    with admin_connection(source_db["database"]) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT p.id FROM lead_purchases AS p LEFT JOIN venues AS v ON v.id = p.venue_id "
+            "WHERE p.venue_id IS NOT NULL AND v.id IS NULL ORDER BY p.id"
+        )
+        orphan_ids = [row[0] for row in cursor.fetchall()]
+    assert orphan_ids
     expected = 4 * len(TABLES) + 4  # plan/export/manifest/load each, and 4 once per run
     _run, task_runs, artifacts = _flow_run(state.state_details.flow_run_id, expected)
-    names = {
-        t.name.rsplit("-", 1)[0] if t.name.startswith("record-audit") else t.name for t in task_runs
+    names = {  # a table of several chunks exports it in tasks named export-TABLE-chunk-NNNN
+        t.name.rsplit("-", 1)[0]
+        if t.name.startswith("record-audit")
+        else re.sub(r"-chunk-\d+$", "", t.name)
+        for t in task_runs
     }
     for table in TABLES:
         assert {f"export-{table}", f"manifest-{table}", f"load-{table}", f"plan-{table}"} <= names
@@ -241,7 +249,10 @@ def test_run_explains_itself(own_source: dict) -> None:
         line for line in summary.data.splitlines() if line.startswith("| ph_lead_purchases |")
     )
     assert "anomal" in purchases_row
-    assert f"| ph_lead_purchases | orphan_venue | anomaly | 1 | {orphan_id} |" in summary.data
+    prefix = f"| ph_lead_purchases | orphan_venue | anomaly | {len(orphan_ids):,} | "
+    orphan_row = next(line for line in summary.data.splitlines() if line.startswith(prefix))
+    examples = orphan_row.removeprefix(prefix).removesuffix(" |").split(", ")
+    assert examples and {int(i) for i in examples} <= set(orphan_ids)
 
 
 def test_long_exports_log_progress(own_source: dict, caplog: pytest.LogCaptureFixture) -> None:
@@ -249,10 +260,11 @@ def test_long_exports_log_progress(own_source: dict, caplog: pytest.LogCaptureFi
         {**os.environ, "PARTYHELP_PROGRESS_SECONDS": "0", "PARTYHELP_BATCH_ROWS": "5"}
     )
     spec = TABLES["ph_lead_matches"]
-    plan = export.plan_export(settings, spec, DAY_ONE, None)
+    target = ExportTarget.from_settings(settings)
+    plan = export.plan_export(target, spec, DAY_ONE, None)
     logger = logging.getLogger("test-progress")
     with caplog.at_level(logging.INFO, logger="test-progress"):
-        result = export.export_chunk(settings, spec, plan, 0, logger=logger)
+        result = export.export_chunk(target, spec, plan, 0, logger=logger)
     progress = [
         r.getMessage()
         for r in caplog.records

@@ -26,6 +26,8 @@ import pytest
 
 from tests.emulators import STACK_SH, free_port
 
+pytestmark = pytest.mark.services  # starts services of its own (tests/conftest.py)
+
 SHARED_HOME = Path(
     os.environ.get("PARTYHELP_STACK_HOME", Path.home() / ".cache" / "partyhelp-stack")
 )

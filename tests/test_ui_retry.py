@@ -24,6 +24,8 @@ import pytest
 
 from tests.emulators import free_port, stack_sh
 
+pytestmark = pytest.mark.services  # starts services of its own (tests/conftest.py)
+
 if TYPE_CHECKING:
     from playwright.sync_api import Page, Request
 
