@@ -23,6 +23,17 @@ import sys
 import time
 
 
+def _parquet_files(folder: str) -> tuple[int, int]:
+    """How many Parquet files dlt wrote under ``folder``, and their bytes."""
+    files, size = 0, 0
+    for root, _dirs, names in os.walk(folder):
+        for name in names:
+            if name.endswith(".parquet"):
+                files += 1
+                size += os.path.getsize(os.path.join(root, name))
+    return files, size
+
+
 def main() -> int:
     """Run one dlt pipeline and print its JSON result."""
     parser = argparse.ArgumentParser()
@@ -69,12 +80,7 @@ def main() -> int:
     info = pipeline.run(resource, loader_file_format="parquet")
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     rows = pipeline.last_trace.last_normalize_info.row_counts.get(args.view, 0)
-    files, size = 0, 0
-    for root, _dirs, names in os.walk(os.path.join(args.out, "data")):
-        for name in names:
-            if name.endswith(".parquet"):
-                files += 1
-                size += os.path.getsize(os.path.join(root, name))
+    files, size = _parquet_files(os.path.join(args.out, "data"))
     if info.has_failed_jobs:
         raise SystemExit("dlt: failed jobs")
     print(

@@ -488,29 +488,36 @@ def render(records: list[dict[str, Any]], info: dict[str, str], repeat: int, com
             if not group:
                 continue
             lines.append(_path_row(size, path, group, floor_median))
-    flows = [r for r in records if r["path"] == "flow"]
-    if flows:
-        scale = flows[0]["scale"]
-        counts = flows[0]["counts"]
-        five = ("leads", "venues", "lead_purchases", "credit_transactions", "lead_matches")
-        total = sum(counts[t] for t in five)
-        lines += [
-            "",
-            f"Whole-flow sync (`python -m flows.partyhelp_sync`, default thread runner, "
-            f"Prefect server, fake-gcs-server, BigQuery emulator) of the synthetic dataset at "
-            f"scale {scale:g}: {total:,} rows in the five tables "
-            f"({', '.join(f'{t} {counts[t]:,}' for t in five)}).",
-            "",
-            "| run | flow wall (process) | sum of the five floors | x floors | peak RSS |",
-            "|---:|---:|---:|---:|---:|",
-        ]
-        for i, r in enumerate(flows, 1):
-            lines.append(
-                f"| {i} | {r['process_seconds']:.1f} s | {r['floors_seconds']:.1f} s | "
-                f"{r['process_seconds'] / r['floors_seconds']:.2f} | "
-                f"{r['peak_rss_mb']:.0f} MB |"
-            )
+    lines += _flow_lines([r for r in records if r["path"] == "flow"])
     return "\n".join(lines) + "\n"
+
+
+def _flow_lines(flows: list[dict[str, Any]]) -> list[str]:
+    """The whole-flow runs' table (none: no lines)."""
+    if not flows:
+        return []
+    lines: list[str] = []
+    scale = flows[0]["scale"]
+    counts = flows[0]["counts"]
+    five = ("leads", "venues", "lead_purchases", "credit_transactions", "lead_matches")
+    total = sum(counts[t] for t in five)
+    lines += [
+        "",
+        f"Whole-flow sync (`python -m flows.partyhelp_sync`, default thread runner, "
+        f"Prefect server, fake-gcs-server, BigQuery emulator) of the synthetic dataset at "
+        f"scale {scale:g}: {total:,} rows in the five tables "
+        f"({', '.join(f'{t} {counts[t]:,}' for t in five)}).",
+        "",
+        "| run | flow wall (process) | sum of the five floors | x floors | peak RSS |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for i, r in enumerate(flows, 1):
+        lines.append(
+            f"| {i} | {r['process_seconds']:.1f} s | {r['floors_seconds']:.1f} s | "
+            f"{r['process_seconds'] / r['floors_seconds']:.2f} | "
+            f"{r['peak_rss_mb']:.0f} MB |"
+        )
+    return lines
 
 
 def write_doc(section: str, begin: str = BEGIN, end: str = END) -> None:

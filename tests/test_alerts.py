@@ -299,9 +299,9 @@ def test_failed_and_missing_runs_reach_the_receiver(
     from prefect.client.orchestration import get_client
 
     from partyhelp_pipeline.settings import load_settings
-    from partyhelp_pipeline.warehouse import ensure_dataset
+    from partyhelp_pipeline.warehouse.target import ensure_dataset, open_warehouse
 
-    ensure_dataset(load_settings())  # as setup leaves it: the failures are MySQL's
+    ensure_dataset(open_warehouse(load_settings()))  # as setup leaves it: the failures are MySQL's
     with get_client(sync_client=True) as client:
         missing = client.create_flow_run_from_deployment(deployments["daily"].id)
     wrong = start_command(
@@ -447,12 +447,13 @@ def test_the_deployment_runs_one_flow_run_at_a_time(
 def export_once(settings: Any, table: str, day: dt.date) -> Any:
     """A real, committed export of ``table`` for ``day`` (MySQL -> Avro parts in GCS)."""
     from partyhelp_pipeline import export
+    from partyhelp_pipeline.export_target import ExportTarget
     from partyhelp_pipeline.spec import TABLES
 
-    spec = TABLES[table]
-    plan = export.plan_export(settings, spec, day, None)
-    chunks = [export.export_chunk(settings, spec, plan, i) for i in range(len(plan.chunks))]
-    return export.commit_manifest(settings, spec, plan, chunks)
+    spec, target = TABLES[table], ExportTarget.from_settings(settings)
+    plan = export.plan_export(target, spec, day, None)
+    chunks = [export.export_chunk(target, spec, plan, i) for i in range(len(plan.chunks))]
+    return export.commit_manifest(target, spec, plan, chunks)
 
 
 def publish_events(limit_name: str) -> list[Any]:
@@ -514,14 +515,15 @@ def test_two_publishes_of_one_table_never_interleave(
 
     from partyhelp_pipeline.settings import load_settings
     from partyhelp_pipeline.spec import TABLES
-    from partyhelp_pipeline.warehouse import ensure_dataset, replace_table
+    from partyhelp_pipeline.warehouse.replace import replace_table
+    from partyhelp_pipeline.warehouse.target import ensure_dataset, open_warehouse
     from tasks.locks import holder_variable_name, publish_limit_name, publish_lock
 
     caplog.set_level(logging.INFO, logger="partyhelp_sync")
     said = RecordedLines()  # the flow runs' loggers do not propagate to caplog
     logging.getLogger("prefect.flow_runs").addHandler(said)
     settings = load_settings()
-    ensure_dataset(settings)
+    ensure_dataset(open_warehouse(settings))
     manifests = [
         export_once(settings, "ph_venues", dt.date.fromisoformat(SYNC_DATE)) for _ in range(2)
     ]
@@ -535,7 +537,7 @@ def test_two_publishes_of_one_table_never_interleave(
         with publish_lock(settings, "ph_venues"):
             begin = time.monotonic()
             entered[index].set()
-            result = replace_table(settings, TABLES["ph_venues"], manifests[index])
+            result = replace_table(open_warehouse(settings), TABLES["ph_venues"], manifests[index])
             release.wait(60)
             spans[index] = (begin, time.monotonic(), result)
 

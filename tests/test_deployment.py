@@ -950,7 +950,7 @@ def run_the_retry_scenario(
     worker_log: Path,
     screenshots: Path,
 ) -> None:
-    from partyhelp_pipeline.warehouse import ensure_dataset
+    from partyhelp_pipeline.warehouse.target import ensure_dataset, open_warehouse
 
     assert client.read_server_default_result_storage().default_result_storage_block_id is None, (
         "the server has a default result storage: local runs would not use theirs"
@@ -958,7 +958,7 @@ def run_the_retry_scenario(
     # The dataset exists before the first run, as scripts/setup.py leaves it in production,
     # made with a setup's patience: the run's 2-second window is for the outage below, and a
     # busy emulator may take longer than that to answer this first call.
-    ensure_dataset(settings.model_copy(update={"bq_retry_seconds": 60.0}))
+    ensure_dataset(open_warehouse(settings.model_copy(update={"bq_retry_seconds": 60.0})))
     # 1. BigQuery goes down for real once the run's pre-flight has found it up (down from
     # the start, the run fails before exporting: tests/test_outage.py): the exports
     # complete, every load fails.

@@ -45,14 +45,17 @@ import fastavro
 import pytest
 
 from flows.partyhelp_sync import ARTIFACT_KEY, partyhelp_bigquery_sync
-from partyhelp_pipeline import export, parts, warehouse
+from partyhelp_pipeline import export, parts
 from partyhelp_pipeline import manifest as mf
 from partyhelp_pipeline.clients import bigquery_client, storage_client
 from partyhelp_pipeline.errors import LoadError, ReconciliationError
+from partyhelp_pipeline.export_target import ExportTarget
 from partyhelp_pipeline.settings import load_settings
 from partyhelp_pipeline.source import snapshot, stream_rows
 from partyhelp_pipeline.spec import SALES_BILLING_SUMMARY, TABLES
 from partyhelp_pipeline.spec.sql import flattening_query
+from partyhelp_pipeline.warehouse.replace import replace_table
+from partyhelp_pipeline.warehouse.target import open_warehouse
 from tasks.options import RETRIES
 from tests.conftest import ROOT, admin_connection
 from tests.faultkit import (
@@ -90,6 +93,9 @@ BIG = {
     "PARTYHELP_PART_MAX_BYTES": "65536",
     "PARTYHELP_CHUNK_ROWS": "1000000",
 }
+# Parts above parts.SINGLE_REQUEST_MAX_BYTES stream through a resumable upload session (the
+# storage library's BlobWriter); the big table makes about four of them, not one at once.
+STREAMED = {**BIG, "PARTYHELP_PART_MAX_BYTES": str(1280 * 1024)}
 BASELINE_DAY = dt.date(2026, 11, 20)
 EXTRA_MATCHES = 150_000
 
@@ -397,7 +403,7 @@ def test_gcs_stopped_during_uploads_heals_and_lists_no_partial_part(
     source: Source, emulators: PrivateEmulators, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     day = dt.date(2026, 11, 23)
-    settings = _use(monkeypatch, _target(source, emulators, "gcs", **BIG))
+    settings = _use(monkeypatch, _target(source, emulators, "gcs", **STREAMED))
     folder = mf.table_folder(settings.gcs_prefix, day, "ph_lead_matches") + "/"
     outage: dict[str, Any] = {}
     stop = threading.Event()
@@ -566,16 +572,17 @@ def test_a_failed_upload_stops_the_stream_instead_of_reading_the_rest_of_the_chu
     source: Source, emulators: PrivateEmulators, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     settings = _use(monkeypatch, _target(source, emulators, "failfast", **BIG))
+    target = ExportTarget.from_settings(settings)
     spec = TABLES["ph_lead_matches"]
-    plan = export.plan_export(settings, spec, dt.date(2026, 11, 28), "test-failfast")
+    plan = export.plan_export(target, spec, dt.date(2026, 11, 28), "test-failfast")
     healthy = _FolderStore(tmp_path / "ok")
-    whole = export.export_chunk(settings, spec, plan, 0, store=healthy)
+    whole = export.export_chunk(target, spec, plan, 0, store=healthy)
     assert len(whole.parts) == healthy.puts > 20
 
     (tmp_path / "not-a-folder").write_text("a file where the parts' folder should be")
     broken = _FolderStore(tmp_path / "not-a-folder")
     with pytest.raises(NotADirectoryError):
-        export.export_chunk(settings, spec, plan, 0, store=broken)
+        export.export_chunk(target, spec, plan, 0, store=broken)
     # The first failure is seen at the next part's roll, with at most two uploads running.
     assert 1 <= broken.puts <= 4, broken.puts
 
@@ -696,7 +703,7 @@ def test_a_load_of_a_corrupt_part_fails_in_bigquery_and_changes_nothing(
     broken = with_corrupt_first_part(settings, manifest)
     before = table_states(settings)
     with pytest.raises(LoadError, match=r"^ph_venues: BigQuery load failed"):
-        warehouse.replace_table(settings, spec, broken)
+        replace_table(open_warehouse(settings), spec, broken)
     after = table_states(settings)
     assert after == before  # the current tables and every history partition
     assert not [t for t in after if t.startswith("_staging_")]
@@ -881,7 +888,7 @@ def test_bigquery_reconciliation_refuses_a_table_that_differs_from_the_source(
 
     one_row_fewer = _swapped_part(settings, manifest, lambda records: records[:-1])
     with pytest.raises(ReconciliationError) as failure:
-        warehouse.replace_table(settings, spec, one_row_fewer)
+        replace_table(open_warehouse(settings), spec, one_row_fewer)
     assert str(failure.value) == (
         f"ph_venues: rows differ between BigQuery and the source: {rows - 1} vs {rows}"
     )
@@ -892,7 +899,7 @@ def test_bigquery_reconciliation_refuses_a_table_that_differs_from_the_source(
 
     richer = _swapped_part(settings, manifest, one_cent_more)
     with pytest.raises(ReconciliationError) as failure:
-        warehouse.replace_table(settings, spec, richer)
+        replace_table(open_warehouse(settings), spec, richer)
     assert str(failure.value) == (
         f"ph_venues: credit_balance differ between BigQuery and the source: "
         f"{Decimal(balance + 1).scaleb(-2)} vs {Decimal(balance).scaleb(-2)}"

@@ -142,7 +142,7 @@ def test_setup_creates_everything_then_a_rerun_changes_nothing(names: dict[str, 
     from prefect.blocks.system import Secret
     from prefect.client.orchestration import get_client
 
-    from partyhelp_pipeline.warehouse import DATASET_DESCRIPTION
+    from partyhelp_pipeline.warehouse.target import DATASET_DESCRIPTION
 
     first = outcomes(run_setup(names, "--retention-days", "30"))
     assert first == {

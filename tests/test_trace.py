@@ -28,7 +28,6 @@ from typing import Any
 import pytest
 from google.cloud import bigquery
 
-from partyhelp_pipeline import warehouse
 from partyhelp_pipeline.clients import bigquery_client
 from partyhelp_pipeline.settings import Settings
 from partyhelp_pipeline.spec import (
@@ -38,6 +37,13 @@ from partyhelp_pipeline.spec import (
     TABLES,
 )
 from partyhelp_pipeline.spec.tables import FRESHNESS_VIEW
+from partyhelp_pipeline.warehouse.labels import (
+    current_job_labels,
+    job_labels,
+    labelled_jobs,
+    loaded_table_labels,
+)
+from partyhelp_pipeline.warehouse.target import ensure_dataset, open_warehouse, run_query
 from tests.faultkit import (
     Source,
     environment,
@@ -230,14 +236,14 @@ def test_dataset_labels_follow_the_pii_setting(runs: Runs) -> None:
     client.update_dataset(dataset, ["labels"])
     hashing = settings.model_copy(update={"include_pii_hashes": True})
     try:
-        warehouse.ensure_dataset(hashing)
+        ensure_dataset(open_warehouse(hashing))
         assert client.get_dataset(reference).labels == {
             "source": "partyhelp-mysql",
             "pii": "hashed",
             "cost_centre": "finance",
         }
     finally:
-        warehouse.ensure_dataset(settings)
+        ensure_dataset(open_warehouse(settings))
     assert client.get_dataset(reference).labels == {
         "source": "partyhelp-mysql",
         "pii": "none",
@@ -252,20 +258,20 @@ def test_a_table_with_pii_hashes_is_labelled_hashed(runs: Runs) -> None:
         manifest, table=leads.name, bigquery_schema=leads.bigquery_schema(True)
     )
     plain = dataclasses.replace(hashed, bigquery_schema=leads.bigquery_schema(False))
-    assert warehouse.loaded_table_labels(leads, hashed)["pii"] == "hashed"
-    assert warehouse.loaded_table_labels(leads, plain)["pii"] == "none"
-    assert warehouse.loaded_table_labels(TABLES["ph_venues"], manifest)["pii"] == "none"
+    assert loaded_table_labels(leads, hashed)["pii"] == "hashed"
+    assert loaded_table_labels(leads, plain)["pii"] == "none"
+    assert loaded_table_labels(TABLES["ph_venues"], manifest)["pii"] == "none"
 
 
 def test_job_labels_follow_bigquerys_label_rules() -> None:
-    labels = warehouse.job_labels("ph_venues", dt.date(2026, 11, 25), None)
+    labels = job_labels("ph_venues", dt.date(2026, 11, 25), None)
     assert labels == {
         "pipeline": "partyhelp-bigquery-sync",
         "table": "ph_venues",
         "sync_date": "2026-11-25",
         "flow_run": "local",
     }
-    odd = warehouse.job_labels("PH Venues/" + "x" * 80, "2026-11-25", "Run:ABC")
+    odd = job_labels("PH Venues/" + "x" * 80, dt.date(2026, 11, 25), "Run:ABC")
     assert odd["table"] == ("ph-venues-" + "x" * 80)[:63]
     assert odd["flow_run"] == "run-abc"
     for key, value in odd.items():
@@ -275,12 +281,14 @@ def test_job_labels_follow_bigquerys_label_rules() -> None:
 def test_run_query_adds_the_labels_of_its_block(runs: Runs) -> None:
     """``run_query`` adds the labels of ``labelled_jobs`` to a query's own, only inside."""
     settings, client = runs.settings, bigquery_client(runs.settings)
-    labels = warehouse.job_labels("ph_leads", "2026-11-25", "abc")
-    with warehouse.labelled_jobs(labels):
-        inside = warehouse.run_query(
-            settings, "SELECT 1 AS x", bigquery.QueryJobConfig(labels={"purpose": "check"})
+    labels = job_labels("ph_leads", dt.date(2026, 11, 25), "abc")
+    with labelled_jobs(labels):
+        inside = run_query(
+            open_warehouse(settings),
+            "SELECT 1 AS x",
+            bigquery.QueryJobConfig(labels={"purpose": "check"}),
         )
-    outside = warehouse.run_query(settings, "SELECT 1 AS x")
+    outside = run_query(open_warehouse(settings), "SELECT 1 AS x")
     assert client.get_job(inside.job_id).labels == {**labels, "purpose": "check"}
     assert client.get_job(outside.job_id).labels == {}
-    assert warehouse.current_job_labels() == {}
+    assert current_job_labels() == {}

@@ -20,9 +20,10 @@ from typing import Any
 import pytest
 
 from flows.partyhelp_sync import partyhelp_bigquery_sync
-from partyhelp_pipeline import warehouse
 from partyhelp_pipeline.settings import read_setting
 from partyhelp_pipeline.spec import SALES_BILLING_SUMMARY
+from partyhelp_pipeline.warehouse import views
+from partyhelp_pipeline.warehouse.target import open_warehouse
 from tests.emulators import PrivateEmulators, free_port
 from tests.faultkit import (
     Source,
@@ -121,7 +122,7 @@ def test_a_stalled_bigquery_fails_the_run_within_its_retry_window(
             run_seconds = time.monotonic() - started
             started = time.monotonic()
             with pytest.raises(Exception, match=r"(?i)time|connect|retry"):
-                warehouse.refresh_view(settings, SALES_BILLING_SUMMARY)
+                views.refresh_view(open_warehouse(settings), SALES_BILLING_SUMMARY)
             view_seconds = time.monotonic() - started
         finally:
             emulators.thaw("bigquery")
