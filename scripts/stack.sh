@@ -30,7 +30,7 @@
 #   PARTYHELP_START_TIMEOUT [60] seconds    PARTYHELP_PYTHON [python3] for .venv
 #   PARTYHELP_TICK_SECONDS [10] the longest a step or a wait stays silent
 #   PARTYHELP_STACK_DATA [$PARTYHELP_STACK_HOME/data] the emulators' data; with other ports it
-#     runs a second, private pair (tests/test_faults.py stops and starts its own, not yours)
+#     runs a second, private pair (tests/scenarios/test_faults.py stops and starts its own, not yours)
 #   PARTYHELP_PYTHON313 [pyenv's 3.13.0, else python3.13] for the BigQuery emulator's venv
 set -euo pipefail
 

@@ -3,7 +3,7 @@
 # starts the local stack, then lints (ruff check, and ruff format --check), type-checks (mypy,
 # strict on the package: pyproject.toml [tool.mypy]) and tests (pytest, arguments passed on).
 # --quick (first argument): the same, but only the tests that need no service but MariaDB and
-# the one end-to-end sync (tests/test_flow.py), a few minutes; the full suite stays CI's gate.
+# the one end-to-end sync (tests/flows/test_partyhelp_sync.py), a few minutes; the full suite stays CI's gate.
 # Services keep running afterwards, unless PARTYHELP_STOP_STACK=1 (CI): then the services this
 # run started are stopped (ones that already answered are left alone).
 set -euo pipefail
@@ -43,7 +43,7 @@ pytest_rc=0
 # Test modules run in parallel, each whole on one worker (--dist loadfile: its module
 # fixtures run once). Each worker has its own emulators (tests/conftest.py,
 # session_emulators), databases, buckets and datasets; the deployments, whose names are
-# fixed, are serialised by a file lock (tests/test_deployment.py). PARTYHELP_TEST_WORKERS=0
+# fixed, are serialised by a file lock (tests/scenarios/test_deployment.py). PARTYHELP_TEST_WORKERS=0
 # runs the modules one after another.
 # Two workers on two cores. A third finished one run sooner (1,165 s against about 1,330 s
 # on a slow machine), but made every test about a third slower, and on a busier machine a

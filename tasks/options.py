@@ -5,7 +5,7 @@ Every task retries with an exponential backoff, but only for failures a retry ca
 (``ServiceUnreachableError``: it answered nothing for its whole window before anything was
 read) is not one: the run fails in about the window instead of ``retries`` windows more. A
 service lost mid-run, after it had answered the pre-flight, is: an outage that outlasts
-one window is healed by the task's retry (tests/test_faults.py shows it for GCS).
+one window is healed by the task's retry (tests/scenarios/test_faults.py shows it for GCS).
 
 Results are persisted, with Prefect's default cache policy (inputs + task source + flow run
 id), so a retried flow run skips what already finished, and a new run never reuses an

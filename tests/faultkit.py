@@ -204,7 +204,8 @@ def source_totals(source: Source, table: str, money: tuple[str, ...] = ()) -> di
 
 def money_columns(table: str) -> tuple[str, ...]:
     """``table``'s money columns: NUMERIC in its spec, their sums match to the cent.
-    ``tests/test_specs.py`` holds the specs to the contract's own list of them."""
+    ``tests/partyhelp_pipeline/spec/test_tables.py`` holds the specs to the contract's own
+    list of them."""
     from partyhelp_pipeline.spec import TABLES
 
     return tuple(c.name for c in TABLES[table].money_columns)
@@ -352,7 +353,8 @@ def retry_flow_run(flow: Any, flow_run_id: Any) -> Any:
     worker with Prefect's own engine.
 
     Not the UI's request: the button sends ``set_state`` AwaitingRetry with
-    ``force: false`` (tests/test_deployment.py ``retry_like_the_ui``, on a deployment's run),
+    ``force: false`` (tests/scenarios/test_deployment.py ``retry_like_the_ui``, on a
+    deployment's run),
     and the server refuses that for a run of no deployment ("Cannot reschedule a run
     without an associated deployment"), as this one is: so here it is forced.
     """

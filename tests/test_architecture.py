@@ -166,3 +166,30 @@ def long_functions() -> list[str]:
 
 def test_no_function_is_longer_than_60_lines() -> None:
     assert long_functions() == []
+
+
+# The code folders the tests mirror; scenario tests (a whole run, a fault, a deployment)
+# live in tests/scenarios/.
+MIRRORED = ("partyhelp_pipeline", "flows", "tasks", "scripts")
+
+
+def _tested_module(test: Path) -> list[Path]:
+    """Where the code that ``tests/a/b/test_c.py`` tests may be: ``a/b/c.py``, the package
+    ``a/b/c/`` or the script ``a/b/c.sh``."""
+    relative = test.relative_to(ROOT / "tests")
+    code = ROOT / relative.parent / relative.name.removeprefix("test_").removesuffix(".py")
+    return [code.with_suffix(".py"), code, code.with_suffix(".sh")]
+
+
+def test_the_tests_mirror_the_code() -> None:
+    """The test of ``partyhelp_pipeline/warehouse/history.py`` is
+    ``tests/partyhelp_pipeline/warehouse/test_history.py``: every test file outside
+    tests/scenarios/ sits at its module's path, and names a module that exists."""
+    stray = []
+    for test in sorted((ROOT / "tests").rglob("test_*.py")):
+        relative = test.relative_to(ROOT / "tests")
+        if relative.parts[0] == "scenarios" or relative == Path("test_architecture.py"):
+            continue
+        if relative.parts[0] not in MIRRORED or not any(p.exists() for p in _tested_module(test)):
+            stray.append(str(relative))
+    assert stray == [], "test files that name no module (move them, or to tests/scenarios/)"

@@ -1,4 +1,4 @@
-"""A private MariaDB server with TLS, and the certificates it needs, for tests/test_tls.py.
+"""A private MariaDB server with TLS, and the certificates it needs (tests/scenarios/test_tls.py).
 
 The certificates are made here with ``cryptography`` (a CA, a server certificate signed by
 it, and a second, unrelated CA). The server is the machine's own ``mariadbd``, on a data

@@ -3,8 +3,8 @@
 The same variables work in a shell, a container and a Prefect deployment's job variables.
 ``SettingsDeclaration`` (``declaration.py``) is the one declaration; the README's
 Configuration table (``python -m scripts.generate_docs``), ``prefect.yaml``'s list and the
-messages that name a bad value all derive from it, and ``tests/test_settings_declared.py``
-checks them against it.
+messages that name a bad value all derive from it, and
+``tests/partyhelp_pipeline/settings/test_docs.py`` checks them against it.
 
 ``Settings`` (``loading.py``) is that declaration as a pydantic-settings ``BaseSettings``:
 pydantic-settings reads each field's variable (its ``validation_alias``) and merges the

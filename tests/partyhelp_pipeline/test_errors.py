@@ -23,7 +23,7 @@ from partyhelp_pipeline.errors import (
 )
 from partyhelp_pipeline.settings import load_settings
 from tasks.options import RETRY_OPTIONS
-from tests.test_settings import VALID
+from tests.partyhelp_pipeline.settings.test_loading import VALID
 
 
 @pytest.mark.parametrize(

@@ -597,7 +597,7 @@ def test_bigquery_down_then_a_corrupt_part_keep_the_previous_tables_until_a_retr
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """1. BigQuery is stopped once the run's pre-flight has found it up (a BigQuery down
-       from the start fails the pre-flight, before any export: tests/test_outage.py): the
+       from the start fails the pre-flight, before any export: tests/scenarios/test_outage.py): the
        exports complete, the loads fail, the run is Failed naming the tables.
     2. BigQuery is back: the previous tables are intact and the view answers.
     3. One ph_venues part is overwritten in GCS (corrupt), then the run is retried as the
@@ -818,7 +818,8 @@ def test_the_chunk_reconciliation_refuses_an_export_that_differs_from_the_source
     Called directly, because no real fault can make them differ any more: inside one
     REPEATABLE READ snapshot the aggregate and the stream read the same rows (no
     concurrent insert shows), and a migration mid-run is refused before the chunk reads
-    (``test_drift.py::test_a_migration_mid_run_fails_the_chunk_before_it_writes``); a
+    (``tests/partyhelp_pipeline/test_drift.py``,
+    ``test_a_migration_mid_run_fails_the_chunk_before_it_writes``); a
     DECIMAL(10,3) changed in between used to be caught only here (rounded cents). What is
     left is a defect of the exporter itself, which is what this check is for.
     """

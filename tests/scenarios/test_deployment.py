@@ -33,9 +33,9 @@ from partyhelp_pipeline.spec import TABLES
 from tests.conftest import READER_PASSWORD, ROOT, admin_connection, create_bucket, sync_environment
 from tests.emulators import free_port, stack_sh
 from tests.faultkit import outage_after_the_preflight
-from tests.test_lock import read_lock
-from tests.test_packaging import build_wheel, repository_files
-from tests.test_ui_retry import retry_in_the_ui
+from tests.scenarios.test_packaging import build_wheel, repository_files
+from tests.scenarios.test_ui_retry import retry_in_the_ui
+from tests.scripts.test_lock import read_lock
 
 FLOW_NAME = "partyhelp-bigquery-sync"
 ENTRYPOINT = "flows/partyhelp_sync.py:partyhelp_bigquery_sync"
@@ -396,7 +396,7 @@ def test_prefect_yaml_agrees_with_the_dockerfile_and_the_code() -> None:
     for name in ("daily", "daily-cloud-run"):  # the image's code, in its WORKDIR
         [pull] = deployments[name]["pull"]
         assert pull["prefect.deployments.steps.set_working_directory"]["directory"] == workdir()
-    # (the build and push steps: tests/test_cloud_run.py)
+    # (the build and push steps: tests/scenarios/test_cloud_run.py)
     assert "pull" not in deployments["daily-local"]  # default: this checkout, where deployed
 
 
@@ -454,13 +454,13 @@ def production_settings_in_prefect(values: dict[str, str] | None = None) -> None
 
 
 # prefect-docker's steps, and what stands in for them where there is no Docker engine and
-# no registry (here): the same outputs, nothing built or pushed (tests/test_cloud_run.py).
+# no registry (here): the same outputs, nothing built or pushed (tests/scenarios/test_cloud_run.py).
 DOCKER_STAND_INS = {
     "prefect_docker.deployments.steps.build_docker_image": (
-        "tests.test_cloud_run.build_docker_image_without_docker"
+        "tests.scenarios.test_cloud_run.build_docker_image_without_docker"
     ),
     "prefect_docker.deployments.steps.push_docker_image": (
-        "tests.test_cloud_run.push_docker_image_without_a_registry"
+        "tests.scenarios.test_cloud_run.push_docker_image_without_a_registry"
     ),
 }
 
@@ -586,7 +586,7 @@ def test_the_deployed_cloud_run_job_renders_through_the_worker(deployed: dict[st
     prefect-gcp's own configuration class, as its worker builds a job."""
     from prefect_gcp.workers.cloud_run_v2 import CloudRunWorkerV2
 
-    from tests.test_cloud_run import FLOW_TIMEOUT, render
+    from tests.scenarios.test_cloud_run import FLOW_TIMEOUT, render
 
     pool = deployed["pools"]["partyhelp-cloud-run"]
     deployment = deployed["deployments"]["daily-cloud-run"]
@@ -608,7 +608,7 @@ def test_the_deployed_cloud_run_job_renders_through_the_worker(deployed: dict[st
 
 
 def _no_account_adc() -> Path:
-    """Application default credentials of no account (see tests/test_cloud_run.py)."""
+    """Application default credentials of no account (see tests/scenarios/test_cloud_run.py)."""
     path = Path(tempfile.mkdtemp()) / "adc.json"
     path.write_text(
         '{"type": "authorized_user", "client_id": "none", "client_secret": '
@@ -960,7 +960,7 @@ def run_the_retry_scenario(
     # busy emulator may take longer than that to answer this first call.
     ensure_dataset(open_warehouse(settings.model_copy(update={"bq_retry_seconds": 60.0})))
     # 1. BigQuery goes down for real once the run's pre-flight has found it up (down from
-    # the start, the run fails before exporting: tests/test_outage.py): the exports
+    # the start, the run fails before exporting: tests/scenarios/test_outage.py): the exports
     # complete, every load fails.
     sources = [spec.source_table for spec in TABLES.values()]
     try:

@@ -39,7 +39,7 @@ import pytest
 from tests.alerting import NotificationReceiver, private_prefect_server, using_prefect_server
 from tests.conftest import ROOT, admin_connection
 from tests.faultkit import clock_at
-from tests.test_deployment import (
+from tests.scenarios.test_deployment import (
     FLOW_NAME,
     POOLS,
     RunWatcher,

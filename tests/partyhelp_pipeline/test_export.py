@@ -1,5 +1,5 @@
 """The export's reading side: batches of rows become Arrow columns with the cyclic garbage
-collector paused (the pause itself: tests/test_pipelining.py)."""
+collector paused (the pause itself: tests/partyhelp_pipeline/test_pipelining.py)."""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ from partyhelp_pipeline.settings import declared_settings
 from partyhelp_pipeline.spec import TABLES
 from tests.conftest import ROOT, create_bucket, sync_environment
 from tests.emulators import free_port
-from tests.test_report import completed_run
+from tests.partyhelp_pipeline.test_report import completed_run
 
 TODAY = dt.date(2026, 11, 25)  # the test clock's today (PARTYHELP_CLOCK_DATE)
 SKIPPED = (

@@ -1,6 +1,6 @@
 """Parts stream into GCS while they are written (fake-gcs-server, for real), and the export
 reports its progress in log lines with the source's count, the rate and an ETA (the progress
-artifact inside a task: tests/test_progress.py)."""
+artifact inside a task: tests/partyhelp_pipeline/test_progress.py)."""
 
 from __future__ import annotations
 

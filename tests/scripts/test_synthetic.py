@@ -25,7 +25,7 @@ SEED = 42
 TINY = 0.01
 SMALL = 0.05
 E = syn.EDGE_ID_BASE
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _connect(database: str | None = None) -> pymysql.Connection:

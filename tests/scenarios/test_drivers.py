@@ -103,7 +103,7 @@ def test_pymysql_and_mysqlclient_write_the_same_avro_values(
 # ------------------------------------------------------------------ choosing the driver
 # Here both drivers are installed (requirements-dev.lock holds [fast]); a machine without
 # mysqlclient, where `auto` falls back to PyMySQL and a named mysqlclient fails naming the
-# extra, is tests/test_packaging.py's fresh venv.
+# extra, is tests/scenarios/test_packaging.py's fresh venv.
 
 
 @pytest.mark.parametrize(

@@ -68,8 +68,9 @@ def test_a_first_run_on_a_new_dataset_creates_it_once_and_retries_nothing(synced
 
 
 def test_money_sums_match_to_the_cent(synced: dict, source_db: dict) -> None:
-    """Each money column (NUMERIC in its spec; tests/test_specs.py holds the specs to the
-    contract's list) sums in BigQuery to its source column's sum, to the cent."""
+    """Each money column (NUMERIC in its spec; tests/partyhelp_pipeline/spec/test_tables.py
+    holds the specs to the contract's list) sums in BigQuery to its source column's sum, to
+    the cent."""
     settings = synced["settings"]
     client = bigquery_client(settings)
     sources = {

@@ -290,7 +290,7 @@ def test_export_prefix_matches_where_exports_live() -> None:
 
 def test_alert_options_and_the_declaration_they_fill() -> None:
     """`--notify-block`'s companions, and automations.yaml with every placeholder filled in
-    (the automations themselves, on a real server: tests/test_alerts.py)."""
+    (the automations themselves, on a real server: tests/scenarios/test_alerts.py)."""
     import datetime as dt
     import uuid
 

@@ -1,6 +1,6 @@
 """Settings that are not identifiers: each bad value fails at start, naming its variable.
 
-Identifiers (dataset, bucket, prefix, project) are checked in ``test_security.py``. Some
+Identifiers (dataset, bucket, prefix, project) are checked in ``scenarios/test_security.py``. Some
 settings are read when the modules are imported (a task's retry options are fixed when it
 is decorated, the flow's task runner when the flow is): a bad one must stop the command
 with the variable's name, not a bare ``ValueError`` from deep in an import.
@@ -319,7 +319,8 @@ def test_a_run_whose_settings_variable_lacks_a_required_setting_stops_naming_it(
 def test_the_deploy_check_names_each_problem_of_the_variable(
     settings_variable: Callable[[Any], str],
 ) -> None:
-    """prefect.yaml's deploy step (tests/test_deployment.py runs it within `prefect deploy`)."""
+    """prefect.yaml's deploy step (tests/scenarios/test_deployment.py runs it within
+    `prefect deploy`)."""
     from partyhelp_pipeline.settings import check_deployment_settings
 
     name = settings_variable(

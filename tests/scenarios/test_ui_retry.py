@@ -3,7 +3,7 @@
 Playwright's Python package. Nothing here downloads a browser: no ``playwright install``.
 
 - ``retry_in_the_ui`` does what an operator does to retry a failed flow run: its page,
-  **Retry** in the run's header, **Retry** in the dialog. tests/test_deployment.py's
+  **Retry** in the run's header, **Retry** in the dialog. tests/scenarios/test_deployment.py's
   ``test_retry_from_the_ui_redoes_only_what_failed`` uses it on a real worker and checks what
   the retry redid (it reuses that test's expensive setup: a real outage, a process worker).
 - A Prefect server that ``scripts/stack.sh`` starts on a port other than 4200 serves a UI

@@ -4,7 +4,7 @@ There is no Google Cloud project and no Docker engine here, so what Cloud Run an
 would be asked to run is proven the way each worker builds it: the work pool's default base
 job template (``get_default_base_job_template()``), the deployment's job variables from
 ``prefect.yaml`` (templated with what its build steps output, as ``prefect deploy`` does),
-``from_template_and_values`` and ``prepare_for_flow_run``. ``tests/test_deployment.py``
+``from_template_and_values`` and ``prepare_for_flow_run``. ``tests/scenarios/test_deployment.py``
 renders the deployed copies, read back from the Prefect server, the same way.
 """
 
@@ -69,8 +69,9 @@ def build_docker_image_without_docker(
     image_name: str, tag: str, dockerfile: str, **_: Any
 ) -> dict[str, Any]:
     """Stands in for prefect_docker's build step where no Docker engine exists (here): the
-    same outputs (``image_name``, ``tag``, ``image``), nothing built. tests/test_deployment.py
-    deploys with it; the step's real arguments are checked in test_image_is_built_per_commit.
+    same outputs (``image_name``, ``tag``, ``image``), nothing built.
+    tests/scenarios/test_deployment.py deploys with it; the step's real arguments are checked
+    in test_image_is_built_per_commit.
     """
     assert (ROOT / dockerfile).is_file()
     return {
