@@ -19,7 +19,7 @@
 # and write it into both FROM lines, tag kept for the reader:
 #   FROM prefecthq/prefect:3.9.1-python3.11@sha256:<64 hex digits> AS builder
 #   FROM prefecthq/prefect:3.9.1-python3.11@sha256:<64 hex digits>
-# Docker then pulls exactly that image whatever the tag points to later (tests/
+# Docker then pulls exactly that image whatever the tag points to later (tests/scenarios/
 # test_deployment.py accepts either form, and checks both lines name the same image).
 
 # Builder: compiles mysqlclient (the [fast] extra: it has no Linux wheel) against the MariaDB
@@ -54,7 +54,7 @@ RUN apt-get update \
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --no-deps /wheels/*.whl
 # The project with its extras, like `pip install '.[fast,dask]'`: its dependencies
-# (pyproject.toml's ranges, which the lock satisfies: tests/test_lock.py) are the ones just
+# (pyproject.toml's ranges, which the lock satisfies: tests/scripts/test_lock.py) are the ones just
 # installed; --no-index: nothing else can come in. Then `pip check`: every installed
 # package's requirements are met (a lock or a range gone wrong fails the build, not a run).
 RUN --mount=type=bind,from=builder,source=/dist,target=/dist \
@@ -71,7 +71,7 @@ WORKDIR /opt/prefect/partyhelp
 # it stays a file. Decision: copy that one file only, without flows/__init__.py. Prefect runs
 # it as a script with this directory first on sys.path; a flows/ here without __init__.py is
 # no regular package, so the `flows`, `tasks` and `partyhelp_pipeline` the script imports
-# all resolve to the installed packages (tests/test_deployment.py checks this). Owned by
+# all resolve to the installed packages (tests/scenarios/test_deployment.py checks this). Owned by
 # root: the flow's user can read it, not change it.
 COPY flows/partyhelp_sync.py flows/partyhelp_sync.py
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -6,9 +6,9 @@ of their own and load it into a staging table of their own. Publishing it must n
 interleave: reading the last published count from ``ph_sync_runs`` for the row-drop check,
 the copy over the table, and the check of what the table then holds. ``publish_lock``
 holds the limit ``partyhelp-publish-PROJECT.DATASET.TABLE`` (one slot, created on first use)
-around ``warehouse.replace_table``: the second run's publish of that table starts when the first's
-has ended, and then replaces it with its own verified snapshot; other tables, and other
-datasets, go on in parallel.
+around ``warehouse.replace.replace_table``: the second run's publish of that table starts
+when the first's has ended, and then replaces it with its own verified snapshot; other
+tables, and other datasets, go on in parallel.
 
 The slot is leased: the holder renews it while it publishes, and a killed process's slot
 frees itself within ``PUBLISH_LEASE_SECONDS``. Waiting has no limit of its own: the flow's
