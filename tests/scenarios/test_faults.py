@@ -93,9 +93,6 @@ BIG = {
     "PARTYHELP_PART_MAX_BYTES": "65536",
     "PARTYHELP_CHUNK_ROWS": "1000000",
 }
-# Parts above parts.SINGLE_REQUEST_MAX_BYTES stream through a resumable upload session (the
-# storage library's BlobWriter); the big table makes about four of them, not one at once.
-STREAMED = {**BIG, "PARTYHELP_PART_MAX_BYTES": str(1280 * 1024)}
 BASELINE_DAY = dt.date(2026, 11, 20)
 EXTRA_MATCHES = 150_000
 
@@ -403,7 +400,7 @@ def test_gcs_stopped_during_uploads_heals_and_lists_no_partial_part(
     source: Source, emulators: PrivateEmulators, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     day = dt.date(2026, 11, 23)
-    settings = _use(monkeypatch, _target(source, emulators, "gcs", **STREAMED))
+    settings = _use(monkeypatch, _target(source, emulators, "gcs", **BIG))
     folder = mf.table_folder(settings.gcs_prefix, day, "ph_lead_matches") + "/"
     outage: dict[str, Any] = {}
     stop = threading.Event()
