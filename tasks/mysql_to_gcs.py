@@ -1,4 +1,5 @@
-"""The export tasks: MySQL -> Avro parts in GCS -> manifest, and finding a kept export.
+"""The export tasks: MySQL -> Avro parts in GCS -> manifest (finding a kept export is in
+``kept_exports``).
 
 Each task takes names, days and plans (nothing secret, fine as parameters and cache keys),
 resolves the run's settings once at its top (``runtime_settings()``, cached per run) into an
