@@ -150,6 +150,19 @@ def _run(day: dt.date, tables: list[str]) -> Any:
     return sync_on(day, tables=tables)
 
 
+def _command(day: dt.date) -> list[str]:
+    """The command a person types to sync ``ph_lead_matches`` on ``day``."""
+    return [
+        sys.executable,
+        "-m",
+        "flows.partyhelp_sync",
+        "--date",
+        day.isoformat(),
+        "--tables",
+        "ph_lead_matches",
+    ]
+
+
 def _equals_source(settings: Any, source: Source, table: str, day: dt.date) -> None:
     """The BigQuery table equals the source: every row, every cell, every money sum."""
     assert_table_equals_source(settings, source, table, day)
@@ -495,15 +508,7 @@ def test_a_gcs_outage_longer_than_the_client_retries_is_healed_by_the_task_retry
 
     with _alongside(stop_gcs_until_the_retry_is_scheduled, stop, emulators):
         completed = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "flows.partyhelp_sync",
-                "--date",
-                day.isoformat(),
-                "--tables",
-                "ph_lead_matches",
-            ],
+            _command(day),
             cwd=ROOT,
             env={**os.environ, **env, **clock_at(day)},
             capture_output=True,
@@ -764,15 +769,7 @@ def test_a_sigkilled_run_is_followed_by_a_run_that_completes_correctly(
     settings = _use(monkeypatch, env)
     folder = mf.table_folder(settings.gcs_prefix, day, "ph_lead_matches") + "/"
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "flows.partyhelp_sync",
-            "--date",
-            day.isoformat(),
-            "--tables",
-            "ph_lead_matches",
-        ],
+        _command(day),
         cwd=ROOT,
         env={**os.environ, **env, **clock_at(day)},
         stdout=subprocess.DEVNULL,
