@@ -54,6 +54,8 @@ LOG_DIR=$STACK_HOME/logs
 RUN_DIR=$STACK_HOME/run
 DATA_DIR=${PARTYHELP_STACK_DATA:-$STACK_HOME/data}
 MARIADBD=/usr/sbin/mariadbd
+# Debian's daemon launcher, also in /usr/sbin: a shell whose PATH lacks sbin still finds it.
+START_STOP_DAEMON=/usr/sbin/start-stop-daemon
 CHROMIUM=/usr/bin/chromium
 
 # DuckDB pinned to a release whose extensions are on PyPI, so the emulator needs no internet.
@@ -538,7 +540,9 @@ launch_service() {
             as_root mkdir -p /run/mysqld
             as_root chown mysql:mysql /run/mysqld
         fi
-        as_root start-stop-daemon --start --oknodo --background --output "$SVC_LOG" \
+        local launcher
+        launcher=$(command -v start-stop-daemon || echo "$START_STOP_DAEMON")
+        as_root "$launcher" --start --oknodo --background --output "$SVC_LOG" \
             --exec "$(command -v mariadbd || echo "$MARIADBD")" 9>&-
         log "$1 launched (log: $(shown "$SVC_LOG"))"
         return 0
