@@ -172,6 +172,11 @@ class RowDropError(SyncError):
     accident (a truncated table, a bad migration) is not published."""
 
 
+class StaleSourceError(SyncError):
+    """A table's newest source row is older than its ``error_after``: a stale replica, or an
+    app that stopped writing, is not published."""
+
+
 class LoadError(SyncError):
     """A BigQuery load job failed."""
 

@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from partyhelp_pipeline import avro_encoding as avro
+from partyhelp_pipeline import freshness
 from partyhelp_pipeline import manifest as mf
 from partyhelp_pipeline.batches import (
     BatchContext,
@@ -37,13 +38,19 @@ from partyhelp_pipeline.errors import (
     export_source_error,
 )
 from partyhelp_pipeline.export_target import ExportTarget
+from partyhelp_pipeline.freshness import NO_LIMITS, Limits
 from partyhelp_pipeline.logs import Logger, get_logger
 from partyhelp_pipeline.parts import GcsPartStore, PartStore, PartUploader, StreamingPartStore
 from partyhelp_pipeline.pipelining import pause_cyclic_gc, prefetch
 from partyhelp_pipeline.progress import ChunkProgress
 from partyhelp_pipeline.source import IdRange, fetch_one, plan_chunks, snapshot, stream_rows
 from partyhelp_pipeline.spec import TableSpec
-from partyhelp_pipeline.spec.sql import flattening_query, totals_query
+from partyhelp_pipeline.spec.sql import (
+    FRESHNESS_NEWEST,
+    SNAPSHOT_AT,
+    flattening_query,
+    totals_query,
+)
 
 # Arrow's default allocator (mimalloc) keeps the pages of freed batches; the system one
 # gives large blocks back at once: ~12 MB less at peak for the export, at the same speed.
@@ -65,6 +72,7 @@ class ExportPlan:
     chunks: tuple[tuple[int, int], ...]
     include_pii_hashes: bool = False
     replaces: str | None = None  # a damaged export of this run that this one redoes
+    freshness_limits: Limits = NO_LIMITS  # fixed once, like the PII choice
 
     def chunk(self, index: int) -> IdRange:
         """The id range of chunk ``index``."""
@@ -87,6 +95,10 @@ class ChunkResult:
     started_at: str
     finished_at: str
     driver: str
+    # The freshness column's newest value and the source's clock, in the chunk's snapshot
+    # (epoch seconds, as read; ``freshness.measure`` makes them one reading).
+    freshness_newest: int | None = None
+    snapshot_at: int | None = None
 
 
 @dataclass
@@ -122,6 +134,7 @@ def plan_export(
         chunks,
         target.include_pii_hashes,
         replaces,
+        Limits.for_table(spec, target.max_source_age_hours, target.warn_source_age_hours),
     )
 
 
@@ -224,6 +237,7 @@ def export_chunk(
             # (A change after this check fails the reads below with error 1412: retried.)
             check_schema(spec, describe_source(connection, target.source.database))
             totals = fetch_one(connection, totals_query(spec), params)
+            newest, clock = totals.pop(FRESHNESS_NEWEST, None), totals.pop(SNAPSHOT_AT, None)
             progress.start(int(totals.get("row_count") or 0))
             tally = _stream_chunk(connection, target, context, params, uploader, progress)
         parts = uploader.finish()
@@ -245,9 +259,15 @@ def export_chunk(
         iso(started),
         iso(utc_now()),
         target.source.driver,
+        _epoch_or_none(newest),
+        _epoch_or_none(clock),
     )
     check_chunk(spec, result)
     return result
+
+
+def _epoch_or_none(value: Any) -> int | None:
+    return None if value is None else int(float(value))
 
 
 def check_chunk(spec: TableSpec, result: ChunkResult) -> None:
@@ -303,7 +323,16 @@ def _manifest(spec: TableSpec, plan: ExportPlan, ordered: Sequence[ChunkResult])
         bigquery_schema=spec.bigquery_schema(plan.include_pii_hashes),
         driver=ordered[0].driver,
         replaces=plan.replaces,
+        freshness=_freshness(spec, plan, ordered),
     )
+
+
+def _freshness(
+    spec: TableSpec, plan: ExportPlan, ordered: Sequence[ChunkResult]
+) -> dict[str, Any] | None:
+    readings = [(c.freshness_newest, c.snapshot_at) for c in ordered]
+    measured = freshness.measure(spec, readings, plan.freshness_limits)
+    return measured.to_dict() if measured else None
 
 
 def commit_manifest(

@@ -33,6 +33,8 @@ class ExportTarget:
     progress_seconds: float
     include_pii_hashes: bool
     pii_salt: SecretStr | None = field(default=None, repr=False)
+    max_source_age_hours: float | None = None  # the freshness settings (``freshness.Limits``)
+    warn_source_age_hours: float | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ExportTarget:
@@ -49,6 +51,8 @@ class ExportTarget:
             progress_seconds=settings.progress_seconds,
             include_pii_hashes=settings.include_pii_hashes,
             pii_salt=settings.pii_salt,
+            max_source_age_hours=settings.max_source_age_hours,
+            warn_source_age_hours=settings.warn_source_age_hours,
         )
 
     @property

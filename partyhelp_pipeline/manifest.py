@@ -106,6 +106,8 @@ class Manifest:
     bigquery_schema: list[dict[str, str]]
     driver: str = ""
     replaces: str | None = None  # export id of a damaged export of the same run, redone
+    # ``freshness.SourceFreshness`` as a dict; None in manifests written before it existed.
+    freshness: dict[str, Any] | None = None
     format_version: int = FORMAT_VERSION
     uri: str = field(default="", compare=False)
 

@@ -19,7 +19,11 @@ otherwise. In order:
   BigQuery emulator runs dry runs (it parses and resolves the query, runs nothing) but
   checks no permissions, and the line says so;
 - ``drift``: every spec against the source's columns (``drift.check_source_schema``);
-- ``plan <table>``: the chunk plan of each table, with its row count, in one snapshot.
+- ``plan <table>``: the chunk plan of each table, with its row count, in one snapshot;
+- ``freshness <table>``: the newest value of the table's freshness column and its age on
+  the source's clock, against its limits (``freshness.py``): past ``warn_after`` is a
+  WARNING; past ``error_after`` a FAIL when a sync would refuse it (the limit is
+  ``PARTYHELP_MAX_SOURCE_AGE_HOURS``, or the table has been fresh on a published day).
 
 A check that needs an earlier one that failed says ``not checked`` (and counts as failed).
 Nothing is written but the test object; MySQL is only read (in ``READ ONLY`` snapshots).
@@ -51,6 +55,7 @@ from google.api_core.retry import Retry
 from google.cloud import bigquery
 from google.cloud.storage.retry import DEFAULT_RETRY as GCS_RETRY
 
+from partyhelp_pipeline import freshness
 from partyhelp_pipeline.clients import (
     bigquery_client,
     call_options,
@@ -61,9 +66,13 @@ from partyhelp_pipeline.clients import (
 from partyhelp_pipeline.clock import utc_now
 from partyhelp_pipeline.drift import check_source_schema
 from partyhelp_pipeline.errors import SchemaDriftError, ServiceUnreachableError
+from partyhelp_pipeline.freshness import Limits
 from partyhelp_pipeline.settings import ConfigError, Settings, load_settings
-from partyhelp_pipeline.source import connect, plan_chunks, snapshot
+from partyhelp_pipeline.source import connect, fetch_one, plan_chunks, snapshot
 from partyhelp_pipeline.spec import TABLES
+from partyhelp_pipeline.spec.sql import FRESHNESS_NEWEST, SNAPSHOT_AT, source_freshness_query
+from partyhelp_pipeline.warehouse import metrics
+from partyhelp_pipeline.warehouse.target import open_warehouse
 
 CALL_TIMEOUT_SECONDS = 10.0  # one HTTP request to GCS or BigQuery
 RETRY_WINDOW_SECONDS = 30.0  # all the retries of one call
@@ -668,13 +677,48 @@ def _plan_one(settings: Settings, connection: Any, table: str) -> CheckResult:
     )
 
 
+def _freshness_one(settings: Settings, connection: Any, table: str) -> CheckResult:
+    spec = TABLES[table]
+    limits = Limits.for_table(spec, settings.max_source_age_hours, settings.warn_source_age_hours)
+    if limits.error_after_hours is None:
+        return CheckResult(
+            f"freshness {table}", True, "not checked (PARTYHELP_MAX_SOURCE_AGE_HOURS=0)"
+        )
+    reading = fetch_one(connection, source_freshness_query(spec), {})
+    measured = freshness.measure(spec, [(reading[FRESHNESS_NEWEST], reading[SNAPSHOT_AT])], limits)
+    assert measured is not None
+    detail = f"{measured.describe()} ({freshness.limits_text(measured)})"
+    if measured.status == "warn":
+        return CheckResult(f"freshness {table}", True, f"WARNING: {detail}")
+    if measured.status != "stale":
+        return CheckResult(f"freshness {table}", True, detail)
+    enforced = measured.error_after_set or _was_fresh(settings, table, limits)
+    if enforced:
+        return CheckResult(f"freshness {table}", False, f"stale: {detail}; a sync fails it")
+    return CheckResult(
+        f"freshness {table}",
+        True,
+        f"WARNING: stale: {detail}; not enforced yet (no published day of {table} was fresh)",
+    )
+
+
+def _was_fresh(settings: Settings, table: str, limits: Limits) -> bool:
+    try:
+        warehouse = open_warehouse(bounded(settings))
+        return metrics.was_fresh(warehouse, table, limits.error_after_hours or 0)
+    except Exception:  # BigQuery's own line says why it does not answer
+        return False
+
+
 def check_plan(settings: Settings) -> list[CheckResult]:
-    """Each table's chunk plan and row count, read in one consistent snapshot."""
+    """Each table's chunk plan and row count, and its source freshness, read in one
+    consistent snapshot."""
     try:
         with snapshot(settings.mysql) as connection:
             return [
-                _guarded(f"plan {table}", partial(_plan_one, settings, connection, table))
+                _guarded(f"{name} {table}", partial(check, settings, connection, table))
                 for table in TABLES
+                for name, check in (("plan", _plan_one), ("freshness", _freshness_one))
             ]
     except Exception as exc:
         return [CheckResult("plan", False, _one_line(exc))]

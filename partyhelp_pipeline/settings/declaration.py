@@ -73,8 +73,8 @@ def _whole(minimum: int = 1, maximum: int | None = None) -> BeforeValidator:
     return BeforeValidator(parse)
 
 
-def _seconds(*, allow_zero: bool) -> BeforeValidator:
-    """A finite number of seconds above 0 (or 0 too, with ``allow_zero``)."""
+def _seconds(*, allow_zero: bool, unit: str = "seconds") -> BeforeValidator:
+    """A finite number of ``unit`` above 0 (or 0 too, with ``allow_zero``)."""
 
     def parse(raw: Any, info: ValidationInfo) -> float | None:
         if raw is None:
@@ -85,7 +85,7 @@ def _seconds(*, allow_zero: bool) -> BeforeValidator:
             value = math.nan
         if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
             bound = "of 0 or more" if allow_zero else "above 0"
-            raise ConfigError(f"{_variable(info)} must be a number of seconds {bound}, got {raw!r}")
+            raise ConfigError(f"{_variable(info)} must be a number of {unit} {bound}, got {raw!r}")
         return value
 
     return BeforeValidator(parse)
@@ -383,6 +383,36 @@ class SettingsDeclaration(BaseSettings):
         description="a table whose rows fall more than this below its last published count "
         "is not published (the run fails naming both counts); "
         "`--allow-row-drop` publishes anyway",
+    )
+    max_source_age_hours: Annotated[float | None, _seconds(allow_zero=True, unit="hours")] = Field(
+        None,
+        validation_alias="PARTYHELP_MAX_SOURCE_AGE_HOURS",
+        json_schema_extra=_shown("unset (each table's `error_after`)"),
+        description="source freshness: a table whose newest row (its spec's freshness "
+        "column) is older than this at the export's snapshot is not published (the run "
+        "fails naming it; `--allow-stale` publishes anyway); overrides every table's "
+        "`error_after` and applies from the first run; `0` turns the freshness check off",
+    )
+    warn_source_age_hours: Annotated[float | None, _seconds(allow_zero=False, unit="hours")] = (
+        Field(
+            None,
+            validation_alias="PARTYHELP_WARN_SOURCE_AGE_HOURS",
+            json_schema_extra=_shown("unset (each table's `warn_after`)"),
+            description="source freshness: a table older than this is a WARNING (the run "
+            "goes on); overrides every table's `warn_after`",
+        )
+    )
+    anomaly_window_days: Count = Field(
+        28,
+        validation_alias="PARTYHELP_ANOMALY_WINDOW_DAYS",
+        description="volume anomalies: each table's metrics are judged against its last "
+        "this many published days in `ph_sync_metrics`",
+    )
+    anomaly_min_days: Count = Field(
+        7,
+        validation_alias="PARTYHELP_ANOMALY_MIN_DAYS",
+        description="volume anomalies: no metric is judged before this many published "
+        "days of it are on record",
     )
     task_runner: Annotated[TaskRunnerName, _one_of(TaskRunnerName)] = Field(
         "threads",

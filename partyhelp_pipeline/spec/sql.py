@@ -83,16 +83,26 @@ def flattening_query(spec: TableSpec) -> str:
     )
 
 
+FRESHNESS_NEWEST = "freshness_newest"  # epoch seconds of the freshness column's newest value
+SNAPSHOT_AT = "snapshot_at"  # epoch seconds of the source's clock in the snapshot
+
+
 def totals_query(spec: TableSpec) -> str:
-    """Row count and money sums in cents over one key range of the driving table."""
+    """Row count and money sums in cents over one key range of the driving table; with a
+    freshness column, its newest value and the server's clock, in epoch seconds (read in
+    the same scan and snapshot: the age is the source's own, whatever the client's clock)."""
     items = [f"    COUNT(*) AS {quote('row_count')}"]
     for column in spec.money_columns:
         total = TYPES["NUMERIC"].wire_sql(f"SUM({mysql_source(column.source or '')})")
         items.append(f"    {total} AS {quote(column.name)}")
+    if spec.freshness_source:
+        items.append(f"    {newest_value(spec.freshness_source)} AS {quote(FRESHNESS_NEWEST)}")
+        items.append(f"    UNIX_TIMESTAMP() AS {quote(SNAPSHOT_AT)}")
     return (
         "\n".join(
             [
-                f"-- {spec.name}: reconciliation totals over one key range (money in cents).",
+                f"-- {spec.name}: reconciliation totals over one key range (money in cents),"
+                " and the freshness column's newest value.",
                 "SELECT",
                 ",\n".join(items),
                 f"FROM {quote(spec.source_table)} AS {quote(spec.alias)}",
@@ -100,6 +110,25 @@ def totals_query(spec: TableSpec) -> str:
             ]
         )
         + "\n"
+    )
+
+
+def newest_value(source: str) -> str:
+    """The newest value of a TIMESTAMP column in epoch seconds, values more than an hour in
+    the future left out: a row dated 2038 (a placeholder, a bug) says nothing of how fresh
+    the source is, and must not hide that it stopped. The hour allows for the clocks of the
+    app's servers. The session's time zone is UTC (``source.snapshot``)."""
+    column = mysql_source(source)
+    return f"UNIX_TIMESTAMP(MAX(IF({column} <= UTC_TIMESTAMP() + INTERVAL 1 HOUR, {column}, NULL)))"
+
+
+def source_freshness_query(spec: TableSpec) -> str:
+    """The freshness column's newest value over the whole driving table and the server's
+    clock, in epoch seconds (``check``'s reading; a sync reads them per chunk)."""
+    newest = newest_value(spec.freshness_source or "")
+    return (
+        f"SELECT {newest} AS {quote(FRESHNESS_NEWEST)}, UNIX_TIMESTAMP() AS {quote(SNAPSHOT_AT)}"
+        f"\nFROM {quote(spec.source_table)} AS {quote(spec.alias)}\n"
     )
 
 
@@ -198,6 +227,40 @@ def period_view_query(view: PeriodViewSpec, base_ref: str, timezone: str) -> str
                 f" FROM {base_ref})",
                 ")",
                 f"GROUP BY {', '.join(keys)}",
+            ]
+        )
+        + "\n"
+    )
+
+
+HEALTH_DAYS = 90  # the days of metrics ``ph_sync_health`` shows: today (UTC) and 89 before
+# The health view's columns (HEALTH_VIEW, in its order), each an expression over one
+# ``ph_sync_metrics`` row; the others are that row's own column.
+_ANOMALY_COUNT = "IF(IFNULL(anomalies, '') = '', 0, ARRAY_LENGTH(SPLIT(anomalies, ',')))"
+_HEALTH_EXPRESSIONS = {
+    "anomaly_count": _ANOMALY_COUNT,
+    # warn and stale are a source to look at; fresh, off (check off), unknown (no value to
+    # judge) and NULL (a row from before freshness was recorded) are not
+    "is_normal": f"{_ANOMALY_COUNT} = 0 AND IFNULL(freshness_status, '') NOT IN ('warn', 'stale')",
+}
+
+
+def health_view_query(view: AuditViewSpec, metrics_ref: str) -> str:
+    """Each table's metrics rows of the last ``HEALTH_DAYS`` days, with their anomalies
+    counted and judged (``metrics_ref``: quoted, validated)."""
+    items = ",\n".join(
+        f"    {_HEALTH_EXPRESSIONS[c.name]} AS `{c.name}`"
+        if c.name in _HEALTH_EXPRESSIONS
+        else f"    `{c.name}`"
+        for c in view.columns
+    )
+    return (
+        "\n".join(
+            [
+                "SELECT",
+                items,
+                f"FROM {metrics_ref}",
+                f"WHERE sync_date > DATE_SUB(CURRENT_DATE(), INTERVAL {HEALTH_DAYS} DAY)",
             ]
         )
         + "\n"

@@ -117,6 +117,18 @@ class OrphanCheck:
 
 
 @dataclass(frozen=True)
+class Freshness:
+    """How fresh the source must be: ``column`` (a TIMESTAMP of the driving table, the app's
+    ``created_at``, or ``updated_at`` where rows change) is read in the export's snapshot;
+    a newest value older than ``warn_after_hours`` is a warning, older than
+    ``error_after_hours`` fails the table before it is published."""
+
+    column: str
+    warn_after_hours: float
+    error_after_hours: float
+
+
+@dataclass(frozen=True)
 class TableSpec:
     """A reporting table: its source (driving table, joins), primary key and columns."""
 
@@ -132,6 +144,7 @@ class TableSpec:
     # BigQuery clustering of the current table and of its history (at most 4 columns): the
     # columns reports filter on, so a query reads only their blocks at 100x today's size.
     cluster_by: tuple[str, ...] = ()
+    freshness: Freshness | None = None
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
@@ -149,6 +162,15 @@ class TableSpec:
                 raise ValueError(f"{self.name}.{column.name}: money must come from {self.alias}.*")
         if self.column(self.primary_key).source is None:
             raise ValueError(f"{self.name}: primary key {self.primary_key} has no source")
+        if self.freshness and not (
+            0 < self.freshness.warn_after_hours <= self.freshness.error_after_hours
+        ):
+            raise ValueError(f"{self.name}: freshness needs 0 < warn_after <= error_after")
+
+    @property
+    def freshness_source(self) -> str | None:
+        """``alias.column`` of the freshness column in the driving table, if any."""
+        return f"{self.alias}.{self.freshness.column}" if self.freshness else None
 
     @property
     def history_name(self) -> str:
@@ -160,6 +182,7 @@ class TableSpec:
             [c.source for c in self.columns if c.source]
             + [i.source for i in self.inputs]
             + [j.parent for j in self.joins]
+            + ([self.freshness_source] if self.freshness_source else [])
         )
 
     @cached_property
@@ -260,6 +283,8 @@ PH_LEADS = TableSpec(
     joins=(_OCCASION_LABEL,),
     primary_key="lead_id",
     cluster_by=("occasion_type", "status"),
+    # Leads arrive all day, every day: a day without one is worth a look, three a fault.
+    freshness=Freshness("updated_at", warn_after_hours=24, error_after_hours=72),
     columns=(
         _id("lead_id", "l.id", "Primary key: source leads.id."),
         Column(
@@ -366,6 +391,8 @@ PH_VENUES = TableSpec(
     joins=(Join("areas", "a", "id", "v.area_id"),),
     primary_key="venue_id",
     cluster_by=("venue_id",),
+    # A venue row changes with each purchase (its balance): quiet for days is possible.
+    freshness=Freshness("updated_at", warn_after_hours=72, error_after_hours=168),
     columns=(
         _id("venue_id", "v.id", "Primary key: source venues.id."),
         Column("business_name", "STRING", "Venue's business name.", "v.business_name"),
@@ -417,6 +444,8 @@ PH_LEAD_PURCHASES = TableSpec(
     ),
     primary_key="lead_purchase_id",
     cluster_by=("venue_id", "occasion_type"),
+    # Purchases are rows written once; a quiet Sunday is normal, five days are not.
+    freshness=Freshness("created_at", warn_after_hours=48, error_after_hours=120),
     columns=(
         _id("lead_purchase_id", "lp.id", "Primary key: source lead_purchases.id."),
         Column("lead_id", "INT64", "Purchased lead (source lead_purchases.lead_id).", "lp.lead_id"),
@@ -473,6 +502,7 @@ PH_CREDIT_TRANSACTIONS = TableSpec(
     joins=(Join("venues", "v", "id", "ct.venue_id"),),
     primary_key="credit_transaction_id",
     cluster_by=("venue_id", "type"),
+    freshness=Freshness("created_at", warn_after_hours=48, error_after_hours=120),
     columns=(
         _id("credit_transaction_id", "ct.id", "Primary key: source credit_transactions.id."),
         Column("venue_id", "INT64", "Venue whose balance moved.", "ct.venue_id"),
@@ -518,6 +548,8 @@ PH_LEAD_MATCHES = TableSpec(
     joins=(Join("venues", "v", "id", "lm.venue_id"),),
     primary_key="lead_match_id",
     cluster_by=("venue_id", "status"),
+    # Matches are written when a lead is distributed, and change when a venue acts.
+    freshness=Freshness("updated_at", warn_after_hours=24, error_after_hours=72),
     columns=(
         _id("lead_match_id", "lm.id", "Primary key: source lead_matches.id."),
         Column("lead_id", "INT64", "Matched lead.", "lm.lead_id"),
@@ -760,5 +792,77 @@ FRESHNESS_VIEW = AuditViewSpec(
             "rows went away; NULL while the table has completed only once.",
         ),
         Column("flow_run_id", "STRING", "Prefect flow run of the last completed run."),
+    ),
+)
+
+
+METRICS_TABLE = AuditTableSpec(
+    name="ph_sync_metrics",
+    description="Volume and freshness metrics: one row per reporting table per published "
+    "day, replaced when the day is synced or replayed again; DAY-partitioned on sync_date.",
+    columns=(
+        Column("sync_date", "DATE", "Published day the metrics describe.", mode="REQUIRED"),
+        Column("table_name", "STRING", "Reporting table, e.g. ph_leads.", mode="REQUIRED"),
+        Column("mode", "STRING", "sync (read MySQL) or replay (reloaded kept exports)."),
+        Column("flow_run_id", "STRING", "Prefect flow run that measured the day."),
+        Column("export_id", "STRING", "Export attempt the day was loaded from."),
+        Column("rows", "INT64", "Rows of the day's history partition.", mode="REQUIRED"),
+        Column(
+            "rows_added",
+            "INT64",
+            "Primary keys in the day that the previous published day lacked; NULL on the "
+            "table's first published day.",
+        ),
+        Column(
+            "rows_removed",
+            "INT64",
+            "Primary keys of the previous published day gone from the day; NULL on the "
+            "table's first published day.",
+        ),
+        Column(
+            "previous_sync_date",
+            "DATE",
+            "The published day rows_added and rows_removed compare with (the latest earlier "
+            "partition of the history); NULL on the first.",
+        ),
+        Column("money_totals", "STRING", 'JSON: money column -> exported total, "1234.50" AUD.'),
+        Column("null_counts", "STRING", "JSON: output column -> NULL cells in the day."),
+        Column("freshness_column", "STRING", "Source column the freshness is judged on."),
+        Column("newest_at", "TIMESTAMP", "Newest value of the freshness column, UTC."),
+        Column("snapshot_at", "TIMESTAMP", "The source server's clock at the export's snapshot."),
+        Column("freshness_hours", "FLOAT64", "snapshot_at - newest_at, in hours."),
+        Column("freshness_status", "STRING", "fresh, warn, stale, unknown or off."),
+        Column("anomalies", "STRING", "Metrics flagged on the day, comma-separated; empty: none."),
+        Column("recorded_at", "TIMESTAMP", "When the row was written."),
+    ),
+)
+
+
+HEALTH_VIEW = AuditViewSpec(
+    name="ph_sync_health",
+    description="Health: each reporting table's metrics for its published days of the last "
+    "90 days, with its anomalies counted and whether the day looks normal; a view over "
+    "ph_sync_metrics, for dashboards.",
+    base=METRICS_TABLE,
+    columns=(
+        Column("sync_date", "DATE", "Published day."),
+        Column("table_name", "STRING", "Reporting table, e.g. ph_leads."),
+        Column("rows", "INT64", "Rows of the day."),
+        Column("rows_added", "INT64", "New primary keys since the previous published day."),
+        Column("rows_removed", "INT64", "Primary keys gone since the previous published day."),
+        Column("freshness_column", "STRING", "Source column the freshness is judged on."),
+        Column("newest_at", "TIMESTAMP", "Newest value of the freshness column, UTC."),
+        Column("freshness_hours", "FLOAT64", "Age of the newest value at the snapshot, hours."),
+        Column("freshness_status", "STRING", "fresh, warn, stale, unknown or off."),
+        Column("anomalies", "STRING", "Metrics flagged on the day, comma-separated."),
+        Column("anomaly_count", "INT64", "How many metrics were flagged; 0 when none."),
+        Column(
+            "is_normal",
+            "BOOL",
+            "No anomaly and a source neither warn nor stale (fresh, off, unknown or not "
+            "recorded count as normal).",
+        ),
+        Column("mode", "STRING", "sync or replay."),
+        Column("recorded_at", "TIMESTAMP", "When the metrics row was written."),
     ),
 )

@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+from collections.abc import Callable
 
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
 from partyhelp_pipeline import bq_jobs
-from partyhelp_pipeline.errors import ReconciliationError, RowDropError, is_transient
+from partyhelp_pipeline.errors import (
+    ReconciliationError,
+    RowDropError,
+    StaleSourceError,
+    is_transient,
+)
+from partyhelp_pipeline.freshness import SourceFreshness, stale_message
 from partyhelp_pipeline.manifest import Manifest
 from partyhelp_pipeline.spec import TableSpec
 from partyhelp_pipeline.warehouse.labels import current_job_labels, loaded_table_labels
@@ -44,6 +51,32 @@ def check_row_drop(
         f"{table}: {rows} rows would replace the {previous} last published, a drop of "
         f"{drop:.0f}% (PARTYHELP_MAX_ROW_DROP_PERCENT={max_drop_percent}); not published. "
         "For a deliberate purge run again with --allow-row-drop",
+        table=table,
+    )
+
+
+def check_freshness(
+    table: str, freshness: SourceFreshness | None, allow: bool, enforced: Callable[[], bool]
+) -> str | None:
+    """Refuse a stale table (``StaleSourceError``, naming its newest row and age) unless
+    ``allow``, or unless ``enforced()`` says the limit does not apply yet; otherwise the
+    warning to give, if any (a stale table published, or one past ``warn_after``)."""
+    if freshness is None or freshness.status not in ("warn", "stale"):
+        return None
+    message = stale_message(table, freshness)
+    if freshness.status == "warn":
+        return message
+    if allow:
+        return f"{message}; published anyway (--allow-stale)"
+    if not enforced():
+        return (
+            f"{message}; published: no published day of {table} has been fresh yet, so "
+            "error_after is not enforced (PARTYHELP_MAX_SOURCE_AGE_HOURS enforces a limit "
+            "from the first run)"
+        )
+    raise StaleSourceError(
+        f"{message}; not published. If the source is right (a quiet period), run again "
+        "with --allow-stale",
         table=table,
     )
 

@@ -48,7 +48,7 @@ from tests.faultkit import Source, new_target, source_database
 
 pytestmark = pytest.mark.usefixtures("stack")
 
-PLAN_CHECKS = [f"plan {name}" for name in TABLES]
+PLAN_CHECKS = [check for name in TABLES for check in (f"plan {name}", f"freshness {name}")]
 ALL_CHECKS = ["settings", "mysql", "bucket", "location", "bigquery", "drift", *PLAN_CHECKS]
 PROJECT = "partyhelp-test"
 

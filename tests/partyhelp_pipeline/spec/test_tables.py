@@ -180,7 +180,7 @@ def test_sql_files_are_generated_from_the_specs() -> None:
 
     generated = render_sql_files()
     # + ph_sales_billing_summary, ph_sales_by_financial_period, ph_sync_freshness
-    assert len(generated) == 2 * len(TABLES) + 3
+    assert len(generated) == 2 * len(TABLES) + 4
     for path, text in generated.items():
         assert path.read_text(encoding="utf-8") == text, (
             f"{path} is stale: run python -m scripts.generate_docs"
@@ -207,7 +207,8 @@ def test_queries_return_exactly_the_columns_the_spec_needs(empty_source: str, ta
         cursor.execute(totals_query(spec), {"first_id": 0, "last_id": 10})
         totals = [d[0] for d in cursor.description]
     assert sorted(returned) == sorted(spec.query_columns)
-    assert totals == ["row_count", *[c.name for c in spec.money_columns]]
+    freshness = ["freshness_newest", "snapshot_at"] if spec.freshness else []
+    assert totals == ["row_count", *[c.name for c in spec.money_columns], *freshness]
     for name, _column in spec.source_columns:
         assert name in {
             "leads",
