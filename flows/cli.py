@@ -41,6 +41,7 @@ SYNC_ONLY = {
     "date": "--date",
     "from_exports": "--from-exports",
     "allow_row_drop": "--allow-row-drop",
+    "allow_stale": "--allow-stale",
     "replace_current": "--replace-current",
 }
 
@@ -180,6 +181,15 @@ def _sync_options(parser: argparse.ArgumentParser) -> None:
         help=_wrap(
             "publish a table whose rows fell past PARTYHELP_MAX_ROW_DROP_PERCENT below its last "
             "published count (a deliberate purge)"
+        ),
+    )
+    parser.add_argument(
+        "--allow-stale",
+        action="store_true",
+        help=_wrap(
+            "publish a table whose newest source row is older than its error_after or "
+            "PARTYHELP_MAX_SOURCE_AGE_HOURS (a quiet source you have checked); the summary "
+            "says so"
         ),
     )
     parser.add_argument(

@@ -41,9 +41,9 @@ from partyhelp_pipeline.report import (
     named,
 )
 from partyhelp_pipeline.settings import ConfigError, Settings, import_time_setting
-from partyhelp_pipeline.spec import VIEWS, select_tables
+from partyhelp_pipeline.spec import TABLES, VIEWS, select_tables
 from tasks import gcs_to_bigquery as load
-from tasks import kept_exports
+from tasks import health, kept_exports
 from tasks import mysql_to_gcs as extract
 from tasks import preflight as first_checks
 from tasks.options import runtime_settings
@@ -121,6 +121,17 @@ def refresh_views(report: RunReport) -> None:
             report.views.append(load.refresh_view(view.name, report.sync_date))
         except Exception as exc:
             report.view_errors.append(named(view.name, first_line(exc)))
+
+
+def publish_health_page(report: RunReport) -> None:
+    """Refresh ``ph_sync_health`` and write the run's health page, once a table was
+    measured; a failure is a warning (the tables are published)."""
+    if not any(o.health for o in report.outcomes):
+        return
+    try:
+        report.health_page = health.publish_health(report.sync_date, list(TABLES))
+    except Exception as exc:
+        get_logger().warning("could not write the health page: %s", first_line(exc))
 
 
 def summary_target() -> Target | None:
@@ -201,6 +212,7 @@ def partyhelp_bigquery_sync(
     from_exports: bool = False,
     allow_row_drop: bool = False,
     replace_current: bool = False,
+    allow_stale: bool = False,
 ) -> dict[str, Any]:
     """Sync the Partyhelp reporting tables to BigQuery: today's snapshot from MySQL.
 
@@ -209,7 +221,8 @@ def partyhelp_bigquery_sync(
     (MySQL is not read): a replay, which replaces the day's history partitions, and the
     current tables only when the day is not older than theirs or ``replace_current`` asks.
     ``allow_row_drop`` publishes a table whose rows fell past
-    ``PARTYHELP_MAX_ROW_DROP_PERCENT`` (a deliberate purge). Returns a per-table summary;
+    ``PARTYHELP_MAX_ROW_DROP_PERCENT`` (a deliberate purge); ``allow_stale`` one whose
+    source is older than its freshness limit. Returns a per-table summary;
     raises ``SyncFailed`` naming failed tables.
     """
     settings = runtime_settings()  # a missing setting fails here, naming the variable
@@ -230,9 +243,12 @@ def partyhelp_bigquery_sync(
     except Exception as cause:
         fail_early(names, day, mode, run_id, cause)
         raise
-    outcomes = run_table_pipelines(names, day, run_id, kept, allow_row_drop, replace_current)
+    outcomes = run_table_pipelines(
+        names, day, run_id, kept, allow_row_drop, replace_current, allow_stale
+    )
     report = RunReport(day, mode, outcomes)
     refresh_views(report)
+    publish_health_page(report)
     publish_report(report, run_id)
     if report.failures():
         raise SyncFailed("; ".join(report.failures()))
@@ -292,6 +308,7 @@ def _run(args: argparse.Namespace) -> Any:
         from_exports=args.from_exports is not None,
         allow_row_drop=args.allow_row_drop,
         replace_current=args.replace_current,
+        allow_stale=args.allow_stale,
         return_state=True,
     )
 

@@ -14,10 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from partyhelp_pipeline.clock import iso, utc_now
 from partyhelp_pipeline.errors import DamagedExportError
+from partyhelp_pipeline.health import TableHealth
 from partyhelp_pipeline.logs import get_logger
 from partyhelp_pipeline.manifest import Manifest
 from partyhelp_pipeline.report import TableOutcome, first_line, named
 from tasks import gcs_to_bigquery as load
+from tasks import health
 from tasks import mysql_to_gcs as extract
 
 
@@ -59,22 +61,36 @@ def table_pipeline(
     kept: Manifest | None = None,
     allow_row_drop: bool = False,
     replace_current: bool = False,
+    allow_stale: bool = False,
 ) -> TableOutcome:
     """Sync one table (or replay its ``kept`` export); never raises: the outcome says."""
     outcome = TableOutcome(table, "replay" if kept else "sync", day, iso(utc_now()))
+    stale = allow_stale or kept is not None  # a replay reloads a day as it was exported
     try:
         outcome.manifest = kept or export_table(table, day, run_id)
         try:
-            outcome.load = load.load_table(outcome.manifest, allow_row_drop, replace_current)
+            outcome.load = load.load_table(outcome.manifest, allow_row_drop, replace_current, stale)
         except DamagedExportError as damage:
             if kept is not None:
                 raise
             outcome.manifest = _export_again(outcome, damage, day, run_id)
-            outcome.load = load.load_table(outcome.manifest, allow_row_drop, replace_current)
+            outcome.load = load.load_table(outcome.manifest, allow_row_drop, replace_current, stale)
     except Exception as exc:
         outcome.fail(exc)
+    if outcome.load is not None and outcome.manifest is not None:
+        outcome.health = _record_health(outcome.manifest, outcome.mode)
     outcome.end()
     return outcome
+
+
+def _record_health(manifest: Manifest, mode: str) -> TableHealth | None:
+    """The table's metrics and anomalies; a failure to measure them is a warning (the table
+    is published, and the next run measures its own day)."""
+    try:
+        return health.record_health(manifest, mode)
+    except Exception as exc:
+        get_logger().warning("%s: could not record its metrics: %s", manifest.table, exc)
+        return None
 
 
 def run_table_pipelines(
@@ -84,6 +100,7 @@ def run_table_pipelines(
     kept: dict[str, Manifest],
     allow_row_drop: bool = False,
     replace_current: bool = False,
+    allow_stale: bool = False,
 ) -> list[TableOutcome]:
     """Every table's pipeline at once, each in a thread that carries the flow run's context
     (so their tasks belong to the run); outcomes in the order of ``tables``."""
@@ -99,6 +116,7 @@ def run_table_pipelines(
                 kept.get(table),
                 allow_row_drop,
                 replace_current,
+                allow_stale,
             )
             for table in tables
         ]

@@ -17,6 +17,8 @@ from typing import Any
 from urllib.parse import quote
 
 from partyhelp_pipeline.clock import iso, parse_iso, utc_now
+from partyhelp_pipeline.health import TableHealth
+from partyhelp_pipeline.health_report import health_markdown
 from partyhelp_pipeline.manifest import Manifest
 from partyhelp_pipeline.warehouse.replace import LoadResult
 
@@ -104,6 +106,7 @@ class TableOutcome:
     manifest: Manifest | None = None
     load: LoadResult | None = None
     error: str | None = None
+    health: TableHealth | None = None  # the day's metrics and anomalies, once published
 
     @property
     def status(self) -> str:
@@ -181,17 +184,21 @@ class Target:
             f"!2s{self.dataset}!3s{table}",
         )
 
-    def object_link(self, uri: str) -> str:
-        """A ``gs://`` object, linked to its console page on GCP; plain text otherwise."""
+    def object_url(self, uri: str) -> str | None:
+        """A ``gs://`` object's console page on GCP; None on the emulators."""
         if not self.console:
-            return f"`{uri}`"
+            return None
         bucket, _, name = uri.removeprefix("gs://").partition("/")
         path = quote(name, safe="/=")  # sync_date=YYYY-MM-DD folders stay readable
-        return link(
-            uri,
+        return (
             f"{CONSOLE}/storage/browser/_details/{bucket}/{path}"
-            f"?project={quote(self.project, safe='')}",
+            f"?project={quote(self.project, safe='')}"
         )
+
+    def object_link(self, uri: str) -> str:
+        """A ``gs://`` object, linked to its console page on GCP; plain text otherwise."""
+        url = self.object_url(uri)
+        return link(uri, url) if url else f"`{uri}`"
 
 
 def link(text: str, url: str) -> str:
@@ -211,6 +218,7 @@ class RunReport:
     view_errors: list[str] = field(default_factory=list)  # one line per failed refresh
     target: Target | None = None  # None: no links, no table references
     attempt: int = 1  # the flow run's run count: above 1 on a retry
+    health_page: str | None = None  # gs:// URI of the run's health page
 
     def failures(self) -> list[str]:
         """One line per failed table (and view), each naming it once."""
@@ -230,8 +238,8 @@ class RunReport:
         return [audit_row(o, flow_run_id) for o in self.outcomes]
 
     def result(self) -> dict[str, Any]:
-        """The flow's return value: per table its rows, manifest, state and own work time,
-        and the views."""
+        """The flow's return value: per table its rows, manifest, state, own work time,
+        source freshness and anomalies, and the views."""
         return {
             "sync_date": self.sync_date.isoformat(),
             "mode": self.mode,
@@ -242,6 +250,8 @@ class RunReport:
                     "current_replaced": o.load.current_replaced if o.load else None,
                     "state": o.status,
                     "seconds": _rounded(o.work_seconds),
+                    "freshness": (o.manifest.freshness or {}).get("status") if o.manifest else None,
+                    "anomalies": [c.metric for c in o.health.anomalies] if o.health else [],
                 }
                 for o in self.outcomes
             },
@@ -330,6 +340,7 @@ def summary_markdown(report: RunReport) -> str:
         [f"- `{view}`: refreshed" for view in report.views]
         + [_named_item(error, prefix="not refreshed: ") for error in report.view_errors],
     )
+    lines += _freshness_section(outcomes) + _health_section(report)
     lines += _quality_section(outcomes)
     lines += _section(
         "Exports redone",
@@ -362,6 +373,25 @@ def summary_markdown(report: RunReport) -> str:
         "Where", [_where_line(o, report.target) for o in outcomes if o.manifest or o.load]
     )
     return "\n".join(lines) + "\n"
+
+
+def _freshness_section(outcomes: list[TableOutcome]) -> list[str]:
+    return _section(
+        "Source freshness",
+        [f"- {o.load.freshness_warning}" for o in outcomes if o.load and o.load.freshness_warning],
+    )
+
+
+def _health_section(report: RunReport) -> list[str]:
+    measured = [o.health for o in report.outcomes if o.health is not None]
+    if not measured:
+        return []
+    page, where = report.health_page, []
+    url = report.target.object_url(page) if page and report.target else None
+    if page and not url:  # the emulators have no console: the object's name
+        where = ["", f"The chart of rows added per day: `{page}`."]
+    checks = {h.metrics.table_name: h.checks for h in measured}
+    return ["", health_markdown([h.metrics for h in measured], checks, url), *where]
 
 
 def _named_item(error: str, subject: str = "", prefix: str = "") -> str:

@@ -14,6 +14,8 @@ from pathlib import Path
 from partyhelp_pipeline.settings import Settings, settings_table
 from partyhelp_pipeline.spec import (
     AUDIT_TABLE,
+    HEALTH_VIEW,
+    METRICS_TABLE,
     SALES_BILLING_SUMMARY,
     SALES_BY_FINANCIAL_PERIOD,
     TABLES,
@@ -24,6 +26,7 @@ from partyhelp_pipeline.spec import (
 from partyhelp_pipeline.spec.sql import (
     flattening_query,
     freshness_query,
+    health_view_query,
     period_view_query,
     totals_query,
     view_query,
@@ -58,6 +61,10 @@ def render_sql_files() -> dict[Path, str]:
     audit = f"`PROJECT.DATASET.{FRESHNESS_VIEW.base.name}`"
     files[ROOT / "sql" / "bigquery" / f"{FRESHNESS_VIEW.name}.sql"] = SQL_HEADER + freshness_query(
         FRESHNESS_VIEW, audit
+    )
+    metrics = f"`PROJECT.DATASET.{HEALTH_VIEW.base.name}`"
+    files[ROOT / "sql" / "bigquery" / f"{HEALTH_VIEW.name}.sql"] = SQL_HEADER + health_view_query(
+        HEALTH_VIEW, metrics
     )
     return files
 
@@ -204,6 +211,19 @@ def _views_section() -> list[str]:
         "",
     ]
     lines += _column_rows(FRESHNESS_VIEW.columns)
+    lines += ["", f"## `{METRICS_TABLE.name}` (metrics)", "", METRICS_TABLE.description, ""]
+    lines += _column_rows(METRICS_TABLE.columns)
+    lines += [
+        "",
+        f"## `{HEALTH_VIEW.name}` (view)",
+        "",
+        HEALTH_VIEW.description,
+        "",
+        f"`CREATE OR REPLACE VIEW` over `{METRICS_TABLE.name}` "
+        f"(`sql/bigquery/{HEALTH_VIEW.name}.sql`), refreshed when a run writes its metrics.",
+        "",
+    ]
+    lines += _column_rows(HEALTH_VIEW.columns)
     return lines
 
 

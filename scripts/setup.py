@@ -22,10 +22,11 @@ in Prefect
   - the ``GcsBucket`` block where task results persist (prefect.yaml's
     PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK names it), so a retried run skips finished work
     (``--results-block ''`` skips it: a local process worker keeps results on its disk);
-  - with ``--notify-block NAME``, the two automations of ``automations.yaml``, sending through
-    the notification block NAME (Slack, Teams, email, custom webhook: whichever exists):
-    a run of the flow ended Failed, Crashed or TimedOut; a run of the deployment has not
-    Completed within ``--completed-within`` (default 4h) of its start (a paused automation
+  - with ``--notify-block NAME``, the three automations of ``automations.yaml``, sending
+    through the notification block NAME (Slack, Teams, email, custom webhook: whichever
+    exists): a run of the flow ended Failed, Crashed or TimedOut; a run of the deployment has
+    not Completed within ``--completed-within`` (default 4h) of its start; a run flagged a
+    table's metric as an anomaly (event ``partyhelp.sync.anomaly``) (a paused automation
     stays paused);
 in GCP
   - the BigQuery dataset, in its location, with its description;
@@ -345,7 +346,7 @@ def setup_automation(wanted: Any) -> None:
 
 
 def setup_automations(block: str, deployment: str, within: int, ui_url: str) -> None:
-    """Both automations of ``automations.yaml``, sending through the block ``block``."""
+    """The automations of ``automations.yaml``, sending through the block ``block``."""
     flow, _, deployment_name = deployment.partition("/")
     values = {
         "notify_block_id": find_notification_block(block),

@@ -48,7 +48,10 @@ def bigquery_jobs(table: str, sync_date: dt.date) -> Iterator[None]:
 
 @task(name="load", task_run_name="load-{manifest.table}", **RETRY_OPTIONS)
 def load_table(
-    manifest: mf.Manifest, allow_row_drop: bool = False, replace_current: bool = False
+    manifest: mf.Manifest,
+    allow_row_drop: bool = False,
+    replace_current: bool = False,
+    allow_stale: bool = False,
 ) -> LoadResult:
     """Load the manifest's parts, verified against the source, into the day's history
     partition and (unless the day is older than it) the current table."""
@@ -61,9 +64,17 @@ def load_table(
         bigquery_jobs(manifest.table, manifest.sync_date),
         publish_lock(settings, manifest.table),
     ):
-        return replace_table(
-            warehouse, TABLES[manifest.table], manifest, allow_row_drop, replace_current
+        result = replace_table(
+            warehouse,
+            TABLES[manifest.table],
+            manifest,
+            allow_row_drop,
+            replace_current,
+            allow_stale,
         )
+    if result.freshness_warning:
+        get_logger().warning(result.freshness_warning)
+    return result
 
 
 @task(name="prepare-dataset", task_run_name="prepare-dataset", **RETRY_OPTIONS)

@@ -30,7 +30,7 @@ from google.api_core import exceptions as gexc
 from partyhelp_pipeline import manifest as mf
 from partyhelp_pipeline.clients import bigquery_client, storage_client
 from partyhelp_pipeline.settings import Settings
-from partyhelp_pipeline.spec import AUDIT_TABLE, FRESHNESS_VIEW
+from partyhelp_pipeline.spec import AUDIT_TABLE, FRESHNESS_VIEW, HEALTH_VIEW, METRICS_TABLE
 from tests.conftest import (
     MYSQL_ADMIN,
     admin_connection,
@@ -42,6 +42,9 @@ from tests.conftest import (
     sync_environment,
 )
 from tests.emulators import PrivateEmulators, env_vars, free_port, private_emulators
+
+# Tables and views of what the runs did, not of the data: every run adds or replaces a row.
+RUN_RECORDS = (AUDIT_TABLE.name, FRESHNESS_VIEW.name, METRICS_TABLE.name, HEALTH_VIEW.name)
 
 
 @dataclass
@@ -132,7 +135,8 @@ def sync_on(day: dt.date, **parameters: Any) -> Any:
 
 def table_states(settings: Settings) -> dict[str, tuple[int, str]]:
     """Every reporting table and view of the dataset: ``{name: (rows, digest of every row)}``.
-    Not the audit table and its freshness view: every run, failed ones too, adds a row there.
+    Not the run records (the audit table and its freshness view, the metrics table and its
+    health view): every run adds or replaces a row there.
 
     Content, not ``modified``: the BigQuery emulator never updates a table's ``modified``
     (nor its etag) when a load or copy replaces it, so only the rows can show a change.
@@ -146,7 +150,7 @@ def table_states(settings: Settings) -> dict[str, tuple[int, str]]:
         return {}
     states = {}
     for item in items:
-        if item.table_id in (AUDIT_TABLE.name, FRESHNESS_VIEW.name):
+        if item.table_id in RUN_RECORDS:
             continue
         rows = sorted(
             json.dumps(dict(row.items()), default=str, sort_keys=True)

@@ -37,6 +37,9 @@ STAGES = [
     "parts",
     "pipelining",
     "progress",
+    "freshness",
+    "health",
+    "anomalies",
     "export_target",
     "export",
     "bq_jobs",
@@ -46,10 +49,12 @@ STAGES = [
     "warehouse.load",
     "warehouse.history",
     "warehouse.audit",
+    "warehouse.metrics",
     "warehouse.publish",
     "warehouse.replace",
     "warehouse.views",
     "preflight",
+    "health_report",
     "report",
 ]
 FIRST_PARTY = ("partyhelp_pipeline", "flows", "tasks", "scripts", "benchmarks", "tests")

@@ -13,9 +13,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from partyhelp_pipeline.freshness import SourceFreshness
 from partyhelp_pipeline.manifest import Manifest
 from partyhelp_pipeline.spec import TableSpec
-from partyhelp_pipeline.warehouse import audit, history, load, publish
+from partyhelp_pipeline.warehouse import audit, history, load, metrics, publish
 from partyhelp_pipeline.warehouse.target import Warehouse
 
 
@@ -36,6 +37,7 @@ class LoadResult:
     row_drop_allowed: bool = False  # published although it fell past the allowed drop
     current_replaced: bool = True  # False: only the day's history partition was replaced
     current_day: dt.date | None = None  # the current table's sync_date before this load
+    freshness_warning: str | None = None  # the source was past warn_after (or published stale)
 
 
 def replace_table(
@@ -44,12 +46,15 @@ def replace_table(
     manifest: Manifest,
     allow_row_drop: bool = False,
     replace_current: bool = False,
+    allow_stale: bool = False,
 ) -> LoadResult:
     """Load the manifest's parts, verify them in staging, then replace the day's history
     partition and, when the day is not older than the current table's (or
     ``replace_current``), the current table, unless its rows fell too far below the last
-    published count (``publish.check_row_drop``)."""
+    published count (``publish.check_row_drop``) or its source is stale
+    (``publish.check_freshness``)."""
     started = dt.datetime.now(dt.UTC)
+    freshness_warning = _check_freshness(warehouse, spec, manifest, allow_stale)
     staging_name = load.staging_name(manifest)
     staging = warehouse.table_ref(staging_name)
     current_day = publish.published_day(warehouse, spec.name)
@@ -88,4 +93,20 @@ def replace_table(
         dropped,
         publish_current,
         current_day,
+        freshness_warning,
     )
+
+
+def _check_freshness(
+    warehouse: Warehouse, spec: TableSpec, manifest: Manifest, allow_stale: bool
+) -> str | None:
+    measured = SourceFreshness.from_dict(manifest.freshness)
+    limit = measured.error_after_hours if measured else None
+
+    def enforced() -> bool:
+        # A limit set by PARTYHELP_MAX_SOURCE_AGE_HOURS applies at once; the spec's own once
+        # the table has been fresh on a published day (a first install on an old copy loads).
+        assert measured is not None and limit is not None
+        return measured.error_after_set or metrics.was_fresh(warehouse, spec.name, limit)
+
+    return publish.check_freshness(spec.name, measured, allow_stale, enforced)

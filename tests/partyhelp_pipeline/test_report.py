@@ -66,6 +66,8 @@ def test_the_result_lists_every_table_with_its_rows() -> None:
                 "current_replaced": None,
                 "state": "Failed",
                 "seconds": None,
+                "freshness": None,
+                "anomalies": [],
             }
         },
         "views": [],

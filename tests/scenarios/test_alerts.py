@@ -55,6 +55,7 @@ pytestmark = pytest.mark.slow
 NOTIFY_BLOCK = "partyhelp-alerts-test"
 WINDOW_SECONDS = 15
 FAILED_ALERT, MISSING_ALERT = "partyhelp-sync-run-failed", "partyhelp-sync-daily-not-completed"
+ANOMALY_ALERT = "partyhelp-sync-anomaly"  # its notification: tests/scripts/test_setup.py
 SYNC_DATE = "2026-11-26"
 
 
@@ -171,7 +172,11 @@ def test_setup_creates_both_automations_then_a_rerun_changes_nothing(
 ) -> None:
     from prefect.client.orchestration import get_client
 
-    assert alerts == [f"Automation {FAILED_ALERT}: created", f"Automation {MISSING_ALERT}: created"]
+    assert alerts == [
+        f"Automation {FAILED_ALERT}: created",
+        f"Automation {MISSING_ALERT}: created",
+        f"Automation {ANOMALY_ALERT}: created",
+    ]
     with get_client(sync_client=True) as client:
         block = client.read_block_document_by_name(NOTIFY_BLOCK, "custom-webhook")
     failed, missing = read_automation(FAILED_ALERT), read_automation(MISSING_ALERT)
@@ -201,6 +206,7 @@ def test_setup_creates_both_automations_then_a_rerun_changes_nothing(
     assert again == [
         f"Automation {FAILED_ALERT}: unchanged",
         f"Automation {MISSING_ALERT}: unchanged",
+        f"Automation {ANOMALY_ALERT}: unchanged",
     ]
 
     # Paused for maintenance, then set up with another window: updated, and still paused.
@@ -209,6 +215,7 @@ def test_setup_creates_both_automations_then_a_rerun_changes_nothing(
     assert changed == [
         f"Automation {FAILED_ALERT}: unchanged",
         f"Automation {MISSING_ALERT}: updated (paused)",
+        f"Automation {ANOMALY_ALERT}: unchanged",
     ]
     updated = read_automation(MISSING_ALERT)
     assert (updated.id, updated.enabled) == (missing.id, False)
@@ -238,6 +245,7 @@ def test_setup_removes_a_second_automation_of_its_name(
     assert capsys.readouterr().out.splitlines() == [
         f"Automation {FAILED_ALERT}: unchanged, 1 duplicate(s) of that name deleted",
         f"Automation {MISSING_ALERT}: unchanged",
+        f"Automation {ANOMALY_ALERT}: unchanged",
     ]
     with get_client(sync_client=True) as client:
         assert len(client.read_automations_by_name(FAILED_ALERT)) == 1

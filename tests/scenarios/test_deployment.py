@@ -55,6 +55,7 @@ PARAMETERS = {
     "from_exports": False,
     "allow_row_drop": False,
     "replace_current": False,
+    "allow_stale": False,
 }
 PREFECT = Path(sys.executable).with_name("prefect")
 SETTINGS_VARIABLE = "partyhelp_settings"  # prefect.yaml's

@@ -123,9 +123,14 @@ def test_a_value_already_set_wins_over_the_demo_default(tmp_path: Path) -> None:
 
 @pytest.fixture
 def demo_copy() -> Iterator[dict[str, str]]:
-    """A database and bucket of this test's own in place of the demo's (dropped after)."""
+    """A database, bucket and dataset of this test's own in place of the demo's (the
+    database and bucket dropped after; the dataset's metrics history is its own too)."""
     name = f"ph_first_hour_{secrets.token_hex(4)}"
-    names = {"PARTYHELP_MYSQL_DATABASE": name, "PARTYHELP_GCS_BUCKET": name.replace("_", "-")}
+    names = {
+        "PARTYHELP_MYSQL_DATABASE": name,
+        "PARTYHELP_GCS_BUCKET": name.replace("_", "-"),
+        "PARTYHELP_BQ_DATASET": name,
+    }
     yield names
     with admin_connection() as connection, connection.cursor() as cursor:
         for host in ("localhost", "127.0.0.1"):

@@ -36,7 +36,7 @@ from partyhelp_pipeline.spec import (
     SALES_BY_FINANCIAL_PERIOD,
     TABLES,
 )
-from partyhelp_pipeline.spec.tables import FRESHNESS_VIEW
+from partyhelp_pipeline.spec.tables import FRESHNESS_VIEW, HEALTH_VIEW, METRICS_TABLE
 from partyhelp_pipeline.warehouse.labels import (
     current_job_labels,
     job_labels,
@@ -182,6 +182,7 @@ def test_every_job_of_a_run_is_labelled(runs: Runs) -> None:
         expected |= {
             (AUDIT_TABLE.name, "load"),
             (FRESHNESS_VIEW.name, "query"),
+            (HEALTH_VIEW.name, "query"),
             (SALES_BILLING_SUMMARY.name, "query"),
             (SALES_BY_FINANCIAL_PERIOD.name, "query"),
         }
@@ -219,6 +220,8 @@ def test_dataset_and_tables_carry_source_and_pii(runs: Runs) -> None:
         SALES_BILLING_SUMMARY.name,
         SALES_BY_FINANCIAL_PERIOD.name,
         FRESHNESS_VIEW.name,
+        METRICS_TABLE.name,
+        HEALTH_VIEW.name,
     ]
     tables = {t.table_id for t in client.list_tables(dataset)}
     assert tables == set(names)  # no staging table left behind

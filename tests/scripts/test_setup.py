@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from scripts import setup
+from tests.alerting import NotificationReceiver, private_prefect_server, using_prefect_server
 from tests.conftest import ROOT
 
 PASSWORD, NEW_PASSWORD = "pw-" + secrets.token_hex(8), "pw2-" + secrets.token_hex(8)
@@ -317,7 +318,7 @@ def test_alert_options_and_the_declaration_they_fill() -> None:
     ]
 
     block = uuid.uuid4()
-    failed, missing = setup.declared_automations(
+    failed, missing, anomaly = setup.declared_automations(
         {
             "notify_block_id": block,
             "flow": "partyhelp-bigquery-sync",
@@ -338,8 +339,93 @@ def test_alert_options_and_the_declaration_they_fill() -> None:
         "prefect.flow-run.Running",
         "prefect.flow-run.AwaitingRetry",
     }
-    for automation in (failed, missing):
+    for automation in (failed, missing, anomaly):
         assert automation.actions[0].block_document_id == block
         text = json.dumps(automation.model_dump(mode="json"))
         assert "$" not in text  # every placeholder filled
-        assert "https://prefect.example/runs/flow-run/{{ flow_run.id }}" in text
+        assert "https://prefect.example/runs/flow-run/{{ " in text
+    assert anomaly.name == "partyhelp-sync-anomaly"
+    assert (anomaly.trigger.expect, anomaly.trigger.match.model_dump()) == (
+        {"partyhelp.sync.anomaly"},
+        {"prefect.resource.id": "partyhelp.table.*"},
+    )
+
+
+ANOMALY_ALERT = "partyhelp-sync-anomaly"
+
+
+@pytest.fixture()
+def own_prefect_server(stack: None) -> Iterator[str]:
+    """A Prefect server of this test's own: automations are server-wide, and these carry their
+    production names."""
+    with private_prefect_server() as url, using_prefect_server(url):
+        yield url
+
+
+def test_an_anomaly_event_reaches_the_notification_block(
+    own_prefect_server: str, names: dict[str, Any]
+) -> None:
+    """`--notify-block` creates the anomaly automation beside the two others, and a real
+    `partyhelp.sync.anomaly` event, as a run emits it, reaches a custom-webhook block's
+    receiver, naming the table, the metric and the run."""
+    import datetime as dt
+    import uuid
+
+    from prefect.automations import Automation
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+    from prefect.events import emit_event
+
+    from partyhelp_pipeline.anomalies import event_payload
+    from partyhelp_pipeline.health import MetricCheck
+
+    receiver = NotificationReceiver()
+    try:
+        CustomWebhookNotificationBlock(  # type: ignore[call-arg]  # the others have defaults
+            name="partyhelp alerts (test receiver)",
+            url=receiver.url,
+            method="POST",
+            json_data={"subject": "{{subject}}", "body": "{{body}}"},
+        ).save("ph-setup-alerts")
+
+        def setup_alerts() -> list[str]:
+            lines = run_setup(
+                names, "--results-block", "", "--mysql-password-block", "", "--notify-block",
+                "ph-setup-alerts",
+            )  # fmt: skip
+            return [line for line in lines if line.startswith("Automation ")]
+
+        alerts = ["partyhelp-sync-run-failed", "partyhelp-sync-daily-not-completed", ANOMALY_ALERT]
+        assert setup_alerts() == [f"Automation {name}: created" for name in alerts]
+        assert setup_alerts() == [f"Automation {name}: unchanged" for name in alerts]
+        automation: Any = Automation.read(name=ANOMALY_ALERT)  # sync context
+        assert automation.enabled
+        check = MetricCheck(
+            table="ph_purchases",
+            metric="rows_added",
+            value=0,
+            median=173,
+            low=112.45,
+            high=233.55,
+            history_days=4,
+            same_weekday=True,
+            flagged=True,
+        )
+        run_id = uuid.uuid4()
+        emit_event(**event_payload(check, dt.date(2026, 12, 6), str(run_id)))
+        notification = receiver.wait_for(
+            "about the anomaly", lambda body: "ph_purchases" in body["subject"], 60
+        )
+    finally:
+        receiver.close()
+    assert notification["subject"] == (
+        "Partyhelp sync anomaly: ph_purchases rows_added on 2026-12-06"
+    )
+    assert notification["body"].splitlines() == [
+        "ph_purchases: rows_added is 0, outside its usual range 112..234 (median 173 of 4 "
+        "published days, the same weekday).",
+        "Sync date: 2026-12-06",
+        "Table: ph_purchases",
+        "Metric: rows_added",
+        "The run was not failed for it: is the source or the sync wrong, or was the day unusual?",
+        f"Open: {own_prefect_server.removesuffix('/api')}/runs/flow-run/{run_id}",
+    ]
