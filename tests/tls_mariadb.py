@@ -14,7 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,20 +122,21 @@ def write_private(path: Path, data: bytes) -> Path:
     return path
 
 
-class TlsMariaDB:
-    """``mariadbd`` with TLS on a free port, its own data directory and socket.
+class PrivateMariaDB:
+    """``mariadbd`` on a free port of 127.0.0.1, its own data directory and socket, started
+    with ``options`` besides the common ones (also used by tests/replica_mariadb.py).
 
     Root connects through the socket (no password: the test's own throwaway server);
-    everyone else over TCP to 127.0.0.1, where TLS applies.
+    everyone else over TCP to 127.0.0.1.
     """
 
-    def __init__(self, ca_file: Path, cert_file: Path, key_file: Path) -> None:
-        self.base = Path(tempfile.mkdtemp(prefix="partyhelp-tls-mariadb-"))
+    def __init__(self, options: Sequence[str] = (), prefix: str = "partyhelp-mariadb-") -> None:
+        self.base = Path(tempfile.mkdtemp(prefix=prefix))
         self.datadir = self.base / "data"
         self.socket = str(self.base / "mariadbd.sock")
         self.port = free_port()
         self.log = self.base / "mariadbd.log"
-        self.tls = (ca_file, cert_file, key_file)
+        self.options = list(options)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -159,7 +160,6 @@ class TlsMariaDB:
             capture_output=True,
             timeout=120,
         )
-        ca, cert, key = self.tls
         self.process = subprocess.Popen(
             [
                 MARIADBD,
@@ -172,11 +172,8 @@ class TlsMariaDB:
                 f"--pid-file={self.base / 'mariadbd.pid'}",
                 f"--log-error={self.log}",
                 "--skip-name-resolve",
-                "--skip-log-bin",
                 "--innodb-buffer-pool-size=32M",
-                f"--ssl-ca={ca}",
-                f"--ssl-cert={cert}",
-                f"--ssl-key={key}",
+                *self.options,
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -223,6 +220,15 @@ class TlsMariaDB:
             return list(cursor.fetchall())
 
 
+class TlsMariaDB(PrivateMariaDB):
+    """A ``PrivateMariaDB`` with TLS and no binary log."""
+
+    def __init__(self, ca_file: Path, cert_file: Path, key_file: Path) -> None:
+        tls = [f"--ssl-ca={ca_file}", f"--ssl-cert={cert_file}", f"--ssl-key={key_file}"]
+        super().__init__(["--skip-log-bin", *tls], prefix="partyhelp-tls-mariadb-")
+        self.tls = (ca_file, cert_file, key_file)
+
+
 @contextmanager
 def tls_mariadb(ca_file: Path, cert_file: Path, key_file: Path) -> Iterator[TlsMariaDB]:
     """A started ``TlsMariaDB``, stopped and wiped afterwards, even on failure."""
@@ -243,6 +249,7 @@ def port_answers(port: int) -> bool:
 
 __all__ = [
     "Authority",
+    "PrivateMariaDB",
     "TlsMariaDB",
     "issue",
     "make_authority",
