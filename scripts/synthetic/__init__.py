@@ -42,7 +42,9 @@ while other services shared the CPU: scale 100 in 11-18 s; scale 1000 in about 2
 Time
 ----
 Leads are created between 2022-07-01 and 2026-11-01 00:00:00 UTC (``DATASET_NOW``, the
-fixed "now" of every dataset, so output never depends on the wall clock), with seasonality
+fixed "now" of every dataset, so output never depends on the wall clock; ``load(...,
+ends_now=True)`` moves every generated date so the data end an hour ago instead, for a source
+that a sync finds fresh), with seasonality
 (spring peak, January low) and growth. Ids increase with ``created_at`` in every table
 except ``venues`` and ``rooms`` (ids follow venue creation). All timestamps are UTC.
 
@@ -115,7 +117,7 @@ from .common import (
     fmt_ts,
 )
 from .edge_cases import ZERO_DATE, ZERO_TS, edge_case_rows
-from .loader import load, tsv_field, tsv_lines
+from .loader import load, seconds_to_now, shift_dates, tsv_field, tsv_lines
 from .reference import (
     ABSENT_OCCASIONS,
     AREAS,
@@ -170,6 +172,8 @@ __all__ = [
     "planned_sizes",
     "row_checksum",
     "schema_statements",
+    "seconds_to_now",
+    "shift_dates",
     "table_checksums",
     "to_python",
     "tsv_field",

@@ -202,6 +202,44 @@ class _Loader(threading.Thread):
             self.busy += time.perf_counter() - started
 
 
+def seconds_to_now(conn: pymysql.Connection, before: int = 3600) -> int:
+    """Seconds that move the newest ``created_at``/``updated_at`` of the tables to
+    ``before`` seconds ago: the shift that makes the data end now."""
+    newest = " UNION ALL ".join(
+        f"SELECT MAX(`{c}`) AS t FROM `{table}`"
+        for table in TABLES
+        for c in ("created_at", "updated_at")
+    )
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT UNIX_TIMESTAMP() - UNIX_TIMESTAMP(MAX(t)) FROM ({newest}) AS n")
+        (gap,) = cur.fetchone() or (None,)
+    return max(0, int(gap or 0) - before)
+
+
+def shift_dates(conn: pymysql.Connection, seconds: int) -> None:
+    """Move every DATETIME and TIMESTAMP value of the tables ``seconds`` later, and every
+    DATE by as many whole days (zero dates stay as they are)."""
+    days = round(seconds / 86_400)
+    with conn.cursor() as cur:
+        cur.execute("SET SESSION sql_mode = ''")
+        for table in TABLES:
+            cur.execute(
+                "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS WHERE "
+                "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND DATA_TYPE IN ('date', "
+                "'datetime', 'timestamp')",
+                (table,),
+            )
+            moves = ", ".join(
+                f"`{c}` = IF(`{c}` > '1000-01-01', `{c}` + INTERVAL "
+                f"{days if kind == 'date' else int(seconds)} "
+                f"{'DAY' if kind == 'date' else 'SECOND'}, `{c}`)"
+                for c, kind in cur.fetchall()
+            )
+            if moves:
+                cur.execute(f"UPDATE `{table}` SET {moves}")
+    conn.commit()
+
+
 def load(
     conn_params: Mapping[str, Any],
     database: str,
@@ -214,8 +252,13 @@ def load(
     defer_indexes: bool = True,
     chunk_rows: int = 50_000,
     log: Callable[[str], None] | None = None,
+    ends_now: bool = False,
 ) -> dict[str, int]:
     """Generate the dataset and load it into database; return rows loaded per table.
+
+    ends_now moves every date and time of the generated rows (not the edge rows) later, so
+    the newest ends an hour ago and a sync finds the source fresh whatever the day (the
+    rows, amounts and their order are the same; only the dates move).
 
     conn_params are pymysql.connect() keyword arguments (host, port, user, password...).
     The 8 tables must exist and be empty, unless create_schema creates them (and the
@@ -246,7 +289,7 @@ def load(
         _drop_indexes(conn, indexes)
         try:
             counts = _load_all(conn, loader_conn, scale, seed, edge_cases, method,
-                               chunk_rows, say)  # fmt: skip
+                               chunk_rows, say, ends_now)  # fmt: skip
         finally:
             started = time.perf_counter()
             _add_indexes(conn, indexes)
@@ -267,8 +310,9 @@ def _load_all(
     method: str,
     chunk_rows: int,
     say: Callable[[str], None],
+    ends_now: bool = False,
 ) -> dict[str, int]:
-    """Stream generate() into the loader thread, then add the edge rows."""
+    """Stream generate() into the loader thread, shift its dates, then add the edge rows."""
     started = time.perf_counter()
     loader = _Loader(loader_conn, method)
     loader.start()
@@ -284,6 +328,10 @@ def _load_all(
             f"loaded {sum(counts.values()):,} rows in {time.perf_counter() - started:.1f} s "
             f"(the server was busy for {loader.busy:.1f} s of it)"
         )
+        if ends_now:
+            seconds = seconds_to_now(conn)
+            shift_dates(conn, seconds)
+            say(f"moved every generated date {seconds / 86_400:.1f} days later: it ends now")
         if edge_cases:
             for table, n in _load_edge_rows(conn, method, tmpdir).items():
                 counts[table] += n
