@@ -151,3 +151,11 @@ class TableHealth:
     def anomalies(self) -> tuple[MetricCheck, ...]:
         """The checks that flagged an anomaly."""
         return tuple(c for c in self.checks if c.flagged)
+
+
+@dataclass(frozen=True)
+class HealthPage:
+    """The run's health page in GCS and its chart, for the summary artifact."""
+
+    uri: str  # gs:// URI of the page
+    chart_svg: str  # the chart alone, an SVG document

@@ -231,6 +231,43 @@ def health_page(
     )
 
 
+def chart_svg(history: Mapping[str, Sequence[TableMetrics]], sync_date: dt.date) -> str:
+    """The page's chart alone, as an SVG document with its own style and legend: the summary
+    artifact shows it as an image (the Prefect UI renders a ``data:`` SVG image, not inline
+    SVG)."""
+    first_day = sync_date - dt.timedelta(days=CHART_DAYS - 1)
+    windows = {table: _window(rows, first_day, sync_date) for table, rows in history.items()}
+    values = [m.rows_added for days in windows.values() for m in days.values() if m.rows_added]
+    frame = _Frame(first_day, CHART_DAYS, _nice_ceiling(max(values, default=0)), top=44)
+    colours = {table: PALETTE[i % len(PALETTE)] for i, table in enumerate(windows)}
+    chart = _svg(windows, colours, frame)
+    head, _, rest = chart.partition(">")
+    return "".join([head, ">", f"<style>{_SVG_CSS}</style>", _svg_legend(colours, frame), rest])
+
+
+def _svg_legend(colours: Mapping[str, str], frame: _Frame) -> str:
+    items, x = [], frame.left
+    for table, colour in colours.items():
+        items.append(
+            f'<line x1="{x}" x2="{x + 16}" y1="16" y2="16" stroke="{colour}" stroke-width="3"/>'
+            f'<text class="legend" x="{x + 20}" y="20">{_esc(table)}</text>'
+        )
+        x += 28 + 7 * len(table)
+    items.append(
+        f'<circle cx="{x + 6}" cy="16" r="5" fill="none" stroke="{ANOMALY_COLOUR}" '
+        f'stroke-width="2.5"/><text class="legend" x="{x + 16}" y="20">anomaly</text>'
+    )
+    return '<g class="svg-legend">' + "".join(items) + "</g>"
+
+
+_SVG_CSS = (
+    "svg{background:#fff}.grid line{stroke:#e5e5e5}.axis line,.axis path{stroke:#888}"
+    "text{font-family:sans-serif}.axis text{font-size:11px;fill:#555}"
+    ".axis-title{font-size:12px;fill:#333}.legend{font-size:12px;fill:#333}"
+    ".series path{fill:none;stroke-width:1.8}"
+    "circle.anomaly{fill:none;stroke:" + ANOMALY_COLOUR + ";stroke-width:2.5}"
+)
+
 _CSS = (
     "body{font-family:system-ui,sans-serif;margin:24px;color:#222}"
     "h1{font-size:20px;margin:0 0 4px}p.period{margin:0 0 12px;color:#555}"

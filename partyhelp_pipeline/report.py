@@ -9,6 +9,7 @@ on GCP, plain ``gs://`` text on the emulators, which have no console.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import logging
@@ -17,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from partyhelp_pipeline.clock import iso, parse_iso, utc_now
-from partyhelp_pipeline.health import TableHealth
+from partyhelp_pipeline.health import HealthPage, TableHealth
 from partyhelp_pipeline.health_report import health_markdown
 from partyhelp_pipeline.manifest import Manifest
 from partyhelp_pipeline.warehouse.replace import LoadResult
@@ -218,7 +219,7 @@ class RunReport:
     view_errors: list[str] = field(default_factory=list)  # one line per failed refresh
     target: Target | None = None  # None: no links, no table references
     attempt: int = 1  # the flow run's run count: above 1 on a retry
-    health_page: str | None = None  # gs:// URI of the run's health page
+    health_page: HealthPage | None = None  # the run's health page and its chart
 
     def failures(self) -> list[str]:
         """One line per failed table (and view), each naming it once."""
@@ -386,12 +387,15 @@ def _health_section(report: RunReport) -> list[str]:
     measured = [o.health for o in report.outcomes if o.health is not None]
     if not measured:
         return []
-    page, where = report.health_page, []
-    url = report.target.object_url(page) if page and report.target else None
-    if page and not url:  # the emulators have no console: the object's name
-        where = ["", f"The chart of rows added per day: `{page}`."]
+    page, chart = report.health_page, []
+    url = report.target.object_url(page.uri) if page and report.target else None
+    if page:  # an image the UI draws; the page itself is kept beside the exports
+        image = base64.b64encode(page.chart_svg.encode()).decode("ascii")
+        chart = ["", f"![Rows added per day, last 90 days](data:image/svg+xml;base64,{image})"]
+        if not url:  # the emulators have no console: the object's name
+            chart += ["", f"The health page: `{page.uri}`."]
     checks = {h.metrics.table_name: h.checks for h in measured}
-    return ["", health_markdown([h.metrics for h in measured], checks, url), *where]
+    return ["", health_markdown([h.metrics for h in measured], checks, url), *chart]
 
 
 def _named_item(error: str, subject: str = "", prefix: str = "") -> str:

@@ -21,7 +21,7 @@ from prefect.runtime import flow_run
 from partyhelp_pipeline import anomalies, health_report
 from partyhelp_pipeline import manifest as mf
 from partyhelp_pipeline.clients import gcs_upload_retry, storage_client
-from partyhelp_pipeline.health import TableHealth, TableMetrics
+from partyhelp_pipeline.health import HealthPage, TableHealth, TableMetrics
 from partyhelp_pipeline.logs import get_logger
 from partyhelp_pipeline.spec import TABLES
 from partyhelp_pipeline.spec.tables import HEALTH_VIEW
@@ -56,9 +56,9 @@ def record_health(manifest: mf.Manifest, mode: str) -> TableHealth:
 
 
 @task(name="publish-health", task_run_name="publish-health", **RETRY_OPTIONS)
-def publish_health(day: dt.date, tables: list[str]) -> str:
+def publish_health(day: dt.date, tables: list[str]) -> HealthPage:
     """Refresh ``ph_sync_health`` and write the health page (rows added per day per table
-    over 90 days, anomalies marked) next to the exports; its ``gs://`` URI."""
+    over 90 days, anomalies marked) next to the exports; its URI and chart."""
     settings = runtime_settings()
     warehouse = open_warehouse(settings)
     with bigquery_jobs(HEALTH_VIEW.name, day):
@@ -74,7 +74,8 @@ def publish_health(day: dt.date, tables: list[str]) -> str:
     blob.upload_from_string(
         page, content_type="text/html; charset=utf-8", retry=gcs_upload_retry(settings)
     )
-    return mf.gs_uri(settings.gcs_bucket, name)
+    chart = health_report.chart_svg(history, day)
+    return HealthPage(mf.gs_uri(settings.gcs_bucket, name), chart)
 
 
 def health_folder(prefix: str, day: dt.date) -> str:

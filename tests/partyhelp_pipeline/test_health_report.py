@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from partyhelp_pipeline.health import MetricCheck, TableMetrics
-from partyhelp_pipeline.health_report import health_markdown, health_page
+from partyhelp_pipeline.health_report import chart_svg, health_markdown, health_page
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -180,6 +180,18 @@ def synthetic_history() -> dict[str, list[TableMetrics]]:
         for i in range(61, 90)
     ]
     return {"ph_leads": leads, "ph_purchases": purchases, "ph_venues": venues}
+
+
+def test_the_chart_alone_is_an_svg_document_with_its_style_and_legend() -> None:
+    """The summary's image: the page's chart, standalone (the browser test of the image in
+    the Prefect UI is tests/tasks/test_health.py)."""
+    svg = chart_svg(synthetic_history(), SYNC_DATE)
+    assert svg.startswith('<svg id="rows-added-chart" xmlns="http://www.w3.org/2000/svg"')
+    assert svg.endswith("</svg>") and svg.count("<svg") == 1
+    assert "<style>" in svg and "<script" not in svg
+    for table in ("ph_leads", "ph_purchases", "ph_venues"):
+        assert 'class="legend" x="' in svg and f">{table}</text>" in svg
+    assert svg.count('<circle class="anomaly"') == 5  # as on the page
 
 
 @contextlib.contextmanager

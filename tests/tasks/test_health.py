@@ -148,3 +148,20 @@ def test_reruns_and_replays_keep_one_row_per_table_per_day(synced: dict[str, Any
     per_day = {(r["sync_date"], r["mode"]): r["n"] for r in rows}
     assert per_day[(FIRST, "replay")] == per_day[(SECOND, "sync")] == 1
     assert len(rows) == 30  # 28 synthetic days and the two real ones, one row each
+
+
+def test_the_summary_shows_the_chart_in_the_prefect_ui(synced: dict[str, Any]) -> None:
+    """The artifact's chart, as a person sees it: the Prefect UI in a real Chromium draws the
+    summary's ``data:`` SVG image at its full size."""
+    from tests.scenarios.test_ui_retry import chromium_page, ui_url
+
+    record = flow_run_record(synced["second"].state_details.flow_run_id)
+    summary = next(a for a in record.artifacts if a.key == "partyhelp-sync-summary")
+    with chromium_page() as page:
+        page.goto(f"{ui_url()}/artifacts/artifact/{summary.id}")
+        chart = page.locator('img[alt="Rows added per day, last 90 days"]')
+        chart.wait_for(state="visible")
+        drawn = chart.evaluate("img => [img.complete, img.naturalWidth, img.naturalHeight]")
+        box = chart.bounding_box()
+    assert drawn == [True, 960, 380]
+    assert box is not None and box["width"] > 300 and box["height"] > 100
