@@ -25,7 +25,7 @@ from partyhelp_pipeline.health import HealthPage, TableHealth, TableMetrics
 from partyhelp_pipeline.logs import get_logger
 from partyhelp_pipeline.spec import TABLES
 from partyhelp_pipeline.spec.tables import HEALTH_VIEW
-from partyhelp_pipeline.warehouse import metrics
+from partyhelp_pipeline.warehouse import metrics, views
 from partyhelp_pipeline.warehouse.target import open_warehouse
 from tasks.gcs_to_bigquery import bigquery_jobs
 from tasks.options import RETRY_OPTIONS, runtime_settings
@@ -62,7 +62,7 @@ def publish_health(day: dt.date, tables: list[str]) -> HealthPage:
     settings = runtime_settings()
     warehouse = open_warehouse(settings)
     with bigquery_jobs(HEALTH_VIEW.name, day):
-        metrics.refresh_health_view(warehouse)
+        views.refresh_health_view(warehouse)
         history: dict[str, list[TableMetrics]] = {
             table: metrics.metrics_history(warehouse, table, day + dt.timedelta(days=1), PAGE_DAYS)
             for table in tables

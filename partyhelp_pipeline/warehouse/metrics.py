@@ -21,13 +21,11 @@ from partyhelp_pipeline import bq_jobs
 from partyhelp_pipeline.clock import parse_iso
 from partyhelp_pipeline.health import TableMetrics
 from partyhelp_pipeline.manifest import Manifest
-from partyhelp_pipeline.spec import HEALTH_VIEW, METRICS_TABLE, TableSpec
-from partyhelp_pipeline.spec.sql import health_view_query
+from partyhelp_pipeline.spec import METRICS_TABLE, TableSpec
 from partyhelp_pipeline.warehouse.labels import labels_differ, resource_labels
 from partyhelp_pipeline.warehouse.target import (
     Warehouse,
     add_missing_columns,
-    document_table,
     run_query,
     schema_fields,
 )
@@ -210,26 +208,3 @@ def was_fresh(warehouse: Warehouse, table: str, error_after_hours: float) -> boo
     except gexc.NotFound:
         return False
     return bool(rows and rows[0]["fresh_days"])
-
-
-def refresh_health_view(warehouse: Warehouse) -> str:
-    """CREATE OR REPLACE ``ph_sync_health`` over ``ph_sync_metrics`` (created first if
-    absent: a view needs its table), then document and label it; returns its reference."""
-    ensure_metrics_table(warehouse)
-    metrics = warehouse.quoted_table_ref(HEALTH_VIEW.base.name)
-    # As ``views.replace_view`` does (a later stage, which this module may not import).
-    ddl = (
-        f"CREATE OR REPLACE VIEW {warehouse.quoted_table_ref(HEALTH_VIEW.name)} AS\n"
-        f"{health_view_query(HEALTH_VIEW, metrics)}"
-    )
-    job_id = bq_jobs.job_id("view", HEALTH_VIEW.name, ddl)
-    run_query(warehouse, ddl, job_id=job_id, what=f"{HEALTH_VIEW.name}: view refresh")
-    reference = warehouse.table_ref(HEALTH_VIEW.name)
-    document_table(
-        warehouse,
-        reference,
-        HEALTH_VIEW.description,
-        {c.name: c.description for c in HEALTH_VIEW.columns},
-        resource_labels(pii=False),
-    )
-    return reference

@@ -1,13 +1,20 @@
-"""The reporting views over the current tables, and ``ph_sync_freshness`` over the audit
-table: CREATE OR REPLACE under a job id of their DDL, then documented and labelled."""
+"""The reporting views over the current tables, ``ph_sync_freshness`` over the audit table
+and ``ph_sync_health`` over the metrics: CREATE OR REPLACE under a job id of their DDL, then
+documented and labelled."""
 
 from __future__ import annotations
 
 from partyhelp_pipeline import bq_jobs
 from partyhelp_pipeline.spec import PeriodViewSpec, ViewSpec
-from partyhelp_pipeline.spec.sql import freshness_query, period_view_query, view_query
-from partyhelp_pipeline.spec.tables import FRESHNESS_VIEW
+from partyhelp_pipeline.spec.sql import (
+    freshness_query,
+    health_view_query,
+    period_view_query,
+    view_query,
+)
+from partyhelp_pipeline.spec.tables import FRESHNESS_VIEW, HEALTH_VIEW, AuditViewSpec
 from partyhelp_pipeline.warehouse.labels import resource_labels
+from partyhelp_pipeline.warehouse.metrics import ensure_metrics_table
 from partyhelp_pipeline.warehouse.target import Warehouse, document_table, run_query
 
 
@@ -48,13 +55,26 @@ def refresh_freshness_view(warehouse: Warehouse) -> str:
     """CREATE OR REPLACE ``ph_sync_freshness`` over the audit table, then document and
     label it; returns its reference."""
     audit = warehouse.quoted_table_ref(FRESHNESS_VIEW.base.name)
-    replace_view(warehouse, FRESHNESS_VIEW.name, freshness_query(FRESHNESS_VIEW, audit))
-    reference = warehouse.table_ref(FRESHNESS_VIEW.name)
+    return _refresh_record_view(warehouse, FRESHNESS_VIEW, freshness_query(FRESHNESS_VIEW, audit))
+
+
+def refresh_health_view(warehouse: Warehouse) -> str:
+    """CREATE OR REPLACE ``ph_sync_health`` over ``ph_sync_metrics`` (created first if
+    absent: a view needs its table), then document and label it; returns its reference."""
+    ensure_metrics_table(warehouse)
+    metrics = warehouse.quoted_table_ref(HEALTH_VIEW.base.name)
+    return _refresh_record_view(warehouse, HEALTH_VIEW, health_view_query(HEALTH_VIEW, metrics))
+
+
+def _refresh_record_view(warehouse: Warehouse, view: AuditViewSpec, select_sql: str) -> str:
+    """A view over what the runs recorded: replaced, documented, labelled (no PII)."""
+    replace_view(warehouse, view.name, select_sql)
+    reference = warehouse.table_ref(view.name)
     document_table(
         warehouse,
         reference,
-        FRESHNESS_VIEW.description,
-        {c.name: c.description for c in FRESHNESS_VIEW.columns},
+        view.description,
+        {c.name: c.description for c in view.columns},
         resource_labels(pii=False),
     )
     return reference

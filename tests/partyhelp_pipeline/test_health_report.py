@@ -5,22 +5,17 @@ tests/scenarios/test_ui_retry.py launches it. Nothing here downloads a browser."
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 from partyhelp_pipeline.health import MetricCheck, TableMetrics
 from partyhelp_pipeline.health_report import chart_svg, health_markdown, health_page
+from tests.browser import chromium_page
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's package
 SYNC_DATE = dt.date(2026, 11, 25)
 UTC = dt.UTC
 
@@ -192,27 +187,6 @@ def test_the_chart_alone_is_an_svg_document_with_its_style_and_legend() -> None:
     for table in ("ph_leads", "ph_purchases", "ph_venues"):
         assert 'class="legend" x="' in svg and f">{table}</text>" in svg
     assert svg.count('<circle class="anomaly"') == 5  # as on the page
-
-
-@contextlib.contextmanager
-def chromium_page() -> Iterator[Page]:
-    """A page of a headless Debian chromium; the browser is closed afterwards."""
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(
-            f"no {CHROMIUM}: scripts/stack.sh install --with-browser installs Debian's "
-            "chromium (apt-get install chromium); never `playwright install`"
-        )
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=30_000)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.set_default_timeout(30_000)
-            yield page
-        finally:
-            browser.close()
 
 
 def test_the_health_page_draws_each_table_and_marks_exactly_the_flagged_days(

@@ -22,41 +22,18 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from tests.browser import chromium_page
 from tests.emulators import free_port, stack_sh
 
 pytestmark = pytest.mark.services  # starts services of its own (tests/conftest.py)
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page, Request
-
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's package
+    from playwright.sync_api import Request
 
 
 def ui_url() -> str:
     """The UI of the session's Prefect server (``PREFECT_API_URL`` without ``/api``)."""
     return os.environ["PREFECT_API_URL"].rstrip("/").removesuffix("/api")
-
-
-@contextlib.contextmanager
-def chromium_page() -> Iterator[Page]:
-    """A page of a headless Debian chromium; the browser is closed afterwards."""
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(
-            f"no {CHROMIUM}: scripts/stack.sh install --with-browser installs "
-            "Debian's chromium (apt-get install chromium); never `playwright install`",
-            pytrace=False,
-        )
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=30_000)  # as the page's own waits, not 5 s: CI runs loaded
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.set_default_timeout(30_000)
-            yield page
-        finally:
-            browser.close()
 
 
 def retry_in_the_ui(flow_run: Any, screenshots: Path) -> dict[str, Any]:

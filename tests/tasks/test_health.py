@@ -153,7 +153,8 @@ def test_reruns_and_replays_keep_one_row_per_table_per_day(synced: dict[str, Any
 def test_the_summary_shows_the_chart_in_the_prefect_ui(synced: dict[str, Any]) -> None:
     """The artifact's chart, as a person sees it: the Prefect UI in a real Chromium draws the
     summary's ``data:`` SVG image at its full size."""
-    from tests.scenarios.test_ui_retry import chromium_page, ui_url
+    from tests.browser import chromium_page
+    from tests.scenarios.test_ui_retry import ui_url
 
     record = flow_run_record(synced["second"].state_details.flow_run_id)
     summary = next(a for a in record.artifacts if a.key == "partyhelp-sync-summary")

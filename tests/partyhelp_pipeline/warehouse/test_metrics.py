@@ -29,7 +29,6 @@ from partyhelp_pipeline.warehouse.metrics import (
     ensure_metrics_table,
     measure_day,
     metrics_history,
-    refresh_health_view,
     was_fresh,
     write_metrics,
 )
@@ -39,6 +38,7 @@ from partyhelp_pipeline.warehouse.target import (
     open_warehouse,
     schema_fields,
 )
+from partyhelp_pipeline.warehouse.views import refresh_health_view
 from tests.conftest import STANDARD_SYNC_DATE, sync_environment
 from tests.emulators import env_vars
 from tests.faultkit import manifests, query
