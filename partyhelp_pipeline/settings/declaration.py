@@ -405,8 +405,8 @@ class SettingsDeclaration(BaseSettings):
     anomaly_window_days: Count = Field(
         28,
         validation_alias="PARTYHELP_ANOMALY_WINDOW_DAYS",
-        description="volume anomalies: each table's metrics are judged against its last "
-        "this many published days in `ph_sync_metrics`",
+        description="volume anomalies: each table's metrics are judged against its "
+        "published days (`ph_sync_metrics`) of this many days before",
     )
     anomaly_min_days: Count = Field(
         7,
