@@ -21,7 +21,7 @@ from prefect.runtime import flow_run
 from partyhelp_pipeline import anomalies, health_report
 from partyhelp_pipeline import manifest as mf
 from partyhelp_pipeline.clients import gcs_upload_retry, storage_client
-from partyhelp_pipeline.health import HealthPage, TableHealth, TableMetrics
+from partyhelp_pipeline.health import HealthPage, TableHealth
 from partyhelp_pipeline.logs import get_logger
 from partyhelp_pipeline.spec import TABLES
 from partyhelp_pipeline.spec.tables import HEALTH_VIEW
@@ -63,10 +63,9 @@ def publish_health(day: dt.date, tables: list[str]) -> HealthPage:
     warehouse = open_warehouse(settings)
     with bigquery_jobs(HEALTH_VIEW.name, day):
         views.refresh_health_view(warehouse)
-        history: dict[str, list[TableMetrics]] = {
-            table: metrics.metrics_history(warehouse, table, day + dt.timedelta(days=1), PAGE_DAYS)
-            for table in tables
-        }
+        history = metrics.metrics_histories(
+            warehouse, tables, day + dt.timedelta(days=1), PAGE_DAYS
+        )
     page = health_report.health_page(history, day)
     name = f"{health_folder(settings.gcs_prefix, day)}/{PAGE_NAME}"
     blob = storage.Blob(name, storage_client(settings).bucket(settings.gcs_bucket))
