@@ -11,6 +11,7 @@ replay of a day leaves one row for it and never touches another day or table.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -36,9 +37,33 @@ ROW_COUNT = "row_count"  # the count among a manifest's totals; the other keys a
 _ROW_COLUMNS = tuple(c for c in METRICS_TABLE.columns if c.name != "recorded_at")
 
 
+# One thread of the process creates or writes ph_sync_metrics at a time: every table's health
+# task writes its row at once, and BigQuery queues concurrent DML on one table where the
+# emulator fails it ("Failed to commit"); a row each, the wait is nothing.
+_ONE_WRITER = threading.Lock()
+
+
 def ensure_metrics_table(warehouse: Warehouse) -> bigquery.Table:
     """Create ``ph_sync_metrics`` if it is absent (DAY partitions on ``sync_date``,
-    clustered by ``table_name``), add the columns it lacks, and set its labels."""
+    clustered by ``table_name``), add the columns it lacks, and set its labels. An existing
+    table is read, not created again, and one thread of the process creates it: the tables'
+    health tasks run at once, and the emulator fails concurrent creates (400, "Failed to
+    commit") where BigQuery answers 409 (a task on another Dask worker would retry)."""
+    client, calls = warehouse.client, warehouse.calls()
+    with _ONE_WRITER:
+        try:
+            table = client.get_table(warehouse.table_ref(METRICS_TABLE.name), **calls)
+        except gexc.NotFound:
+            table = _create_metrics_table(warehouse)
+    table = add_missing_columns(warehouse, table, METRICS_TABLE.columns)
+    labels = resource_labels(pii=False)
+    if not labels_differ(table.labels, labels):
+        return table
+    table.labels = labels
+    return client.update_table(table, ["labels"], **calls)
+
+
+def _create_metrics_table(warehouse: Warehouse) -> bigquery.Table:
     client, calls = warehouse.client, warehouse.calls()
     wanted = bigquery.Table(
         warehouse.table_ref(METRICS_TABLE.name), schema=schema_fields(METRICS_TABLE.columns)
@@ -48,13 +73,8 @@ def ensure_metrics_table(warehouse: Warehouse) -> bigquery.Table:
     )
     wanted.clustering_fields = ["table_name"]
     wanted.description = METRICS_TABLE.description
-    wanted.labels = labels = resource_labels(pii=False)
-    table = client.create_table(wanted, exists_ok=True, **calls)  # the existing one, if any
-    table = add_missing_columns(warehouse, table, METRICS_TABLE.columns)
-    if not labels_differ(table.labels, labels):
-        return table
-    table.labels = labels
-    return client.update_table(table, ["labels"], **calls)
+    wanted.labels = resource_labels(pii=False)
+    return client.create_table(wanted, exists_ok=True, **calls)  # another's, if it won
 
 
 def _parameters(**values: tuple[str, Any]) -> bigquery.QueryJobConfig:
@@ -171,7 +191,8 @@ def write_metrics(warehouse: Warehouse, metrics: TableMetrics) -> None:
     config = _parameters(**{c.name: (c.type, row[c.name]) for c in _ROW_COLUMNS})
     job_id = bq_jobs.job_id("metrics", metrics.table_name, sql, row)
     what = f"{metrics.table_name}: metrics of {metrics.sync_date}"
-    run_query(warehouse, sql, config, job_id, what=what)
+    with _ONE_WRITER:
+        run_query(warehouse, sql, config, job_id, what=what)
 
 
 def metrics_history(

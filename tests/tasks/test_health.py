@@ -91,8 +91,9 @@ def test_the_anomaly_is_a_warning_an_event_and_a_mark_in_the_summary(
     synced: dict[str, Any],
 ) -> None:
     run_id = synced["second"].state_details.flow_run_id
-    record = flow_run_record(run_id)
-    warned = [m for m in record.messages() if m.startswith(f"anomaly: {TABLE}: rows_added is ")]
+    line = f"anomaly: {TABLE}: rows_added is "
+    record = flow_run_record(run_id, final_log=line)  # logs reach the API a moment later
+    warned = [m for m in record.messages() if m.startswith(line)]
     assert len(warned) == 1 and "outside its usual range" in warned[0], warned
     summary = next(a.data for a in record.artifacts if a.key == "partyhelp-sync-summary")
     assert "## Data health" in summary and "⚠ anomaly: rows_added" in summary
