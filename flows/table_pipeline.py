@@ -65,16 +65,21 @@ def table_pipeline(
 ) -> TableOutcome:
     """Sync one table (or replay its ``kept`` export); never raises: the outcome says."""
     outcome = TableOutcome(table, "replay" if kept else "sync", day, iso(utc_now()))
-    stale = allow_stale or kept is not None  # a replay reloads a day as it was exported
+    # A replay reloads a day as it was exported: its freshness is not judged again.
+    judged = {"allow_stale": allow_stale, "judge_freshness": kept is None}
     try:
         outcome.manifest = kept or export_table(table, day, run_id)
         try:
-            outcome.load = load.load_table(outcome.manifest, allow_row_drop, replace_current, stale)
+            outcome.load = load.load_table(
+                outcome.manifest, allow_row_drop, replace_current, **judged
+            )
         except DamagedExportError as damage:
             if kept is not None:
                 raise
             outcome.manifest = _export_again(outcome, damage, day, run_id)
-            outcome.load = load.load_table(outcome.manifest, allow_row_drop, replace_current, stale)
+            outcome.load = load.load_table(
+                outcome.manifest, allow_row_drop, replace_current, **judged
+            )
     except Exception as exc:
         outcome.fail(exc)
     if outcome.load is not None and outcome.manifest is not None:

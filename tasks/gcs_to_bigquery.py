@@ -52,6 +52,7 @@ def load_table(
     allow_row_drop: bool = False,
     replace_current: bool = False,
     allow_stale: bool = False,
+    judge_freshness: bool = True,
 ) -> LoadResult:
     """Load the manifest's parts, verified against the source, into the day's history
     partition and (unless the day is older than it) the current table."""
@@ -71,6 +72,7 @@ def load_table(
             allow_row_drop,
             replace_current,
             allow_stale,
+            judge_freshness,
         )
     if result.freshness_warning:
         get_logger().warning(result.freshness_warning)

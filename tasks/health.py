@@ -10,7 +10,6 @@ for a person (the row-drop and freshness guards are the hard stops).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
 from google.cloud import storage
@@ -39,20 +38,20 @@ def record_health(manifest: mf.Manifest, mode: str) -> TableHealth:
     """Measure the table's published day, judge it against its history, store the metrics
     row, and raise each anomaly as a warning and a Prefect event."""
     settings = runtime_settings()
-    warehouse = open_warehouse(settings)
-    spec, day = TABLES[manifest.table], manifest.sync_date
-    with bigquery_jobs(spec.name, day):
-        measured = metrics.measure_day(warehouse, spec, manifest, mode)
-        history = metrics.metrics_history(warehouse, spec.name, day, settings.anomaly_window_days)
-        checks = anomalies.check_metrics(measured, history, settings.anomaly_min_days)
-        flagged = anomalies.anomalies(checks)
-        measured = dataclasses.replace(measured, anomalies=tuple(c.metric for c in flagged))
-        metrics.write_metrics(warehouse, measured)
+    with bigquery_jobs(manifest.table, manifest.sync_date):
+        health = metrics.record_day(
+            open_warehouse(settings),
+            TABLES[manifest.table],
+            manifest,
+            mode,
+            window_days=settings.anomaly_window_days,
+            min_days=settings.anomaly_min_days,
+        )
     run_id = flow_run.get_id()
-    for check in flagged:
+    for check in health.anomalies:
         get_logger().warning("anomaly: %s", check.message)
-        emit_event(**anomalies.event_payload(check, day, run_id))
-    return TableHealth(measured, tuple(checks))
+        emit_event(**anomalies.event_payload(check, manifest.sync_date, run_id))
+    return health
 
 
 @task(name="publish-health", task_run_name="publish-health", **RETRY_OPTIONS)

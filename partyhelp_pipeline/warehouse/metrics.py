@@ -10,6 +10,7 @@ replay of a day leaves one row for it and never touches another day or table.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 from collections.abc import Sequence
@@ -19,9 +20,9 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
-from partyhelp_pipeline import bq_jobs
+from partyhelp_pipeline import anomalies, bq_jobs
 from partyhelp_pipeline.clock import parse_iso
-from partyhelp_pipeline.health import TableMetrics
+from partyhelp_pipeline.health import TableHealth, TableMetrics
 from partyhelp_pipeline.manifest import Manifest
 from partyhelp_pipeline.spec import METRICS_TABLE, TableSpec
 from partyhelp_pipeline.warehouse.labels import labels_differ, resource_labels
@@ -244,3 +245,24 @@ def was_fresh(warehouse: Warehouse, table: str, error_after_hours: float) -> boo
     except gexc.NotFound:
         return False
     return bool(rows and rows[0]["fresh_days"])
+
+
+def record_day(
+    warehouse: Warehouse,
+    spec: TableSpec,
+    manifest: Manifest,
+    mode: str,
+    *,
+    window_days: int,
+    min_days: int,
+) -> TableHealth:
+    """Measure the manifest's published day, judge it against the table's published days
+    of the ``window_days`` before (``anomalies.check_metrics``), and store it, its flagged
+    metrics named, as the table's one row of the day."""
+    measured = measure_day(warehouse, spec, manifest, mode)
+    history = metrics_history(warehouse, spec.name, manifest.sync_date, window_days)
+    checks = anomalies.check_metrics(measured, history, min_days)
+    flagged = tuple(c.metric for c in anomalies.anomalies(checks))
+    measured = dataclasses.replace(measured, anomalies=flagged)
+    write_metrics(warehouse, measured)
+    return TableHealth(measured, tuple(checks))

@@ -47,14 +47,17 @@ def replace_table(
     allow_row_drop: bool = False,
     replace_current: bool = False,
     allow_stale: bool = False,
+    judge_freshness: bool = True,
 ) -> LoadResult:
     """Load the manifest's parts, verify them in staging, then replace the day's history
     partition and, when the day is not older than the current table's (or
     ``replace_current``), the current table, unless its rows fell too far below the last
     published count (``publish.check_row_drop``) or its source is stale
-    (``publish.check_freshness``)."""
+    (``publish.check_freshness``; not for a replay, ``judge_freshness`` False)."""
     started = dt.datetime.now(dt.UTC)
-    freshness_warning = _check_freshness(warehouse, spec, manifest, allow_stale)
+    freshness_warning = None
+    if judge_freshness:
+        freshness_warning = _check_freshness(warehouse, spec, manifest, allow_stale)
     staging_name = load.staging_name(manifest)
     staging = warehouse.table_ref(staging_name)
     current_day = publish.published_day(warehouse, spec.name)
