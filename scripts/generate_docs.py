@@ -31,7 +31,7 @@ from partyhelp_pipeline.spec.sql import (
     totals_query,
     view_query,
 )
-from partyhelp_pipeline.spec.tables import FRESHNESS_VIEW
+from partyhelp_pipeline.spec.tables import FRESHNESS_VIEW, AuditTableSpec, AuditViewSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "tables.md"
@@ -197,34 +197,32 @@ def _views_section() -> list[str]:
         "",
     ]
     lines += _column_rows(period.columns)
-    lines += ["", f"## `{AUDIT_TABLE.name}` (audit)", "", AUDIT_TABLE.description, ""]
-    lines += _column_rows(AUDIT_TABLE.columns)
-    lines += [
-        "",
-        f"## `{FRESHNESS_VIEW.name}` (view)",
-        "",
-        FRESHNESS_VIEW.description,
-        "",
-        f"`CREATE OR REPLACE VIEW` over `{AUDIT_TABLE.name}` "
-        f"(`sql/bigquery/{FRESHNESS_VIEW.name}.sql`), refreshed when a run appends "
-        "its audit rows.",
-        "",
-    ]
-    lines += _column_rows(FRESHNESS_VIEW.columns)
-    lines += ["", f"## `{METRICS_TABLE.name}` (metrics)", "", METRICS_TABLE.description, ""]
-    lines += _column_rows(METRICS_TABLE.columns)
-    lines += [
-        "",
-        f"## `{HEALTH_VIEW.name}` (view)",
-        "",
-        HEALTH_VIEW.description,
-        "",
-        f"`CREATE OR REPLACE VIEW` over `{METRICS_TABLE.name}` "
-        f"(`sql/bigquery/{HEALTH_VIEW.name}.sql`), refreshed when a run writes its metrics.",
-        "",
-    ]
-    lines += _column_rows(HEALTH_VIEW.columns)
+    lines += _run_record_section(
+        AUDIT_TABLE, "audit", FRESHNESS_VIEW, "refreshed when a run appends its audit rows"
+    )
+    lines += _run_record_section(
+        METRICS_TABLE, "metrics", HEALTH_VIEW, "refreshed when a run writes its metrics"
+    )
     return lines
+
+
+def _run_record_section(
+    table: AuditTableSpec, kind: str, view: AuditViewSpec, refreshed: str
+) -> list[str]:
+    """A table the runs write, and the view over it, each with its columns."""
+    lines = ["", f"## `{table.name}` ({kind})", "", table.description, ""]
+    lines += _column_rows(table.columns)
+    lines += [
+        "",
+        f"## `{view.name}` (view)",
+        "",
+        view.description,
+        "",
+        f"`CREATE OR REPLACE VIEW` over `{table.name}` (`sql/bigquery/{view.name}.sql`), "
+        f"{refreshed}.",
+        "",
+    ]
+    return lines + _column_rows(view.columns)
 
 
 def render_settings_table(readme: str) -> str:
