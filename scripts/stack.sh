@@ -27,6 +27,8 @@
 #   PARTYHELP_STACK_HOME [~/.cache/partyhelp-stack]  installs, data, logs/, run/ (pid files)
 #   PARTYHELP_MYSQL_PORT [3306] (probe only)  PARTYHELP_GCS_PORT [4443]
 #   PARTYHELP_BQ_PORT [9050]  PARTYHELP_BQ_GRPC_PORT [9060]  PARTYHELP_PREFECT_PORT [4200]
+#   PARTYHELP_PREFECT_AUTH_STRING [unset] user:password: start Prefect with basic
+#                           authentication; `env` then exports PREFECT_API_AUTH_STRING
 #   PARTYHELP_START_TIMEOUT [60] seconds    PARTYHELP_PYTHON [python3] for .venv
 #   PARTYHELP_TICK_SECONDS [10] the longest a step or a wait stays silent
 #   PARTYHELP_STACK_DATA [$PARTYHELP_STACK_HOME/data] the emulators' data; with other ports it
@@ -42,6 +44,9 @@ GCS_PORT=${PARTYHELP_GCS_PORT:-4443}
 BQ_PORT=${PARTYHELP_BQ_PORT:-9050}
 BQ_GRPC_PORT=${PARTYHELP_BQ_GRPC_PORT:-9060}
 PREFECT_PORT=${PARTYHELP_PREFECT_PORT:-4200}
+# user:password: the stack's Prefect server asks every request for it (basic authentication),
+# and `env` exports it for the clients; unset, the server is open (fine on loopback only).
+PREFECT_AUTH=${PARTYHELP_PREFECT_AUTH_STRING:-}
 START_TIMEOUT=${PARTYHELP_START_TIMEOUT:-60}
 TICK_SECONDS=${PARTYHELP_TICK_SECONDS:-10}
 GCS_URL=http://$HOST:$GCS_PORT
@@ -549,10 +554,16 @@ launch_service() {
     fi
     service_command "$1"
     # setsid: the service leads its own process group, so stop reaches its children too.
-    # The inner shell writes its pid, then execs the service with that same pid.
+    # The inner shell writes its pid, then execs the service with that same pid. Prefect's
+    # auth string goes through the environment, never a command line (ps shows those).
     # shellcheck disable=SC2016
-    nohup setsid env ${SVC_ENV[@]+"${SVC_ENV[@]}"} bash -c 'echo $$ >"$0"; exec "$@"' \
-        "$SVC_PIDFILE" "${SVC_CMD[@]}" >>"$SVC_LOG" 2>&1 </dev/null 9>&- &
+    (
+        if [[ $1 == prefect && -n $PREFECT_AUTH ]]; then
+            export PREFECT_SERVER_API_AUTH_STRING=$PREFECT_AUTH
+        fi
+        exec nohup setsid env ${SVC_ENV[@]+"${SVC_ENV[@]}"} bash -c 'echo $$ >"$0"; exec "$@"' \
+            "$SVC_PIDFILE" "${SVC_CMD[@]}" >>"$SVC_LOG" 2>&1 </dev/null 9>&-
+    ) &
     log "$1 launched (log: $(shown "$SVC_LOG"))"
 }
 
@@ -673,6 +684,9 @@ cmd_env() {
         PREFECT_API_URL "$PREFECT_URL/api" \
         PREFECT_SERVER_ANALYTICS_ENABLED false \
         DO_NOT_TRACK 1
+    if [[ -n $PREFECT_AUTH ]]; then
+        printf 'export %s=%q\n' PREFECT_API_AUTH_STRING "$PREFECT_AUTH"
+    fi
 }
 
 usage() {

@@ -1,15 +1,20 @@
 """The Prefect control plane with Prefect's own basic authentication on (issue 23, first
-part): a server started with ``PREFECT_SERVER_API_AUTH_STRING`` refuses every request that
-lacks the string (the MySQL password's Secret block included) and answers the clients that
-carry it (``PREFECT_API_AUTH_STRING``), the project's own reading of the password included.
+part): a server that ``scripts/stack.sh`` starts with ``PARTYHELP_PREFECT_AUTH_STRING`` set
+(``PREFECT_SERVER_API_AUTH_STRING`` on the server) refuses every request that lacks the
+string (the MySQL password's Secret block included) and answers the clients that carry it
+(``PREFECT_API_AUTH_STRING``, which ``stack.sh env`` exports), the project's own reading of
+the password included. The string is on no command line.
 
 A server of this test's own (tests/alerting.py), so that the session's stays as it is.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +22,7 @@ import pytest
 
 from tests.alerting import private_prefect_server, using_prefect_server
 from tests.conftest import sync_environment
-from tests.emulators import env_vars
+from tests.emulators import STACK_SH, env_vars
 
 pytestmark = pytest.mark.services  # starts a Prefect server of its own
 
@@ -32,7 +37,7 @@ def guarded(stack: None) -> Iterator[dict[str, Any]]:
 
     auth = f"admin:{secrets.token_hex(12)}"
     password = f"mysql-{secrets.token_hex(12)}"
-    with private_prefect_server(PREFECT_SERVER_API_AUTH_STRING=auth) as url:
+    with private_prefect_server(PARTYHELP_PREFECT_AUTH_STRING=auth) as url:
         client_env = {"PREFECT_API_AUTH_STRING": auth}
         with (
             using_prefect_server(url),
@@ -83,3 +88,30 @@ def test_the_sync_reads_its_password_through_an_authenticated_client(
     with env_vars({**env, "PARTYHELP_MYSQL_PASSWORD_BLOCK": BLOCK}):
         settings = runtime_settings()  # outside a flow run: built now, the block read now
     assert settings.mysql_password.get_secret_value() == guarded["password"]
+
+
+def test_stack_env_exports_the_clients_string_and_no_command_line_holds_it(
+    guarded: dict[str, Any],
+) -> None:
+    env = {**os.environ, "PARTYHELP_PREFECT_AUTH_STRING": guarded["auth"]}
+    exported = subprocess.run(
+        [str(STACK_SH), "env"], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert f"export PREFECT_API_AUTH_STRING={guarded['auth']}" in exported.splitlines()
+    without = {k: v for k, v in os.environ.items() if k != "PARTYHELP_PREFECT_AUTH_STRING"}
+    plain = subprocess.run([str(STACK_SH), "env"], env=without, capture_output=True, text=True)
+    assert "PREFECT_API_AUTH_STRING" not in plain.stdout
+    command_lines = running_command_lines()
+    assert any("prefect server start" in line for line in command_lines)
+    assert not [line for line in command_lines if guarded["auth"] in line]
+
+
+def running_command_lines() -> list[str]:
+    """The command line of every process of the machine (one that ends meanwhile is left out)."""
+    lines = []
+    for path in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            lines.append(path.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue
+    return lines
