@@ -95,8 +95,9 @@ def resolve_settings() -> Settings:
     ``PARTYHELP_MYSQL_SSL_*_BLOCK`` goes to a private file, whose path wins over the
     variable's own path (as the password block wins over the password).
     """
-    password = _secret_block(read_setting("mysql_password_block"))
-    salt = _secret_block(read_setting("pii_salt_block"))
+    kind = read_setting("secret_block_type")
+    password = _secret_block(read_setting("mysql_password_block"), kind)
+    salt = _secret_block(read_setting("pii_salt_block"), kind)
     settings = load_settings(mysql_password=password, pii_salt=salt)
     pem_files = {}
     for field in TLS_FILE_SETTINGS:
@@ -110,10 +111,34 @@ def resolve_settings() -> Settings:
 TLS_FILE_SETTINGS = ("mysql_ssl_ca", "mysql_ssl_cert", "mysql_ssl_key")
 
 
-def _secret_block(name: str | None) -> str | None:
+def _secret_block(name: str | None, kind: str = "secret") -> str | None:
+    """The value of the block ``name``: a Prefect ``Secret`` (``secret``), or a prefect-gcp
+    ``GcpSecret`` (``gcp-secret``), read from GCP Secret Manager. A block that does not
+    exist fails in one line naming it and its type (``ValueError``: the command's exit 2)."""
     if not name:
         return None
+    if kind == "gcp-secret":
+        return _gcp_secret(name)
     from prefect.blocks.system import Secret
 
     block: Secret[str] = Secret.load(name)  # type: ignore[assignment]  # sync in a sync context
     return str(block.get())
+
+
+def _gcp_secret(name: str) -> str:
+    try:
+        from prefect_gcp.secret_manager import GcpSecret
+    except ImportError:
+        raise ValueError(
+            f"PARTYHELP_SECRET_BLOCK_TYPE=gcp-secret, but prefect-gcp's secret manager is "
+            f"not installed (block {name!r}): pip install google-cloud-secret-manager"
+        ) from None
+    try:
+        block = GcpSecret.load(name)
+    except ValueError:
+        raise ValueError(
+            f"no GcpSecret block named {name!r} (PARTYHELP_SECRET_BLOCK_TYPE=gcp-secret): "
+            "create it with prefect-gcp, naming the Secret Manager secret"
+        ) from None
+    value: bytes = block.read_secret()
+    return value.decode("utf-8")

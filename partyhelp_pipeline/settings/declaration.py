@@ -30,6 +30,7 @@ from partyhelp_pipeline.settings.rules import (
     ConfigError,
     Driver,
     DriverChoice,
+    SecretBlockType,
     SslMode,
     TaskRunnerName,
     chosen_driver,
@@ -316,6 +317,14 @@ class SettingsDeclaration(BaseSettings):
         None,
         validation_alias="PARTYHELP_PII_SALT_BLOCK",
         description="a Prefect `Secret` block holding that key; it wins over `PARTYHELP_PII_SALT`",
+    )
+    secret_block_type: Annotated[SecretBlockType, _one_of(SecretBlockType)] = Field(
+        "secret",
+        validation_alias="PARTYHELP_SECRET_BLOCK_TYPE",
+        description="the type of the blocks `PARTYHELP_MYSQL_PASSWORD_BLOCK` and "
+        "`PARTYHELP_PII_SALT_BLOCK` name: `secret` (Prefect `Secret`, the value in "
+        "Prefect's database) or `gcp-secret` (prefect-gcp `GcpSecret`: the value stays in "
+        "GCP Secret Manager, the block names it)",
     )
     # 32 MiB: a part is finalised in GCS (and verified) while the next one streams, so only
     # the last part's finalisation follows the last row; a failed part resends at most this

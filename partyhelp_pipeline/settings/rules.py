@@ -23,6 +23,7 @@ class ConfigError(ValueError):
 Driver = Literal["mysqlclient", "pymysql"]
 DriverChoice = Literal["auto", "mysqlclient", "pymysql"]
 TaskRunnerName = Literal["threads", "dask"]
+SecretBlockType = Literal["secret", "gcp-secret"]
 # MySQL's own names for its client's --ssl-mode.
 SslMode = Literal["disabled", "preferred", "required", "verify_ca", "verify_identity"]
 
