@@ -39,3 +39,17 @@ def chromium_page() -> Iterator[Page]:
             yield page
         finally:
             browser.close()
+
+
+def log_in_to_prefect(page: Page, ui_url: str) -> None:
+    """Give the Prefect UI the clients' auth string when the server asks for one (its login
+    page, as a person does); nothing against an open server."""
+    from tests.prefect_api import auth_string
+
+    text = auth_string()
+    if text is None:
+        return
+    page.goto(f"{ui_url}/login")
+    page.locator('input[type="password"]').fill(text)
+    page.get_by_role("button", name="Login").click()
+    page.wait_for_url(lambda url: "/login" not in url)

@@ -33,6 +33,7 @@ from partyhelp_pipeline.spec import TABLES
 from tests.conftest import READER_PASSWORD, ROOT, admin_connection, create_bucket, sync_environment
 from tests.emulators import free_port, stack_sh
 from tests.faultkit import outage_after_the_preflight
+from tests.prefect_api import api_auth
 from tests.scenarios.test_packaging import build_wheel, repository_files
 from tests.scenarios.test_ui_retry import retry_in_the_ui
 from tests.scripts.test_lock import read_lock
@@ -783,6 +784,7 @@ def retry_like_the_ui(flow_run_id: Any) -> None:
     response = httpx.post(
         f"{os.environ['PREFECT_API_URL'].rstrip('/')}/flow_runs/{flow_run_id}/set_state",
         json=UI_RETRY_REQUEST,
+        auth=api_auth(),
         timeout=30,
     )
     response.raise_for_status()
@@ -840,8 +842,8 @@ def process_worker(queue: str, env: dict[str, str], log: Path) -> Iterator[str]:
             os.killpg(worker.pid, signal.SIGKILL)  # the worker's own process group
             worker.wait(timeout=10)
         base = f"{os.environ['PREFECT_API_URL'].rstrip('/')}/work_pools/{pool}"
-        httpx.delete(f"{base}/workers/{name}", timeout=30)
-        httpx.delete(f"{base}/queues/{queue}", timeout=30)
+        httpx.delete(f"{base}/workers/{name}", auth=api_auth(), timeout=30)
+        httpx.delete(f"{base}/queues/{queue}", auth=api_auth(), timeout=30)
 
 
 def source_row_counts(database: str) -> dict[str, int]:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from tests.browser import chromium_page
+from tests.browser import chromium_page, log_in_to_prefect
 from tests.emulators import free_port, stack_sh
 
 pytestmark = pytest.mark.services  # starts services of its own (tests/conftest.py)
@@ -47,6 +47,7 @@ def retry_in_the_ui(flow_run: Any, screenshots: Path) -> dict[str, Any]:
 
     screenshots.mkdir(parents=True, exist_ok=True)
     with chromium_page() as page:
+        log_in_to_prefect(page, ui_url())  # CI's server asks for its auth string
         page.goto(f"{ui_url()}/runs/flow-run/{flow_run.id}")
         header = page.locator("header", has_text=flow_run.name)
         expect(header.get_by_text("Failed", exact=True)).to_be_visible()
@@ -86,8 +87,10 @@ def stack_sh_prefect_server(stack_home: Path, port: int) -> Iterator[str]:
     files) of its own, started from this environment (PREFECT_API_URL names the session's
     server, as in a shell after ``eval "$(scripts/stack.sh env)"``); stopped afterwards.
     """
+    # Open, whatever the session's server is: this is about the UI's port, not its login.
+    inherited = {k: v for k, v in os.environ.items() if k != "PARTYHELP_PREFECT_AUTH_STRING"}
     env = {
-        **os.environ,
+        **inherited,
         "PARTYHELP_STACK_HOME": str(stack_home),
         "PARTYHELP_PREFECT_PORT": str(port),
         "PARTYHELP_START_TIMEOUT": "120",

@@ -26,6 +26,7 @@ from partyhelp_pipeline.warehouse.target import open_warehouse
 from tasks.health import PAGE_NAME, health_folder
 from tests import faultkit
 from tests.faultkit import Source, environment, flow_run_record, new_target, sync_on
+from tests.prefect_api import api_auth
 
 pytestmark = pytest.mark.services
 
@@ -118,7 +119,9 @@ def anomaly_events(flow_run_id: str, wait_seconds: float = 20) -> list[dict[str,
     }
     deadline = time.monotonic() + wait_seconds
     while True:
-        response = httpx.post(f"{PREFECT_API_URL.value()}/events/filter", json=body, timeout=10)
+        response = httpx.post(
+            f"{PREFECT_API_URL.value()}/events/filter", json=body, auth=api_auth(), timeout=10
+        )
         response.raise_for_status()
         events: list[dict[str, Any]] = response.json()["events"]
         if events or time.monotonic() > deadline:
@@ -154,12 +157,13 @@ def test_reruns_and_replays_keep_one_row_per_table_per_day(synced: dict[str, Any
 def test_the_summary_shows_the_chart_in_the_prefect_ui(synced: dict[str, Any]) -> None:
     """The artifact's chart, as a person sees it: the Prefect UI in a real Chromium draws the
     summary's ``data:`` SVG image at its full size."""
-    from tests.browser import chromium_page
+    from tests.browser import chromium_page, log_in_to_prefect
     from tests.scenarios.test_ui_retry import ui_url
 
     record = flow_run_record(synced["second"].state_details.flow_run_id)
     summary = next(a for a in record.artifacts if a.key == "partyhelp-sync-summary")
     with chromium_page() as page:
+        log_in_to_prefect(page, ui_url())  # CI's server asks for its auth string
         page.goto(f"{ui_url()}/artifacts/artifact/{summary.id}")
         chart = page.locator('img[alt="Rows added per day, last 90 days"]')
         chart.wait_for(state="visible")
