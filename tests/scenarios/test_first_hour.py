@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import re
 import secrets
 import shutil
@@ -53,8 +54,12 @@ DEMO_SETTINGS = {
 
 
 def bare_env(home: Path, **extra: str) -> dict[str, str]:
-    """The environment of a fresh login: PATH and HOME only (plus ``extra``)."""
-    return {"PATH": BARE_PATH, "HOME": str(home), **extra}
+    """The environment of a fresh login: PATH and HOME only (plus ``extra``), and the stack's
+    Prefect auth string when it runs authenticated (as CI's does): set in one's login, as the
+    README says, so that the ``eval`` gives the clients the string."""
+    auth = os.environ.get("PARTYHELP_PREFECT_AUTH_STRING")
+    login = {"PARTYHELP_PREFECT_AUTH_STRING": auth} if auth else {}
+    return {"PATH": BARE_PATH, "HOME": str(home), **login, **extra}
 
 
 def shell_after_eval(home: Path, **extra: str) -> dict[str, str]:
@@ -102,7 +107,9 @@ def test_env_demo_gives_the_venv_the_emulators_the_demo_settings_and_the_stack_s
 
     assert env["VIRTUAL_ENV"] == str(ROOT / ".venv")
     assert env["PATH"].split(":")[0] == str(ROOT / ".venv" / "bin")
-    assert {k: v for k, v in env.items() if k.startswith("PARTYHELP_")} == DEMO_SETTINGS
+    settings = {k: v for k, v in env.items() if k.startswith("PARTYHELP_")}
+    settings.pop("PARTYHELP_PREFECT_AUTH_STRING", None)  # the login's, when the stack's is on
+    assert settings == DEMO_SETTINGS
     assert env["STORAGE_EMULATOR_HOST"] == "http://127.0.0.1:4443"
     assert env["BIGQUERY_EMULATOR_HOST"] == "http://127.0.0.1:9050"
     assert env["PREFECT_API_URL"] == "http://127.0.0.1:4200/api"  # the stack's, not a temporary one
