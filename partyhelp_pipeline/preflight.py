@@ -5,6 +5,13 @@ check, ``ok`` or ``FAIL`` with what was found, and returns 0 when every check pa
 otherwise. In order:
 
 - ``settings``: every missing or bad setting, named at once (``load_settings``);
+- ``prefect``: how this process reaches Prefect (``check_prefect``, run whatever the
+  settings): Prefect Cloud with an API key; a server that took ``PREFECT_API_AUTH_STRING``
+  (proved by one ``GET /version``); an open server, a FAIL unless on loopback, since anyone
+  who reaches it reads the secrets through its API; or none (a temporary local server). A
+  server that does not answer within ``PREFECT_TIMEOUT_SECONDS`` is a FAIL. The line also
+  fails naming each deployment of ``partyhelp-bigquery-sync`` whose job variables (or their
+  ``env``) hold a secret setting in plain text, and the variable, never its value;
 - ``mysql``: the user connects, and has SELECT only on the database. A user that could
   write (anything beyond SELECT, USAGE and SHOW VIEW on the database, one of its tables or
   globally) is a FAIL: the sync never writes to MySQL, and its credentials must not be able
@@ -42,6 +49,7 @@ returns ``CheckResult``s.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
 import sys
@@ -49,11 +57,14 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
+import httpx
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
 from google.cloud import bigquery
 from google.cloud.storage.retry import DEFAULT_RETRY as GCS_RETRY
+from pydantic import SecretStr
 
 from partyhelp_pipeline import freshness
 from partyhelp_pipeline.clients import (
@@ -724,6 +735,207 @@ def check_plan(settings: Settings) -> list[CheckResult]:
         return [CheckResult("plan", False, _one_line(exc))]
 
 
+# ------------------------------------------------------------------ Prefect
+
+PREFECT_TIMEOUT_SECONDS = 10.0  # one request to the Prefect API
+SYNC_FLOW = "partyhelp-bigquery-sync"
+CONTROL_PLANE = "docs/OPERATIONS.md, 'The control plane'"
+# A secret setting found in a deployment's job variables, and where it belongs instead.
+SECRET_VARIABLES = {
+    "PARTYHELP_MYSQL_PASSWORD": "a Secret block named by PARTYHELP_MYSQL_PASSWORD_BLOCK",
+    "PARTYHELP_PII_SALT": "a Secret block named by PARTYHELP_PII_SALT_BLOCK",
+    "PARTYHELP_MYSQL_SSL_KEY": "a Secret block named by PARTYHELP_MYSQL_SSL_KEY_BLOCK",
+    "PREFECT_API_KEY": "a secret mounted into the job's environment, e.g. from Secret Manager",
+    "PREFECT_API_AUTH_STRING": (
+        "a secret mounted into the job's environment, e.g. from Secret Manager"
+    ),
+}
+
+
+def _secret_text(value: Any) -> str | None:
+    """A setting's value as text (a ``SecretStr`` revealed, for comparing only), or None."""
+    if value is None:
+        return None
+    text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+    return text or None
+
+
+def is_loopback(url: str) -> bool:
+    """Whether ``url``'s host is this machine only (127.0.0.0/8, ::1, localhost)."""
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _on_cloud(api_url: str) -> bool:
+    from prefect.settings import PREFECT_CLOUD_API_URL
+
+    cloud = str(PREFECT_CLOUD_API_URL.value() or "")
+    host = urlsplit(api_url).hostname or ""
+    return host == "api.prefect.cloud" or bool(cloud and api_url.startswith(cloud))
+
+
+def _version_status(api_url: str, auth: tuple[str, str] | None) -> int | str:
+    """The HTTP status of ``GET {api_url}/version``, or why there was none (one line)."""
+    try:
+        response = httpx.get(f"{api_url}/version", auth=auth, timeout=PREFECT_TIMEOUT_SECONDS)
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {_one_line(exc)}" if str(exc) else type(exc).__name__
+    return response.status_code
+
+
+def _unanswered_prefect(api_url: str, status: int | str) -> CheckResult:
+    """A FAIL for a server that did not answer ``GET /version`` (or answered an error)."""
+    if status == 401:
+        why = (
+            f"the server at {api_url} asks for authentication: set PREFECT_API_AUTH_STRING "
+            f"to the string of its PREFECT_SERVER_API_AUTH_STRING ({CONTROL_PLANE})"
+        )
+    elif isinstance(status, int):
+        why = f"the Prefect server at {api_url} answered GET /version with HTTP {status}"
+    else:
+        why = (
+            f"the Prefect server at {api_url} did not answer within "
+            f"{PREFECT_TIMEOUT_SECONDS:.0f} s ({status}): start it, or set PREFECT_API_URL to "
+            "the server the sync runs on"
+        )
+    return CheckResult("prefect", False, why)
+
+
+def _open_server(api_url: str, note: str = "") -> CheckResult:
+    """The line of a server that answers without credentials: fine on loopback only."""
+    if is_loopback(api_url):
+        return CheckResult(
+            "prefect",
+            True,
+            f"open server at {api_url} (no authentication; fine on loopback only){note}",
+        )
+    return CheckResult(
+        "prefect",
+        False,
+        (
+            f"open server at {api_url}{note}: anyone who reaches it reads the MySQL password "
+            "through its API (POST /api/block_documents/filter); turn on basic authentication "
+            "(PREFECT_SERVER_API_AUTH_STRING on the server, PREFECT_API_AUTH_STRING here) and "
+            f"keep it inside your network: {CONTROL_PLANE}"
+        ),
+    )
+
+
+def _reach_server(api_url: str, auth_string: str | None) -> tuple[CheckResult, bool]:
+    """How a self-hosted server at ``api_url`` answers (with the string, or open), and
+    whether it let this process in."""
+    if auth_string is None:
+        status = _version_status(api_url, None)
+        if status != 200:
+            return _unanswered_prefect(api_url, status), False
+        return _open_server(api_url), True
+    user, _, password = auth_string.partition(":")
+    status = _version_status(api_url, (user, password))
+    if status == 401:
+        return CheckResult(
+            "prefect",
+            False,
+            f"the server at {api_url} refused PREFECT_API_AUTH_STRING: set the string its "
+            f"PREFECT_SERVER_API_AUTH_STRING holds ({CONTROL_PLANE})",
+        ), False
+    if status != 200:
+        return _unanswered_prefect(api_url, status), False
+    if _version_status(api_url, None) == 200:  # the string is set here, the server ignores it
+        ignored = " (PREFECT_API_AUTH_STRING is set, but the server does not ask for it)"
+        return _open_server(api_url, ignored), True
+    return CheckResult(
+        "prefect", True, f"authenticated server at {api_url} (basic authentication)"
+    ), True
+
+
+def _plain_secrets(job_variables: Mapping[str, Any]) -> list[str]:
+    """The secret settings ``job_variables`` (or its ``env``) hold a plain value for; a
+    ``{{ ... }}`` template (a block reference) is not a plain value."""
+    env = job_variables.get("env")
+    places = [("job_variables", job_variables)]
+    if isinstance(env, Mapping):
+        places.append(("job_variables.env", env))
+    return [
+        f"{name} (in {where})"
+        for where, values in places
+        for name in SECRET_VARIABLES
+        if values.get(name) not in (None, "")
+        and not str(values.get(name)).lstrip().startswith("{{")
+    ]
+
+
+def _deployment_secrets() -> list[str]:
+    """One phrase per deployment of the sync's flow that holds a secret in plain text,
+    naming the deployment, the variables and the fix (never a value)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    flow_filter = FlowFilter(name=FlowFilterName(any_=[SYNC_FLOW]))
+    with get_client(
+        sync_client=True, httpx_settings={"timeout": PREFECT_TIMEOUT_SECONDS}
+    ) as client:
+        deployments = client.read_deployments(flow_filter=flow_filter)
+    found = []
+    for deployment in deployments:
+        names = _plain_secrets(deployment.job_variables or {})
+        if names:
+            fixes = sorted({SECRET_VARIABLES[name.split(" ", 1)[0]] for name in names})
+            found.append(
+                f"deployment {SYNC_FLOW}/{deployment.name} holds {', '.join(names)} in plain "
+                f"text, readable by anyone who may read deployments: remove it and keep it in "
+                f"{'; '.join(fixes)}"
+            )
+    return found
+
+
+def _with_deployments(reached: CheckResult) -> CheckResult:
+    """``reached``, failed by any secret in plain text in the sync's deployments."""
+    try:
+        found = _deployment_secrets()
+    except Exception as exc:
+        found = [f"the deployments of {SYNC_FLOW} could not be read: {_one_line(exc)}"]
+    if not found:
+        return reached
+    return CheckResult("prefect", False, "; ".join([reached.detail, *found]))
+
+
+def check_prefect() -> CheckResult:
+    """How this process reaches Prefect (Cloud, an authenticated server, an open one), and
+    no deployment of the sync holding a secret in plain text. Prints no secret."""
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY, PREFECT_API_URL
+
+    api_url = str(PREFECT_API_URL.value() or "").rstrip("/")
+    if not api_url:
+        return CheckResult("prefect", True, "no PREFECT_API_URL: a temporary local server")
+    if _on_cloud(api_url):
+        if not _secret_text(PREFECT_API_KEY.value()):
+            return CheckResult(
+                "prefect",
+                False,
+                f"PREFECT_API_URL {api_url} is on Prefect Cloud, but PREFECT_API_KEY is not set",
+            )
+        return _with_deployments(CheckResult("prefect", True, "Prefect Cloud (API key)"))
+    reached, answered = _reach_server(api_url, _secret_text(PREFECT_API_AUTH_STRING.value()))
+    return _with_deployments(reached) if answered else reached
+
+
+def _redact_prefect(result: CheckResult) -> CheckResult:
+    """``result`` with the Prefect credentials of this process, should one appear, hidden."""
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY
+
+    detail = result.detail
+    for value in (PREFECT_API_AUTH_STRING.value(), PREFECT_API_KEY.value()):
+        secret = _secret_text(value)
+        if secret:
+            detail = detail.replace(secret, "***")
+    return CheckResult(result.name, result.ok, detail)
+
+
 # ------------------------------------------------------------------ all of them
 
 
@@ -778,6 +990,7 @@ def iter_checks(
     ``load``: how to read the settings instead (see ``check_settings``)."""
     result, settings = check_settings(env, mysql_password, pii_salt, load)
     yield result
+    yield _redact_prefect(_guarded("prefect", check_prefect, "Prefect"))
     if settings is None:
         yield from (_not_checked(name, "valid settings (see settings)") for name in LATER_CHECKS)
         return

@@ -18,12 +18,17 @@ resolves them, runs nothing) without checking any permission.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import ipaddress
 import os
 import secrets
 import shutil
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 from google.auth.credentials import AnonymousCredentials, Credentials
@@ -34,6 +39,7 @@ from partyhelp_pipeline.preflight import (
     LATER_CHECKS,
     CheckResult,
     cheap_checks,
+    check_prefect,
     check_settings,
     location_problem,
     main_check,
@@ -42,14 +48,24 @@ from partyhelp_pipeline.preflight import (
 )
 from partyhelp_pipeline.settings import EMULATOR_VARIABLES, load_settings
 from partyhelp_pipeline.spec import TABLES
+from tests.alerting import private_prefect_server, using_prefect_server
 from tests.conftest import READER_PASSWORD, admin_connection, create_bucket
-from tests.emulators import PortTaken, PrivateEmulators, free_port, private_emulators
+from tests.emulators import PortTaken, PrivateEmulators, env_vars, free_port, private_emulators
 from tests.faultkit import Source, new_target, source_database
 
 pytestmark = pytest.mark.usefixtures("stack")
 
 PLAN_CHECKS = [check for name in TABLES for check in (f"plan {name}", f"freshness {name}")]
-ALL_CHECKS = ["settings", "mysql", "bucket", "location", "bigquery", "drift", *PLAN_CHECKS]
+ALL_CHECKS = [
+    "settings",
+    "prefect",
+    "mysql",
+    "bucket",
+    "location",
+    "bigquery",
+    "drift",
+    *PLAN_CHECKS,
+]
 PROJECT = "partyhelp-test"
 
 
@@ -147,6 +163,7 @@ def test_healthy_configuration_passes_and_leaves_the_bucket_as_it_was(
     assert "will be created in PARTYHELP_BQ_LOCATION=US" in checks["location"].detail
     assert f"gs://{bucket} is in {bucket_location(bucket)}" in checks["location"].detail
     assert "emulator, which checks no permissions" in checks["bigquery"].detail
+    assert checks["prefect"].detail == session_prefect_line()
     for spec in TABLES.values():
         rows = source_count(source.database, spec.source_table)
         assert checks[f"plan {spec.name}"].detail.startswith(
@@ -187,10 +204,11 @@ def test_two_missing_settings_are_named_at_once(env: dict[str, str]) -> None:
     assert settings.name == "settings" and not settings.ok
     assert "PARTYHELP_MYSQL_HOST is not set" in settings.detail
     assert "PARTYHELP_GCS_BUCKET is not set" in settings.detail
-    assert [r.name for r in results[1:]] == list(LATER_CHECKS)
+    assert results[1].name == "prefect" and results[1].ok  # it needs no setting of ours
+    assert [r.name for r in results[2:]] == list(LATER_CHECKS)
     assert all(
         not r.ok and r.detail == "not checked: needs valid settings (see settings)"
-        for r in results[1:]
+        for r in results[2:]
     )
 
 
@@ -394,6 +412,7 @@ def test_main_check_prints_one_line_per_check_and_exits_0_or_1(env: dict[str, st
     assert len(lines) == len(ALL_CHECKS) - len(PLAN_CHECKS) + 1
     assert [line[:6] for line in lines] == [
         "ok    ",
+        "ok    ",
         "FAIL  ",
         "ok    ",
         "ok    ",
@@ -401,7 +420,7 @@ def test_main_check_prints_one_line_per_check_and_exits_0_or_1(env: dict[str, st
         "FAIL  ",
         "FAIL  ",
     ]
-    assert lines[1].startswith("FAIL  mysql: cannot connect to MySQL at 127.0.0.1:3306")
+    assert lines[2].startswith("FAIL  mysql: cannot connect to MySQL at 127.0.0.1:3306")
 
 
 # ------------------------------------------------------------------ the rules, as data
@@ -443,3 +462,168 @@ def test_write_privileges_reads_show_grants_lines() -> None:
 )
 def test_location_rule(bucket: str, dataset: str, ok: bool) -> None:
     assert (location_problem(bucket, dataset) is None) == ok
+
+
+# ------------------------------------------------------------------ how Prefect is reached
+
+
+@contextmanager
+def prefect_client(url: str, auth_string: str | None = None) -> Iterator[None]:
+    """This process's Prefect client pointed at ``url``, with ``auth_string`` or, when None,
+    none at all (even if the session's stack runs authenticated)."""
+    from prefect.settings import PREFECT_API_AUTH_STRING, temporary_settings
+
+    session_string = os.environ.pop("PREFECT_API_AUTH_STRING", None)
+    string = (
+        temporary_settings({PREFECT_API_AUTH_STRING: auth_string})
+        if auth_string
+        else temporary_settings(restore_defaults={PREFECT_API_AUTH_STRING})
+    )
+    try:
+        extra = {"PREFECT_API_AUTH_STRING": auth_string} if auth_string else {}
+        with using_prefect_server(url), env_vars(extra), string:
+            yield
+    finally:
+        if session_string is not None:
+            os.environ["PREFECT_API_AUTH_STRING"] = session_string
+
+
+def session_prefect_line() -> str:
+    """The ``prefect`` detail the session's own server gives (run authenticated or not)."""
+    url = os.environ["PREFECT_API_URL"].rstrip("/")
+    if os.environ.get("PREFECT_API_AUTH_STRING"):
+        return f"authenticated server at {url} (basic authentication)"
+    return f"open server at {url} (no authentication; fine on loopback only)"
+
+
+def non_loopback_address() -> str:
+    """An address of this machine that is not loopback (the one its default route uses)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.123", 9))  # UDP: picks the route's source, sends nothing
+        address = str(probe.getsockname()[0])
+    assert not ipaddress.ip_address(address).is_loopback, address
+    return address
+
+
+@contextmanager
+def tcp_forwarder(listen_host: str, target_port: int) -> Iterator[int]:
+    """A real TCP forwarder (threads copying bytes, no fake): ``listen_host:<port>`` to
+    ``127.0.0.1:target_port``; yields the port. The stack's servers bind 127.0.0.1 only
+    (``HOST`` in scripts/stack.sh), so this is how a server is reached off loopback."""
+    listener = socket.create_server((listen_host, 0))
+    stop = threading.Event()
+
+    def pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", target_port))
+            for ends in ((client, upstream), (upstream, client)):
+                threading.Thread(target=pipe, args=ends, daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        stop.set()
+        listener.close()
+
+
+@pytest.fixture(scope="module")
+def open_server(stack: None) -> Iterator[str]:
+    """A private Prefect server without authentication, on 127.0.0.1; its API URL."""
+    with private_prefect_server() as url:
+        yield url
+
+
+def test_the_session_s_server_on_loopback_passes() -> None:
+    result = check_prefect()
+    assert result.ok, result.line
+    assert result.detail == session_prefect_line()
+
+
+def test_an_authenticated_server_passes_and_a_wrong_string_fails(stack: None) -> None:
+    auth = f"admin:{secrets.token_hex(12)}"
+    wrong = f"admin:wrong-{secrets.token_hex(12)}"
+    with private_prefect_server(PREFECT_SERVER_API_AUTH_STRING=auth) as url:
+        with prefect_client(url, auth):
+            passed = check_prefect()
+        with prefect_client(url, wrong):
+            refused = check_prefect()
+        with prefect_client(url):
+            without = check_prefect()
+    assert passed.ok and passed.detail == f"authenticated server at {url} (basic authentication)"
+    assert not refused.ok
+    assert refused.detail.startswith(f"the server at {url} refused PREFECT_API_AUTH_STRING")
+    assert not without.ok  # no string: the server refuses, and the line says what to set
+    assert without.detail.startswith(f"the server at {url} asks for authentication: set PREFECT_")
+    for result in (passed, refused, without):
+        for string in (auth, wrong):
+            assert string not in result.line and string.split(":")[1] not in result.line
+
+
+def test_an_open_server_off_loopback_fails_naming_the_risk(open_server: str) -> None:
+    address = non_loopback_address()
+    port = int(open_server.rsplit(":", 1)[1].split("/")[0])
+    with tcp_forwarder(address, port) as forwarded:
+        url = f"http://{address}:{forwarded}/api"
+        with prefect_client(url):
+            result = check_prefect()
+    assert not result.ok
+    assert result.line == (
+        f"FAIL  prefect: open server at {url}: anyone who reaches it reads the MySQL password "
+        "through its API (POST /api/block_documents/filter); turn on basic authentication "
+        "(PREFECT_SERVER_API_AUTH_STRING on the server, PREFECT_API_AUTH_STRING here) and "
+        "keep it inside your network: docs/OPERATIONS.md, 'The control plane'"
+    )
+
+
+def test_a_server_that_does_not_answer_fails_naming_it(stack: None) -> None:
+    # A real socket that listens and never answers: the request hangs until its timeout.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/api"
+        with prefect_client(url):
+            started = time.monotonic()
+            result = check_prefect()
+            waited = time.monotonic() - started
+    assert 9 < waited < 15
+    assert not result.ok
+    assert result.detail.startswith(f"the Prefect server at {url} did not answer within 10 s")
+
+
+def test_a_secret_in_a_deployment_s_job_variables_fails_without_its_value(
+    open_server: str,
+) -> None:
+    from prefect.client.orchestration import get_client
+
+    password = f"mysql-{secrets.token_hex(12)}"
+    name = f"plain-{secrets.token_hex(4)}"
+    with prefect_client(open_server):
+        with get_client(sync_client=True) as client:
+            flow_id = client.create_flow_from_name("partyhelp-bigquery-sync")
+            client.create_deployment(
+                flow_id, name, job_variables={"env": {"PARTYHELP_MYSQL_PASSWORD": password}}
+            )
+            client.create_deployment(  # a block reference is not a plain value
+                flow_id,
+                f"{name}-ref",
+                job_variables={"env": {"PARTYHELP_PII_SALT": "{{ prefect.blocks.secret.s }}"}},
+            )
+        result = run_checks(None)[1]
+    assert result.name == "prefect" and not result.ok
+    assert result.detail == (
+        f"open server at {open_server} (no authentication; fine on loopback only); "
+        f"deployment partyhelp-bigquery-sync/{name} holds PARTYHELP_MYSQL_PASSWORD (in "
+        "job_variables.env) in plain text, readable by anyone who may read deployments: "
+        "remove it and keep it in a Secret block named by PARTYHELP_MYSQL_PASSWORD_BLOCK"
+    )
+    assert password not in result.line
