@@ -541,7 +541,8 @@ def tcp_forwarder(listen_host: str, target_port: int) -> Iterator[int]:
 @pytest.fixture(scope="module")
 def open_server(stack: None) -> Iterator[str]:
     """A private Prefect server without authentication, on 127.0.0.1; its API URL."""
-    with private_prefect_server() as url:
+    # Open whatever the session's stack runs with (CI's is authenticated).
+    with private_prefect_server(PARTYHELP_PREFECT_AUTH_STRING="") as url:
         yield url
 
 
@@ -554,7 +555,7 @@ def test_the_session_s_server_on_loopback_passes() -> None:
 def test_an_authenticated_server_passes_and_a_wrong_string_fails(stack: None) -> None:
     auth = f"admin:{secrets.token_hex(12)}"
     wrong = f"admin:wrong-{secrets.token_hex(12)}"
-    with private_prefect_server(PREFECT_SERVER_API_AUTH_STRING=auth) as url:
+    with private_prefect_server(PARTYHELP_PREFECT_AUTH_STRING=auth) as url:
         with prefect_client(url, auth):
             passed = check_prefect()
         with prefect_client(url, wrong):

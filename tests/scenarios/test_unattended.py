@@ -246,8 +246,9 @@ def test_the_check_command_prints_a_line_per_check_and_exits_by_outcome(source: 
     )
     assert good.returncode == 0, good.stdout + good.stderr
     lines = good.stdout.splitlines()
-    assert [line.split()[1].rstrip(":") for line in lines[:6]] == [
+    assert [line.split()[1].rstrip(":") for line in lines[:7]] == [
         "settings",
+        "prefect",
         "mysql",
         "bucket",
         "location",
