@@ -36,6 +36,7 @@ from tests.faultkit import (
     sync_on,
     table_states,
 )
+from tests.partyhelp_pipeline.test_preflight import ALL_CHECKS
 
 pytestmark = pytest.mark.usefixtures("stack", "emulators")  # emulators: conftest.py
 
@@ -246,15 +247,7 @@ def test_the_check_command_prints_a_line_per_check_and_exits_by_outcome(source: 
     )
     assert good.returncode == 0, good.stdout + good.stderr
     lines = good.stdout.splitlines()
-    assert [line.split()[1].rstrip(":") for line in lines[:7]] == [
-        "settings",
-        "prefect",
-        "mysql",
-        "bucket",
-        "location",
-        "bigquery",
-        "drift",
-    ]
+    assert [line.split()[1].rstrip(":") for line in lines[:7]] == ALL_CHECKS[:7]
     assert all(line.startswith("ok ") for line in lines), lines
     bad = subprocess.run(
         [sys.executable, "-m", "flows.partyhelp_sync", "check"],
