@@ -7,11 +7,10 @@ benchmark) nothing of Prefect is imported.
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any
 
-from partyhelp_pipeline.logs import Logger
+from partyhelp_pipeline.logs import Logger, prefect_loaded
 
 
 class ChunkProgress:
@@ -84,7 +83,7 @@ class ChunkProgress:
 def create_progress_artifact(log: Logger, key: str, description: str) -> Any:
     """A Prefect progress artifact at 0 %, when running inside a Prefect task run; else
     (or when the API refuses it) None."""
-    if "prefect.context" not in sys.modules:  # not imported: surely not in a task run
+    if not prefect_loaded():  # surely not in a task run
         return None
     from prefect.context import TaskRunContext
 

@@ -27,7 +27,7 @@ from partyhelp_pipeline.errors import (
     is_transient_mysql_error,
     mysql_error_code,
 )
-from partyhelp_pipeline.logs import get_logger
+from partyhelp_pipeline.logs import get_logger, prefect_loaded
 from partyhelp_pipeline.settings import (
     ConfigError,
     DriverChoice,
@@ -70,6 +70,8 @@ def _driver_module(choice: str) -> Any:
 
 def _run_key() -> str:
     """The current flow run's id ("" outside a run): the driver is named once per run."""
+    if not prefect_loaded():
+        return ""
     try:
         from prefect.runtime import flow_run
 
