@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from partyhelp_pipeline.errors import BadDataError
-from partyhelp_pipeline.spec import TYPES, Column, TableSpec
+from partyhelp_pipeline.spec import LOOKUP_KEY, TYPES, Column, TableSpec
 
 EXAMPLES_PER_COUNTER = 5
 INT64_MAX = 2**63 - 1
@@ -267,18 +267,22 @@ def _pii_column(
 
 def wire_types(spec: TableSpec, names: Sequence[str]) -> list[pa.DataType]:
     """The Arrow type each query column arrives in: its wire type's (``spec/types.py``)."""
-    wire = {q.name: TYPES[q.wire_type].arrow for q in spec.query_plan}
+    wire = {LOOKUP_KEY: pa.int64(), **{q.name: TYPES[q.wire_type].arrow for q in spec.query_plan}}
     return [wire[name] for name in names]
 
 
 def to_columns(
-    context: BatchContext, names: Sequence[str], rows: Sequence[Sequence[Any]]
+    context: BatchContext,
+    names: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    key_name: str | None = None,
 ) -> dict[str, pa.Array]:
     """Source rows (wire form) as one Arrow array per query column.
 
     One Arrow conversion of the whole batch as a struct (no per-column Python lists); a
     value that does not fit its type falls back to the column-by-column path, which names
-    the column and row or decodes bytes that a binary collation handed back.
+    the column and row (its ``key_name`` column, the primary key by default) or decodes
+    bytes that a binary collation handed back.
     """
     spec = context.spec
     types = wire_types(spec, names)
@@ -289,7 +293,7 @@ def to_columns(
         except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError):
             pass
     raw = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-    key_values = raw[list(names).index(spec.primary_key)]
+    key_values = raw[list(names).index(key_name or spec.primary_key)]
     return {
         name: _column_array(spec, name, arrow_type, values, key_values)
         for name, arrow_type, values in zip(names, types, raw, strict=True)

@@ -40,6 +40,7 @@ from partyhelp_pipeline.errors import (
 from partyhelp_pipeline.export_target import ExportTarget
 from partyhelp_pipeline.freshness import NO_LIMITS, Limits
 from partyhelp_pipeline.logs import Logger, get_logger
+from partyhelp_pipeline.lookups import LookupTable, read_lookups
 from partyhelp_pipeline.parts import GcsPartStore, PartStore, PartUploader, StreamingPartStore
 from partyhelp_pipeline.pipelining import pause_cyclic_gc, prefetch
 from partyhelp_pipeline.progress import ChunkProgress
@@ -139,11 +140,13 @@ def plan_export(
 
 
 def arrow_batches(
-    context: BatchContext, batches: Iterable[tuple[Sequence[str], Sequence[tuple[Any, ...]]]]
+    context: BatchContext,
+    batches: Iterable[tuple[Sequence[str], Sequence[tuple[Any, ...]]]],
+    lookups: Sequence[LookupTable] = (),
 ) -> Iterator[dict[str, pa.Array]]:
-    """Each batch of source rows as Arrow columns; the rows (Python objects) are made and
-    freed inside collector pauses (see ``pipelining.CyclicGcPause``): the reader frees a
-    batch when it fetches the next, inside the next pause."""
+    """Each batch of source rows as Arrow columns, the lookups' joined; the rows (Python
+    objects) are made and freed inside collector pauses (see ``pipelining.CyclicGcPause``):
+    the reader frees a batch when it fetches the next, inside the next pause."""
     rows_batches = iter(batches)
     while True:
         with pause_cyclic_gc():
@@ -152,6 +155,8 @@ def arrow_batches(
                 return
             columns = to_columns(context, *batch)
             del batch  # ours; the reader keeps the rows until its next fetch
+        for lookup in lookups:
+            lookup.join(columns)
         yield columns
 
 
@@ -173,12 +178,13 @@ def _stream_chunk(
     fields = avro.table_fields(context.columns)
     tally = ChunkTally(money_cents={c.name: 0 for c in context.spec.money_columns})
     sizer = BatchSizer(target.batch_rows)
-    batches = stream_rows(
-        connection, target.source.driver, flattening_query(context.spec), params, sizer
-    )
+    driver = target.source.driver
+    lookups = read_lookups(connection, driver, context, params)  # in the chunk's snapshot
+    batches = stream_rows(connection, driver, flattening_query(context.spec), params, sizer)
     # The reader thread also turns each batch into Arrow columns at once, so only the batch
     # being read exists as Python objects: memory stays flat and small.
-    for source_columns in prefetch(arrow_batches(context, batches), thread_name="mysql-reader"):
+    arrow = arrow_batches(context, batches, lookups)
+    for source_columns in prefetch(arrow, thread_name="mysql-reader"):
         converted = convert_columns(context, source_columns, tally.quality)
         encoded = avro.encode_records(fields, converted.arrays)
         sizer.observe(encoded.num_rows, encoded.nbytes)

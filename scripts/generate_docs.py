@@ -27,6 +27,7 @@ from partyhelp_pipeline.spec.sql import (
     flattening_query,
     freshness_query,
     health_view_query,
+    lookup_query,
     period_view_query,
     totals_query,
     view_query,
@@ -43,11 +44,27 @@ SQL_HEADER = (
 )
 
 
+def _lookups_sentence(spec: TableSpec) -> str:
+    if not spec.lookups:
+        return ""
+    each = ", ".join(
+        f"`{lookup.join.table}` on `{lookup.join.parent}` "
+        f"(`sql/source/lookups/{spec.name}.{lookup.join.table}.sql`)"
+        for lookup in spec.lookups
+    )
+    return f" Joined in Arrow, read once per chunk in its snapshot: {each}."
+
+
 def render_sql_files() -> dict[Path, str]:
     """Every generated SQL file and its text: what the sync runs, verbatim."""
     files = {}
     for spec in TABLES.values():
         files[ROOT / "sql" / "source" / f"{spec.name}.sql"] = SQL_HEADER + flattening_query(spec)
+        for lookup in spec.lookups:
+            name = f"{spec.name}.{lookup.join.table}.sql"
+            files[ROOT / "sql" / "source" / "lookups" / name] = SQL_HEADER + lookup_query(
+                spec, lookup
+            )
         files[ROOT / "sql" / "source" / "totals" / f"{spec.name}.sql"] = SQL_HEADER + totals_query(
             spec
         )
@@ -156,7 +173,7 @@ def render() -> str:
             spec.description,
             "",
             f"Source: `{spec.source_table}` (query `sql/source/{spec.name}.sql`), "
-            f"primary key `{spec.primary_key}`.",
+            f"primary key `{spec.primary_key}`.{_lookups_sentence(spec)}",
             "",
         ]
         lines += _column_rows(spec.columns)
@@ -260,6 +277,7 @@ def main() -> int:
             print(f"{path} is out of date: run python -m scripts.generate_docs", file=sys.stderr)
         return 1 if stale else 0
     for path in stale:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(outputs[path], encoding="utf-8")
         print(f"wrote {path}")
     return 0

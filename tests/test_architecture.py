@@ -31,6 +31,7 @@ STAGES = [
     "source",
     "drift",
     "batches",
+    "lookups",
     "avro_encoding",
     "clients",
     "manifest",

@@ -11,9 +11,13 @@ hashes. Identifiers come from the specs, never from input.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from partyhelp_pipeline.spec.tables import (
+    LOOKUP_KEY,
     AuditViewSpec,
+    Join,
+    Lookup,
     PeriodViewSpec,
     QueryColumn,
     TableSpec,
@@ -48,9 +52,9 @@ def _select_item(column: QueryColumn) -> str:
     return f"    {expression:<{_ALIGN - 1}} AS {quote(column.name)}"
 
 
-def _from_clause(spec: TableSpec) -> list[str]:
-    lines = [f"FROM {quote(spec.source_table)} AS {quote(spec.alias)}"]
-    for join in spec.joins:
+def _from_clause(table: str, alias: str, joins: Iterable[Join]) -> list[str]:
+    lines = [f"FROM {quote(table)} AS {quote(alias)}"]
+    for join in joins:
         key = mysql_source(f"{join.alias}.{join.key}")
         lines.append(
             f"LEFT JOIN {quote(join.table)} AS {quote(join.alias)} ON {key} = "
@@ -64,19 +68,45 @@ def _key_range(spec: TableSpec) -> str:
     return f"WHERE {key} BETWEEN %(first_id)s AND %(last_id)s"
 
 
-def flattening_query(spec: TableSpec) -> str:
-    """One row per driving row, in key order, every value in its wire form."""
-    items = [_select_item(column) for column in spec.query_plan]
+def flattening_query(spec: TableSpec, *, lookups_in_arrow: bool = True) -> str:
+    """One row per driving row, in key order, every value in its wire form.
+
+    The export reads the lookups' columns (``Join.lookup``) with ``lookup_query`` and joins
+    them in Arrow; ``lookups_in_arrow=False`` makes every join here instead, returning every
+    column: the same rows in one query (the benchmarks' floor, the tests' reference)."""
+    plan = spec.main_plan if lookups_in_arrow else spec.query_plan
+    joins = spec.main_joins if lookups_in_arrow else spec.joins
     return (
         "\n".join(
             [
                 # no "%" in a comment: the drivers format the query with the parameters
                 f"-- {spec.name}: {spec.description.replace('%', ' percent')}",
                 "SELECT",
-                ",\n".join(items),
-                *_from_clause(spec),
+                ",\n".join(_select_item(column) for column in plan),
+                *_from_clause(spec.source_table, spec.alias, joins),
                 _key_range(spec),
                 f"ORDER BY {mysql_source(f'{spec.alias}.{spec.key_column}')}",
+            ]
+        )
+        + "\n"
+    )
+
+
+def lookup_query(spec: TableSpec, lookup: Lookup) -> str:
+    """Every row of a lookup's table (with the joins made from it), keyed by the column the
+    main query's rows join on; run once per chunk, in the chunk's snapshot."""
+    join = lookup.join
+    key = TYPES["INT64"].wire_sql(mysql_source(f"{join.alias}.{join.key}"))
+    return (
+        "\n".join(
+            [
+                f"-- {spec.name}: lookup {join.table}, joined in Arrow on {join.parent}",
+                "SELECT",
+                ",\n".join(
+                    [f"    {key:<{_ALIGN - 1}} AS {quote(LOOKUP_KEY)}"]
+                    + [_select_item(column) for column in lookup.columns]
+                ),
+                *_from_clause(join.table, join.alias, lookup.nested),
             ]
         )
         + "\n"

@@ -95,6 +95,10 @@ class Join:
     alias: str
     key: str
     parent: str  # ``alias.column`` of a table joined before
+    # A lookup: a small table on an integer key, read whole once per chunk in the chunk's
+    # snapshot (with the joins made from it) and joined in Arrow, instead of probed by the
+    # server once per row. Its parent must be an INT64 query column of the main query.
+    lookup: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,25 @@ class QueryColumn:
     source: str
     wire_type: BigQueryType
     pii: bool = False
+
+
+LOOKUP_KEY = "lookup_key"  # the name of a lookup query's key column
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A lookup join (``Join.lookup``), the joins made from its table, and the query
+    columns they provide: one query per chunk, joined in Arrow on ``parent_column``."""
+
+    join: Join
+    nested: tuple[Join, ...]
+    parent_column: str  # the main query's column that holds ``join.parent``
+    columns: tuple[QueryColumn, ...]
+
+    @property
+    def aliases(self) -> frozenset[str]:
+        """The aliases this lookup's query reads."""
+        return frozenset([self.join.alias, *(j.alias for j in self.nested)])
 
 
 @dataclass(frozen=True)
@@ -166,6 +189,8 @@ class TableSpec:
             0 < self.freshness.warn_after_hours <= self.freshness.error_after_hours
         ):
             raise ValueError(f"{self.name}: freshness needs 0 < warn_after <= error_after")
+        if self.lookups and LOOKUP_KEY in self.query_columns:
+            raise ValueError(f"{self.name}: {LOOKUP_KEY} is the name of a lookup's key")
 
     @property
     def freshness_source(self) -> str | None:
@@ -231,6 +256,43 @@ class TableSpec:
                     planned[name] = QueryColumn(name, own.source or "", wire)
         return tuple(planned.values())
 
+    @cached_property
+    def lookups(self) -> tuple[Lookup, ...]:
+        """The lookup joins, each with the joins made from its table (see ``Join.lookup``)."""
+        groups: list[tuple[Join, list[Join]]] = []
+        for join in self.joins:
+            parent_alias = split_source(join.parent)[0]
+            group = next((g for g in groups if parent_alias in _aliases(*g)), None)
+            if group is not None:
+                group[1].append(join)
+            elif join.lookup:
+                groups.append((join, []))
+        return tuple(self._lookup(join, nested) for join, nested in groups)
+
+    def _lookup(self, join: Join, nested: list[Join]) -> Lookup:
+        aliases = _aliases(join, nested)
+        parents = [q for q in self.query_plan if q.source == join.parent]
+        if not parents or parents[0].wire_type != "INT64" or join.parent.split(".")[0] in aliases:
+            raise ValueError(
+                f"{self.name}: lookup {join.table} needs {join.parent} as an INT64 query column"
+            )
+        if any(j.lookup for j in nested):
+            raise ValueError(f"{self.name}: a join from lookup {join.table} is made in its query")
+        columns = tuple(q for q in self.query_plan if split_source(q.source)[0] in aliases)
+        return Lookup(join, tuple(nested), parents[0].name, columns)
+
+    @property
+    def main_joins(self) -> tuple[Join, ...]:
+        """The joins the main query makes: those of no lookup."""
+        in_lookups = {j for lookup in self.lookups for j in (lookup.join, *lookup.nested)}
+        return tuple(j for j in self.joins if j not in in_lookups)
+
+    @property
+    def main_plan(self) -> tuple[QueryColumn, ...]:
+        """The query columns the main query returns: those no lookup provides."""
+        provided = {q.name for lookup in self.lookups for q in lookup.columns}
+        return tuple(q for q in self.query_plan if q.name not in provided)
+
     @property
     def query_columns(self) -> tuple[str, ...]:
         """The names of the columns the source query returns."""
@@ -256,6 +318,10 @@ class TableSpec:
     def bigquery_schema(self, include_pii: bool = False) -> list[dict[str, str]]:
         """The BigQuery schema (REST representation) with column descriptions."""
         return [c.bigquery_field() for c in self.output_columns(include_pii)]
+
+
+def _aliases(join: Join, nested: Iterable[Join]) -> set[str]:
+    return {join.alias, *(j.alias for j in nested)}
 
 
 def _id(name: str, source: str, what: str) -> Column:
@@ -388,7 +454,7 @@ PH_VENUES = TableSpec(
     description="One row per venue, flattened with its area name; balance as at the sync.",
     source_table="venues",
     alias="v",
-    joins=(Join("areas", "a", "id", "v.area_id"),),
+    joins=(Join("areas", "a", "id", "v.area_id", lookup=True),),
     primary_key="venue_id",
     cluster_by=("venue_id",),
     # A venue row changes with each purchase (its balance): quiet for days is possible.
@@ -439,8 +505,8 @@ PH_LEAD_PURCHASES = TableSpec(
     joins=(
         Join("leads", "l", "id", "lp.lead_id"),
         _OCCASION_LABEL,
-        Join("venues", "v", "id", "lp.venue_id"),
-        Join("areas", "a", "id", "v.area_id"),
+        Join("venues", "v", "id", "lp.venue_id", lookup=True),
+        Join("areas", "a", "id", "v.area_id"),  # in the venues lookup's query
     ),
     primary_key="lead_purchase_id",
     cluster_by=("venue_id", "occasion_type"),
@@ -499,7 +565,7 @@ PH_CREDIT_TRANSACTIONS = TableSpec(
     description="One row per credit movement of a venue: top-ups, purchases, refunds.",
     source_table="credit_transactions",
     alias="ct",
-    joins=(Join("venues", "v", "id", "ct.venue_id"),),
+    joins=(Join("venues", "v", "id", "ct.venue_id", lookup=True),),
     primary_key="credit_transaction_id",
     cluster_by=("venue_id", "type"),
     freshness=Freshness("created_at", warn_after_hours=48, error_after_hours=120),
@@ -545,7 +611,7 @@ PH_LEAD_MATCHES = TableSpec(
     description="One row per lead-venue match, for the notified -> viewed -> purchased funnel.",
     source_table="lead_matches",
     alias="lm",
-    joins=(Join("venues", "v", "id", "lm.venue_id"),),
+    joins=(Join("venues", "v", "id", "lm.venue_id", lookup=True),),
     primary_key="lead_match_id",
     cluster_by=("venue_id", "status"),
     # Matches are written when a lead is distributed, and change when a venue acts.

@@ -3,7 +3,6 @@
 SELECT
     `ct`.`id`                                                         AS `credit_transaction_id`,
     `ct`.`venue_id`                                                   AS `venue_id`,
-    `v`.`business_name`                                               AS `venue_business_name`,
     `ct`.`type`                                                       AS `type`,
     CAST(`ct`.`amount` * 100 AS SIGNED)                               AS `amount`,
     CAST(`ct`.`balance_after` * 100 AS SIGNED)                        AS `balance_after`,
@@ -13,6 +12,5 @@ SELECT
     `ct`.`admin_note`                                                 AS `admin_note`,
     CAST(UNIX_TIMESTAMP(`ct`.`created_at`) * 1000000 AS SIGNED)       AS `created_at`
 FROM `credit_transactions` AS `ct`
-LEFT JOIN `venues` AS `v` ON `v`.`id` = `ct`.`venue_id`
 WHERE `ct`.`id` BETWEEN %(first_id)s AND %(last_id)s
 ORDER BY `ct`.`id`

@@ -10,15 +10,11 @@ SELECT
     `l`.`guest_count`                                                 AS `guest_count`,
     `l`.`suburb`                                                      AS `lead_suburb`,
     `lp`.`lead_status`                                                AS `lead_status`,
-    `v`.`business_name`                                               AS `venue_business_name`,
-    `a`.`name`                                                        AS `venue_area_name`,
     CAST(`lp`.`amount_paid` * 100 AS SIGNED)                          AS `amount_paid`,
     `lp`.`discount_percent`                                           AS `discount_percent`,
     CAST(UNIX_TIMESTAMP(`lp`.`created_at`) * 1000000 AS SIGNED)       AS `purchased_at`
 FROM `lead_purchases` AS `lp`
 LEFT JOIN `leads` AS `l` ON `l`.`id` = `lp`.`lead_id`
 LEFT JOIN `occasion_types` AS `ot` ON `ot`.`key` = `l`.`occasion_type`
-LEFT JOIN `venues` AS `v` ON `v`.`id` = `lp`.`venue_id`
-LEFT JOIN `areas` AS `a` ON `a`.`id` = `v`.`area_id`
 WHERE `lp`.`id` BETWEEN %(first_id)s AND %(last_id)s
 ORDER BY `lp`.`id`

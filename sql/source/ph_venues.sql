@@ -4,7 +4,6 @@ SELECT
     `v`.`id`                                                          AS `venue_id`,
     `v`.`business_name`                                               AS `business_name`,
     `v`.`area_id`                                                     AS `area_id`,
-    `a`.`name`                                                        AS `area_name`,
     `v`.`suburb`                                                      AS `suburb`,
     `v`.`state`                                                       AS `state`,
     `v`.`postcode`                                                    AS `postcode`,
@@ -14,6 +13,5 @@ SELECT
     CAST(UNIX_TIMESTAMP(`v`.`last_activity_at`) * 1000000 AS SIGNED)  AS `last_activity_at`,
     CAST(UNIX_TIMESTAMP(`v`.`created_at`) * 1000000 AS SIGNED)        AS `created_at`
 FROM `venues` AS `v`
-LEFT JOIN `areas` AS `a` ON `a`.`id` = `v`.`area_id`
 WHERE `v`.`id` BETWEEN %(first_id)s AND %(last_id)s
 ORDER BY `v`.`id`

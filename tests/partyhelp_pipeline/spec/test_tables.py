@@ -10,13 +10,14 @@ import pytest
 
 from partyhelp_pipeline.avro_encoding import table_schema
 from partyhelp_pipeline.spec import (
+    LOOKUP_KEY,
     SALES_BILLING_SUMMARY,
     TABLES,
     Column,
     TableSpec,
     select_tables,
 )
-from partyhelp_pipeline.spec.sql import flattening_query, totals_query
+from partyhelp_pipeline.spec.sql import flattening_query, lookup_query, totals_query
 from tests.conftest import ROOT, admin_connection, create_source_database, drop_database
 
 # The users' proposal, the contract the tables honour: a verbatim copy in the repository, so
@@ -179,8 +180,11 @@ def test_sql_files_are_generated_from_the_specs() -> None:
     from scripts.generate_docs import render_sql_files
 
     generated = render_sql_files()
-    # + ph_sales_billing_summary, ph_sales_by_financial_period, ph_sync_freshness
-    assert len(generated) == 2 * len(TABLES) + 4
+    # + ph_sales_billing_summary, ph_sales_by_financial_period, ph_sync_freshness, and
+    # ph_sync_health; a query per lookup
+    lookups = sum(len(spec.lookups) for spec in TABLES.values())
+    assert lookups == 4
+    assert len(generated) == 2 * len(TABLES) + 4 + lookups
     for path, text in generated.items():
         assert path.read_text(encoding="utf-8") == text, (
             f"{path} is stale: run python -m scripts.generate_docs"
@@ -201,12 +205,20 @@ def empty_source(stack: None) -> Iterator[str]:
 @pytest.mark.parametrize("table", list(TABLES))
 def test_queries_return_exactly_the_columns_the_spec_needs(empty_source: str, table: str) -> None:
     spec = TABLES[table]
+    params = {"first_id": 0, "last_id": 10, "include_pii": 0}
     with admin_connection(empty_source) as connection, connection.cursor() as cursor:
-        cursor.execute(flattening_query(spec), {"first_id": 0, "last_id": 10, "include_pii": 0})
+        cursor.execute(flattening_query(spec), params)
         returned = [d[0] for d in cursor.description]
+        for lookup in spec.lookups:
+            cursor.execute(lookup_query(spec, lookup), params)
+            assert cursor.description[0][0] == LOOKUP_KEY
+            returned += [d[0] for d in cursor.description[1:]]
+        cursor.execute(flattening_query(spec, lookups_in_arrow=False), params)
+        every_join_in_sql = [d[0] for d in cursor.description]
         cursor.execute(totals_query(spec), {"first_id": 0, "last_id": 10})
         totals = [d[0] for d in cursor.description]
     assert sorted(returned) == sorted(spec.query_columns)
+    assert every_join_in_sql == list(spec.query_columns)
     freshness = ["freshness_newest", "snapshot_at"] if spec.freshness else []
     assert totals == ["row_count", *[c.name for c in spec.money_columns], *freshness]
     for name, _column in spec.source_columns:
@@ -225,7 +237,10 @@ def test_sql_files_bind_values_and_never_format_them() -> None:
     for path in Path(ROOT / "sql" / "source").rglob("*.sql"):
         text = path.read_text()
         assert "{" not in text, path  # no str.format placeholders in source queries
-        assert "%(first_id)s" in text and "%(last_id)s" in text, path
+        if path.parent.name == "lookups":  # a lookup reads its whole (small) table
+            assert "%(first_id)s" not in text and "WHERE" not in text, path
+        else:
+            assert "%(first_id)s" in text and "%(last_id)s" in text, path
 
 
 def test_table_reference_is_generated_from_the_specs() -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from partyhelp_pipeline.clients import bigquery_client
 from partyhelp_pipeline.spec import TABLES, TableSpec
-from partyhelp_pipeline.spec.sql import flattening_query, totals_query
+from partyhelp_pipeline.spec.sql import flattening_query, lookup_query, totals_query
 from tests.conftest import admin_connection
 from tests.faultkit import Source, environment, new_target, source_database, sync_on
 
@@ -92,31 +92,47 @@ def _chunks(source: Source, spec: TableSpec) -> int:
     return chunks
 
 
-def test_each_chunk_streams_its_rows_once_and_sends_one_aggregate(
+def test_each_chunk_streams_its_rows_once_reads_each_lookup_once_and_sends_one_aggregate(
     logged_run: dict[str, Any],
 ) -> None:
     statements = logged_run["statements"]
-    streams, aggregates = Counter(), Counter()
+    counted: dict[str, Counter[str]] = {
+        "stream": Counter(),
+        "aggregate": Counter(),
+        "lookup": Counter(),
+    }
     unclassified = []
     for statement in statements:
         text = statement.strip()
-        kind = next(
-            (
-                (name, "stream")
-                for name, spec in TABLES.items()
-                if _statement_pattern(flattening_query(spec)).fullmatch(text)
-            ),
-            None,
-        ) or next(
-            (
-                (name, "aggregate")
-                for name, spec in TABLES.items()
-                if _statement_pattern(totals_query(spec)).fullmatch(text)
-            ),
-            None,
+        kind = (
+            next(
+                (
+                    (name, "stream")
+                    for name, spec in TABLES.items()
+                    if _statement_pattern(flattening_query(spec)).fullmatch(text)
+                ),
+                None,
+            )
+            or next(
+                (
+                    (name, "aggregate")
+                    for name, spec in TABLES.items()
+                    if _statement_pattern(totals_query(spec)).fullmatch(text)
+                ),
+                None,
+            )
+            or next(
+                (
+                    (name, "lookup")
+                    for name, spec in TABLES.items()
+                    for lookup in spec.lookups
+                    if _statement_pattern(lookup_query(spec, lookup)).fullmatch(text)
+                ),
+                None,
+            )
         )
         if kind:
-            (streams if kind[1] == "stream" else aggregates)[kind[0]] += 1
+            counted[kind[1]][kind[0]] += 1
         elif not _PLANNING.fullmatch(text):
             unclassified.append(text)
     # No other statement reads a source table (session settings, the snapshot, the
@@ -130,8 +146,10 @@ def test_each_chunk_streams_its_rows_once_and_sends_one_aggregate(
     assert readers == []
     for name, spec in TABLES.items():
         chunks = _chunks(logged_run["source"], spec)
-        assert streams[name] == chunks, (name, streams[name], chunks)
-        assert aggregates[name] == chunks, (name, aggregates[name], chunks)
+        assert counted["stream"][name] == chunks, (name, counted["stream"][name], chunks)
+        assert counted["aggregate"][name] == chunks, (name, counted["aggregate"][name], chunks)
+        lookups = chunks * len(spec.lookups)  # read in each chunk's own snapshot
+        assert counted["lookup"][name] == lookups, (name, counted["lookup"][name], lookups)
     assert sum(1 for s in statements if _PLANNING.fullmatch(s.strip())) > len(TABLES)
 
 

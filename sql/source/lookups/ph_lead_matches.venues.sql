@@ -1,0 +1,6 @@
+-- Generated from partyhelp_pipeline/spec by `python -m scripts.generate_docs`; do not edit.
+-- ph_lead_matches: lookup venues, joined in Arrow on lm.venue_id
+SELECT
+    `v`.`id`                                                          AS `lookup_key`,
+    `v`.`business_name`                                               AS `venue_business_name`
+FROM `venues` AS `v`
