@@ -35,10 +35,12 @@ from partyhelp_pipeline.errors import ExportIntegrityError, StorageUnavailableEr
 
 BLOCK_MAX_RAW_BYTES = 4 * 1024 * 1024  # BigQuery reads Avro blocks of up to 16 MB
 # A piece of a resumable upload: a multiple of 256 KiB, as GCS requires of every piece but
-# the last, and the 8 MiB GCS recommends (each request costs the server: fake-gcs-server spends
-# half the CPU on 8 MiB pieces it spends on 2 MiB ones). The library's writer holds at most
-# about one piece in memory; the last piece is sent when the part closes.
-UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
+# the last. The library's writer holds about two pieces at once (its buffer, and the piece
+# read from it to send): 4 MiB pieces keep the export's peak 12 MB lower than 8 MiB ones,
+# for ~0.2 s more of fake-gcs-server's CPU per 70 MB (docs/BENCHMARKS.md, issue 22); at
+# ~12 MB/s of Avro per chunk, a piece leaves every ~0.3 s, far within a request's round trip.
+# The last piece is sent when the part closes.
+UPLOAD_CHUNK_BYTES = 4 * 1024 * 1024
 FEED_BLOCK_BYTES = 1024 * 1024  # one read of the part file, handed to the writer
 SINGLE_REQUEST_MAX_BYTES = 1024 * 1024  # a part closed at most this big goes in one request
 
