@@ -168,12 +168,15 @@ def run_child(
     return result
 
 
-def source_query(table: str, first_id: int, last_id: int) -> str:
-    """The project's flattening query of ``table`` with its parameters filled in."""
+def source_query(table: str, first_id: int, last_id: int, lookups_in_arrow: bool = False) -> str:
+    """The project's flattening query of ``table`` with its parameters filled in: by default
+    with every join in SQL (every column of the table: what the floor and dlt read); with
+    ``lookups_in_arrow`` the export's own main query, whose lookups it joins in Arrow."""
     from partyhelp_pipeline.spec import TABLES
     from partyhelp_pipeline.spec.sql import flattening_query
 
-    lines = flattening_query(TABLES[table]).splitlines()
+    query = flattening_query(TABLES[table], lookups_in_arrow=lookups_in_arrow)
+    lines = query.splitlines()
     sql = "\n".join(line for line in lines if not line.lstrip().startswith("--"))
     return (
         sql.replace("%(first_id)s", str(first_id))

@@ -10,7 +10,8 @@ derived from 1M in seconds: ``python -m benchmarks.seed --purchases 2000000
 * protocol: the ph_lead_purchases query read by connectorx (dlt venv,
   ``benchmarks/cx_protocol.py``) with ``protocol=text`` and ``protocol=binary``;
 * shape: ``mariadb --quick`` to /dev/null of the driving table's scan alone (raw columns),
-  each join of the spec added in turn (raw columns), and the whole query in wire form;
+  each join of the spec added in turn (raw columns), the whole query in wire form, and the
+  export's own reads: its main query (lookups left to Arrow) and each lookup's query;
 * memory: export-gcs and export-local (``benchmarks.paths``) as ``benchmarks.run`` measures
   them, then export-gcs once under ``benchmarks.memory_probe`` without and once with
   tracemalloc;
@@ -55,7 +56,7 @@ def shape_queries(first_id: int, last_id: int) -> dict[str, str]:
     """The spec's flattening query cut down: scan alone, each join added (raw columns), and
     the whole query in wire form (the export's)."""
     from partyhelp_pipeline.spec import TABLES
-    from partyhelp_pipeline.spec.sql import mysql_source, quote
+    from partyhelp_pipeline.spec.sql import lookup_query, mysql_source, quote
 
     spec = TABLES[TABLE]
     key = mysql_source(f"{spec.alias}.{spec.key_column}")
@@ -75,7 +76,16 @@ def shape_queries(first_id: int, last_id: int) -> dict[str, str]:
         queries[label + " (raw columns)"] = "\n".join(
             ["SELECT " + ", ".join(columns), *clauses, tail]
         )
-    queries["whole query, wire form (the export's)"] = run.source_query(TABLE, first_id, last_id)
+    queries["whole query, wire form (every join in SQL)"] = run.source_query(
+        TABLE, first_id, last_id
+    )
+    queries["the export's main query (lookups joined in Arrow)"] = run.source_query(
+        TABLE, first_id, last_id, lookups_in_arrow=True
+    )
+    for lookup in spec.lookups:
+        text = lookup_query(spec, lookup)
+        sql = "\n".join(line for line in text.splitlines() if not line.startswith("--"))
+        queries[f"the export's {lookup.join.table} lookup (once per chunk)"] = sql
     return queries
 
 
