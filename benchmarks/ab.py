@@ -4,7 +4,7 @@
 
 needs the local stack and the ``ph_bench_lp_<rows>`` database (``benchmarks.run`` seeds it).
 Each commit is checked out once into ``benchmarks/.work/ab/<sha>`` (a ``git worktree``) and
-its own ``benchmarks.paths export-gcs`` runs with that tree first on ``PYTHONPATH``, in this
+its own ``benchmarks/paths.py export-gcs`` runs with that tree first on ``PYTHONPATH``, in this
 checkout's venv, through ``benchmarks.run.run_child`` (so the figures are those of
 ``benchmarks.run``: wall and client CPU inside the process, MySQL and fake-gcs-server CPU
 meanwhile, peak RSS). The commits run in a rotated order at every repetition; the table of
@@ -46,7 +46,14 @@ def worktree(commit: str) -> tuple[str, Path]:
 def measure(tree: Path, rows: int, bucket: str) -> dict[str, Any]:
     """One export-gcs of ``rows`` purchases with the code of ``tree``."""
     env = run.export_env(seed.purchases_database(rows), bucket, PYTHONPATH=str(tree))
-    command = [sys.executable, "-m", "benchmarks.paths", "export-gcs", "--table", TABLE]
+    # The tree's script, not ``-m``: ``-m`` would put this checkout (the cwd) first on the path.
+    command = [
+        sys.executable,
+        str(tree / "benchmarks" / "paths.py"),
+        "export-gcs",
+        "--table",
+        TABLE,
+    ]
     try:
         return run.run_child(command, env)
     finally:
