@@ -5,7 +5,7 @@ its columns. Each ``Column`` declares its BigQuery type, its description and its
 expression (``lp.amount_paid``: an aliased column of the FROM/JOIN clause). From that one
 list, with the rules of ``spec/types.py``, everything else is derived:
 
-- the flattening and the totals queries (``spec/sql.py``, rendered into ``sql/source/``),
+- the flattening, lookup and totals queries (``spec/sql.py``, rendered into ``sql/source/``),
 - the columns the drift check looks for in the source and the types it accepts,
 - the Arrow wire types (``batches.py``), the Avro schema (``avro_encoding.py``), the
   BigQuery schema with descriptions, and ``docs/tables.md``.
@@ -123,11 +123,6 @@ class Lookup:
     nested: tuple[Join, ...]
     parent_column: str  # the main query's column that holds ``join.parent``
     columns: tuple[QueryColumn, ...]
-
-    @property
-    def aliases(self) -> frozenset[str]:
-        """The aliases this lookup's query reads."""
-        return frozenset([self.join.alias, *(j.alias for j in self.nested)])
 
 
 @dataclass(frozen=True)
@@ -272,7 +267,7 @@ class TableSpec:
     def _lookup(self, join: Join, nested: list[Join]) -> Lookup:
         aliases = _aliases(join, nested)
         parents = [q for q in self.query_plan if q.source == join.parent]
-        if not parents or parents[0].wire_type != "INT64" or join.parent.split(".")[0] in aliases:
+        if not parents or parents[0].wire_type != "INT64":
             raise ValueError(
                 f"{self.name}: lookup {join.table} needs {join.parent} as an INT64 query column"
             )
