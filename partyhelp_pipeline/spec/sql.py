@@ -27,6 +27,7 @@ from partyhelp_pipeline.spec.tables import (
 from partyhelp_pipeline.spec.types import TYPES
 
 _ALIGN = 66  # select expressions are padded to this width, so the names line up
+INT64_MAX = 2**63 - 1
 
 
 def quote(name: str) -> str:
@@ -94,7 +95,9 @@ def flattening_query(spec: TableSpec, *, lookups_in_arrow: bool = True) -> str:
 
 def lookup_query(spec: TableSpec, lookup: Lookup) -> str:
     """Every row of a lookup's table (with the joins made from it), keyed by the column the
-    main query's rows join on; run once per chunk, in the chunk's snapshot."""
+    main query's rows join on; run once per chunk, in the chunk's snapshot. A key above
+    int64 (a BIGINT UNSIGNED may hold one) is left out: no parent value the export can
+    carry equals it, and a parent that large fails on its own column, naming its row."""
     join = lookup.join
     key = TYPES["INT64"].wire_sql(mysql_source(f"{join.alias}.{join.key}"))
     return (
@@ -107,6 +110,7 @@ def lookup_query(spec: TableSpec, lookup: Lookup) -> str:
                     + [_select_item(column) for column in lookup.columns]
                 ),
                 *_from_clause(join.table, join.alias, lookup.nested),
+                f"WHERE {key} <= {INT64_MAX}",
             ]
         )
         + "\n"

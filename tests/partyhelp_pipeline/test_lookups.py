@@ -194,3 +194,24 @@ def test_a_venue_renamed_after_the_snapshot_began_is_exported_as_it_was(
     with admin_connection(database) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT business_name FROM venues WHERE id = %s", (venue_id,))
         assert cursor.fetchone() == ("Renamed Since",)
+
+
+def test_a_venue_id_above_int64_leaves_the_tables_that_look_venues_up_unchanged(
+    private_source: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BIGINT UNSIGNED allows ids above int64. No purchase can point at such a venue and
+    still be exported (its venue_id fails, naming the row), so the lookup leaves it out:
+    the purchases export as the join in SQL exports them."""
+    monkeypatch.setattr(avro_encoding.os, "urandom", lambda size: b"\x5a" * size)
+    database = private_source["database"]
+    with admin_connection(database) as connection, connection.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY TABLE one_venue AS SELECT * FROM venues LIMIT 1")
+        cursor.execute("UPDATE one_venue SET id = 18446744073709551615")
+        cursor.execute("INSERT INTO venues SELECT * FROM one_venue")
+        cursor.execute("SELECT COUNT(*) FROM lead_purchases")
+        (purchases,) = cursor.fetchone()
+    user = private_source["user"]
+    arrow, chunks = _export_parts(database, user, PURCHASES, tmp_path / "arrow")
+    sql, _ = _export_parts(database, user, every_join_in_sql(PURCHASES), tmp_path / "sql")
+    assert sum(c.rows for c in chunks) == purchases > 0
+    assert arrow == sql

@@ -4,3 +4,4 @@ SELECT
     `v`.`id`                                                          AS `lookup_key`,
     `v`.`business_name`                                               AS `venue_business_name`
 FROM `venues` AS `v`
+WHERE `v`.`id` <= 9223372036854775807

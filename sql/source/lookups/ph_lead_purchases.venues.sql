@@ -6,3 +6,4 @@ SELECT
     `a`.`name`                                                        AS `venue_area_name`
 FROM `venues` AS `v`
 LEFT JOIN `areas` AS `a` ON `a`.`id` = `v`.`area_id`
+WHERE `v`.`id` <= 9223372036854775807

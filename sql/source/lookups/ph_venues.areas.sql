@@ -4,3 +4,4 @@ SELECT
     `a`.`id`                                                          AS `lookup_key`,
     `a`.`name`                                                        AS `area_name`
 FROM `areas` AS `a`
+WHERE `a`.`id` <= 9223372036854775807
