@@ -202,11 +202,7 @@ def health_page(
 ) -> str:
     """A static HTML page: rows added per day per table over the last 90 days up to
     ``sync_date``, the flagged days marked, and each table's latest source freshness."""
-    first_day = sync_date - dt.timedelta(days=CHART_DAYS - 1)
-    windows = {table: _window(rows, first_day, sync_date) for table, rows in history.items()}
-    values = [m.rows_added for days in windows.values() for m in days.values() if m.rows_added]
-    frame = _Frame(first_day, CHART_DAYS, _nice_ceiling(max(values, default=0)))
-    colours = {table: PALETTE[i % len(PALETTE)] for i, table in enumerate(windows)}
+    windows, colours, frame = _chart_data(history, sync_date)
     return "\n".join(
         [
             "<!DOCTYPE html>",
@@ -218,7 +214,7 @@ def health_page(
             "</head>",
             "<body>",
             f"<h1>{_esc(title)}</h1>",
-            f'<p class="period">Rows added per published day, {_esc(first_day.isoformat())} '
+            f'<p class="period">Rows added per published day, {_esc(frame.first_day.isoformat())} '
             f"to {_esc(sync_date.isoformat())}. Red rings mark the days with an anomaly; a "
             "gap is a day without a value.</p>",
             _svg(windows, colours, frame),
@@ -235,14 +231,25 @@ def chart_svg(history: Mapping[str, Sequence[TableMetrics]], sync_date: dt.date)
     """The page's chart alone, as an SVG document with its own style and legend: the summary
     artifact shows it as an image (the Prefect UI renders a ``data:`` SVG image, not inline
     SVG)."""
-    first_day = sync_date - dt.timedelta(days=CHART_DAYS - 1)
-    windows = {table: _window(rows, first_day, sync_date) for table, rows in history.items()}
-    values = [m.rows_added for days in windows.values() for m in days.values() if m.rows_added]
-    frame = _Frame(first_day, CHART_DAYS, _nice_ceiling(max(values, default=0)), top=44)
-    colours = {table: PALETTE[i % len(PALETTE)] for i, table in enumerate(windows)}
+    windows, colours, frame = _chart_data(history, sync_date, top=44)  # room for the legend
     chart = _svg(windows, colours, frame)
     head, _, rest = chart.partition(">")
     return "".join([head, ">", f"<style>{_SVG_CSS}</style>", _svg_legend(colours, frame), rest])
+
+
+_Windows = dict[str, dict[dt.date, TableMetrics]]
+
+
+def _chart_data(
+    history: Mapping[str, Sequence[TableMetrics]], sync_date: dt.date, top: int = 20
+) -> tuple[_Windows, dict[str, str], _Frame]:
+    """Each table's days in the chart's window, its colour, and the chart's frame."""
+    first_day = sync_date - dt.timedelta(days=CHART_DAYS - 1)
+    windows = {table: _window(rows, first_day, sync_date) for table, rows in history.items()}
+    values = [m.rows_added for days in windows.values() for m in days.values() if m.rows_added]
+    frame = _Frame(first_day, CHART_DAYS, _nice_ceiling(max(values, default=0)), top=top)
+    colours = {table: PALETTE[i % len(PALETTE)] for i, table in enumerate(windows)}
+    return windows, colours, frame
 
 
 def _svg_legend(colours: Mapping[str, str], frame: _Frame) -> str:
@@ -260,23 +267,23 @@ def _svg_legend(colours: Mapping[str, str], frame: _Frame) -> str:
     return '<g class="svg-legend">' + "".join(items) + "</g>"
 
 
-_SVG_CSS = (
-    "svg{background:#fff}.grid line{stroke:#e5e5e5}.axis line,.axis path{stroke:#888}"
-    "text{font-family:sans-serif}.axis text{font-size:11px;fill:#555}"
-    ".axis-title{font-size:12px;fill:#333}.legend{font-size:12px;fill:#333}"
+_CHART_CSS = (  # the chart's own rules, in the page and in the SVG document alike
+    ".grid line{stroke:#e5e5e5}.axis line,.axis path{stroke:#888}"
+    ".axis text{font-size:11px;fill:#555}.axis-title{font-size:12px;fill:#333}"
     ".series path{fill:none;stroke-width:1.8}"
     "circle.anomaly{fill:none;stroke:" + ANOMALY_COLOUR + ";stroke-width:2.5}"
+)
+
+_SVG_CSS = (
+    "svg{background:#fff}text{font-family:sans-serif}.legend{font-size:12px;fill:#333}" + _CHART_CSS
 )
 
 _CSS = (
     "body{font-family:system-ui,sans-serif;margin:24px;color:#222}"
     "h1{font-size:20px;margin:0 0 4px}p.period{margin:0 0 12px;color:#555}"
     "svg{display:block;background:#fff}"
-    ".grid line{stroke:#e5e5e5}.axis line,.axis path{stroke:#888}"
-    ".axis text{font-size:11px;fill:#555}.axis-title{font-size:12px;fill:#333}"
-    ".series path{fill:none;stroke-width:1.8}"
-    "circle.anomaly{fill:none;stroke:" + ANOMALY_COLOUR + ";stroke-width:2.5}"
-    "ul.legend{list-style:none;padding:0;margin:8px 0 20px;display:flex;flex-wrap:wrap;gap:16px}"
+    + _CHART_CSS
+    + "ul.legend{list-style:none;padding:0;margin:8px 0 20px;display:flex;flex-wrap:wrap;gap:16px}"
     ".legend .swatch{display:inline-block;width:14px;height:4px;margin-right:6px;"
     "vertical-align:middle}"
     "table.freshness{border-collapse:collapse;font-size:13px}"
