@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from partyhelp_pipeline.clock import iso, parse_iso, utc_now
 from partyhelp_pipeline.health import HealthPage, TableHealth
-from partyhelp_pipeline.health_report import health_markdown
+from partyhelp_pipeline.health_report import CHART_DAYS, health_markdown
 from partyhelp_pipeline.manifest import Manifest
 from partyhelp_pipeline.warehouse.replace import LoadResult
 
@@ -391,7 +391,8 @@ def _health_section(report: RunReport) -> list[str]:
     url = report.target.object_url(page.uri) if page and report.target else None
     if page:  # an image the UI draws; the page itself is kept beside the exports
         image = base64.b64encode(page.chart_svg.encode()).decode("ascii")
-        chart = ["", f"![Rows added per day, last 90 days](data:image/svg+xml;base64,{image})"]
+        alt = f"Rows added per day, last {CHART_DAYS} days"
+        chart = ["", f"![{alt}](data:image/svg+xml;base64,{image})"]
         if not url:  # the emulators have no console: the object's name
             chart += ["", f"The health page: `{page.uri}`."]
     checks = {h.metrics.table_name: h.checks for h in measured}

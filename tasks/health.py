@@ -29,7 +29,6 @@ from partyhelp_pipeline.warehouse.target import open_warehouse
 from tasks.gcs_to_bigquery import bigquery_jobs
 from tasks.options import RETRY_OPTIONS, runtime_settings
 
-PAGE_DAYS = 90  # the health page's span
 PAGE_NAME = "index.html"
 
 
@@ -63,7 +62,7 @@ def publish_health(day: dt.date, tables: list[str]) -> HealthPage:
     with bigquery_jobs(HEALTH_VIEW.name, day):
         views.refresh_health_view(warehouse)
         history = metrics.metrics_histories(
-            warehouse, tables, day + dt.timedelta(days=1), PAGE_DAYS
+            warehouse, tables, day + dt.timedelta(days=1), health_report.CHART_DAYS
         )
     page = health_report.health_page(history, day)
     name = f"{health_folder(settings.gcs_prefix, day)}/{PAGE_NAME}"
