@@ -14,6 +14,7 @@ medians is printed as Markdown, the records appended to benchmarks/.work/ab-*.js
 from __future__ import annotations
 
 import argparse
+import secrets
 import statistics
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from typing import Any
 from benchmarks import run, seed
 
 TREES = run.WORK / "ab"
+TABLE = "ph_lead_purchases"
 
 
 def worktree(commit: str) -> tuple[str, Path]:
@@ -60,7 +62,6 @@ def measure(tree: Path, rows: int, bucket: str) -> dict[str, Any]:
         run.empty_bucket(bucket)
 
 
-TABLE = "ph_lead_purchases"
 COLUMNS = (
     ("wall", "seconds", "{:.1f} s"),
     ("client CPU", "client_cpu_seconds", "{:.1f} s"),
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     trees = [worktree(c) for c in args.commits.split(",")]
     results = run.Results("ab")
-    bucket = f"ph-bench-ab-{run.secrets.token_hex(3)}"
+    bucket = f"ph-bench-ab-{secrets.token_hex(3)}"
     run.storage().create_bucket(bucket)
     records: list[dict[str, Any]] = []
     try:
